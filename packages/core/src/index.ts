@@ -1,0 +1,6 @@
+export * from './errors.js'
+export * from './interfaces/index.js'
+export * from './bytes.js'
+export * from './identity.js'
+export * from './session-auth.js'
+export * from './crypto.js'

@@ -1,0 +1,7 @@
+export * from './common.js'
+export * from './crypto.js'
+export * from './client-store.js'
+export * from './directory.js'
+export * from './channel.js'
+export * from './transport.js'
+export * from './server-store.js'

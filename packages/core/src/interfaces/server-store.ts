@@ -1,0 +1,159 @@
+import type { AbortOptions, ClientId, GroupIdHex } from './common.js'
+
+/** The only server store contract version this release of core understands. */
+export const SERVER_STORE_SPECIFICATION_VERSION = 'v1' as const
+
+/** A registered client: its identity bound to one signature key. */
+export interface IdentityRecord {
+  readonly clientId: ClientId
+  readonly userId: string
+  readonly deviceId: string
+  readonly signaturePublicKey: Uint8Array
+  readonly ciphersuite: string
+  /** Milliseconds since the epoch. */
+  readonly registeredAt: number
+}
+
+/** A validated KeyPackage waiting in a device's pool. */
+export interface KeyPackageRecord {
+  /** KeyPackageRef (RFC 9420 section 5.2), lower-case hex; unique across the store. */
+  readonly ref: string
+  readonly clientId: ClientId
+  /** The encoded MLSMessage. */
+  readonly keyPackage: Uint8Array
+  readonly lastResort: boolean
+  /** The KeyPackage's `not_after`, seconds since the epoch. */
+  readonly notAfter: number
+}
+
+/** One occupied leaf of a group's ratchet tree, as the channel tracks it. */
+export interface RosterEntry {
+  readonly leafIndex: number
+  readonly clientId: ClientId
+}
+
+/** A span of a group's log a client may read: `(fromSeq, untilSeq]`. */
+export interface AccessWindow {
+  readonly clientId: ClientId
+  /** The client reads entries with `seq > fromSeq`. */
+  readonly fromSeq: number
+  /** The client reads entries with `seq <= untilSeq`; `null` while it is a member. */
+  readonly untilSeq: number | null
+}
+
+/** A group as the channel knows it: its epoch, log head, roster and read access. */
+export interface GroupRecord {
+  readonly groupId: GroupIdHex
+  readonly epoch: bigint
+  /** Seq of the last log entry; 0 for an empty log. */
+  readonly lastSeq: number
+  readonly roster: readonly RosterEntry[]
+  readonly access: readonly AccessWindow[]
+}
+
+/** One entry of a group's log, as stored. */
+export interface LogRecord {
+  readonly seq: number
+  readonly kind: 'commit' | 'application'
+  readonly epoch: bigint
+  readonly sender: ClientId
+  readonly message: Uint8Array
+  /** Hash of `message`, lower-case hex; unique per group (replays are refused). */
+  readonly digest: string
+}
+
+/** One Welcome in a client's mailbox. */
+export interface WelcomeRecord {
+  readonly seq: number
+  readonly groupId: GroupIdHex
+  readonly welcome: Uint8Array
+  readonly commitSeq: number
+}
+
+/** Outcome of `appendCommit`. */
+export type AppendCommitResult =
+  | { readonly kind: 'accepted'; readonly seq: number; readonly welcomeSeqs: readonly { clientId: ClientId; seq: number }[] }
+  | { readonly kind: 'conflict'; readonly epoch: bigint }
+
+/** Outcome of `appendMessage`. */
+export type AppendMessageResult = { readonly kind: 'accepted'; readonly seq: number } | { readonly kind: 'duplicate' }
+
+/**
+ * Durable state of the Directory and the Group Channel. The services decide;
+ * the store keeps their decisions atomically. Adapters hold no MLS logic.
+ *
+ * Semantics (every adapter, proven by `@mls/conformance/storage`):
+ * - Missing values are `undefined`, empty listings `[]`.
+ * - Each method is one atomic transaction; after a crash every resolved call
+ *   is durable and no rejected or interrupted call is partly visible.
+ * - Concurrent calls are serializable: two `consumeKeyPackage` calls never
+ *   return the same one-time KeyPackage; two `appendCommit` calls for the same
+ *   epoch accept exactly one.
+ * - Errors: `STORAGE_IO` for I/O failures, `ABORTED`, `STORAGE_CLOSED`.
+ *   Expected outcomes (conflict, duplicate, exists) are results, not errors.
+ */
+export interface ServerStore {
+  readonly specificationVersion: typeof SERVER_STORE_SPECIFICATION_VERSION
+  readonly [Symbol.toStringTag]: string
+
+  /** Insert the identity unless its client id exists. `exists` when the same key is already bound, `conflict` for another key. */
+  registerIdentity(record: IdentityRecord, options?: AbortOptions): Promise<'created' | 'exists' | 'conflict'>
+  getIdentity(clientId: ClientId, options?: AbortOptions): Promise<IdentityRecord | undefined>
+  /** Every registered device of a user, sorted by client id. */
+  listDevices(userId: string, options?: AbortOptions): Promise<IdentityRecord[]>
+
+  /** Add one-time KeyPackages and optionally replace the client's last-resort one. Refs already known are ignored. */
+  addKeyPackages(
+    clientId: ClientId,
+    records: readonly KeyPackageRecord[],
+    lastResort: KeyPackageRecord | undefined,
+    options?: AbortOptions
+  ): Promise<void>
+  /**
+   * Atomically take the client's oldest unexpired one-time KeyPackage (removing
+   * it from the pool and remembering its ref for Welcome routing), or, when the
+   * pool is empty, return its last-resort KeyPackage without removing it.
+   * Expired one-time KeyPackages (`notAfter < nowSeconds`) are dropped.
+   */
+  consumeKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined>
+  countKeyPackages(clientId: ClientId, options?: AbortOptions): Promise<{ oneTime: number; lastResort: boolean }>
+  /** The client a consumed (served) KeyPackage ref belonged to. */
+  lookupServedKeyPackage(ref: string, options?: AbortOptions): Promise<ClientId | undefined>
+
+  /** Create a group; `false` when it exists. */
+  createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean>
+  getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined>
+  /**
+   * If the group's epoch is still `expectedEpoch`: append `entry` at
+   * `lastSeq + 1`, set the epoch to `expectedEpoch + 1`, replace roster and
+   * access (windows given with `fromSeq`/`untilSeq` of `-1` mean "this
+   * entry's seq"), and put each Welcome in its recipient's mailbox with
+   * `commitSeq` set to the entry's seq. Otherwise `conflict` with the current
+   * epoch, and nothing changes.
+   */
+  appendCommit(
+    groupId: GroupIdHex,
+    commit: {
+      expectedEpoch: bigint
+      entry: Omit<LogRecord, 'seq'>
+      roster: readonly RosterEntry[]
+      access: readonly AccessWindow[]
+      welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+    },
+    options?: AbortOptions
+  ): Promise<AppendCommitResult>
+  /** Append an application message; `duplicate` when the digest is already in the group's log. */
+  appendMessage(groupId: GroupIdHex, entry: Omit<LogRecord, 'seq'>, options?: AbortOptions): Promise<AppendMessageResult>
+  /** Log entries with `afterSeq < seq <= untilSeq` (all when `untilSeq` is omitted), ascending, at most `limit`. */
+  readLog(
+    groupId: GroupIdHex,
+    afterSeq: number,
+    limit: number,
+    untilSeq?: number,
+    options?: AbortOptions
+  ): Promise<LogRecord[]>
+  /** Welcomes for `clientId` after `afterSeq`, ascending, at most `limit`. */
+  readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]>
+
+  close(): Promise<void>
+}
