@@ -14,7 +14,7 @@ export interface IdentityRecord {
   readonly registeredAt: number
 }
 
-/** A validated KeyPackage waiting in a device's pool. */
+/** A validated KeyPackage waiting in a device's pool (or its last-resort slot). */
 export interface KeyPackageRecord {
   /** KeyPackageRef (RFC 9420 section 5.2), lower-case hex; unique across the store. */
   readonly ref: string
@@ -22,7 +22,10 @@ export interface KeyPackageRecord {
   /** The encoded MLSMessage. */
   readonly keyPackage: Uint8Array
   readonly lastResort: boolean
-  /** The KeyPackage's `not_after`, seconds since the epoch. */
+  /**
+   * The KeyPackage's `not_after`, seconds since the epoch, clamped to
+   * `Number.MAX_SAFE_INTEGER` (so every adapter can store it as a 64-bit integer).
+   */
   readonly notAfter: number
 }
 
@@ -89,8 +92,19 @@ export type AppendMessageResult = { readonly kind: 'accepted'; readonly seq: num
  * - Concurrent calls are serializable: two `consumeKeyPackage` calls never
  *   return the same one-time KeyPackage; two `appendCommit` calls for the same
  *   epoch accept exactly one.
- * - Errors: `STORAGE_IO` for I/O failures, `ABORTED`, `STORAGE_CLOSED`.
- *   Expected outcomes (conflict, duplicate, exists) are results, not errors.
+ * - Returned values are copies: mutating them, or a value after passing it
+ *   in, does not change what is stored.
+ * - KeyPackage bytes that leave the store (consumed, dropped when expired, a
+ *   replaced last-resort one) are deleted securely where the backend allows
+ *   it (memory: zeroed; SQLite: `secure_delete`).
+ * - Errors: `STORAGE_IO` for I/O failures, `ABORTED` (signal aborted before
+ *   the call; nothing changes), `STORAGE_CLOSED` after `close()`,
+ *   `UNKNOWN_GROUP` when `appendCommit`/`appendMessage` name a group that was
+ *   never created. Expected outcomes (conflict, duplicate, exists) are
+ *   results, not errors.
+ *
+ * Run `serverStoreConformanceSuite` from `@mls/conformance/storage` against
+ * every adapter.
  */
 export interface ServerStore {
   readonly specificationVersion: typeof SERVER_STORE_SPECIFICATION_VERSION
@@ -102,7 +116,13 @@ export interface ServerStore {
   /** Every registered device of a user, sorted by client id. */
   listDevices(userId: string, options?: AbortOptions): Promise<IdentityRecord[]>
 
-  /** Add one-time KeyPackages and optionally replace the client's last-resort one. Refs already known are ignored. */
+  /**
+   * Add one-time KeyPackages to the client's pool (in the given order, which
+   * is the order `consumeKeyPackage` serves them) and optionally replace the
+   * client's last-resort one. Refs already known to the store (pooled, served,
+   * or any client's current last-resort) are ignored, so an upload retried
+   * after a lost response does not duplicate anything.
+   */
   addKeyPackages(
     clientId: ClientId,
     records: readonly KeyPackageRecord[],
@@ -113,11 +133,15 @@ export interface ServerStore {
    * Atomically take the client's oldest unexpired one-time KeyPackage (removing
    * it from the pool and remembering its ref for Welcome routing), or, when the
    * pool is empty, return its last-resort KeyPackage without removing it.
-   * Expired one-time KeyPackages (`notAfter < nowSeconds`) are dropped.
+   * Expired one-time KeyPackages (`notAfter < nowSeconds`) are dropped; an
+   * expired last-resort KeyPackage is kept but not returned. Every ref
+   * returned, one-time or last-resort, is remembered as served to this client.
+   * `undefined` when the client has nothing to serve.
    */
   consumeKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined>
+  /** Pooled one-time KeyPackages (expired ones not yet dropped included) and whether a last-resort one is set. */
   countKeyPackages(clientId: ClientId, options?: AbortOptions): Promise<{ oneTime: number; lastResort: boolean }>
-  /** The client a consumed (served) KeyPackage ref belonged to. */
+  /** The client a KeyPackage ref was served for by `consumeKeyPackage`; `undefined` for refs never served. */
   lookupServedKeyPackage(ref: string, options?: AbortOptions): Promise<ClientId | undefined>
 
   /** Create a group; `false` when it exists. */
@@ -128,8 +152,9 @@ export interface ServerStore {
    * `lastSeq + 1`, set the epoch to `expectedEpoch + 1`, replace roster and
    * access (windows given with `fromSeq`/`untilSeq` of `-1` mean "this
    * entry's seq"), and put each Welcome in its recipient's mailbox with
-   * `commitSeq` set to the entry's seq. Otherwise `conflict` with the current
-   * epoch, and nothing changes.
+   * `commitSeq` set to the entry's seq; `welcomeSeqs` lists the mailbox seq
+   * of each Welcome, in the order given. Otherwise `conflict` with the
+   * current epoch, and nothing changes.
    */
   appendCommit(
     groupId: GroupIdHex,
@@ -144,7 +169,7 @@ export interface ServerStore {
   ): Promise<AppendCommitResult>
   /** Append an application message; `duplicate` when the digest is already in the group's log. */
   appendMessage(groupId: GroupIdHex, entry: Omit<LogRecord, 'seq'>, options?: AbortOptions): Promise<AppendMessageResult>
-  /** Log entries with `afterSeq < seq <= untilSeq` (all when `untilSeq` is omitted), ascending, at most `limit`. */
+  /** Log entries with `afterSeq < seq <= untilSeq` (all when `untilSeq` is omitted), ascending, at most `limit`; `[]` for an unknown group. */
   readLog(
     groupId: GroupIdHex,
     afterSeq: number,
@@ -152,8 +177,9 @@ export interface ServerStore {
     untilSeq?: number,
     options?: AbortOptions
   ): Promise<LogRecord[]>
-  /** Welcomes for `clientId` after `afterSeq`, ascending, at most `limit`. */
+  /** Welcomes for `clientId` after `afterSeq`, ascending, at most `limit`; `[]` for an empty mailbox. */
   readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]>
 
+  /** Release resources. Idempotent. Later calls reject with `STORAGE_CLOSED`. */
   close(): Promise<void>
 }

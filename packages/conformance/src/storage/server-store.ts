@@ -1,0 +1,536 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { AccessWindow, IdentityRecord, KeyPackageRecord, LogRecord, RosterEntry, ServerStore } from '@mls/core/interfaces'
+
+export interface ServerStoreSuiteInit<S extends ServerStore = ServerStore> {
+  /** Shown in the describe block. */
+  name: string
+  /** A fresh, empty store for each test. */
+  setup(): Promise<S>
+  /** Dispose of a store after its test (it may already be closed). */
+  teardown?(store: S): Promise<void>
+  /**
+   * Reopen the durable state of `store` as a new store instance (after closing
+   * it), to prove resolved writes survive a restart. Omit for non-durable adapters.
+   */
+  reopen?(store: S): Promise<S>
+  /**
+   * Read every byte the backend holds for this store, bypassing the adapter's
+   * read path (e.g. the SQLite file), to prove consumed KeyPackages are gone.
+   */
+  rawBytes?(store: S): Promise<Uint8Array>
+}
+
+const NOW = 1_700_000_000
+const FAR = Number.MAX_SAFE_INTEGER
+
+/** Distinct, recognisable bytes for a label (so raw-byte scans can find them). */
+function payload(label: string, size = 48): Uint8Array {
+  const out = new Uint8Array(size)
+  let h = 2166136261
+  for (let i = 0; i < label.length; i++) h = Math.imul(h ^ label.charCodeAt(i), 16777619)
+  for (let i = 0; i < size; i++) {
+    h = Math.imul(h ^ i, 16777619) >>> 0
+    out[i] = h & 0xff
+  }
+  return out
+}
+
+function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer
+    return true
+  }
+  return false
+}
+
+function identity(clientId: string, key = payload(`key:${clientId}`, 32)): IdentityRecord {
+  const [userId = '', deviceId = ''] = clientId.split('/')
+  return { clientId, userId, deviceId, signaturePublicKey: key, ciphersuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', registeredAt: 1_700_000_000_000 }
+}
+
+function keyPackage(ref: string, clientId: string, options: { notAfter?: number; lastResort?: boolean } = {}): KeyPackageRecord {
+  return { ref, clientId, keyPackage: payload(`kp:${ref}`), lastResort: options.lastResort ?? false, notAfter: options.notAfter ?? FAR }
+}
+
+function entry(label: string, kind: 'commit' | 'application' = 'application', epoch = 0n, sender = 'alice/phone'): Omit<LogRecord, 'seq'> {
+  return { kind, epoch, sender, message: payload(`msg:${label}`, 64), digest: `digest-${label}` }
+}
+
+const G = 'aa01'
+const ALICE = 'alice/phone'
+const BOB = 'bob/laptop'
+const CAROL = 'carol/tablet'
+
+function group(groupId = G, creator = ALICE) {
+  return {
+    groupId,
+    epoch: 0n,
+    lastSeq: 0,
+    roster: [{ leafIndex: 0, clientId: creator }],
+    access: [{ clientId: creator, fromSeq: 0, untilSeq: null }]
+  }
+}
+
+function commit(
+  expectedEpoch: bigint,
+  label: string,
+  options: { roster?: RosterEntry[]; access?: AccessWindow[]; welcomes?: { clientId: string; welcome: Uint8Array }[] } = {}
+) {
+  return {
+    expectedEpoch,
+    entry: entry(label, 'commit', expectedEpoch),
+    roster: options.roster ?? [{ leafIndex: 0, clientId: ALICE }],
+    access: options.access ?? [{ clientId: ALICE, fromSeq: 0, untilSeq: null }],
+    welcomes: options.welcomes ?? []
+  }
+}
+
+async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
+  await expect(promise).rejects.toMatchObject({ code })
+}
+
+/**
+ * The ServerStore contract (packages/core/src/interfaces/server-store.ts), run
+ * against one adapter. It asserts only the contract, never an adapter's internals.
+ */
+export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerStoreSuiteInit<S>): void {
+  describe(`ServerStore conformance: ${init.name}`, () => {
+    let store: S
+
+    beforeEach(async () => {
+      store = await init.setup()
+    })
+    afterEach(async () => {
+      await init.teardown?.(store)
+    })
+
+    it('declares the contract version and a tag', () => {
+      expect(store.specificationVersion).toBe('v1')
+      expect(typeof store[Symbol.toStringTag]).toBe('string')
+    })
+
+    it('returns undefined for missing values and [] for empty listings', async () => {
+      expect(await store.getIdentity(ALICE)).toBeUndefined()
+      expect(await store.listDevices('alice')).toEqual([])
+      expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 0, lastResort: false })
+      expect(await store.consumeKeyPackage(ALICE, NOW)).toBeUndefined()
+      expect(await store.lookupServedKeyPackage('00ff')).toBeUndefined()
+      expect(await store.getGroup(G)).toBeUndefined()
+      expect(await store.readLog(G, 0, 10)).toEqual([])
+      expect(await store.readWelcomes(ALICE, 0, 10)).toEqual([])
+    })
+
+    describe('identities', () => {
+      it('registers once: created, then exists for the same key, conflict for another key', async () => {
+        expect(await store.registerIdentity(identity(ALICE))).toBe('created')
+        expect(await store.registerIdentity(identity(ALICE))).toBe('exists')
+        expect(await store.registerIdentity(identity(ALICE, payload('other key', 32)))).toBe('conflict')
+        const stored = await store.getIdentity(ALICE)
+        expect(stored).toEqual(identity(ALICE))
+        expect(stored?.signaturePublicKey).toEqual(payload(`key:${ALICE}`, 32))
+      })
+
+      it('lists a user’s devices sorted by client id, and only that user’s', async () => {
+        for (const id of ['alice/tablet', 'alice/desktop', 'al/phone', 'alicex/phone', 'alice/laptop', BOB]) {
+          await store.registerIdentity(identity(id))
+        }
+        const devices = await store.listDevices('alice')
+        expect(devices.map((d) => d.clientId)).toEqual(['alice/desktop', 'alice/laptop', 'alice/tablet'])
+        expect(devices[0]).toEqual(identity('alice/desktop'))
+        expect(await store.listDevices('nobody')).toEqual([])
+      })
+
+      it('returns copies of identity keys', async () => {
+        const key = payload('copy key', 32)
+        await store.registerIdentity(identity(ALICE, key))
+        key[0] = key[0]! ^ 0xff
+        const read = await store.getIdentity(ALICE)
+        expect(read?.signaturePublicKey).toEqual(payload('copy key', 32))
+        read!.signaturePublicKey[1] = read!.signaturePublicKey[1]! ^ 0xff
+        expect((await store.getIdentity(ALICE))?.signaturePublicKey).toEqual(payload('copy key', 32))
+        const listed = await store.listDevices('alice')
+        listed[0]!.signaturePublicKey[2] = listed[0]!.signaturePublicKey[2]! ^ 0xff
+        expect((await store.getIdentity(ALICE))?.signaturePublicKey).toEqual(payload('copy key', 32))
+      })
+    })
+
+    describe('KeyPackages', () => {
+      it('serves one-time KeyPackages oldest first, across uploads, each once', async () => {
+        await store.addKeyPackages(ALICE, [keyPackage('01', ALICE), keyPackage('02', ALICE)], undefined)
+        await store.addKeyPackages(ALICE, [keyPackage('03', ALICE)], undefined)
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 3, lastResort: false })
+        const first = await store.consumeKeyPackage(ALICE, NOW)
+        expect(first).toEqual(keyPackage('01', ALICE))
+        expect((await store.consumeKeyPackage(ALICE, NOW))?.ref).toBe('02')
+        expect((await store.consumeKeyPackage(ALICE, NOW))?.ref).toBe('03')
+        expect(await store.consumeKeyPackage(ALICE, NOW)).toBeUndefined()
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 0, lastResort: false })
+      })
+
+      it('keeps pools per client', async () => {
+        await store.addKeyPackages(ALICE, [keyPackage('a1', ALICE)], undefined)
+        await store.addKeyPackages(BOB, [keyPackage('b1', BOB)], undefined)
+        expect((await store.consumeKeyPackage(BOB, NOW))?.ref).toBe('b1')
+        expect(await store.consumeKeyPackage(BOB, NOW)).toBeUndefined()
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 1, lastResort: false })
+        expect((await store.consumeKeyPackage(ALICE, NOW))?.clientId).toBe(ALICE)
+      })
+
+      it('ignores refs it already knows: pooled, served or a current last-resort', async () => {
+        await store.addKeyPackages(ALICE, [keyPackage('01', ALICE), keyPackage('01', ALICE)], keyPackage('lr', ALICE, { lastResort: true }))
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 1, lastResort: true })
+        await store.addKeyPackages(ALICE, [keyPackage('01', ALICE), keyPackage('lr', ALICE)], undefined)
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 1, lastResort: true })
+        expect((await store.consumeKeyPackage(ALICE, NOW))?.ref).toBe('01')
+        await store.addKeyPackages(ALICE, [keyPackage('01', ALICE)], undefined)
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 0, lastResort: true })
+        const next = await store.consumeKeyPackage(ALICE, NOW)
+        expect(next?.ref).toBe('lr')
+        expect(next?.lastResort).toBe(true)
+      })
+
+      it('never serves the same one-time KeyPackage twice under 50 concurrent consumes', async () => {
+        const refs = Array.from({ length: 30 }, (_, i) => `c${String(i).padStart(2, '0')}`)
+        await store.addKeyPackages(ALICE, refs.map((r) => keyPackage(r, ALICE)), keyPackage('last', ALICE, { lastResort: true }))
+        const results = await Promise.all(Array.from({ length: 50 }, () => store.consumeKeyPackage(ALICE, NOW)))
+        const oneTime = results.filter((r) => r !== undefined && !r.lastResort).map((r) => r!.ref)
+        expect(new Set(oneTime).size).toBe(oneTime.length)
+        expect(oneTime.sort()).toEqual(refs)
+        const lastResort = results.filter((r) => r?.lastResort === true)
+        expect(lastResort).toHaveLength(20)
+        expect(lastResort.every((r) => r?.ref === 'last')).toBe(true)
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 0, lastResort: true })
+      })
+
+      it('serves the last-resort KeyPackage only when the pool is empty, without removing it', async () => {
+        await store.addKeyPackages(ALICE, [keyPackage('one', ALICE)], keyPackage('lr', ALICE, { lastResort: true }))
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 1, lastResort: true })
+        expect(await store.consumeKeyPackage(ALICE, NOW)).toMatchObject({ ref: 'one', lastResort: false })
+        const lr1 = await store.consumeKeyPackage(ALICE, NOW)
+        expect(lr1).toEqual(keyPackage('lr', ALICE, { lastResort: true }))
+        expect(await store.consumeKeyPackage(ALICE, NOW)).toMatchObject({ ref: 'lr', lastResort: true })
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 0, lastResort: true })
+        await store.addKeyPackages(ALICE, [keyPackage('two', ALICE)], undefined)
+        expect(await store.consumeKeyPackage(ALICE, NOW)).toMatchObject({ ref: 'two', lastResort: false })
+      })
+
+      it('replaces the last-resort KeyPackage with a new upload', async () => {
+        await store.addKeyPackages(ALICE, [], keyPackage('lr-old', ALICE, { lastResort: true }))
+        await store.addKeyPackages(ALICE, [], keyPackage('lr-new', ALICE, { lastResort: true }))
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 0, lastResort: true })
+        const served = await store.consumeKeyPackage(ALICE, NOW)
+        expect(served).toEqual(keyPackage('lr-new', ALICE, { lastResort: true }))
+      })
+
+      it('drops expired one-time KeyPackages and does not serve an expired last-resort one', async () => {
+        await store.addKeyPackages(
+          ALICE,
+          [keyPackage('old1', ALICE, { notAfter: NOW - 10 }), keyPackage('edge', ALICE, { notAfter: NOW }), keyPackage('old2', ALICE, { notAfter: NOW - 1 })],
+          keyPackage('lr', ALICE, { lastResort: true, notAfter: NOW - 1 })
+        )
+        expect((await store.consumeKeyPackage(ALICE, NOW))?.ref).toBe('edge')
+        expect(await store.consumeKeyPackage(ALICE, NOW)).toBeUndefined()
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 0, lastResort: true })
+        expect(await store.lookupServedKeyPackage('old1')).toBeUndefined()
+        expect(await store.lookupServedKeyPackage('old2')).toBeUndefined()
+        expect(await store.lookupServedKeyPackage('lr')).toBeUndefined()
+        expect((await store.consumeKeyPackage(ALICE, NOW - 5))?.ref).toBe('lr')
+      })
+
+      it('remembers a ref as served only once it was served, one-time and last-resort alike', async () => {
+        await store.addKeyPackages(BOB, [keyPackage('b1', BOB)], keyPackage('blr', BOB, { lastResort: true }))
+        expect(await store.lookupServedKeyPackage('b1')).toBeUndefined()
+        expect(await store.lookupServedKeyPackage('blr')).toBeUndefined()
+        await store.consumeKeyPackage(BOB, NOW)
+        expect(await store.lookupServedKeyPackage('b1')).toBe(BOB)
+        expect(await store.lookupServedKeyPackage('blr')).toBeUndefined()
+        await store.consumeKeyPackage(BOB, NOW)
+        expect(await store.lookupServedKeyPackage('blr')).toBe(BOB)
+        expect(await store.lookupServedKeyPackage('unknown')).toBeUndefined()
+      })
+
+      it('returns copies of KeyPackage bytes and copies what it is given', async () => {
+        const record = keyPackage('k', ALICE)
+        await store.addKeyPackages(ALICE, [record], keyPackage('lr', ALICE, { lastResort: true }))
+        record.keyPackage.fill(7)
+        const served = await store.consumeKeyPackage(ALICE, NOW)
+        expect(served?.keyPackage).toEqual(payload('kp:k'))
+        const lr = await store.consumeKeyPackage(ALICE, NOW)
+        lr!.keyPackage.fill(9)
+        expect((await store.consumeKeyPackage(ALICE, NOW))?.keyPackage).toEqual(payload('kp:lr'))
+      })
+
+      if (init.rawBytes !== undefined) {
+        const rawBytes = init.rawBytes
+        it('does not keep the bytes of consumed or replaced KeyPackages', async () => {
+          await store.addKeyPackages(ALICE, [keyPackage('gone', ALICE), keyPackage('kept', ALICE)], keyPackage('lr-old', ALICE, { lastResort: true }))
+          await store.consumeKeyPackage(ALICE, NOW)
+          await store.addKeyPackages(ALICE, [], keyPackage('lr-new', ALICE, { lastResort: true }))
+          const raw = await rawBytes(store)
+          expect(contains(raw, payload('kp:kept'))).toBe(true)
+          expect(contains(raw, payload('kp:gone'))).toBe(false)
+          expect(contains(raw, payload('kp:lr-old'))).toBe(false)
+        })
+      }
+    })
+
+    describe('groups and the log', () => {
+      it('creates a group once and reads it back', async () => {
+        expect(await store.createGroup(group())).toBe(true)
+        expect(await store.createGroup({ ...group(), roster: [{ leafIndex: 0, clientId: BOB }] })).toBe(false)
+        expect(await store.getGroup(G)).toEqual(group())
+      })
+
+      it('appends a commit: seq 1, next epoch, roster and access replaced, -1 resolved to the entry seq', async () => {
+        await store.createGroup(group())
+        const result = await store.appendCommit(
+          G,
+          commit(0n, 'c1', {
+            roster: [
+              { leafIndex: 0, clientId: ALICE },
+              { leafIndex: 1, clientId: BOB }
+            ],
+            access: [
+              { clientId: ALICE, fromSeq: 0, untilSeq: null },
+              { clientId: BOB, fromSeq: -1, untilSeq: null }
+            ]
+          })
+        )
+        expect(result).toEqual({ kind: 'accepted', seq: 1, welcomeSeqs: [] })
+        expect(await store.getGroup(G)).toEqual({
+          groupId: G,
+          epoch: 1n,
+          lastSeq: 1,
+          roster: [
+            { leafIndex: 0, clientId: ALICE },
+            { leafIndex: 1, clientId: BOB }
+          ],
+          access: [
+            { clientId: ALICE, fromSeq: 0, untilSeq: null },
+            { clientId: BOB, fromSeq: 1, untilSeq: null }
+          ]
+        })
+        await store.appendMessage(G, entry('m2', 'application', 1n))
+        const removal = await store.appendCommit(
+          G,
+          commit(1n, 'c3', {
+            access: [
+              { clientId: ALICE, fromSeq: 0, untilSeq: null },
+              { clientId: BOB, fromSeq: 1, untilSeq: -1 }
+            ]
+          })
+        )
+        expect(removal).toMatchObject({ kind: 'accepted', seq: 3 })
+        const after = await store.getGroup(G)
+        expect(after?.epoch).toBe(2n)
+        expect(after?.roster).toEqual([{ leafIndex: 0, clientId: ALICE }])
+        expect(after?.access).toEqual([
+          { clientId: ALICE, fromSeq: 0, untilSeq: null },
+          { clientId: BOB, fromSeq: 1, untilSeq: 3 }
+        ])
+      })
+
+      it('refuses a commit for an old or a future epoch with the current epoch, changing nothing', async () => {
+        await store.createGroup(group())
+        await store.appendCommit(G, commit(0n, 'c1'))
+        const welcomes = [{ clientId: BOB, welcome: payload('w') }]
+        expect(await store.appendCommit(G, commit(0n, 'stale', { welcomes, roster: [] }))).toEqual({ kind: 'conflict', epoch: 1n })
+        expect(await store.appendCommit(G, commit(5n, 'future', { welcomes, roster: [] }))).toEqual({ kind: 'conflict', epoch: 1n })
+        const g = await store.getGroup(G)
+        expect(g).toMatchObject({ epoch: 1n, lastSeq: 1, roster: [{ leafIndex: 0, clientId: ALICE }] })
+        expect((await store.readLog(G, 0, 10)).map((r) => r.digest)).toEqual(['digest-c1'])
+        expect(await store.readWelcomes(BOB, 0, 10)).toEqual([])
+      })
+
+      it('accepts exactly one of concurrent commits for the same epoch', async () => {
+        await store.createGroup(group())
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.appendCommit(G, commit(0n, `race${i}`, { welcomes: [{ clientId: BOB, welcome: payload(`w${i}`) }] })))
+        )
+        const accepted = results.filter((r) => r.kind === 'accepted')
+        expect(accepted).toHaveLength(1)
+        expect(results.filter((r) => r.kind === 'conflict').every((r) => r.kind === 'conflict' && r.epoch === 1n)).toBe(true)
+        expect(await store.readLog(G, 0, 100)).toHaveLength(1)
+        expect(await store.readWelcomes(BOB, 0, 100)).toHaveLength(1)
+        expect((await store.getGroup(G))?.epoch).toBe(1n)
+      })
+
+      it('numbers commits and messages without gaps, concurrent appends included', async () => {
+        await store.createGroup(group())
+        await store.appendCommit(G, commit(0n, 'c'))
+        const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.appendMessage(G, entry(`m${i}`, 'application', 1n))))
+        const seqs = results.map((r) => (r.kind === 'accepted' ? r.seq : -1)).sort((a, b) => a - b)
+        expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i + 2))
+        await store.appendCommit(G, commit(1n, 'c2'))
+        const log = await store.readLog(G, 0, 100)
+        expect(log.map((r) => r.seq)).toEqual(Array.from({ length: 22 }, (_, i) => i + 1))
+        expect((await store.getGroup(G))?.lastSeq).toBe(22)
+      })
+
+      it('puts Welcomes in each recipient’s mailbox with its own seqs and the commit seq', async () => {
+        await store.createGroup(group())
+        await store.appendMessage(G, entry('m1'))
+        const r1 = await store.appendCommit(
+          G,
+          commit(0n, 'c2', {
+            welcomes: [
+              { clientId: BOB, welcome: payload('w-bob') },
+              { clientId: CAROL, welcome: payload('w-carol') }
+            ]
+          })
+        )
+        expect(r1).toEqual({
+          kind: 'accepted',
+          seq: 2,
+          welcomeSeqs: [
+            { clientId: BOB, seq: 1 },
+            { clientId: CAROL, seq: 1 }
+          ]
+        })
+        await store.createGroup(group('bb02'))
+        const r2 = await store.appendCommit('bb02', commit(0n, 'other', { welcomes: [{ clientId: BOB, welcome: payload('w-bob-2') }] }))
+        expect(r2).toEqual({ kind: 'accepted', seq: 1, welcomeSeqs: [{ clientId: BOB, seq: 2 }] })
+        expect(await store.readWelcomes(BOB, 0, 10)).toEqual([
+          { seq: 1, groupId: G, welcome: payload('w-bob'), commitSeq: 2 },
+          { seq: 2, groupId: 'bb02', welcome: payload('w-bob-2'), commitSeq: 1 }
+        ])
+        expect(await store.readWelcomes(BOB, 1, 10)).toEqual([{ seq: 2, groupId: 'bb02', welcome: payload('w-bob-2'), commitSeq: 1 }])
+        expect(await store.readWelcomes(BOB, 0, 1)).toHaveLength(1)
+        expect(await store.readWelcomes(BOB, 2, 10)).toEqual([])
+        expect(await store.readWelcomes(CAROL, 0, 10)).toEqual([{ seq: 1, groupId: G, welcome: payload('w-carol'), commitSeq: 2 }])
+        expect(await store.readWelcomes(ALICE, 0, 10)).toEqual([])
+      })
+
+      it('refuses a message whose digest is already in the group’s log, without using a seq', async () => {
+        await store.createGroup(group())
+        await store.createGroup(group('bb02'))
+        expect(await store.appendMessage(G, entry('m'))).toEqual({ kind: 'accepted', seq: 1 })
+        expect(await store.appendMessage(G, { ...entry('m'), message: payload('different bytes') })).toEqual({ kind: 'duplicate' })
+        await store.appendCommit(G, commit(0n, 'c'))
+        expect(await store.appendMessage(G, { ...entry('x'), digest: 'digest-c' })).toEqual({ kind: 'duplicate' })
+        expect(await store.appendMessage('bb02', entry('m'))).toEqual({ kind: 'accepted', seq: 1 })
+        expect(await store.appendMessage(G, entry('n'))).toEqual({ kind: 'accepted', seq: 3 })
+        expect((await store.readLog(G, 0, 10)).map((r) => r.seq)).toEqual([1, 2, 3])
+      })
+
+      it('rejects appends to an unknown group with UNKNOWN_GROUP', async () => {
+        await rejectsWithCode(store.appendMessage('cc03', entry('m')), 'UNKNOWN_GROUP')
+        await rejectsWithCode(store.appendCommit('cc03', commit(0n, 'c')), 'UNKNOWN_GROUP')
+        expect(await store.getGroup('cc03')).toBeUndefined()
+      })
+
+      it('reads the log by range, limit and untilSeq, with every field', async () => {
+        await store.createGroup(group())
+        await store.appendCommit(G, commit(0n, 'c1'))
+        for (let i = 2; i <= 10; i++) await store.appendMessage(G, entry(`m${i}`, 'application', 1n, i % 2 === 0 ? ALICE : BOB))
+        const all = await store.readLog(G, 0, 100)
+        expect(all).toHaveLength(10)
+        expect(all[0]).toEqual({ seq: 1, kind: 'commit', epoch: 0n, sender: ALICE, message: payload('msg:c1', 64), digest: 'digest-c1' })
+        expect(all[2]).toEqual({ seq: 3, kind: 'application', epoch: 1n, sender: BOB, message: payload('msg:m3', 64), digest: 'digest-m3' })
+        expect((await store.readLog(G, 4, 100)).map((r) => r.seq)).toEqual([5, 6, 7, 8, 9, 10])
+        expect((await store.readLog(G, 4, 2)).map((r) => r.seq)).toEqual([5, 6])
+        expect((await store.readLog(G, 4, 100, 7)).map((r) => r.seq)).toEqual([5, 6, 7])
+        expect((await store.readLog(G, 4, 2, 7)).map((r) => r.seq)).toEqual([5, 6])
+        expect((await store.readLog(G, 0, 100, 0)).map((r) => r.seq)).toEqual([])
+        expect(await store.readLog(G, 7, 100, 5)).toEqual([])
+        expect(await store.readLog(G, 10, 100)).toEqual([])
+        expect(await store.readLog(G, 0, 0)).toEqual([])
+      })
+
+      it('returns copies of log entries, group records and Welcomes, and copies what it is given', async () => {
+        await store.createGroup(group())
+        const message = entry('m')
+        await store.appendMessage(G, message)
+        message.message.fill(1)
+        const welcome = payload('w')
+        const c = commit(0n, 'c', { welcomes: [{ clientId: BOB, welcome }] })
+        const roster = c.roster
+        await store.appendCommit(G, c)
+        welcome.fill(2)
+        c.entry.message.fill(3)
+        roster.push({ leafIndex: 7, clientId: CAROL })
+        const log = await store.readLog(G, 0, 10)
+        expect(log[0]?.message).toEqual(payload('msg:m', 64))
+        expect(log[1]?.message).toEqual(payload('msg:c', 64))
+        log[0]!.message.fill(4)
+        expect((await store.readLog(G, 0, 1))[0]?.message).toEqual(payload('msg:m', 64))
+        const welcomes = await store.readWelcomes(BOB, 0, 10)
+        expect(welcomes[0]?.welcome).toEqual(payload('w'))
+        welcomes[0]!.welcome.fill(5)
+        expect((await store.readWelcomes(BOB, 0, 10))[0]?.welcome).toEqual(payload('w'))
+        const g = await store.getGroup(G)
+        expect(g?.roster).toEqual([{ leafIndex: 0, clientId: ALICE }])
+        ;(g?.roster as RosterEntry[]).push({ leafIndex: 9, clientId: CAROL })
+        ;(g?.access as AccessWindow[]).splice(0)
+        expect(await store.getGroup(G)).toMatchObject({ roster: [{ leafIndex: 0, clientId: ALICE }], access: [{ clientId: ALICE, fromSeq: 0, untilSeq: null }] })
+      })
+    })
+
+    describe('lifecycle', () => {
+      it('rejects every call after close() with STORAGE_CLOSED, and close is idempotent', async () => {
+        await store.createGroup(group())
+        await store.close()
+        await store.close()
+        await rejectsWithCode(store.registerIdentity(identity(ALICE)), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.getIdentity(ALICE), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.listDevices('alice'), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.addKeyPackages(ALICE, [keyPackage('k', ALICE)], undefined), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.consumeKeyPackage(ALICE, NOW), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.countKeyPackages(ALICE), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.lookupServedKeyPackage('k'), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.createGroup(group('bb02')), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.getGroup(G), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.appendCommit(G, commit(0n, 'c')), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.appendMessage(G, entry('m')), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.readLog(G, 0, 10), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.readWelcomes(ALICE, 0, 10), 'STORAGE_CLOSED')
+      })
+
+      it('rejects calls with an aborted signal with ABORTED and changes nothing', async () => {
+        await store.createGroup(group())
+        await store.addKeyPackages(ALICE, [keyPackage('k', ALICE)], undefined)
+        const controller = new AbortController()
+        controller.abort()
+        const options = { signal: controller.signal }
+        await rejectsWithCode(store.registerIdentity(identity(BOB), options), 'ABORTED')
+        await rejectsWithCode(store.getIdentity(ALICE, options), 'ABORTED')
+        await rejectsWithCode(store.listDevices('alice', options), 'ABORTED')
+        await rejectsWithCode(store.addKeyPackages(ALICE, [keyPackage('k2', ALICE)], undefined, options), 'ABORTED')
+        await rejectsWithCode(store.consumeKeyPackage(ALICE, NOW, options), 'ABORTED')
+        await rejectsWithCode(store.countKeyPackages(ALICE, options), 'ABORTED')
+        await rejectsWithCode(store.lookupServedKeyPackage('k', options), 'ABORTED')
+        await rejectsWithCode(store.createGroup(group('bb02'), options), 'ABORTED')
+        await rejectsWithCode(store.getGroup(G, options), 'ABORTED')
+        await rejectsWithCode(store.appendCommit(G, commit(0n, 'c'), options), 'ABORTED')
+        await rejectsWithCode(store.appendMessage(G, entry('m'), options), 'ABORTED')
+        await rejectsWithCode(store.readLog(G, 0, 10, undefined, options), 'ABORTED')
+        await rejectsWithCode(store.readWelcomes(ALICE, 0, 10, options), 'ABORTED')
+        expect(await store.getIdentity(BOB)).toBeUndefined()
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 1, lastResort: false })
+        expect(await store.getGroup('bb02')).toBeUndefined()
+        expect(await store.getGroup(G)).toMatchObject({ epoch: 0n, lastSeq: 0 })
+      })
+
+      if (init.reopen !== undefined) {
+        const reopen = init.reopen
+        it('keeps every resolved write across a reopen', async () => {
+          await store.registerIdentity(identity(ALICE))
+          await store.addKeyPackages(BOB, [keyPackage('b1', BOB), keyPackage('b2', BOB)], keyPackage('blr', BOB, { lastResort: true }))
+          await store.consumeKeyPackage(BOB, NOW)
+          await store.createGroup(group())
+          await store.appendCommit(G, commit(0n, 'c', { welcomes: [{ clientId: BOB, welcome: payload('w') }] }))
+          await store.appendMessage(G, entry('m', 'application', 1n))
+          store = await reopen(store)
+          expect(await store.getIdentity(ALICE)).toEqual(identity(ALICE))
+          expect(await store.countKeyPackages(BOB)).toEqual({ oneTime: 1, lastResort: true })
+          expect(await store.lookupServedKeyPackage('b1')).toBe(BOB)
+          expect((await store.consumeKeyPackage(BOB, NOW))?.ref).toBe('b2')
+          expect(await store.getGroup(G)).toMatchObject({ epoch: 1n, lastSeq: 2 })
+          expect((await store.readLog(G, 0, 10)).map((r) => r.digest)).toEqual(['digest-c', 'digest-m'])
+          expect(await store.readWelcomes(BOB, 0, 10)).toEqual([{ seq: 1, groupId: G, welcome: payload('w'), commitSeq: 1 }])
+          expect(await store.appendMessage(G, entry('m', 'application', 1n))).toEqual({ kind: 'duplicate' })
+        })
+      }
+    })
+  })
+}

@@ -1,0 +1,272 @@
+import type {
+  AbortOptions,
+  AccessWindow,
+  AppendCommitResult,
+  AppendMessageResult,
+  ClientId,
+  GroupIdHex,
+  GroupRecord,
+  IdentityRecord,
+  KeyPackageRecord,
+  LogRecord,
+  RosterEntry,
+  ServerStore,
+  WelcomeRecord
+} from '@mls/core/interfaces'
+import { StorageError, equalBytes, throwIfAborted } from '@mls/core'
+
+export interface MemoryServerStoreInit {
+  /** Shown in `Symbol.toStringTag`; useful when a test holds several stores. */
+  name?: string
+}
+
+interface GroupState {
+  epoch: bigint
+  lastSeq: number
+  roster: RosterEntry[]
+  access: AccessWindow[]
+  log: LogRecord[]
+  digests: Set<string>
+}
+
+const copyIdentity = (r: IdentityRecord): IdentityRecord => ({ ...r, signaturePublicKey: r.signaturePublicKey.slice() })
+const copyKeyPackage = (r: KeyPackageRecord): KeyPackageRecord => ({ ...r, keyPackage: r.keyPackage.slice() })
+const copyLog = (r: LogRecord): LogRecord => ({ ...r, message: r.message.slice() })
+const copyWelcome = (r: WelcomeRecord): WelcomeRecord => ({ ...r, welcome: r.welcome.slice() })
+const copyRoster = (roster: readonly RosterEntry[]): RosterEntry[] => roster.map((e) => ({ leafIndex: e.leafIndex, clientId: e.clientId }))
+const copyAccess = (access: readonly AccessWindow[]): AccessWindow[] =>
+  access.map((w) => ({ clientId: w.clientId, fromSeq: w.fromSeq, untilSeq: w.untilSeq }))
+
+function invalid(message: string): StorageError {
+  return new StorageError('STORAGE_IO', message)
+}
+
+function checkBytes(value: unknown, what: string): void {
+  if (!(value instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`)
+}
+
+function checkLogEntry(entry: Omit<LogRecord, 'seq'>): void {
+  if (entry.kind !== 'commit' && entry.kind !== 'application') throw invalid('Log entry kind must be commit or application')
+  if (typeof entry.epoch !== 'bigint') throw invalid('Log entry epoch must be a bigint')
+  if (typeof entry.sender !== 'string' || typeof entry.digest !== 'string') throw invalid('Log entry sender and digest must be strings')
+  checkBytes(entry.message, 'Log entry message')
+}
+
+class MemoryServerStore implements ServerStore {
+  readonly specificationVersion = 'v1' as const
+  readonly [Symbol.toStringTag]: string
+  private readonly identities = new Map<ClientId, IdentityRecord>()
+  private readonly pools = new Map<ClientId, KeyPackageRecord[]>()
+  private readonly lastResorts = new Map<ClientId, KeyPackageRecord>()
+  private readonly knownRefs = new Set<string>()
+  private readonly served = new Map<string, ClientId>()
+  private readonly groups = new Map<GroupIdHex, GroupState>()
+  private readonly mailboxes = new Map<ClientId, WelcomeRecord[]>()
+  private closed = false
+
+  constructor(init: MemoryServerStoreInit) {
+    this[Symbol.toStringTag] = `MemoryServerStore(${init.name ?? 'default'})`
+  }
+
+  private check(options?: AbortOptions): void {
+    if (this.closed) throw new StorageError('STORAGE_CLOSED', 'The store is closed')
+    throwIfAborted(options?.signal)
+  }
+
+  async registerIdentity(record: IdentityRecord, options?: AbortOptions): Promise<'created' | 'exists' | 'conflict'> {
+    this.check(options)
+    checkBytes(record.signaturePublicKey, 'signaturePublicKey')
+    const existing = this.identities.get(record.clientId)
+    if (existing !== undefined) return equalBytes(existing.signaturePublicKey, record.signaturePublicKey) ? 'exists' : 'conflict'
+    this.identities.set(record.clientId, copyIdentity(record))
+    return 'created'
+  }
+
+  async getIdentity(clientId: ClientId, options?: AbortOptions): Promise<IdentityRecord | undefined> {
+    this.check(options)
+    const record = this.identities.get(clientId)
+    return record === undefined ? undefined : copyIdentity(record)
+  }
+
+  async listDevices(userId: string, options?: AbortOptions): Promise<IdentityRecord[]> {
+    this.check(options)
+    const out: IdentityRecord[] = []
+    for (const record of this.identities.values()) if (record.userId === userId) out.push(copyIdentity(record))
+    return out.sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0))
+  }
+
+  async addKeyPackages(
+    clientId: ClientId,
+    records: readonly KeyPackageRecord[],
+    lastResort: KeyPackageRecord | undefined,
+    options?: AbortOptions
+  ): Promise<void> {
+    this.check(options)
+    for (const r of [...records, ...(lastResort === undefined ? [] : [lastResort])]) {
+      checkBytes(r.keyPackage, 'keyPackage')
+      if (typeof r.ref !== 'string' || typeof r.notAfter !== 'number') throw invalid('KeyPackage record needs a string ref and a numeric notAfter')
+    }
+    const pool = this.pools.get(clientId) ?? []
+    const added = new Set<string>()
+    for (const r of records) {
+      if (this.knownRefs.has(r.ref) || added.has(r.ref)) continue
+      added.add(r.ref)
+      pool.push({ ...copyKeyPackage(r), clientId, lastResort: false })
+    }
+    for (const ref of added) this.knownRefs.add(ref)
+    this.pools.set(clientId, pool)
+    if (lastResort !== undefined && !this.knownRefs.has(lastResort.ref)) {
+      const previous = this.lastResorts.get(clientId)
+      previous?.keyPackage.fill(0)
+      this.knownRefs.add(lastResort.ref)
+      this.lastResorts.set(clientId, { ...copyKeyPackage(lastResort), clientId, lastResort: true })
+    }
+  }
+
+  async consumeKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined> {
+    this.check(options)
+    const pool = this.pools.get(clientId) ?? []
+    while (pool.length > 0) {
+      const record = pool.shift() as KeyPackageRecord
+      if (record.notAfter < nowSeconds) {
+        record.keyPackage.fill(0)
+        continue
+      }
+      const out = copyKeyPackage(record)
+      record.keyPackage.fill(0)
+      this.served.set(record.ref, clientId)
+      return out
+    }
+    const lastResort = this.lastResorts.get(clientId)
+    if (lastResort === undefined || lastResort.notAfter < nowSeconds) return undefined
+    this.served.set(lastResort.ref, clientId)
+    return copyKeyPackage(lastResort)
+  }
+
+  async countKeyPackages(clientId: ClientId, options?: AbortOptions): Promise<{ oneTime: number; lastResort: boolean }> {
+    this.check(options)
+    return { oneTime: this.pools.get(clientId)?.length ?? 0, lastResort: this.lastResorts.has(clientId) }
+  }
+
+  async lookupServedKeyPackage(ref: string, options?: AbortOptions): Promise<ClientId | undefined> {
+    this.check(options)
+    return this.served.get(ref)
+  }
+
+  async createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean> {
+    this.check(options)
+    if (this.groups.has(group.groupId)) return false
+    this.groups.set(group.groupId, {
+      epoch: group.epoch,
+      lastSeq: group.lastSeq,
+      roster: copyRoster(group.roster),
+      access: copyAccess(group.access),
+      log: [],
+      digests: new Set()
+    })
+    return true
+  }
+
+  async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
+    this.check(options)
+    const g = this.groups.get(groupId)
+    if (g === undefined) return undefined
+    return { groupId, epoch: g.epoch, lastSeq: g.lastSeq, roster: copyRoster(g.roster), access: copyAccess(g.access) }
+  }
+
+  private group(groupId: GroupIdHex): GroupState {
+    const g = this.groups.get(groupId)
+    if (g === undefined) throw new StorageError('UNKNOWN_GROUP', `Unknown group ${groupId}`)
+    return g
+  }
+
+  async appendCommit(
+    groupId: GroupIdHex,
+    commit: {
+      expectedEpoch: bigint
+      entry: Omit<LogRecord, 'seq'>
+      roster: readonly RosterEntry[]
+      access: readonly AccessWindow[]
+      welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+    },
+    options?: AbortOptions
+  ): Promise<AppendCommitResult> {
+    this.check(options)
+    const g = this.group(groupId)
+    checkLogEntry(commit.entry)
+    for (const w of commit.welcomes) checkBytes(w.welcome, 'welcome')
+    if (g.epoch !== commit.expectedEpoch) return { kind: 'conflict', epoch: g.epoch }
+    const seq = g.lastSeq + 1
+    const resolve = (n: number | null): number | null => (n === -1 ? seq : n)
+    g.log.push(copyLog({ ...commit.entry, seq }))
+    g.digests.add(commit.entry.digest)
+    g.lastSeq = seq
+    g.epoch = commit.expectedEpoch + 1n
+    g.roster = copyRoster(commit.roster)
+    g.access = commit.access.map((w) => ({ clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }))
+    const welcomeSeqs = commit.welcomes.map(({ clientId, welcome }) => {
+      const mailbox = this.mailboxes.get(clientId) ?? []
+      const record: WelcomeRecord = { seq: mailbox.length + 1, groupId, welcome: welcome.slice(), commitSeq: seq }
+      mailbox.push(record)
+      this.mailboxes.set(clientId, mailbox)
+      return { clientId, seq: record.seq }
+    })
+    return { kind: 'accepted', seq, welcomeSeqs }
+  }
+
+  async appendMessage(groupId: GroupIdHex, entry: Omit<LogRecord, 'seq'>, options?: AbortOptions): Promise<AppendMessageResult> {
+    this.check(options)
+    const g = this.group(groupId)
+    checkLogEntry(entry)
+    if (g.digests.has(entry.digest)) return { kind: 'duplicate' }
+    const seq = g.lastSeq + 1
+    g.log.push(copyLog({ ...entry, seq }))
+    g.digests.add(entry.digest)
+    g.lastSeq = seq
+    return { kind: 'accepted', seq }
+  }
+
+  async readLog(groupId: GroupIdHex, afterSeq: number, limit: number, untilSeq?: number, options?: AbortOptions): Promise<LogRecord[]> {
+    this.check(options)
+    const g = this.groups.get(groupId)
+    if (g === undefined || limit <= 0) return []
+    const out: LogRecord[] = []
+    // seq n lives at index n - 1 (the log has no gaps)
+    for (let i = Math.max(0, Math.floor(afterSeq)); i < g.log.length && out.length < limit; i++) {
+      const record = g.log[i] as LogRecord
+      if (untilSeq !== undefined && record.seq > untilSeq) break
+      if (record.seq > afterSeq) out.push(copyLog(record))
+    }
+    return out
+  }
+
+  async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {
+    this.check(options)
+    const mailbox = this.mailboxes.get(clientId) ?? []
+    if (limit <= 0) return []
+    return mailbox.filter((w) => w.seq > afterSeq).slice(0, limit).map(copyWelcome)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const pool of this.pools.values()) for (const r of pool) r.keyPackage.fill(0)
+    for (const r of this.lastResorts.values()) r.keyPackage.fill(0)
+    this.pools.clear()
+    this.lastResorts.clear()
+  }
+
+  /** Test hook: every KeyPackage byte array the store holds (pooled and last-resort). */
+  rawKeyPackages(): Uint8Array[] {
+    return [...[...this.pools.values()].flat(), ...this.lastResorts.values()].map((r) => r.keyPackage)
+  }
+}
+
+/**
+ * A server store in memory: plain maps, state lives as long as the object.
+ * Every method checks everything before it mutates, so each call is atomic;
+ * values are copied in and out; KeyPackage bytes that leave the store are zeroed.
+ */
+export function memoryServerStore(init: MemoryServerStoreInit = {}): ServerStore & { rawKeyPackages(): Uint8Array[] } {
+  return new MemoryServerStore(init)
+}
