@@ -1,1 +1,2 @@
 export * from './server-store.js'
+export * from './client-store.js'

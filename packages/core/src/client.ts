@@ -1,0 +1,508 @@
+import type { AuthenticationService, CiphersuiteImpl, CiphersuiteName, ClientConfig, Credential, KeyPackage, PrivateKeyPackage } from 'ts-mls'
+import {
+  createGroup as mlsCreateGroup,
+  decodeMlsMessage,
+  defaultCapabilities,
+  defaultKeyPackageEqualityConfig,
+  defaultLifetimeConfig,
+  defaultPaddingConfig,
+  emptyPskIndex,
+  encodeMlsMessage,
+  generateKeyPackageWithKey,
+  getCiphersuiteFromName,
+  joinGroup,
+  zeroOutUint8Array
+} from 'ts-mls'
+import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
+import type { ChannelEvent, WelcomeEntry } from './interfaces/channel.js'
+import { CLIENT_STORE_SPECIFICATION_VERSION, type ClientStore, type StoreOperation } from './interfaces/client-store.js'
+import type { ClientId } from './interfaces/common.js'
+import type { CryptoProvider } from './interfaces/crypto.js'
+import type { DirectoryClient, RegisteredIdentity } from './interfaces/directory.js'
+import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type Transport } from './interfaces/transport.js'
+import { MessageError, MlsToolkitError, ServiceError, UsageError } from './errors.js'
+import { equalBytes, toHex } from './bytes.js'
+import { assertCryptoProvider } from './crypto.js'
+import { clientIdFromCredential, credentialFor, formatClientId, parseClientId } from './identity.js'
+import { signChallenge } from './session-auth.js'
+import { decodeRecord, encodeRecord, storeKeys } from './records.js'
+import { Emitter } from './emitter.js'
+import { Mutex } from './mutex.js'
+import { Group, type GroupComponents, type ValidatedKeyPackage } from './group.js'
+
+/** The mandatory-to-implement suite, the default. */
+export const DEFAULT_CIPHERSUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
+
+/** Construction options of `createMlsClient`. */
+export interface MlsClientInit {
+  /** The user this device belongs to; 1-128 UTF-8 bytes without `/`. */
+  userId: string
+  /** This device; 1-128 UTF-8 bytes without `/`. */
+  deviceId: string
+  crypto: CryptoProvider
+  store: ClientStore
+  transport: Transport
+  /** Default: suite 1, MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519. */
+  ciphersuite?: CiphersuiteName
+  keyPackages?: {
+    /** One-time KeyPackages per `publishKeyPackages()` call. Default 10. */
+    batchSize?: number
+    /** Validity of new KeyPackages in seconds. Default 28 days (within ts-mls's one-month maximum). */
+    lifetimeSeconds?: number
+  }
+  /** How many past epochs keep receiving keys (RFC 9420 section 14 "retention"). Default 4. */
+  retainEpochs?: number
+  /** Out-of-order tolerance within an epoch: generations kept per sender. Default 10. */
+  retainGenerations?: number
+  /** Commit attempts before giving up after repeated races. Default 5. */
+  maxCommitAttempts?: number
+  /** Process pushed channel events as they arrive. Default true. */
+  autoSync?: boolean
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: () => number
+}
+
+export interface ClientEvents {
+  /** A Welcome was processed and the group persisted. */
+  'group:joined': { group: Group }
+  /** A Welcome could not be processed; nothing was joined. */
+  'welcome:rejected': { error: MlsToolkitError; seq: number }
+  /** Background processing failed (for example the network); the next sync retries. */
+  'sync:failed': { error: unknown }
+}
+
+interface IdentityRecord {
+  userId: string
+  deviceId: string
+  ciphersuite: CiphersuiteName
+  signaturePublicKey: Uint8Array
+  signaturePrivateKey: Uint8Array
+  registered: boolean
+}
+
+interface KeyPackageStoreRecord {
+  lastResort: boolean
+  createdAt: number
+  keyPackage: Uint8Array
+  initPrivateKey: Uint8Array
+  hpkePrivateKey: Uint8Array
+}
+
+/**
+ * Accepts a credential only when it is a basic credential naming a client
+ * whose signature key, as the Directory registered it, is the one presented.
+ */
+export class DirectoryAuthenticationService implements AuthenticationService {
+  private readonly cache = new Map<ClientId, Uint8Array>()
+
+  constructor(private readonly directory: () => DirectoryClient) {}
+
+  async validateCredential(credential: Credential, signaturePublicKey: Uint8Array): Promise<boolean> {
+    const clientId = clientIdFromCredential(credential)
+    if (clientId === undefined) return false
+    let key = this.cache.get(clientId)
+    if (key === undefined) {
+      const registered: RegisteredIdentity | undefined = await this.directory().lookupIdentity(clientId)
+      if (registered === undefined) return false
+      key = registered.signaturePublicKey
+      this.cache.set(clientId, key)
+    }
+    return equalBytes(key, signaturePublicKey)
+  }
+}
+
+/** One device's MLS client: identity, KeyPackages and groups, over a transport. */
+export class MlsClient {
+  readonly clientId: ClientId
+  readonly userId: string
+  readonly deviceId: string
+  readonly ciphersuite: CiphersuiteName
+  private readonly groups = new Map<string, Group>()
+  private readonly events = new Emitter<ClientEvents>()
+  private readonly welcomeLock = new Mutex()
+  private connection: Connection | undefined
+  private unsubscribe: (() => void) | undefined
+  private closed = false
+
+  /** @internal use `createMlsClient` */
+  constructor(
+    private readonly init: MlsClientInit,
+    private readonly cs: CiphersuiteImpl,
+    private identity: IdentityRecord,
+    private readonly clientConfig: ClientConfig
+  ) {
+    this.userId = identity.userId
+    this.deviceId = identity.deviceId
+    this.clientId = formatClientId(identity.userId, identity.deviceId)
+    this.ciphersuite = identity.ciphersuite
+  }
+
+  on<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void {
+    return this.events.on(type, listener)
+  }
+
+  once<K extends keyof ClientEvents>(type: K): Promise<ClientEvents[K]> {
+    return this.events.once(type)
+  }
+
+  /** The registered signature public key of this device. */
+  get signaturePublicKey(): Uint8Array {
+    return this.identity.signaturePublicKey.slice()
+  }
+
+  /** The Directory client of the current connection. */
+  get directory(): DirectoryClient {
+    return this.requireConnection().directory
+  }
+
+  /** The authentication service this client checks every credential with. */
+  get authenticationService(): AuthenticationService {
+    return this.clientConfig.authService
+  }
+
+  /** A group this client is in (or was removed from), by id. */
+  group(groupId: Uint8Array | string): Group | undefined {
+    return this.groups.get(typeof groupId === 'string' ? groupId : toHex(groupId))
+  }
+
+  /** Every group this client knows, including removed ones. */
+  listGroups(): Group[] {
+    return [...this.groups.values()]
+  }
+
+  /** @internal */
+  async start(): Promise<void> {
+    for (const entry of await this.init.store.list(storeKeys.groupPrefix)) {
+      if (!entry.key.endsWith('/meta')) continue
+      const gid = entry.key.slice(storeKeys.groupPrefix.length, -'/meta'.length)
+      const group = await Group.load(this.components(), gid)
+      if (group !== undefined) this.groups.set(gid, group)
+    }
+    await this.connect()
+  }
+
+  /** Connect (or reconnect) and catch up on everything missed. */
+  async connect(): Promise<void> {
+    if (this.closed) throw new UsageError('INVALID_STATE', 'The client is closed')
+    const transport = this.init.transport
+    if (transport.specificationVersion !== TRANSPORT_SPECIFICATION_VERSION) {
+      throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown transport specification ${String(transport.specificationVersion)}`)
+    }
+    const identity = this.identity
+    this.unsubscribe?.()
+    await this.connection?.close()
+    this.connection = await transport.connect({
+      clientId: this.clientId,
+      signaturePublicKey: identity.signaturePublicKey,
+      ciphersuite: identity.ciphersuite,
+      register: !identity.registered,
+      signChallenge: (challenge) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs)
+    })
+    if (!identity.registered) {
+      this.identity = { ...identity, registered: true }
+      await this.init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(this.identity) }])
+    }
+    this.unsubscribe = this.connection.channel.subscribe((event) => this.onChannelEvent(event))
+    await this.sync()
+  }
+
+  /** Process Welcomes, settle commits left pending by a crash, and catch every group up. */
+  async sync(): Promise<void> {
+    await this.processWelcomes()
+    await Promise.all([...this.groups.values()].filter((g) => g.status === 'active' || g.status === 'committing').map((g) => g.recover()))
+  }
+
+  /**
+   * Generate KeyPackages, keep their private keys in the store, and upload
+   * them: `count` one-time KeyPackages, plus a last-resort one when none
+   * exists yet or `rotateLastResort` is set (the previous one is then deleted).
+   */
+  async publishKeyPackages(options: { count?: number; rotateLastResort?: boolean } = {}): Promise<{ oneTime: number; lastResort: boolean }> {
+    const count = options.count ?? this.init.keyPackages?.batchSize ?? 10
+    if (!Number.isInteger(count) || count < 0 || count > 1000) throw new UsageError('INVALID_ARGUMENT', 'count must be 0-1000')
+    const existing = await this.storedKeyPackages()
+    const oldLastResort = existing.filter((k) => k.record.lastResort)
+    const needLastResort = oldLastResort.length === 0 || options.rotateLastResort === true
+    const operations: StoreOperation[] = []
+    const oneTime: Uint8Array[] = []
+    let lastResort: Uint8Array | undefined
+    for (let i = 0; i < count + (needLastResort ? 1 : 0); i++) {
+      const isLastResort = i === count
+      const { ref, message, record } = await this.generateKeyPackage(isLastResort)
+      operations.push({ type: 'put', key: storeKeys.keyPackage(ref), value: encodeRecord(record) })
+      if (isLastResort) lastResort = message
+      else oneTime.push(message)
+    }
+    await this.init.store.write(operations)
+    const result = await this.directory.uploadKeyPackages({ keyPackages: oneTime, ...(lastResort === undefined ? {} : { lastResort }) })
+    if (options.rotateLastResort === true && oldLastResort.length > 0) {
+      await this.init.store.write(oldLastResort.map((k) => ({ type: 'delete' as const, key: k.key })))
+    }
+    return result
+  }
+
+  /** Create a group with this client as its only member. */
+  async createGroup(groupId: Uint8Array = this.cs.rng.randomBytes(16)): Promise<Group> {
+    if (this.group(groupId) !== undefined) throw new UsageError('INVALID_ARGUMENT', 'This client already has that group')
+    const { keyPackage, privatePackage } = await this.newKeyPackage()
+    const state = await mlsCreateGroup(groupId, keyPackage, privatePackage, [], this.cs, this.clientConfig)
+    zeroOutUint8Array(privatePackage.initPrivateKey)
+    await this.requireConnection().channel.createGroup(groupId)
+    const group = await Group.persistNew(this.components(), state, 0, [])
+    this.groups.set(group.groupIdHex, group)
+    return group
+  }
+
+  /**
+   * Fetch one KeyPackage for every device of each user from the Directory and
+   * validate it (signature, suite, and a credential the AuthenticationService
+   * accepts: the Directory-registered key of the device it names).
+   * Throws `NO_KEY_PACKAGE` when a user has no device with a KeyPackage and
+   * `CREDENTIAL_REJECTED` for a forged credential; nothing is committed then.
+   */
+  async fetchKeyPackages(userIds: readonly string[]): Promise<ValidatedKeyPackage[]> {
+    const out: ValidatedKeyPackage[] = []
+    for (const userId of userIds) {
+      const fetched = await this.directory.fetchKeyPackages(userId)
+      if (fetched.length === 0) throw new ServiceError('NO_KEY_PACKAGE', `No KeyPackage available for user ${userId}`)
+      for (const f of fetched) {
+        const decoded = decodeMlsMessage(f.keyPackage, 0)?.[0]
+        if (decoded?.wireformat !== 'mls_key_package') throw new MessageError('KEY_PACKAGE_INVALID', `Directory returned a non-KeyPackage for ${f.clientId}`)
+        const kp = decoded.keyPackage
+        const named = clientIdFromCredential(kp.leafNode.credential)
+        if (named !== f.clientId || parseClientId(named).userId !== userId) {
+          throw new MessageError('CREDENTIAL_REJECTED', `KeyPackage for ${f.clientId} names ${String(named)}`)
+        }
+        if (kp.cipherSuite !== this.ciphersuite) {
+          throw new MessageError('KEY_PACKAGE_INVALID', `KeyPackage of ${f.clientId} uses ${kp.cipherSuite}, not ${this.ciphersuite}`)
+        }
+        if (!(await this.clientConfig.authService.validateCredential(kp.leafNode.credential, kp.leafNode.signaturePublicKey))) {
+          throw new MessageError('CREDENTIAL_REJECTED', `Credential of ${f.clientId} does not match its registered signature key`)
+        }
+        out.push({ clientId: f.clientId, keyPackage: kp })
+      }
+    }
+    return out
+  }
+
+  /** Convenience: fetch the users' KeyPackages and add every device to `group`. */
+  async addUsers(group: Group, userIds: readonly string[]) {
+    return group.addMembers(await this.fetchKeyPackages(userIds))
+  }
+
+  /** Fetch and process the Welcomes addressed to this client. */
+  async processWelcomes(): Promise<Group[]> {
+    return this.welcomeLock.run(async () => {
+      const joined: Group[] = []
+      for (;;) {
+        const cursor = await this.welcomeCursor()
+        const entries = await this.requireConnection().channel.fetchWelcomes(cursor, { limit: 100 })
+        if (entries.length === 0) return joined
+        for (const entry of entries) {
+          if (entry.seq <= (await this.welcomeCursor())) continue
+          const group = await this.joinFromWelcome(entry)
+          if (group !== undefined) joined.push(group)
+        }
+        if (entries.length < 100) return joined
+      }
+    })
+  }
+
+  /** Close the connection and the store. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.unsubscribe?.()
+    await this.connection?.close()
+    await this.init.store.close()
+  }
+
+  private async joinFromWelcome(entry: WelcomeEntry): Promise<Group | undefined> {
+    const advance: StoreOperation = { type: 'put', key: storeKeys.welcomeCursor, value: encodeRecord(entry.seq) }
+    try {
+      const decoded = decodeMlsMessage(entry.welcome, 0)?.[0]
+      if (decoded?.wireformat !== 'mls_welcome') throw new MessageError('WELCOME_INVALID', 'Not a Welcome')
+      const welcome = decoded.welcome
+      let match: { key: string; record: KeyPackageStoreRecord; keyPackage: KeyPackage } | undefined
+      for (const secret of welcome.secrets) {
+        const key = storeKeys.keyPackage(toHex(secret.newMember))
+        const bytes = await this.init.store.get(key)
+        if (bytes === undefined) continue
+        const record = decodeRecord<KeyPackageStoreRecord>(bytes, 'KeyPackage')
+        const kp = decodeMlsMessage(record.keyPackage, 0)?.[0]
+        if (kp?.wireformat !== 'mls_key_package') throw new MessageError('STORAGE_CORRUPT', 'Stored KeyPackage is corrupt')
+        match = { key, record, keyPackage: kp.keyPackage }
+        break
+      }
+      if (match === undefined) throw new MessageError('WELCOME_INVALID', 'The Welcome is not for any KeyPackage of this client')
+      const privateKeys: PrivateKeyPackage = {
+        initPrivateKey: match.record.initPrivateKey,
+        hpkePrivateKey: match.record.hpkePrivateKey,
+        signaturePrivateKey: this.identity.signaturePrivateKey
+      }
+      let state
+      try {
+        state = await joinGroup(welcome, match.keyPackage, privateKeys, emptyPskIndex, this.cs, undefined, undefined, this.clientConfig)
+      } catch (cause) {
+        throw new MessageError('WELCOME_INVALID', `Welcome rejected: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+      }
+      const gid = toHex(state.groupContext.groupId)
+      if (!equalBytes(state.groupContext.groupId, entry.groupId)) throw new MessageError('WELCOME_INVALID', 'Welcome is for another group than routed')
+      const existing = this.groups.get(gid)
+      if (existing !== undefined && existing.status !== 'removed') throw new MessageError('WELCOME_INVALID', 'Already a member of that group')
+      const consumeKeyPackage: StoreOperation[] = match.record.lastResort ? [] : [{ type: 'delete', key: match.key }]
+      const group = await Group.persistNew(this.components(), state, entry.commitSeq, [advance, ...consumeKeyPackage])
+      if (!match.record.lastResort) {
+        zeroOutUint8Array(match.record.initPrivateKey)
+        zeroOutUint8Array(match.record.hpkePrivateKey)
+      }
+      this.groups.set(gid, group)
+      this.events.emit('group:joined', { group })
+      await group.sync()
+      return group
+    } catch (cause) {
+      const error = MlsToolkitError.isInstance(cause) ? cause : new MessageError('WELCOME_INVALID', 'Welcome rejected', { cause })
+      await this.init.store.write([advance])
+      this.events.emit('welcome:rejected', { error, seq: entry.seq })
+      return undefined
+    }
+  }
+
+  private onChannelEvent(event: ChannelEvent): void {
+    if (this.init.autoSync === false) return
+    const run = async () => {
+      if (event.type === 'welcome:appended') await this.processWelcomes()
+      else if (event.type === 'entry:appended') await this.groups.get(toHex(event.entry.groupId))?.deliver(event.entry)
+      else await this.sync()
+    }
+    run().catch((error: unknown) => this.events.emit('sync:failed', { error }))
+  }
+
+  private async welcomeCursor(): Promise<number> {
+    const bytes = await this.init.store.get(storeKeys.welcomeCursor)
+    return bytes === undefined ? 0 : decodeRecord<number>(bytes, 'welcome cursor')
+  }
+
+  private async storedKeyPackages(): Promise<{ key: string; record: KeyPackageStoreRecord }[]> {
+    return (await this.init.store.list(storeKeys.keyPackagePrefix)).map((e) => ({
+      key: e.key,
+      record: decodeRecord<KeyPackageStoreRecord>(e.value, 'KeyPackage')
+    }))
+  }
+
+  private async newKeyPackage(): Promise<{ keyPackage: KeyPackage; privatePackage: PrivateKeyPackage }> {
+    const nowSeconds = BigInt(Math.floor((this.init.now?.() ?? Date.now()) / 1000))
+    const lifetime = BigInt(this.init.keyPackages?.lifetimeSeconds ?? 28 * 24 * 3600)
+    const result = await generateKeyPackageWithKey(
+      credentialFor(this.clientId),
+      defaultCapabilities(),
+      { notBefore: nowSeconds - 3600n, notAfter: nowSeconds + lifetime },
+      [],
+      { signKey: this.identity.signaturePrivateKey, publicKey: this.identity.signaturePublicKey },
+      this.cs
+    )
+    return { keyPackage: result.publicPackage, privatePackage: result.privatePackage }
+  }
+
+  private async generateKeyPackage(lastResort: boolean): Promise<{ ref: string; message: Uint8Array; record: KeyPackageStoreRecord }> {
+    const { keyPackage, privatePackage } = await this.newKeyPackage()
+    const ref = toHex(await makeKeyPackageRef(keyPackage, this.cs.hash))
+    const message = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage })
+    return {
+      ref,
+      message,
+      record: {
+        lastResort,
+        createdAt: this.init.now?.() ?? Date.now(),
+        keyPackage: message,
+        initPrivateKey: privatePackage.initPrivateKey,
+        hpkePrivateKey: privatePackage.hpkePrivateKey
+      }
+    }
+  }
+
+  private components(): GroupComponents {
+    return {
+      clientId: this.clientId,
+      store: this.init.store,
+      channel: {
+        createGroup: (...a) => this.requireConnection().channel.createGroup(...a),
+        postCommit: (...a) => this.requireConnection().channel.postCommit(...a),
+        postMessage: (...a) => this.requireConnection().channel.postMessage(...a),
+        fetchEntries: (...a) => this.requireConnection().channel.fetchEntries(...a),
+        fetchWelcomes: (...a) => this.requireConnection().channel.fetchWelcomes(...a),
+        subscribe: (...a) => this.requireConnection().channel.subscribe(...a)
+      },
+      cs: this.cs,
+      clientConfig: this.clientConfig,
+      maxCommitAttempts: this.init.maxCommitAttempts ?? 5,
+      replayWindow: 1024,
+      maxWaitingMessages: 256
+    }
+  }
+
+  private requireConnection(): Connection {
+    if (this.connection === undefined || this.closed) throw new UsageError('INVALID_STATE', 'The client is not connected')
+    return this.connection
+  }
+}
+
+/**
+ * Create (first run) or load (later runs) the client of one device. The
+ * identity, KeyPackages and groups live in `store`; the first connection
+ * registers the identity with the Directory, proving possession of the
+ * signature key.
+ */
+export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
+  const crypto = assertCryptoProvider(init.crypto)
+  if (init.store.specificationVersion !== CLIENT_STORE_SPECIFICATION_VERSION) {
+    throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown client store specification ${String(init.store.specificationVersion)}`)
+  }
+  formatClientId(init.userId, init.deviceId)
+  let identity: IdentityRecord
+  const stored = await init.store.get(storeKeys.identity)
+  if (stored !== undefined) {
+    identity = decodeRecord<IdentityRecord>(stored, 'identity')
+    if (identity.userId !== init.userId || identity.deviceId !== init.deviceId) {
+      throw new UsageError('INVALID_ARGUMENT', `The store holds the identity ${identity.userId}/${identity.deviceId}`)
+    }
+    if (init.ciphersuite !== undefined && init.ciphersuite !== identity.ciphersuite) {
+      throw new UsageError('INVALID_ARGUMENT', `The stored identity uses ${identity.ciphersuite}`)
+    }
+  } else {
+    const suite = init.ciphersuite ?? DEFAULT_CIPHERSUITE
+    if (!crypto.supports(suite)) {
+      throw new UsageError('UNSUPPORTED_CIPHERSUITE', `Crypto provider '${crypto.name}' does not support ciphersuite ${suite}`)
+    }
+    const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(suite))
+    const keys = await cs.signature.keygen()
+    identity = {
+      userId: init.userId,
+      deviceId: init.deviceId,
+      ciphersuite: suite,
+      signaturePublicKey: keys.publicKey,
+      signaturePrivateKey: keys.signKey,
+      registered: false
+    }
+    await init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(identity) }])
+  }
+  const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(identity.ciphersuite))
+  let client: MlsClient | undefined
+  const clientConfig: ClientConfig = {
+    keyRetentionConfig: {
+      retainKeysForEpochs: init.retainEpochs ?? 4,
+      retainKeysForGenerations: init.retainGenerations ?? 10,
+      maximumForwardRatchetSteps: 200
+    },
+    lifetimeConfig: defaultLifetimeConfig,
+    keyPackageEqualityConfig: defaultKeyPackageEqualityConfig,
+    paddingConfig: defaultPaddingConfig,
+    authService: new DirectoryAuthenticationService(() => {
+      if (client === undefined) throw new UsageError('INVALID_STATE', 'Client not started')
+      return client.directory
+    })
+  }
+  client = new MlsClient(init, cs, identity, clientConfig)
+  await client.start()
+  return client
+}

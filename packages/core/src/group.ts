@@ -1,0 +1,828 @@
+import type { CiphersuiteImpl, ClientState, ClientConfig, KeyPackage, MLSMessage, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
+import {
+  createApplicationMessage,
+  createCommit,
+  decodeGroupState,
+  decodeMlsMessage,
+  emptyPskIndex,
+  encodeGroupState,
+  encodeMlsMessage,
+  mlsExporter,
+  processPublicMessage,
+  zeroOutUint8Array
+} from 'ts-mls'
+import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
+import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
+import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
+import type { ClientId } from './interfaces/common.js'
+import { MessageError, MlsToolkitError, UsageError } from './errors.js'
+import { equalBytes, toHex } from './bytes.js'
+import { clientIdFromCredential, parseClientId } from './identity.js'
+import { decodeRecord, encodeRecord, storeKeys } from './records.js'
+import { Emitter } from './emitter.js'
+import { Mutex } from './mutex.js'
+
+/**
+ * The named states of a group, and their transitions:
+ *
+ * - `active`: the member can send and commit. `commit()` → `committing`.
+ * - `committing`: a commit was created and waits for the channel. Its
+ *   confirmation (the channel delivering it in order) merges it → `active`;
+ *   another member's commit for the same epoch discards it → `active`
+ *   (the intent is then retried or reported as not needed).
+ * - `removed`: a commit removed this member. Terminal; secrets are deleted.
+ * - `failed`: the channel ordered a commit this member cannot process (an
+ *   invalid commit from a malicious member). Terminal until re-joined.
+ *
+ * A group being joined from a Welcome is not yet a `Group`; the client emits
+ * `group:joined` once the join is persisted (the `joining` step).
+ */
+export type GroupStatus = 'active' | 'committing' | 'removed' | 'failed'
+
+/** A member of the group, from the ratchet tree. */
+export interface Member {
+  readonly leafIndex: number
+  readonly clientId: ClientId
+  readonly userId: string
+  readonly deviceId: string
+  readonly signaturePublicKey: Uint8Array
+}
+
+/** What a commit call wanted; kept so it can be retried after losing a race. */
+export type CommitIntent =
+  | { readonly kind: 'add'; readonly keyPackages: readonly ValidatedKeyPackage[] }
+  | { readonly kind: 'remove'; readonly targets: readonly string[] }
+  | { readonly kind: 'update' }
+
+/** A KeyPackage fetched from the Directory and validated for adding. */
+export interface ValidatedKeyPackage {
+  readonly clientId: ClientId
+  readonly keyPackage: KeyPackage
+}
+
+/** The outcome of a commit call. Losing a race is not an error: the intent is retried. */
+export type CommitOutcome =
+  | {
+      readonly kind: 'committed'
+      readonly epoch: bigint
+      readonly seq: number
+      readonly attempts: number
+      readonly added: readonly ClientId[]
+      readonly removed: readonly ClientId[]
+    }
+  | { readonly kind: 'not-needed'; readonly reason: string; readonly attempts: number }
+
+export interface GroupEvents {
+  /** An application message, in channel order. `own` for this member's messages echoed back. */
+  'message:received': { sender: ClientId; plaintext: Uint8Array; epoch: bigint; seq: number | undefined; own: boolean }
+  /** A commit was applied (another member's, or this member's own once confirmed). */
+  'epoch:changed': { epoch: bigint; epochAuthenticator: Uint8Array; committer: ClientId | undefined; own: boolean }
+  'members:changed': { epoch: bigint; added: readonly ClientId[]; removed: readonly ClientId[] }
+  /** This member was removed; the group is now `removed` and its secrets are deleted. */
+  'group:removed': { epoch: bigint; by: ClientId | undefined }
+  /** Input the group refused; the state is unchanged. */
+  'message:rejected': { error: MlsToolkitError; seq: number | undefined }
+  'status:changed': { from: GroupStatus; to: GroupStatus }
+}
+
+/** What `receive` did with a message handed in directly (outside the channel). */
+export type ReceiveResult =
+  | { readonly kind: 'application'; readonly sender: ClientId; readonly plaintext: Uint8Array; readonly epoch: bigint }
+  | { readonly kind: 'commit'; readonly epoch: bigint }
+  | { readonly kind: 'own-commit'; readonly epoch: bigint }
+  | { readonly kind: 'own-message' }
+  | { readonly kind: 'duplicate' }
+  | { readonly kind: 'waiting-for-epoch'; readonly epoch: bigint }
+
+/** Services and settings a group needs from its client. */
+export interface GroupComponents {
+  readonly clientId: ClientId
+  readonly store: ClientStore
+  readonly channel: GroupChannelClient
+  readonly cs: CiphersuiteImpl
+  readonly clientConfig: ClientConfig
+  readonly maxCommitAttempts: number
+  /** How many message digests to remember for replay detection. */
+  readonly replayWindow: number
+  /** How many future-epoch messages `receive` holds back at most. */
+  readonly maxWaitingMessages: number
+}
+
+interface GroupMeta {
+  status: GroupStatus
+  cursor: number
+  epoch: bigint
+  digests: string[]
+}
+
+interface PendingCommit {
+  epoch: bigint
+  intent: CommitIntent
+  commit: Uint8Array
+  welcome: Uint8Array | undefined
+  newState: ClientState
+  consumed: Uint8Array[]
+  added: ClientId[]
+  removed: ClientId[]
+}
+
+interface PendingRecord {
+  epoch: bigint
+  intent: unknown
+  commit: Uint8Array
+  welcome: Uint8Array | undefined
+  newState: Uint8Array
+  added: ClientId[]
+  removed: ClientId[]
+}
+
+const WRONG_GROUP_TEXT = 'The message is for another group'
+
+function membersOf(state: ClientState): Member[] {
+  const out: Member[] = []
+  state.ratchetTree.forEach((node, nodeIndex) => {
+    if (nodeIndex % 2 !== 0 || node?.nodeType !== 'leaf') return
+    const clientId = clientIdFromCredential(node.leaf.credential)
+    if (clientId === undefined) return
+    const { userId, deviceId } = parseClientId(clientId)
+    out.push({ leafIndex: nodeIndex / 2, clientId, userId, deviceId, signaturePublicKey: node.leaf.signaturePublicKey })
+  })
+  return out
+}
+
+function memberAtLeaf(tree: ClientState['ratchetTree'], leafIndex: number): ClientId | undefined {
+  const node = tree[leafIndex * 2]
+  return node?.nodeType === 'leaf' ? clientIdFromCredential(node.leaf.credential) : undefined
+}
+
+function wrapMlsFailure(code: 'INVALID_MESSAGE' | 'MESSAGE_REJECTED', text: string, cause: unknown): MlsToolkitError {
+  if (MlsToolkitError.isInstance(cause)) return cause
+  const detail = cause instanceof Error ? `: ${cause.message}` : ''
+  return new MessageError(code, `${text}${detail}`, { cause })
+}
+
+function decodeMessage(bytes: Uint8Array): MLSMessage {
+  let decoded: [MLSMessage, number] | undefined
+  try {
+    decoded = decodeMlsMessage(bytes, 0)
+  } catch (cause) {
+    throw wrapMlsFailure('INVALID_MESSAGE', 'Malformed MLS message', cause)
+  }
+  if (decoded === undefined || decoded[1] !== bytes.length) throw new MessageError('INVALID_MESSAGE', 'Malformed MLS message')
+  return decoded[0]
+}
+
+function encodeIntent(intent: CommitIntent): unknown {
+  if (intent.kind !== 'add') return intent
+  return {
+    kind: 'add',
+    keyPackages: intent.keyPackages.map((kp) => ({
+      clientId: kp.clientId,
+      message: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.keyPackage })
+    }))
+  }
+}
+
+function decodeIntent(value: unknown): CommitIntent {
+  const v = value as { kind: string; keyPackages?: { clientId: ClientId; message: Uint8Array }[]; targets?: string[] }
+  if (v.kind === 'add') {
+    return {
+      kind: 'add',
+      keyPackages: (v.keyPackages ?? []).map((kp) => {
+        const m = decodeMessage(kp.message)
+        if (m.wireformat !== 'mls_key_package') throw new MessageError('INVALID_MESSAGE', 'Stored intent holds a non-KeyPackage')
+        return { clientId: kp.clientId, keyPackage: m.keyPackage }
+      })
+    }
+  }
+  if (v.kind === 'remove') return { kind: 'remove', targets: v.targets ?? [] }
+  return { kind: 'update' }
+}
+
+/** One MLS group of one client: a state machine driven by the Group Channel. */
+export class Group {
+  readonly groupId: Uint8Array
+  readonly groupIdHex: string
+  private state: ClientState | undefined
+  private meta: GroupMeta
+  private pending: PendingCommit | undefined
+  private readonly components: GroupComponents
+  private readonly lock = new Mutex()
+  private readonly commitLock = new Mutex()
+  private readonly events = new Emitter<GroupEvents>()
+  private readonly sentMessages = new Map<string, Uint8Array>()
+  private waiting: Uint8Array[] = []
+  private syncing: Promise<void> | undefined
+  private syncAgain = false
+
+  private constructor(components: GroupComponents, groupId: Uint8Array, state: ClientState | undefined, meta: GroupMeta, pending: PendingCommit | undefined) {
+    this.components = components
+    this.groupId = groupId
+    this.groupIdHex = toHex(groupId)
+    this.state = state
+    this.meta = meta
+    this.pending = pending
+  }
+
+  /** @internal Build a group from a fresh ts-mls state and persist it with `extra` operations in one write. */
+  static async persistNew(
+    components: GroupComponents,
+    state: ClientState,
+    cursor: number,
+    extra: readonly StoreOperation[]
+  ): Promise<Group> {
+    const meta: GroupMeta = { status: 'active', cursor, epoch: state.groupContext.epoch, digests: [] }
+    const group = new Group(components, state.groupContext.groupId, state, meta, undefined)
+    await components.store.write([...group.stateOperations(state, meta), ...extra])
+    return group
+  }
+
+  /** @internal Load a group from the store. */
+  static async load(components: GroupComponents, groupIdHex: string): Promise<Group | undefined> {
+    const { store, clientConfig } = components
+    const metaBytes = await store.get(storeKeys.groupMeta(groupIdHex))
+    if (metaBytes === undefined) return undefined
+    const meta = decodeRecord<GroupMeta>(metaBytes, 'group meta')
+    let state: ClientState | undefined
+    const stateBytes = await store.get(storeKeys.groupState(groupIdHex))
+    if (stateBytes !== undefined) state = decodeState(stateBytes, clientConfig)
+    let pending: PendingCommit | undefined
+    const pendingBytes = await store.get(storeKeys.groupPending(groupIdHex))
+    if (pendingBytes !== undefined) {
+      const record = decodeRecord<PendingRecord>(pendingBytes, 'pending commit')
+      pending = {
+        epoch: record.epoch,
+        intent: decodeIntent(record.intent),
+        commit: record.commit,
+        welcome: record.welcome,
+        newState: decodeState(record.newState, clientConfig),
+        consumed: [],
+        added: record.added,
+        removed: record.removed
+      }
+    }
+    const groupId = state?.groupContext.groupId ?? Uint8Array.from(groupIdHex.match(/../g) ?? [], (h) => parseInt(h, 16))
+    return new Group(components, groupId, state, meta, pending)
+  }
+
+  /** The group's state in the state machine. */
+  get status(): GroupStatus {
+    return this.meta.status
+  }
+
+  /** The current epoch. */
+  get epoch(): bigint {
+    return this.meta.epoch
+  }
+
+  /** Position of the last channel entry this member processed. */
+  get cursor(): number {
+    return this.meta.cursor
+  }
+
+  /** True while a created commit waits for the channel. */
+  get hasPendingCommit(): boolean {
+    return this.pending !== undefined
+  }
+
+  on<K extends keyof GroupEvents>(type: K, listener: (event: GroupEvents[K]) => void): () => void {
+    return this.events.on(type, listener)
+  }
+
+  once<K extends keyof GroupEvents>(type: K): Promise<GroupEvents[K]> {
+    return this.events.once(type)
+  }
+
+  /** RFC 9420 section 8.7: equal across members exactly when they agree on the epoch. */
+  epochAuthenticator(): Uint8Array {
+    return this.requireState().keySchedule.epochAuthenticator.slice()
+  }
+
+  /** The MLS exporter (RFC 9420 section 8.5), for application keys bound to this epoch. */
+  async exportSecret(label: string, context: Uint8Array, length: number): Promise<Uint8Array> {
+    return mlsExporter(this.requireState().keySchedule.exporterSecret, label, context, length, this.components.cs)
+  }
+
+  /** The current members, ordered by leaf index. */
+  members(): Member[] {
+    return this.state === undefined ? [] : membersOf(this.state)
+  }
+
+  /** This member's leaf index. */
+  get ownLeafIndex(): number {
+    return this.requireState().privatePath.leafIndex
+  }
+
+  /** @internal Snapshot of the ts-mls state, for tests and diagnostics. */
+  get mlsState(): ClientState | undefined {
+    return this.state
+  }
+
+  /** Encrypt and post an application message in the current epoch. */
+  async send(plaintext: Uint8Array | string): Promise<{ seq: number }> {
+    const data = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext
+    const message = await this.lock.run(async () => {
+      if (this.meta.status !== 'active' && this.meta.status !== 'committing') {
+        throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
+      }
+      const state = this.requireState()
+      const result = await createApplicationMessage(state, data, this.components.cs)
+      const bytes = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: result.privateMessage })
+      // Persist the advanced ratchet before the message leaves: a restart can never reuse a key/nonce.
+      await this.commitState(result.newState, this.meta)
+      result.consumed.forEach(zeroOutUint8Array)
+      this.sentMessages.set(await this.digest(bytes), data.slice())
+      return bytes
+    })
+    return this.components.channel.postMessage(this.groupId, message)
+  }
+
+  /** Add every device of each user. KeyPackages come from the Directory and are validated first. */
+  async addMembers(keyPackages: readonly ValidatedKeyPackage[]): Promise<CommitOutcome> {
+    if (keyPackages.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to add')
+    return this.commit({ kind: 'add', keyPackages })
+  }
+
+  /** Remove members: each target is a client id (`user/device`) or a user id (all its devices). */
+  async removeMembers(targets: readonly string[]): Promise<CommitOutcome> {
+    if (targets.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to remove')
+    const own = parseClientId(this.components.clientId)
+    for (const t of targets) {
+      if (t === this.components.clientId || t === own.userId) {
+        throw new UsageError('INVALID_ARGUMENT', 'A member cannot remove itself with a commit')
+      }
+    }
+    return this.commit({ kind: 'remove', targets })
+  }
+
+  /** Refresh this member's leaf secret: a commit with an update path (post-compromise security). */
+  async update(): Promise<CommitOutcome> {
+    return this.commit({ kind: 'update' })
+  }
+
+  /**
+   * Create a commit for `intent`, post it, and return once the channel has
+   * ordered it and this member has merged it. If another member's commit for
+   * the same epoch wins, that one is applied and the intent retried on the new
+   * epoch (or reported `not-needed`).
+   */
+  async commit(intent: CommitIntent): Promise<CommitOutcome> {
+    return this.commitLock.run(async () => {
+      await this.resumePendingCommit()
+      for (let attempt = 1; attempt <= this.components.maxCommitAttempts; attempt++) {
+        const created = await this.lock.run(() => this.createPendingCommit(intent))
+        if (created.kind === 'not-needed') return { ...created, attempts: attempt }
+        const pending = created.pending
+        const posted = await this.components.channel.postCommit(this.groupId, {
+          epoch: pending.epoch,
+          commit: pending.commit,
+          ...(pending.welcome === undefined ? {} : { welcome: pending.welcome })
+        })
+        if (posted.kind === 'accepted') {
+          await this.syncThrough(posted.seq)
+          if (this.pending === pending) throw new MessageError('INTERNAL', 'The channel accepted the commit but did not deliver it')
+          return { kind: 'committed', epoch: this.meta.epoch, seq: posted.seq, attempts: attempt, added: pending.added, removed: pending.removed }
+        }
+        // Lost the race: apply the winner (which discards our pending commit), then retry.
+        await this.sync()
+        await this.lock.run(() => this.discardPending(pending))
+      }
+      throw new MessageError('COMMIT_CONFLICT', `Commit lost the race ${this.components.maxCommitAttempts} times`)
+    })
+  }
+
+  /**
+   * Hand in a message received outside the channel. Messages for a future
+   * epoch wait until the group reaches it; a message seen before is rejected
+   * as a replay; anything invalid is rejected with a typed error and changes
+   * nothing.
+   */
+  async receive(message: Uint8Array): Promise<ReceiveResult> {
+    const result = await this.lock.run(() => this.processMessage(message, undefined, undefined))
+    if (result.kind === 'commit') await this.drainWaiting()
+    return result
+  }
+
+  /** Fetch and process everything the channel holds after this member's cursor. */
+  sync(): Promise<void> {
+    if (this.syncing !== undefined) {
+      this.syncAgain = true
+      return this.syncing
+    }
+    this.syncing = (async () => {
+      try {
+        do {
+          this.syncAgain = false
+          await this.pull()
+        } while (this.syncAgain)
+      } finally {
+        this.syncing = undefined
+      }
+    })()
+    return this.syncing
+  }
+
+  /** @internal A pushed entry: processed at once when it is the next one, otherwise triggers a sync. */
+  async deliver(entry: ChannelEntry): Promise<void> {
+    if (entry.seq <= this.meta.cursor) return
+    if (entry.seq === this.meta.cursor + 1 && this.syncing === undefined) {
+      const processed = await this.lock.run(async () => {
+        if (entry.seq !== this.meta.cursor + 1) return entry.seq <= this.meta.cursor
+        await this.processEntry(entry)
+        return true
+      })
+      if (processed) return
+    }
+    await this.sync()
+  }
+
+  private async pull(): Promise<void> {
+    for (;;) {
+      if (this.meta.status === 'removed' || this.meta.status === 'failed') return
+      const entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: 500 })
+      if (entries.length === 0) return
+      for (const entry of entries) {
+        await this.lock.run(async () => {
+          if (entry.seq === this.meta.cursor + 1) await this.processEntry(entry)
+        })
+      }
+      if (entries.length < 500) return
+    }
+  }
+
+  private async syncThrough(seq: number): Promise<void> {
+    while (this.meta.cursor < seq && this.meta.status !== 'removed' && this.meta.status !== 'failed') {
+      const before = this.meta.cursor
+      await this.sync()
+      if (this.meta.cursor === before) throw new MessageError('TRANSPORT_UNAVAILABLE', `The channel did not deliver entry ${seq}`)
+    }
+  }
+
+  /** Process one in-order channel entry. Never throws for bad input: it is rejected and the cursor advances. */
+  private async processEntry(entry: ChannelEntry): Promise<void> {
+    try {
+      if (!equalBytes(entry.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
+      await this.processMessage(entry.message, entry.seq, entry.sender)
+    } catch (cause) {
+      const error = wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause)
+      if (this.meta.cursor < entry.seq) {
+        const failsGroup = entry.kind === 'commit' && !['REPLAYED_MESSAGE', 'WRONG_GROUP'].includes(error.code)
+        const meta = { ...this.meta, cursor: entry.seq, ...(failsGroup ? { status: 'failed' as const } : {}) }
+        await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }])
+        const from = this.meta.status
+        this.meta = meta
+        if (failsGroup) this.events.emit('status:changed', { from, to: 'failed' })
+      }
+      this.events.emit('message:rejected', { error, seq: entry.seq })
+    }
+  }
+
+  /**
+   * The core of the state machine. `seq` is the channel position (undefined for
+   * `receive`); `postedBy` the channel-authenticated sender.
+   */
+  private async processMessage(bytes: Uint8Array, seq: number | undefined, postedBy: ClientId | undefined): Promise<ReceiveResult> {
+    const status = this.meta.status
+    if (status === 'removed' || status === 'failed') throw new UsageError('INVALID_STATE', `The group is ${status}`)
+    const state = this.requireState()
+    const digest = await this.digest(bytes)
+    if (this.meta.digests.includes(digest)) {
+      if (seq === undefined) return { kind: 'duplicate' }
+      throw new MessageError('REPLAYED_MESSAGE', 'The message was already processed')
+    }
+    const message = decodeMessage(bytes)
+    if (message.wireformat === 'mls_public_message') {
+      return this.processHandshake(message.publicMessage, bytes, digest, seq, postedBy)
+    }
+    if (message.wireformat !== 'mls_private_message') {
+      throw new MessageError('INVALID_MESSAGE', `Unexpected wire format ${message.wireformat} in a group`)
+    }
+    const pm = message.privateMessage
+    if (!equalBytes(pm.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
+    if (pm.epoch > state.groupContext.epoch) {
+      if (seq !== undefined) throw new MessageError('WRONG_EPOCH', `Message for future epoch ${pm.epoch} (current ${state.groupContext.epoch})`)
+      if (this.waiting.length >= this.components.maxWaitingMessages) {
+        throw new MessageError('WRONG_EPOCH', `Too many messages waiting for future epochs`)
+      }
+      this.waiting.push(bytes.slice())
+      return { kind: 'waiting-for-epoch', epoch: pm.epoch }
+    }
+    if (pm.contentType !== 'application') {
+      throw new MessageError('INVALID_MESSAGE', 'Handshake messages must be PublicMessages')
+    }
+    const own = this.sentMessages.get(digest)
+    if (own !== undefined && postedBy === this.components.clientId) {
+      this.sentMessages.delete(digest)
+      await this.commitState(state, this.withProgress(seq, digest))
+      this.events.emit('message:received', { sender: this.components.clientId, plaintext: own, epoch: pm.epoch, seq, own: true })
+      return { kind: 'own-message' }
+    }
+    const decrypted = await this.decryptApplication(state, pm)
+    if (postedBy !== undefined && postedBy !== decrypted.sender) {
+      throw new MessageError('INVALID_MESSAGE', `Posted by ${postedBy} but signed by ${decrypted.sender}`)
+    }
+    await this.commitState(decrypted.newState, this.withProgress(seq, digest))
+    decrypted.consumed.forEach(zeroOutUint8Array)
+    this.events.emit('message:received', { sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch, seq, own: false })
+    return { kind: 'application', sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch }
+  }
+
+  private async processHandshake(
+    pm: PublicMessage,
+    bytes: Uint8Array,
+    digest: string,
+    seq: number | undefined,
+    postedBy: ClientId | undefined
+  ): Promise<ReceiveResult> {
+    const state = this.requireState()
+    if (!equalBytes(pm.content.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
+    if (pm.content.contentType !== 'commit') throw new MessageError('INVALID_MESSAGE', 'Only commits are accepted as handshake messages')
+    const pending = this.pending
+    if (pending !== undefined && equalBytes(pending.commit, bytes)) {
+      await this.mergePending(pending, seq, digest)
+      return { kind: 'own-commit', epoch: this.meta.epoch }
+    }
+    if (pm.content.epoch !== state.groupContext.epoch) {
+      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`)
+    }
+    const sender = pm.content.sender
+    const committer = sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, sender.leafIndex) : undefined
+    if (postedBy !== undefined && committer !== postedBy) {
+      throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
+    }
+    let result
+    try {
+      result = await processPublicMessage(state, pm, emptyPskIndex, this.components.cs)
+    } catch (cause) {
+      throw wrapMlsFailure('MESSAGE_REJECTED', 'Commit rejected', cause)
+    }
+    if (result.actionTaken !== 'accept') throw new MessageError('MESSAGE_REJECTED', 'Commit rejected')
+    if (pending !== undefined) await this.discardPendingLocked(pending)
+    const before = membersOf(state)
+    const newState = result.newState
+    if (newState.groupActiveState.kind === 'removedFromGroup') {
+      await this.becomeRemoved(newState.groupContext.epoch, seq, digest, committer)
+      result.consumed.forEach(zeroOutUint8Array)
+      return { kind: 'commit', epoch: newState.groupContext.epoch }
+    }
+    await this.commitState(newState, { ...this.withProgress(seq, digest), epoch: newState.groupContext.epoch })
+    result.consumed.forEach(zeroOutUint8Array)
+    this.emitEpochChange(before, newState, committer, false)
+    return { kind: 'commit', epoch: newState.groupContext.epoch }
+  }
+
+  private async mergePending(pending: PendingCommit, seq: number | undefined, digest: string): Promise<void> {
+    const before = this.state === undefined ? [] : membersOf(this.state)
+    const newState = pending.newState
+    const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'active', epoch: newState.groupContext.epoch }
+    await this.components.store.write([
+      ...this.stateOperations(newState, meta),
+      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }
+    ])
+    const from = this.meta.status
+    this.state = newState
+    this.meta = meta
+    this.pending = undefined
+    pending.consumed.forEach(zeroOutUint8Array)
+    if (from !== 'active') this.events.emit('status:changed', { from, to: 'active' })
+    this.emitEpochChange(before, newState, this.components.clientId, true)
+  }
+
+  private emitEpochChange(before: Member[], newState: ClientState, committer: ClientId | undefined, own: boolean): void {
+    const after = membersOf(newState)
+    const beforeIds = new Set(before.map((m) => m.clientId))
+    const afterIds = new Set(after.map((m) => m.clientId))
+    const added = after.filter((m) => !beforeIds.has(m.clientId)).map((m) => m.clientId)
+    const removed = before.filter((m) => !afterIds.has(m.clientId)).map((m) => m.clientId)
+    const epoch = newState.groupContext.epoch
+    this.events.emit('epoch:changed', { epoch, epochAuthenticator: newState.keySchedule.epochAuthenticator.slice(), committer, own })
+    if (added.length > 0 || removed.length > 0) this.events.emit('members:changed', { epoch, added, removed })
+  }
+
+  private async becomeRemoved(epoch: bigint, seq: number | undefined, digest: string, by: ClientId | undefined): Promise<void> {
+    const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'removed', epoch }
+    await this.components.store.write([
+      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) },
+      { type: 'delete', key: storeKeys.groupState(this.groupIdHex) },
+      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }
+    ])
+    const from = this.meta.status
+    this.wipeState()
+    this.meta = meta
+    this.pending = undefined
+    this.events.emit('status:changed', { from, to: 'removed' })
+    this.events.emit('group:removed', { epoch, by })
+  }
+
+  private wipeState(): void {
+    const state = this.state
+    if (state === undefined) return
+    for (const secret of Object.values(state.keySchedule)) zeroOutUint8Array(secret)
+    zeroOutUint8Array(state.signaturePrivateKey)
+    this.state = undefined
+  }
+
+  private async createPendingCommit(
+    intent: CommitIntent
+  ): Promise<{ kind: 'not-needed'; reason: string } | { kind: 'created'; pending: PendingCommit }> {
+    const state = this.requireActive()
+    const members = membersOf(state)
+    const memberIds = new Set(members.map((m) => m.clientId))
+    const proposals: Proposal[] = []
+    const added: ClientId[] = []
+    const removed: ClientId[] = []
+    if (intent.kind === 'add') {
+      for (const kp of intent.keyPackages) {
+        if (memberIds.has(kp.clientId) || added.includes(kp.clientId)) continue
+        proposals.push({ proposalType: 'add', add: { keyPackage: kp.keyPackage } })
+        added.push(kp.clientId)
+      }
+      if (proposals.length === 0) return { kind: 'not-needed', reason: 'Every client is already a member' }
+    } else if (intent.kind === 'remove') {
+      for (const m of members) {
+        if (m.clientId === this.components.clientId) continue
+        if (intent.targets.includes(m.clientId) || intent.targets.includes(m.userId)) {
+          proposals.push({ proposalType: 'remove', remove: { removed: m.leafIndex } })
+          removed.push(m.clientId)
+        }
+      }
+      if (proposals.length === 0) return { kind: 'not-needed', reason: 'No target is a member any more' }
+    }
+    const result = await createCommit(
+      { state, cipherSuite: this.components.cs },
+      { extraProposals: proposals, wireAsPublicMessage: true, ratchetTreeExtension: true }
+    )
+    const commit = encodeMlsMessage(result.commit)
+    const welcome =
+      result.welcome === undefined ? undefined : encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: result.welcome })
+    const pending: PendingCommit = {
+      epoch: state.groupContext.epoch,
+      intent,
+      commit,
+      welcome,
+      newState: result.newState,
+      consumed: result.consumed,
+      added,
+      removed
+    }
+    const record: PendingRecord = {
+      epoch: pending.epoch,
+      intent: encodeIntent(intent),
+      commit,
+      welcome,
+      newState: encodeGroupState(result.newState),
+      added,
+      removed
+    }
+    const meta: GroupMeta = { ...this.meta, status: 'committing' }
+    await this.components.store.write([
+      { type: 'put', key: storeKeys.groupPending(this.groupIdHex), value: encodeRecord(record) },
+      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
+    ])
+    this.pending = pending
+    this.meta = meta
+    this.events.emit('status:changed', { from: 'active', to: 'committing' })
+    return { kind: 'created', pending }
+  }
+
+  private async discardPending(pending: PendingCommit): Promise<void> {
+    if (this.pending === pending) await this.discardPendingLocked(pending)
+  }
+
+  private async discardPendingLocked(pending: PendingCommit): Promise<void> {
+    if (this.pending !== pending) return
+    const meta: GroupMeta = { ...this.meta, status: this.meta.status === 'committing' ? 'active' : this.meta.status }
+    await this.components.store.write([
+      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
+      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
+    ])
+    const from = this.meta.status
+    this.pending = undefined
+    this.meta = meta
+    if (from !== meta.status) this.events.emit('status:changed', { from, to: meta.status })
+  }
+
+  /**
+   * After a restart in `committing`: catch up, and if the pending commit was
+   * neither confirmed nor beaten, post it again (the channel accepts it at most
+   * once per epoch) and settle it.
+   */
+  private async resumePendingCommit(): Promise<void> {
+    if (this.pending === undefined) return
+    await this.sync()
+    const pending = this.pending
+    if (pending === undefined) return
+    if (pending.epoch !== this.meta.epoch) {
+      await this.lock.run(() => this.discardPending(pending))
+      return
+    }
+    const posted = await this.components.channel.postCommit(this.groupId, {
+      epoch: pending.epoch,
+      commit: pending.commit,
+      ...(pending.welcome === undefined ? {} : { welcome: pending.welcome })
+    })
+    if (posted.kind === 'accepted') await this.syncThrough(posted.seq)
+    else await this.sync()
+    await this.lock.run(() => this.discardPending(pending))
+  }
+
+  /** @internal Called by the client after loading: settle a commit left pending by a crash. */
+  async recover(): Promise<void> {
+    if (this.pending !== undefined) await this.commitLock.run(() => this.resumePendingCommit())
+    else await this.sync()
+  }
+
+  private async drainWaiting(): Promise<void> {
+    const waiting = this.waiting
+    this.waiting = []
+    for (const bytes of waiting) {
+      try {
+        await this.receive(bytes)
+      } catch (cause) {
+        this.events.emit('message:rejected', { error: wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause), seq: undefined })
+      }
+    }
+  }
+
+  private async decryptApplication(
+    state: ClientState,
+    pm: PrivateMessage
+  ): Promise<{ sender: ClientId; plaintext: Uint8Array; newState: ClientState; consumed: Uint8Array[] }> {
+    const cs = this.components.cs
+    const retention = state.clientConfig.keyRetentionConfig
+    try {
+      if (pm.epoch < state.groupContext.epoch) {
+        const past = state.historicalReceiverData.get(pm.epoch)
+        if (past === undefined) throw new MessageError('WRONG_EPOCH', `Epoch ${pm.epoch} is beyond the retention window`)
+        const r = await unprotectPrivateMessage(past.senderDataSecret, pm, past.secretTree, past.ratchetTree, past.groupContext, retention, cs)
+        const content = r.content.content
+        if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
+          throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
+        }
+        const sender = memberAtLeaf(past.ratchetTree, content.sender.leafIndex)
+        if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
+        const historical = new Map(state.historicalReceiverData)
+        historical.set(pm.epoch, { ...past, secretTree: r.tree })
+        return { sender, plaintext: content.applicationData, newState: { ...state, historicalReceiverData: historical }, consumed: r.consumed }
+      }
+      const r = await unprotectPrivateMessage(
+        state.keySchedule.senderDataSecret,
+        pm,
+        state.secretTree,
+        state.ratchetTree,
+        state.groupContext,
+        retention,
+        cs
+      )
+      const content = r.content.content
+      if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
+        throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
+      }
+      const sender = memberAtLeaf(state.ratchetTree, content.sender.leafIndex)
+      if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
+      return { sender, plaintext: content.applicationData, newState: { ...state, secretTree: r.tree }, consumed: r.consumed }
+    } catch (cause) {
+      throw wrapMlsFailure('MESSAGE_REJECTED', 'Application message rejected', cause)
+    }
+  }
+
+  private withProgress(seq: number | undefined, digest: string): GroupMeta {
+    const digests = [...this.meta.digests, digest]
+    if (digests.length > this.components.replayWindow) digests.splice(0, digests.length - this.components.replayWindow)
+    return { ...this.meta, cursor: seq ?? this.meta.cursor, digests }
+  }
+
+  private stateOperations(state: ClientState, meta: GroupMeta): StoreOperation[] {
+    return [
+      { type: 'put', key: storeKeys.groupState(this.groupIdHex), value: encodeGroupState(state) },
+      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
+    ]
+  }
+
+  /** Persist, then adopt: memory never runs ahead of the store. */
+  private async commitState(state: ClientState, meta: GroupMeta): Promise<void> {
+    await this.components.store.write(this.stateOperations(state, meta))
+    this.state = state
+    this.meta = meta
+  }
+
+  private async digest(bytes: Uint8Array): Promise<string> {
+    return toHex(await this.components.cs.hash.digest(bytes))
+  }
+
+  private requireState(): ClientState {
+    if (this.state === undefined) throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
+    return this.state
+  }
+
+  private requireActive(): ClientState {
+    if (this.meta.status !== 'active') throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}, not active`)
+    return this.requireState()
+  }
+}
+
+function decodeState(bytes: Uint8Array, clientConfig: ClientConfig): ClientState {
+  const decoded = decodeGroupState(bytes, 0)
+  if (decoded === undefined) throw new MessageError('STORAGE_CORRUPT', 'Stored group state could not be decoded')
+  return { ...decoded[0], clientConfig }
+}
