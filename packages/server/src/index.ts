@@ -1,1 +1,11 @@
-export {}
+export { createServices } from './create-services.js'
+export type {
+  Services,
+  ServicesInit,
+  AuthService,
+  DirectoryService,
+  ChannelService,
+  PresentedCredentials,
+  FetchOptions
+} from './services.js'
+export { defaultServiceLimits, type ServiceLimits } from './limits.js'

@@ -1,0 +1,246 @@
+import type {
+  AbortOptions,
+  AccessWindow,
+  ChannelEntry,
+  ClientId,
+  GroupRecord,
+  LogRecord,
+  PostCommitResult,
+  ServerStore,
+  WelcomeEntry
+} from '@mls/core/interfaces'
+import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex } from '@mls/core'
+import type { ServiceLimits } from './limits.js'
+import type { ChannelService, FetchOptions } from './services.js'
+import { decodeMessage, type Suites } from './suites.js'
+import type { Subscriptions } from './subscriptions.js'
+import { KeyedMutex } from './keyed-mutex.js'
+import { applyToRoster, readCommit, welcomeRecipients } from './commit.js'
+
+function invalid(message: string): ServiceError {
+  return new ServiceError('INVALID_MESSAGE', message)
+}
+
+function checkBytes(value: unknown, what: string): asserts value is Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new ServiceError('INVALID_ARGUMENT', `${what} must be a Uint8Array`)
+}
+
+function checkSize(bytes: Uint8Array, max: number, what: string): void {
+  if (bytes.length > max) throw new ServiceError('PAYLOAD_TOO_LARGE', `${what} is ${bytes.length} bytes, the limit is ${max}`, { details: { size: bytes.length, limit: max } })
+}
+
+function checkSeq(afterSeq: unknown): asserts afterSeq is number {
+  if (typeof afterSeq !== 'number' || !Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+    throw new ServiceError('INVALID_ARGUMENT', `afterSeq must be a non-negative integer, got ${String(afterSeq)}`)
+  }
+}
+
+/** Whether `window` (with -1 meaning `seq`) lets its client read the entry at `seq`. */
+function covers(window: AccessWindow, seq: number): boolean {
+  const from = window.fromSeq === -1 ? seq : window.fromSeq
+  const until = window.untilSeq === -1 ? seq : window.untilSeq
+  return from < seq && (until === null || seq <= until)
+}
+
+export function createChannelService(deps: {
+  store: ServerStore
+  suites: Suites
+  limits: ServiceLimits
+  subscriptions: Subscriptions
+}): ChannelService {
+  const { store, suites, limits, subscriptions } = deps
+  const mutex = new KeyedMutex()
+
+  function fetchArgs(options: FetchOptions | number | undefined, abortOptions: AbortOptions | undefined): { limit: number; signal: AbortSignal | undefined } {
+    const given = typeof options === 'number' ? options : options?.limit
+    const signal = (typeof options === 'object' ? options.signal : undefined) ?? abortOptions?.signal
+    if (given !== undefined && (typeof given !== 'number' || !Number.isSafeInteger(given) || given < 1)) {
+      throw new ServiceError('INVALID_ARGUMENT', `limit must be a positive integer, got ${String(given)}`)
+    }
+    return { limit: Math.min(given ?? limits.defaultFetchLimit, limits.maxFetchLimit), signal }
+  }
+
+  function checkGroupId(groupId: unknown): asserts groupId is Uint8Array {
+    checkBytes(groupId, 'groupId')
+    if (groupId.length === 0 || groupId.length > limits.maxGroupIdBytes) {
+      throw new ServiceError('INVALID_ARGUMENT', `A group id is 1 to ${limits.maxGroupIdBytes} bytes, got ${groupId.length}`)
+    }
+  }
+
+  async function loadGroup(groupHex: string, options: AbortOptions | undefined): Promise<GroupRecord> {
+    const group = await store.getGroup(groupHex, options)
+    if (group === undefined) throw new ServiceError('UNKNOWN_GROUP', `Unknown group ${groupHex}`)
+    return group
+  }
+
+  function requireMember(group: GroupRecord, caller: ClientId): void {
+    if (!group.roster.some((e) => e.clientId === caller)) throw new ServiceError('NOT_A_MEMBER', `${caller} is not a member of group ${group.groupId}`)
+  }
+
+  function toEntry(groupId: Uint8Array, record: LogRecord): ChannelEntry {
+    return { groupId: groupId.slice(), seq: record.seq, kind: record.kind, epoch: record.epoch, sender: record.sender, message: record.message.slice() }
+  }
+
+  function fanOutEntry(groupId: Uint8Array, access: readonly AccessWindow[], record: LogRecord): void {
+    const readers = new Set(access.filter((w) => covers(w, record.seq)).map((w) => w.clientId))
+    for (const clientId of readers) subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
+  }
+
+  return {
+    async createGroup(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<void> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      const groupHex = toHex(groupId)
+      const created = await store.createGroup(
+        {
+          groupId: groupHex,
+          epoch: 0n,
+          lastSeq: 0,
+          roster: [{ leafIndex: 0, clientId: caller }],
+          access: [{ clientId: caller, fromSeq: 0, untilSeq: null }]
+        },
+        options
+      )
+      if (!created) throw new ServiceError('GROUP_EXISTS', `Group ${groupHex} exists`)
+    },
+
+    async postCommit(
+      caller: ClientId,
+      groupId: Uint8Array,
+      request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array },
+      options?: AbortOptions
+    ): Promise<PostCommitResult> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      checkBytes(request?.commit, 'commit')
+      if (typeof request.epoch !== 'bigint') throw new ServiceError('INVALID_ARGUMENT', 'epoch must be a bigint')
+      checkSize(request.commit, limits.maxHandshakeBytes, 'The commit')
+      if (request.welcome !== undefined) {
+        checkBytes(request.welcome, 'welcome')
+        checkSize(request.welcome, limits.maxHandshakeBytes, 'The Welcome')
+      }
+      const read = readCommit(request.commit, groupId, request.epoch)
+      const groupHex = toHex(groupId)
+      return mutex.run(groupHex, async () => {
+        throwIfAborted(options?.signal)
+        const group = await loadGroup(groupHex, options)
+        requireMember(group, caller)
+        if (read.epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
+        const committer = group.roster.find((e) => e.leafIndex === read.senderLeaf)
+        if (committer === undefined || committer.clientId !== caller) {
+          throw invalid(`The commit is sent by leaf ${read.senderLeaf}, which is not the caller's`)
+        }
+        const pathLeaf = read.commit.path?.leafNode
+        if (pathLeaf !== undefined) {
+          if (clientIdFromCredential(pathLeaf.credential) !== caller) throw invalid("The update path's leaf node does not name the caller")
+          const identity = await store.getIdentity(caller, options)
+          if (identity === undefined || !equalBytes(identity.signaturePublicKey, pathLeaf.signaturePublicKey)) {
+            throw invalid("The update path's leaf node does not carry the caller's registered signature key")
+          }
+        }
+        const change = await applyToRoster(group, committer, read.proposals, {
+          suites,
+          servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
+        })
+        const recipients = welcomeRecipients(request.welcome, change.added)
+        const welcome = request.welcome
+        const digest = await suites.digest(request.commit)
+        throwIfAborted(options?.signal)
+        const entry = { kind: 'commit' as const, epoch: read.epoch, sender: caller, message: request.commit.slice(), digest }
+        const result = await store.appendCommit(
+          groupHex,
+          {
+            expectedEpoch: group.epoch,
+            entry,
+            roster: change.roster,
+            access: change.access,
+            welcomes: welcome === undefined ? [] : recipients.map((clientId) => ({ clientId, welcome }))
+          },
+          options
+        )
+        if (result.kind === 'conflict') return { kind: 'conflict', epoch: result.epoch }
+        fanOutEntry(groupId, change.access, { ...entry, seq: result.seq })
+        if (welcome !== undefined) {
+          for (const { clientId, seq } of result.welcomeSeqs) {
+            subscriptions.emit(clientId, () => ({
+              type: 'welcome:appended',
+              entry: { seq, groupId: groupId.slice(), welcome: welcome.slice(), commitSeq: result.seq }
+            }))
+          }
+        }
+        return { kind: 'accepted', seq: result.seq, epoch: group.epoch + 1n }
+      })
+    },
+
+    async postMessage(caller: ClientId, groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ seq: number }> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      checkBytes(message, 'message')
+      checkSize(message, limits.maxMessageBytes, 'The message')
+      const decoded = decodeMessage(message)
+      if (decoded === undefined) throw invalid('The message is not a decodable MLSMessage')
+      if (decoded.version !== 'mls10') throw invalid('The message is not MLS 1.0')
+      if (decoded.wireformat !== 'mls_private_message') {
+        throw invalid(`An application message must be an mls_private_message, got ${decoded.wireformat}`)
+      }
+      const pm = decoded.privateMessage
+      if (pm.contentType !== 'application') throw invalid(`Only application content may be posted as a message, got ${pm.contentType}`)
+      if (!equalBytes(pm.groupId, groupId)) throw invalid('The message is for another group')
+      const groupHex = toHex(groupId)
+      const digest = await suites.digest(message)
+      return mutex.run(groupHex, async () => {
+        throwIfAborted(options?.signal)
+        const group = await loadGroup(groupHex, options)
+        requireMember(group, caller)
+        const oldest = group.epoch - BigInt(limits.epochWindow)
+        if (pm.epoch > group.epoch || pm.epoch < oldest) {
+          throw new ServiceError('WRONG_EPOCH', `The message is for epoch ${pm.epoch}; the group accepts epochs ${oldest < 0n ? 0n : oldest} to ${group.epoch}`, {
+            details: { epoch: pm.epoch, currentEpoch: group.epoch }
+          })
+        }
+        const entry = { kind: 'application' as const, epoch: pm.epoch, sender: caller, message: message.slice(), digest }
+        const result = await store.appendMessage(groupHex, entry, options)
+        if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This message is already in the group log')
+        fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
+        return { seq: result.seq }
+      })
+    },
+
+    async fetchEntries(
+      caller: ClientId,
+      groupId: Uint8Array,
+      afterSeq: number,
+      options?: FetchOptions | number,
+      abortOptions?: AbortOptions
+    ): Promise<ChannelEntry[]> {
+      const { limit, signal } = fetchArgs(options, abortOptions)
+      throwIfAborted(signal)
+      checkGroupId(groupId)
+      checkSeq(afterSeq)
+      const groupHex = toHex(groupId)
+      const group = await loadGroup(groupHex, { signal })
+      const windows = group.access.filter((w) => w.clientId === caller).sort((a, b) => a.fromSeq - b.fromSeq)
+      if (windows.length === 0) throw new ServiceError('NOT_A_MEMBER', `${caller} has no access to group ${groupHex}`)
+      const out: ChannelEntry[] = []
+      let cursor = afterSeq
+      for (const window of windows) {
+        if (out.length >= limit) break
+        if (window.untilSeq !== null && window.untilSeq <= cursor) continue
+        const from = Math.max(cursor, window.fromSeq)
+        const records = await store.readLog(groupHex, from, limit - out.length, window.untilSeq ?? undefined, { signal })
+        for (const record of records) out.push(toEntry(groupId, record))
+        const last = records.at(-1)
+        if (last !== undefined) cursor = last.seq
+      }
+      return out
+    },
+
+    async fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]> {
+      const { limit, signal } = fetchArgs(options, abortOptions)
+      throwIfAborted(signal)
+      checkSeq(afterSeq)
+      const records = await store.readWelcomes(caller, afterSeq, limit, { signal })
+      return records.map((r) => ({ seq: r.seq, groupId: fromHex(r.groupId), welcome: r.welcome, commitSeq: r.commitSeq }))
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import type { AccessWindow, ClientId, GroupRecord, RosterEntry } from '@mls/core/interfaces'
+import { ServiceError, clientIdFromCredential, equalBytes, toHex } from '@mls/core'
+import { makeKeyPackageRef, type Commit, type KeyPackage, type Proposal } from '@mls/core/mls'
+import { decodeMessage, type Suites } from './suites.js'
+
+/** A commit as the channel reads it from its PublicMessage. */
+export interface ReadCommit {
+  readonly epoch: bigint
+  readonly senderLeaf: number
+  readonly commit: Commit
+  readonly proposals: readonly Proposal[]
+}
+
+function invalid(message: string, details?: Record<string, unknown>): ServiceError {
+  return new ServiceError('INVALID_MESSAGE', message, details === undefined ? undefined : { details })
+}
+
+/** Decode a posted commit; everything that does not need the group's state. */
+export function readCommit(bytes: Uint8Array, groupId: Uint8Array, epoch: bigint): ReadCommit {
+  const message = decodeMessage(bytes)
+  if (message === undefined) throw invalid('The commit is not a decodable MLSMessage')
+  if (message.version !== 'mls10') throw invalid('The commit is not MLS 1.0')
+  if (message.wireformat !== 'mls_public_message') {
+    throw invalid(`A commit must be an mls_public_message, got ${message.wireformat}`, { wireformat: message.wireformat })
+  }
+  const { content } = message.publicMessage
+  if (content.contentType !== 'commit') throw invalid(`Expected a commit, got ${content.contentType} content`)
+  if (!equalBytes(content.groupId, groupId)) throw invalid('The commit is for another group')
+  if (content.epoch !== epoch) throw invalid(`The commit is for epoch ${content.epoch}, the request says ${epoch}`)
+  if (content.sender.senderType !== 'member') throw invalid(`Only members may commit, the sender is ${content.sender.senderType}`)
+  const proposals: Proposal[] = []
+  for (const item of content.commit.proposals) {
+    if (item.proposalOrRefType !== 'proposal') throw invalid('Proposals by reference are not supported; commit proposals by value')
+    const type = item.proposal.proposalType
+    if (type === 'update') throw invalid('A commit cannot carry an Update by value; use an update path')
+    if (type === 'external_init') throw invalid('External commits are not supported')
+    proposals.push(item.proposal)
+  }
+  return { epoch: content.epoch, senderLeaf: content.sender.leafIndex, commit: content.commit, proposals }
+}
+
+export interface RosterChange {
+  readonly roster: RosterEntry[]
+  readonly access: AccessWindow[]
+  readonly removed: ClientId[]
+  /** Added clients by the hex ref of the KeyPackage that added them. */
+  readonly added: Map<string, ClientId>
+}
+
+/**
+ * Apply a commit's Removes, then its Adds, to the roster (RFC 9420 order);
+ * access windows use -1 for "this commit's seq". Each Add must use a
+ * KeyPackage the Directory served for the client its credential names.
+ */
+export async function applyToRoster(
+  group: GroupRecord,
+  committer: RosterEntry,
+  proposals: readonly Proposal[],
+  deps: { suites: Suites; servedTo: (ref: string) => Promise<ClientId | undefined> }
+): Promise<RosterChange> {
+  const byLeaf = new Map(group.roster.map((e) => [e.leafIndex, e.clientId]))
+  const removed: ClientId[] = []
+  for (const p of proposals) {
+    if (p.proposalType !== 'remove') continue
+    const leaf = p.remove.removed
+    const clientId = byLeaf.get(leaf)
+    if (clientId === undefined) throw invalid(`Remove of leaf ${leaf}, which is blank`)
+    if (leaf === committer.leafIndex) throw invalid('A member cannot commit its own removal')
+    byLeaf.delete(leaf)
+    removed.push(clientId)
+  }
+  const present = new Set(byLeaf.values())
+  const added = new Map<string, ClientId>()
+  for (const p of proposals) {
+    if (p.proposalType !== 'add') continue
+    const kp: KeyPackage = p.add.keyPackage
+    const clientId = clientIdFromCredential(kp.leafNode.credential)
+    if (clientId === undefined) throw invalid('An added KeyPackage does not carry a basic credential with a client id')
+    if (present.has(clientId)) throw invalid(`${clientId} is already a member`)
+    if (!deps.suites.isAccepted(kp.cipherSuite)) throw invalid(`An added KeyPackage uses ciphersuite ${kp.cipherSuite}, which is not accepted`)
+    const impl = await deps.suites.impl(kp.cipherSuite)
+    const ref = toHex(await makeKeyPackageRef(kp, impl.hash))
+    const servedTo = await deps.servedTo(ref)
+    if (servedTo !== clientId) {
+      throw invalid(`The KeyPackage adding ${clientId} was not handed out by the Directory for that client`, { ref })
+    }
+    let leaf = 0
+    while (byLeaf.has(leaf)) leaf++
+    byLeaf.set(leaf, clientId)
+    present.add(clientId)
+    added.set(ref, clientId)
+  }
+  const roster = [...byLeaf].map(([leafIndex, clientId]) => ({ leafIndex, clientId })).sort((a, b) => a.leafIndex - b.leafIndex)
+  const removedSet = new Set(removed)
+  const access: AccessWindow[] = group.access.map((w) =>
+    w.untilSeq === null && removedSet.has(w.clientId) ? { clientId: w.clientId, fromSeq: w.fromSeq, untilSeq: -1 } : { ...w }
+  )
+  for (const clientId of added.values()) access.push({ clientId, fromSeq: -1, untilSeq: null })
+  return { roster, access, removed, added }
+}
+
+/** Check the Welcome of a commit that adds `added` and return its recipients. */
+export function welcomeRecipients(welcome: Uint8Array | undefined, added: ReadonlyMap<string, ClientId>): ClientId[] {
+  if (added.size === 0) {
+    if (welcome !== undefined) throw new ServiceError('WELCOME_INVALID', 'A Welcome was sent with a commit that adds nobody')
+    return []
+  }
+  if (welcome === undefined) throw new ServiceError('WELCOME_INVALID', 'A commit that adds members needs a Welcome')
+  const message = decodeMessage(welcome)
+  if (message === undefined || message.wireformat !== 'mls_welcome') {
+    throw new ServiceError('WELCOME_INVALID', 'The Welcome is not a decodable mls_welcome MLSMessage')
+  }
+  const recipients = new Set<ClientId>()
+  const covered = new Set<string>()
+  for (const secret of message.welcome.secrets) {
+    const ref = toHex(secret.newMember)
+    const clientId = added.get(ref)
+    if (clientId === undefined) throw new ServiceError('WELCOME_INVALID', 'The Welcome is addressed to a KeyPackage the commit does not add', { details: { ref } })
+    covered.add(ref)
+    recipients.add(clientId)
+  }
+  for (const [ref, clientId] of added) {
+    if (!covered.has(ref)) throw new ServiceError('WELCOME_INVALID', `The Welcome has no secrets for added member ${clientId}`, { details: { ref } })
+  }
+  return [...recipients]
+}

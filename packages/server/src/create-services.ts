@@ -1,0 +1,29 @@
+import { ServiceError, assertCryptoProvider } from '@mls/core'
+import { SERVER_STORE_SPECIFICATION_VERSION } from '@mls/core/interfaces'
+import type { Services, ServicesInit } from './services.js'
+import { resolveLimits } from './limits.js'
+import { Suites } from './suites.js'
+import { Subscriptions } from './subscriptions.js'
+import { createAuthService } from './auth.js'
+import { createDirectoryService } from './directory.js'
+import { createChannelService } from './channel.js'
+
+/** The Directory and the Group Channel over `init.store`, ready for any transport to host. */
+export function createServices(init: ServicesInit): Services {
+  const { store } = init
+  if (store?.specificationVersion !== SERVER_STORE_SPECIFICATION_VERSION) {
+    throw new ServiceError('UNSUPPORTED_SPECIFICATION', `Not a server store of specification ${SERVER_STORE_SPECIFICATION_VERSION} (got ${String(store?.specificationVersion)})`)
+  }
+  const crypto = assertCryptoProvider(init.crypto)
+  const limits = resolveLimits(init.limits)
+  const now = init.now ?? Date.now
+  const suites = new Suites(crypto, init.ciphersuites)
+  const subscriptions = new Subscriptions()
+  return {
+    auth: createAuthService({ store, suites, limits, now }),
+    directory: createDirectoryService({ store, suites, limits, now }),
+    channel: createChannelService({ store, suites, limits, subscriptions }),
+    subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
+    limits
+  }
+}

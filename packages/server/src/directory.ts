@@ -1,0 +1,93 @@
+import type { AbortOptions, ClientId, FetchedKeyPackage, KeyPackageCount, KeyPackageRecord, RegisteredIdentity, ServerStore } from '@mls/core/interfaces'
+import { ServiceError, formatClientId, parseClientId, throwIfAborted } from '@mls/core'
+import type { ServiceLimits } from './limits.js'
+import type { DirectoryService } from './services.js'
+import type { Suites } from './suites.js'
+import { KeyPackageRejection, validateKeyPackage } from './key-package.js'
+import { TokenBuckets } from './token-bucket.js'
+
+export function createDirectoryService(deps: { store: ServerStore; suites: Suites; limits: ServiceLimits; now: () => number }): DirectoryService {
+  const { store, suites, limits, now } = deps
+  const fetchBudget = new TokenBuckets(limits.fetchesPerMinute, limits.fetchBurst, now)
+  const nowSeconds = (): number => Math.floor(now() / 1000)
+
+  return {
+    async uploadKeyPackages(
+      caller: ClientId,
+      request: { keyPackages: readonly Uint8Array[]; lastResort?: Uint8Array },
+      options?: AbortOptions
+    ): Promise<KeyPackageCount> {
+      throwIfAborted(options?.signal)
+      const keyPackages = request?.keyPackages
+      if (!Array.isArray(keyPackages)) throw new ServiceError('INVALID_ARGUMENT', 'keyPackages must be an array')
+      const total = keyPackages.length + (request.lastResort === undefined ? 0 : 1)
+      if (total > limits.maxKeyPackagesPerUpload) {
+        throw new ServiceError('KEY_PACKAGE_INVALID', `At most ${limits.maxKeyPackagesPerUpload} KeyPackages per upload, got ${total}`, {
+          details: { reason: 'too many KeyPackages' }
+        })
+      }
+      const identity = await store.getIdentity(caller, options)
+      if (identity === undefined) throw new ServiceError('UNKNOWN_IDENTITY', `${caller} is not registered`)
+      const uploads = [...keyPackages.map((bytes) => ({ bytes, lastResort: false })), ...(request.lastResort === undefined ? [] : [{ bytes: request.lastResort, lastResort: true }])]
+      const records: KeyPackageRecord[] = []
+      const time = nowSeconds()
+      for (const [index, upload] of uploads.entries()) {
+        try {
+          records.push(await validateKeyPackage(upload.bytes, { caller, identity, suites, limits, nowSeconds: time, lastResort: upload.lastResort }))
+        } catch (error) {
+          if (!(error instanceof KeyPackageRejection)) throw error
+          throw new ServiceError('KEY_PACKAGE_INVALID', `KeyPackage ${index} rejected: ${error.message}`, { details: { index, reason: error.message } })
+        }
+      }
+      const lastResort = request.lastResort === undefined ? undefined : records.pop()
+      if (lastResort !== undefined && records.some((r) => r.ref === lastResort.ref)) {
+        throw new ServiceError('KEY_PACKAGE_INVALID', 'The last-resort KeyPackage is also uploaded as a one-time KeyPackage', {
+          details: { index: records.length, reason: 'last-resort KeyPackage reused as one-time' }
+        })
+      }
+      throwIfAborted(options?.signal)
+      await store.addKeyPackages(caller, records, lastResort, options)
+      return store.countKeyPackages(caller, options)
+    },
+
+    async fetchKeyPackages(caller: ClientId, userId: string, options?: AbortOptions): Promise<FetchedKeyPackage[]> {
+      throwIfAborted(options?.signal)
+      try {
+        formatClientId(userId, 'device')
+      } catch (cause) {
+        throw new ServiceError('INVALID_ARGUMENT', `Not a user id: ${JSON.stringify(userId)}`, { cause })
+      }
+      const retryAfterMs = fetchBudget.take(caller)
+      if (retryAfterMs > 0) {
+        throw new ServiceError('RATE_LIMITED', `Too many KeyPackage fetches by ${caller}; retry in ${retryAfterMs} ms`, { details: { retryAfterMs } })
+      }
+      const devices = await store.listDevices(userId, options)
+      if (devices.length === 0) throw new ServiceError('UNKNOWN_USER', `No device of ${userId} is registered`)
+      const out: FetchedKeyPackage[] = []
+      const time = nowSeconds()
+      for (const device of devices) {
+        if (device.clientId === caller) continue
+        const record = await store.consumeKeyPackage(device.clientId, time, options)
+        if (record !== undefined) out.push({ clientId: device.clientId, keyPackage: record.keyPackage, lastResort: record.lastResort })
+      }
+      return out
+    },
+
+    async lookupIdentity(_caller: ClientId, clientId: ClientId, options?: AbortOptions): Promise<RegisteredIdentity | undefined> {
+      throwIfAborted(options?.signal)
+      try {
+        parseClientId(clientId)
+      } catch (cause) {
+        throw new ServiceError('INVALID_ARGUMENT', `Not a client id: ${JSON.stringify(clientId)}`, { cause })
+      }
+      const record = await store.getIdentity(clientId, options)
+      if (record === undefined) return undefined
+      return { clientId: record.clientId, signaturePublicKey: record.signaturePublicKey, ciphersuite: record.ciphersuite }
+    },
+
+    async countKeyPackages(caller: ClientId, options?: AbortOptions): Promise<KeyPackageCount> {
+      throwIfAborted(options?.signal)
+      return store.countKeyPackages(caller, options)
+    }
+  }
+}

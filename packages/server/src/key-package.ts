@@ -1,0 +1,54 @@
+import type { ClientId, IdentityRecord, KeyPackageRecord } from '@mls/core/interfaces'
+import { clientIdFromCredential, equalBytes, toHex } from '@mls/core'
+import { makeKeyPackageRef, verifyKeyPackage, verifyLeafNodeSignatureKeyPackage, type KeyPackage } from '@mls/core/mls'
+import type { ServiceLimits } from './limits.js'
+import { decodeMessage, type Suites } from './suites.js'
+
+export class KeyPackageRejection extends Error {}
+
+function reject(reason: string): never {
+  throw new KeyPackageRejection(reason)
+}
+
+const MAX_NOT_AFTER = BigInt(Number.MAX_SAFE_INTEGER)
+
+/** Validate one uploaded KeyPackage of `caller`; throws `KeyPackageRejection` with a reason. */
+export async function validateKeyPackage(
+  bytes: Uint8Array,
+  context: { caller: ClientId; identity: IdentityRecord; suites: Suites; limits: ServiceLimits; nowSeconds: number; lastResort: boolean }
+): Promise<KeyPackageRecord> {
+  const { caller, identity, suites, limits, nowSeconds } = context
+  if (!(bytes instanceof Uint8Array)) reject('not bytes')
+  if (bytes.length > limits.maxKeyPackageBytes) reject(`larger than ${limits.maxKeyPackageBytes} bytes`)
+  const message = decodeMessage(bytes)
+  if (message === undefined) reject('not a decodable MLSMessage')
+  if (message.wireformat !== 'mls_key_package') reject(`wire format ${message.wireformat}, expected mls_key_package`)
+  const kp: KeyPackage = message.keyPackage
+  if (message.version !== 'mls10' || kp.version !== 'mls10') reject('protocol version is not mls10')
+  if (!suites.isAccepted(kp.cipherSuite)) reject(`ciphersuite ${String(kp.cipherSuite)} is not accepted`)
+  const leaf = kp.leafNode
+  if (leaf.leafNodeSource !== 'key_package') reject('leaf node source is not key_package')
+  const now = BigInt(nowSeconds)
+  if (leaf.lifetime.notBefore > now + BigInt(limits.keyPackageClockSkewSeconds)) reject('not valid yet (not_before is in the future)')
+  if (leaf.lifetime.notAfter < now) reject('expired (not_after is in the past)')
+  if (leaf.lifetime.notAfter < leaf.lifetime.notBefore) reject('lifetime ends before it starts')
+  if (equalBytes(kp.initKey, leaf.hpkePublicKey)) reject('init_key equals the leaf encryption_key')
+  if (leaf.credential.credentialType !== 'basic') reject('credential is not a basic credential')
+  const named = clientIdFromCredential(leaf.credential)
+  if (named !== caller) reject(`credential names ${named === undefined ? 'no valid client id' : JSON.stringify(named)}, not the caller ${JSON.stringify(caller)}`)
+  if (!equalBytes(leaf.signaturePublicKey, identity.signaturePublicKey)) reject('signature key is not the caller’s registered key')
+  const impl = await suites.impl(kp.cipherSuite)
+  if (!(await safely(() => verifyLeafNodeSignatureKeyPackage(leaf, impl.signature)))) reject('leaf node signature does not verify')
+  if (!(await safely(() => verifyKeyPackage(kp, impl.signature)))) reject('KeyPackage signature does not verify')
+  const ref = toHex(await makeKeyPackageRef(kp, impl.hash))
+  const notAfter = Number(leaf.lifetime.notAfter > MAX_NOT_AFTER ? MAX_NOT_AFTER : leaf.lifetime.notAfter)
+  return { ref, clientId: caller, keyPackage: bytes.slice(), lastResort: context.lastResort, notAfter }
+}
+
+async function safely(check: () => Promise<boolean>): Promise<boolean> {
+  try {
+    return await check()
+  } catch {
+    return false
+  }
+}

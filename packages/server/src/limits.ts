@@ -1,0 +1,74 @@
+import { ServiceError } from '@mls/core'
+
+/**
+ * Limits the services enforce. Every field is optional in `createServices`;
+ * missing ones take the value of `defaultServiceLimits`. All are positive
+ * integers except `epochWindow`, which may be 0.
+ */
+export interface ServiceLimits {
+  /**
+   * KeyPackage fetches per requester: a token bucket refilled at this many
+   * tokens per minute. One `fetchKeyPackages` call takes one token; an empty
+   * bucket rejects with `RATE_LIMITED` (details carry `retryAfterMs`).
+   * Default 60.
+   */
+  readonly fetchesPerMinute: number
+  /** Size of the fetch token bucket (the burst a requester may spend at once). Default 120. */
+  readonly fetchBurst: number
+  /** Largest application message, in bytes (`PAYLOAD_TOO_LARGE`). Default 1 MiB. */
+  readonly maxMessageBytes: number
+  /** Largest commit, and largest Welcome, in bytes (`PAYLOAD_TOO_LARGE`). Default 4 MiB. */
+  readonly maxHandshakeBytes: number
+  /**
+   * How many epochs back an application message may be: the channel accepts
+   * epochs `[current - epochWindow, current]` (`WRONG_EPOCH` otherwise).
+   * Default 2.
+   */
+  readonly epochWindow: number
+  /** Most KeyPackages in one upload, the last-resort one included (`KEY_PACKAGE_INVALID`). Default 200. */
+  readonly maxKeyPackagesPerUpload: number
+  /** Largest encoded KeyPackage, in bytes (`KEY_PACKAGE_INVALID`). Default 64 KiB. */
+  readonly maxKeyPackageBytes: number
+  /** Tolerated clock skew for a KeyPackage's `not_before`, in seconds. Default 300. */
+  readonly keyPackageClockSkewSeconds: number
+  /** Entries or Welcomes returned by one fetch when the caller gives no limit. Default 500. */
+  readonly defaultFetchLimit: number
+  /** Largest limit a fetch may ask for; larger ones are clamped. Default 1000. */
+  readonly maxFetchLimit: number
+  /** How long an issued challenge may be answered, in milliseconds. Default 5 minutes. */
+  readonly challengeTtlMs: number
+  /** Most outstanding challenges; the oldest are forgotten first. Default 10 000. */
+  readonly maxPendingChallenges: number
+  /** Longest group id, in bytes (`INVALID_ARGUMENT`). Default 256. */
+  readonly maxGroupIdBytes: number
+}
+
+export const defaultServiceLimits: ServiceLimits = Object.freeze({
+  fetchesPerMinute: 60,
+  fetchBurst: 120,
+  maxMessageBytes: 1 << 20,
+  maxHandshakeBytes: 4 << 20,
+  epochWindow: 2,
+  maxKeyPackagesPerUpload: 200,
+  maxKeyPackageBytes: 64 << 10,
+  keyPackageClockSkewSeconds: 300,
+  defaultFetchLimit: 500,
+  maxFetchLimit: 1000,
+  challengeTtlMs: 5 * 60_000,
+  maxPendingChallenges: 10_000,
+  maxGroupIdBytes: 256
+})
+
+export function resolveLimits(limits: Partial<ServiceLimits> = {}): ServiceLimits {
+  const resolved = { ...defaultServiceLimits, ...limits }
+  for (const [name, value] of Object.entries(resolved)) {
+    const min = name === 'epochWindow' ? 0 : 1
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+      throw new ServiceError('INVALID_ARGUMENT', `Limit ${name} must be an integer >= ${min}, got ${String(value)}`)
+    }
+  }
+  if (resolved.defaultFetchLimit > resolved.maxFetchLimit) {
+    throw new ServiceError('INVALID_ARGUMENT', 'Limit defaultFetchLimit must not exceed maxFetchLimit')
+  }
+  return Object.freeze(resolved)
+}

@@ -1,0 +1,191 @@
+import type {
+  AbortOptions,
+  ChannelEntry,
+  ChannelEvent,
+  ClientId,
+  CryptoProvider,
+  FetchedKeyPackage,
+  KeyPackageCount,
+  PostCommitResult,
+  RegisteredIdentity,
+  ServerStore,
+  WelcomeEntry
+} from '@mls/core/interfaces'
+import type { CiphersuiteName } from '@mls/core/mls'
+import type { ServiceLimits } from './limits.js'
+
+/** What `createServices` needs. */
+export interface ServicesInit {
+  /** Where the Directory and the Group Channel keep their state. */
+  store: ServerStore
+  /** Verifies signatures and computes KeyPackage refs and message digests. */
+  crypto: CryptoProvider
+  /**
+   * Ciphersuites accepted for identities and KeyPackages. Default: every suite
+   * `crypto` supports. Each must be supported (`UNSUPPORTED_CIPHERSUITE`).
+   */
+  ciphersuites?: readonly CiphersuiteName[]
+  /** Overrides of `defaultServiceLimits`. */
+  limits?: Partial<ServiceLimits>
+  /** Clock in milliseconds since the epoch. Default `Date.now`. */
+  now?: () => number
+}
+
+/** The identity a connection presents (the data of `SessionCredentials`, without the signer). */
+export interface PresentedCredentials {
+  readonly clientId: ClientId
+  readonly signaturePublicKey: Uint8Array
+  /** Ciphersuite name of the signature key. */
+  readonly ciphersuite: string
+  /** `true` to register the identity (binding it to the key once), `false` to log in. */
+  readonly register: boolean
+}
+
+/** Fetch options: abort signal and page size. */
+export type FetchOptions = AbortOptions & {
+  /** Most items returned; default `limits.defaultFetchLimit`, clamped to `limits.maxFetchLimit`. */
+  limit?: number
+}
+
+/**
+ * Proof of possession of a signature key, once per connection. A transport
+ * asks for a challenge, hands it to the client, and passes the client's
+ * answer (`SessionCredentials.signChallenge`) to `authenticate`. The returned
+ * ClientId is the `caller` of every later request on that connection.
+ */
+export interface AuthService {
+  /**
+   * A fresh random challenge (32 bytes) for one connection. It can be
+   * answered once, within `limits.challengeTtlMs`.
+   */
+  challenge(): Uint8Array
+  /**
+   * Verify the challenge signature (SignWithLabel, label `AUTH_LABEL`, over
+   * `authenticationContent(challenge, clientId)`) and return the
+   * authenticated ClientId.
+   *
+   * - `register: true` binds the identity to the key once; the same key again
+   *   is accepted; another key rejects with `IDENTITY_CONFLICT`.
+   * - `register: false` requires a registered identity (`UNKNOWN_IDENTITY`)
+   *   bound to the presented key (`AUTHENTICATION_FAILED`).
+   * - `AUTHENTICATION_FAILED` for a bad signature or a challenge that was not
+   *   issued by `challenge()`, expired, or already used; `INVALID_ARGUMENT`
+   *   for a malformed client id; `UNSUPPORTED_CIPHERSUITE` for a suite not
+   *   accepted.
+   */
+  authenticate(credentials: PresentedCredentials, challenge: Uint8Array, signature: Uint8Array, options?: AbortOptions): Promise<ClientId>
+}
+
+/**
+ * The Directory, mirroring `DirectoryClient` with the authenticated caller
+ * first. Same results and error codes.
+ */
+export interface DirectoryService {
+  /**
+   * Validate and store the caller's KeyPackages, all or nothing. Each must be
+   * an MLSMessage of wire format `mls_key_package`, version mls10, a suite
+   * accepted, valid now (`not_before` within the clock skew), signed
+   * (KeyPackage and leaf node signatures), with `init_key` different from
+   * the leaf's `encryption_key`, a basic credential naming exactly the caller
+   * and the caller's registered signature key. Otherwise
+   * `KEY_PACKAGE_INVALID`, with `details.index` (the last-resort one is index
+   * `keyPackages.length`) and `details.reason`.
+   */
+  uploadKeyPackages(
+    caller: ClientId,
+    request: { keyPackages: readonly Uint8Array[]; lastResort?: Uint8Array },
+    options?: AbortOptions
+  ): Promise<KeyPackageCount>
+  /**
+   * One KeyPackage for each registered device of `userId` except the caller:
+   * the oldest one-time KeyPackage (consumed), or the last-resort one when
+   * the pool is empty; devices with neither are left out. `UNKNOWN_USER` when
+   * the user has no device; `RATE_LIMITED` past the caller's fetch budget.
+   */
+  fetchKeyPackages(caller: ClientId, userId: string, options?: AbortOptions): Promise<FetchedKeyPackage[]>
+  /** The identity registered for `clientId`, or `undefined`. */
+  lookupIdentity(caller: ClientId, clientId: ClientId, options?: AbortOptions): Promise<RegisteredIdentity | undefined>
+  /** How many KeyPackages of the caller remain. */
+  countKeyPackages(caller: ClientId, options?: AbortOptions): Promise<KeyPackageCount>
+}
+
+/**
+ * The Group Channel (Delivery Service), mirroring `GroupChannelClient` with
+ * the authenticated caller first. Same results and error codes.
+ *
+ * Membership is enforced with a roster the channel keeps from the commits it
+ * accepts (see docs/server.md): handshake messages are PublicMessages, so the
+ * channel reads each commit's sender and its Add and Remove proposals, but
+ * never verifies MLS signatures or sees secrets. Mutations of one group are
+ * serialized; the store's epoch compare-and-set is the final guard.
+ */
+export interface ChannelService {
+  /**
+   * Create a group at epoch 0 whose only member (leaf 0) is the caller.
+   * `GROUP_EXISTS` when the id is taken; `INVALID_ARGUMENT` for an empty or
+   * too long id.
+   */
+  createGroup(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<void>
+  /**
+   * Order a commit. It must be an `mls_public_message` commit for this group,
+   * with `request.epoch` equal to its epoch, sent by the member leaf that the
+   * roster maps to the caller, carrying proposals by value only (Add, Remove,
+   * PSK, ReInit, GroupContextExtensions, custom). Every Add must use a
+   * KeyPackage the Directory served for the client its credential names; a
+   * commit that adds members must come with a Welcome whose recipients are
+   * exactly the added KeyPackage refs.
+   *
+   * Results: `accepted` with the entry's `seq` and the group's new epoch
+   * (`request.epoch + 1`); `conflict` with the current epoch when the commit
+   * is for any other epoch (nothing is stored, the Welcome is dropped).
+   * Errors: `UNKNOWN_GROUP`, `NOT_A_MEMBER` (caller not in the roster),
+   * `INVALID_MESSAGE`, `WELCOME_INVALID`, `PAYLOAD_TOO_LARGE`.
+   */
+  postCommit(
+    caller: ClientId,
+    groupId: Uint8Array,
+    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array },
+    options?: AbortOptions
+  ): Promise<PostCommitResult>
+  /**
+   * Append an application message: an `mls_private_message` with content
+   * type application for this group, from a current member, for an epoch in
+   * `[current - limits.epochWindow, current]`. Errors: `UNKNOWN_GROUP`,
+   * `NOT_A_MEMBER`, `INVALID_MESSAGE`, `WRONG_EPOCH`, `REPLAYED_MESSAGE`
+   * (same bytes already in the log), `PAYLOAD_TOO_LARGE`.
+   */
+  postMessage(caller: ClientId, groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
+  /**
+   * Entries with `seq > afterSeq` inside the caller's access windows, in
+   * order: a member reads from the commit that added it (exclusive); a
+   * removed member up to and including the commit that removed it.
+   * `NOT_A_MEMBER` if the caller never had access, `UNKNOWN_GROUP`.
+   * `limit` may be given as a number or in the options.
+   */
+  fetchEntries(
+    caller: ClientId,
+    groupId: Uint8Array,
+    afterSeq: number,
+    options?: FetchOptions | number,
+    abortOptions?: AbortOptions
+  ): Promise<ChannelEntry[]>
+  /** The caller's Welcomes with `seq > afterSeq`, in order. */
+  fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]>
+}
+
+/** The Directory and the Group Channel, independent of any transport. */
+export interface Services {
+  readonly auth: AuthService
+  readonly directory: DirectoryService
+  readonly channel: ChannelService
+  /**
+   * Push: `listener` is called (synchronously, in log order per group) for
+   * every entry appended to a group the client may read (all members the
+   * entry is visible to, the sender included, and a removed member for the
+   * commit that removed it) and for every Welcome put in its mailbox. A
+   * listener that throws is ignored. Returns a function that unsubscribes.
+   */
+  subscribe(clientId: ClientId, listener: (event: ChannelEvent) => void): () => void
+  /** The limits in force. */
+  readonly limits: ServiceLimits
+}
