@@ -165,10 +165,11 @@ export class Member {
     return this.state.groupContext.groupId
   }
 
-  static async create(client: TestClient, groupId: Uint8Array): Promise<Member> {
+  /** Create the group in MLS and, unless `onServer` is false, on the channel. */
+  static async create(client: TestClient, groupId: Uint8Array, onServer = true): Promise<Member> {
     const kp = await client.keyPackage()
     const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], client.h.cs)
-    await client.h.services.channel.createGroup(client.clientId, groupId)
+    if (onServer) await client.h.services.channel.createGroup(client.clientId, groupId)
     return new Member(client, state)
   }
 
