@@ -336,8 +336,8 @@ export class MlsClient {
       }
       if (match === undefined) throw new MessageError('WELCOME_INVALID', 'The Welcome is not for any KeyPackage of this client')
       const privateKeys: PrivateKeyPackage = {
-        initPrivateKey: match.record.initPrivateKey,
-        hpkePrivateKey: match.record.hpkePrivateKey,
+        initPrivateKey: match.record.initPrivateKey.slice(),
+        hpkePrivateKey: match.record.hpkePrivateKey.slice(),
         signaturePrivateKey: this.identity.signaturePrivateKey
       }
       let state
@@ -352,10 +352,10 @@ export class MlsClient {
       if (existing !== undefined && existing.status !== 'removed') throw new MessageError('WELCOME_INVALID', 'Already a member of that group')
       const consumeKeyPackage: StoreOperation[] = match.record.lastResort ? [] : [{ type: 'delete', key: match.key }]
       const group = await Group.persistNew(this.components(), state, entry.commitSeq, [advance, ...consumeKeyPackage])
-      if (!match.record.lastResort) {
-        zeroOutUint8Array(match.record.initPrivateKey)
-        zeroOutUint8Array(match.record.hpkePrivateKey)
-      }
+      // The leaf's HPKE key now lives (as a copy) in the group state; the init key is spent.
+      zeroOutUint8Array(privateKeys.initPrivateKey)
+      zeroOutUint8Array(match.record.initPrivateKey)
+      zeroOutUint8Array(match.record.hpkePrivateKey)
       this.groups.set(gid, group)
       this.events.emit('group:joined', { group })
       await group.sync()

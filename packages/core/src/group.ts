@@ -561,9 +561,10 @@ export class Group {
     const before = membersOf(state)
     const newState = result.newState
     if (newState.groupActiveState.kind === 'removedFromGroup') {
-      await this.becomeRemoved(newState.groupContext.epoch, seq, digest, committer)
+      const removedAt = state.groupContext.epoch + 1n
+      await this.becomeRemoved(removedAt, seq, digest, committer)
       result.consumed.forEach(zeroOutUint8Array)
-      return { kind: 'commit', epoch: newState.groupContext.epoch }
+      return { kind: 'commit', epoch: removedAt }
     }
     await this.commitState(newState, { ...this.withProgress(seq, digest), epoch: newState.groupContext.epoch })
     result.consumed.forEach(zeroOutUint8Array)

@@ -1,0 +1,75 @@
+import type { CryptoProvider, Group, MlsClient, MlsClientInit } from '@mls/core'
+import { createMlsClient, equalBytes, toHex } from '@mls/core'
+import type { ClientStore } from '@mls/core/interfaces'
+import { createServices, type Services } from '@mls/server'
+import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
+import { memoryTransport, type Scheduler } from '@mls/transport-memory'
+
+export interface TestNetworkInit {
+  crypto: CryptoProvider
+  ciphersuite?: MlsClientInit['ciphersuite']
+  scheduler?: Scheduler
+}
+
+export type TestNetwork = Awaited<ReturnType<typeof createTestNetwork>>
+
+/** Directory + Group Channel in process, and a factory for clients that talk to them. */
+export async function createTestNetwork(init: TestNetworkInit) {
+  const serverStore = memoryServerStore()
+  const services: Services = createServices({ store: serverStore, crypto: init.crypto })
+  const transport = memoryTransport({ services, ...(init.scheduler === undefined ? {} : { scheduler: init.scheduler }) })
+  const stores = new Map<string, ClientStore>()
+
+  async function client(userId: string, options: Partial<MlsClientInit> & { store?: ClientStore } = {}): Promise<MlsClient> {
+    const deviceId = options.deviceId ?? 'phone'
+    const store = options.store ?? memoryClientStore({ name: `${userId}/${deviceId}` })
+    stores.set(`${userId}/${deviceId}`, store)
+    return createMlsClient({
+      userId,
+      deviceId,
+      crypto: options.crypto ?? init.crypto,
+      store,
+      transport,
+      ...(init.ciphersuite === undefined ? {} : { ciphersuite: init.ciphersuite }),
+      ...options
+    })
+  }
+
+  return { services, serverStore, transport, stores, client }
+}
+
+/** Poll until `condition` holds; fails with `what` after `timeoutMs`. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+/** Wait until `client` holds the group (joined from a Welcome). */
+export async function joined(client: MlsClient, groupId: Uint8Array): Promise<Group> {
+  await waitFor(() => client.group(groupId) !== undefined, `${client.clientId} to join ${toHex(groupId)}`)
+  return client.group(groupId)!
+}
+
+/** Wait until every group is at `epoch`, then check they share one epoch authenticator. */
+export async function converged(groups: readonly Group[], epoch: bigint): Promise<Uint8Array> {
+  await waitFor(() => groups.every((g) => g.epoch === epoch && g.status === 'active'), `all groups at epoch ${epoch}`)
+  const first = groups[0]!.epochAuthenticator()
+  for (const g of groups) {
+    if (!equalBytes(g.epochAuthenticator(), first)) throw new Error(`Epoch authenticators differ at epoch ${epoch}`)
+  }
+  return first
+}
+
+/** Collect the plaintexts a group receives, as text. */
+export function inbox(group: Group): { texts: string[]; from: string[] } {
+  const box = { texts: [] as string[], from: [] as string[] }
+  group.on('message:received', (m) => {
+    box.texts.push(new TextDecoder().decode(m.plaintext))
+    box.from.push(m.sender)
+  })
+  return box
+}
+export * from './providers.js'
