@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { utf8 } from '@mls/core'
-import { createProposal, encodeMlsMessage } from '@mls/core/mls'
+import { createProposal, decodeMlsMessage, encodeMlsMessage, type Proposal } from '@mls/core/mls'
 import { Member, TestClient, add, expectCode, groupOf, harness, remove } from './helpers.js'
 
 async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[]): Promise<TestClient[]> {
@@ -369,5 +369,36 @@ describe('channel: reading and push', () => {
     expect(extra).toEqual([2])
     expect(bob!.entrySeqs()).toEqual([2])
     expect(alice!.entrySeqs()).toEqual([1, 2, 3])
+  })
+})
+
+/** Re-encode a prepared commit with other proposals (its signature no longer verifies; the channel does not check it). */
+function withProposals(commit: Uint8Array, proposals: Proposal[]): Uint8Array {
+  const message = decodeMlsMessage(commit, 0)?.[0]
+  if (message?.wireformat !== 'mls_public_message' || message.publicMessage.content.contentType !== 'commit') throw new Error('not a commit')
+  const content = message.publicMessage.content
+  return encodeMlsMessage({
+    ...message,
+    publicMessage: {
+      ...message.publicMessage,
+      content: { ...content, commit: { ...content.commit, proposals: proposals.map((proposal) => ({ proposalOrRefType: 'proposal' as const, proposal })) } }
+    }
+  })
+}
+
+describe('channel: roster rules', () => {
+  it('refuses commits that remove the committer or a blank leaf, or re-add a member', async () => {
+    const h = await harness()
+    const [alice, bob] = await clients(h, 'alice', 'bob')
+    const { groupId, members } = await groupOf(alice!, [bob!])
+    const [a, b] = members as [Member, Member]
+    const prepared = await a.prepareCommit()
+    const [bobAgain] = await a.fetch('bob')
+    const post = (proposals: Proposal[]) => h.services.channel.postCommit(alice!.clientId, groupId, { epoch: 1n, commit: withProposals(prepared.commit, proposals) })
+    await expect(post([remove(a.leafIndex)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/own removal/) })
+    await expect(post([remove(5)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/blank/) })
+    await expect(post([remove(b.leafIndex), remove(b.leafIndex)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/blank/) })
+    await expect(post([add(bobAgain!.decoded)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/already a member/) })
+    expect(await a.post(prepared)).toMatchObject({ kind: 'accepted', epoch: 2n })
   })
 })
