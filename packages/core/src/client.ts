@@ -487,7 +487,7 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
     await init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(identity) }])
   }
   const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(identity.ciphersuite))
-  let client: MlsClient | undefined
+  const holder: { client?: MlsClient } = {}
   const clientConfig: ClientConfig = {
     keyRetentionConfig: {
       retainKeysForEpochs: init.retainEpochs ?? 4,
@@ -498,11 +498,12 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
     keyPackageEqualityConfig: defaultKeyPackageEqualityConfig,
     paddingConfig: defaultPaddingConfig,
     authService: new DirectoryAuthenticationService(() => {
-      if (client === undefined) throw new UsageError('INVALID_STATE', 'Client not started')
-      return client.directory
+      if (holder.client === undefined) throw new UsageError('INVALID_STATE', 'Client not started')
+      return holder.client.directory
     })
   }
-  client = new MlsClient(init, cs, identity, clientConfig)
+  const client = new MlsClient(init, cs, identity, clientConfig)
+  holder.client = client
   await client.start()
   return client
 }

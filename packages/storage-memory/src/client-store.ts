@@ -8,12 +8,16 @@ export interface MemoryClientStoreInit {
 
 class MemoryClientStore implements ClientStore {
   readonly specificationVersion = 'v1' as const
-  readonly [Symbol.toStringTag]: string
+  private readonly name: string
   private readonly values = new Map<StoreKey, Uint8Array>()
   private closed = false
 
   constructor(init: MemoryClientStoreInit) {
-    this[Symbol.toStringTag] = `MemoryClientStore(${init.name ?? 'default'})`
+    this.name = init.name ?? 'default'
+  }
+
+  get [Symbol.toStringTag](): string {
+    return `MemoryClientStore(${this.name})`
   }
 
   private check(options?: AbortOptions): void {

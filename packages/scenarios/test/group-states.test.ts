@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest'
+import { createCommit, encodeMlsMessage } from '@mls/core/mls'
+import type { Group, GroupStatus } from '@mls/core'
+import { converged, createTestNetwork, joined, providerCases, waitFor } from '../src/index.js'
+
+const [defaultCase] = providerCases()
+const { crypto, ciphersuite } = defaultCase!
+
+function transitions(group: Group): string[] {
+  const out: string[] = []
+  group.on('status:changed', (e: { from: GroupStatus; to: GroupStatus }) => out.push(`${e.from}->${e.to}`))
+  return out
+}
+
+describe('group state machine transitions', () => {
+  it('active -> committing -> active on a confirmed commit; creating a commit changes nothing until then', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const alice = await net.client('alice')
+    const bob = await net.client('bob')
+    await bob.publishKeyPackages({ count: 1 })
+    const a = await alice.createGroup()
+    expect(a.status).toBe('active')
+    const seen = transitions(a)
+    const authBefore = a.epochAuthenticator()
+    const statuses: GroupStatus[] = []
+    a.on('status:changed', () => statuses.push(a.status))
+    const pending = alice.addUsers(a, ['bob'])
+    await waitFor(() => a.status === 'committing', 'alice to be committing')
+    expect(a.epoch).toBe(0n)
+    expect(a.epochAuthenticator()).toEqual(authBefore)
+    expect(a.members()).toHaveLength(1)
+    await pending
+    expect(seen).toEqual(['active->committing', 'committing->active'])
+    expect(a.epoch).toBe(1n)
+    await joined(bob, a.groupId)
+  })
+
+  it('committing -> active (discarded) when another commit wins, then the intent is retried', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const [alice, bob] = await Promise.all(['alice', 'bob'].map((u) => net.client(u)))
+    await bob!.publishKeyPackages({ count: 1 })
+    const a = await alice!.createGroup()
+    await alice!.addUsers(a, ['bob'])
+    const b = await joined(bob!, a.groupId)
+    await converged([a, b], 1n)
+    const seenA = transitions(a)
+    const seenB = transitions(b)
+    const [ra, rb] = await Promise.all([a.update(), b.update()])
+    const loser = ra.attempts === 2 ? seenA : seenB
+    expect(rb.attempts + ra.attempts).toBe(3)
+    expect(loser).toEqual(['active->committing', 'committing->active', 'active->committing', 'committing->active'])
+    await converged([a, b], 3n)
+  })
+
+  it('active -> removed when a commit removes the member', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const [alice, bob] = await Promise.all(['alice', 'bob'].map((u) => net.client(u)))
+    await bob!.publishKeyPackages({ count: 1 })
+    const a = await alice!.createGroup()
+    await alice!.addUsers(a, ['bob'])
+    const b = await joined(bob!, a.groupId)
+    const seen = transitions(b)
+    await a.removeMembers(['bob/phone'])
+    await waitFor(() => b.status === 'removed', 'bob removed')
+    expect(seen).toEqual(['active->removed'])
+    await expect(b.send('anyone?')).rejects.toMatchObject({ code: 'INVALID_STATE' })
+    await expect(b.update()).rejects.toMatchObject({ code: 'INVALID_STATE' })
+  })
+
+  it('active -> failed when the channel orders a commit the member cannot verify; state unchanged', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const [alice, bob] = await Promise.all(['alice', 'bob'].map((u) => net.client(u)))
+    await bob!.publishKeyPackages({ count: 1 })
+    const a = await alice!.createGroup()
+    await alice!.addUsers(a, ['bob'])
+    const b = await joined(bob!, a.groupId)
+    await converged([a, b], 1n)
+    const seen = transitions(a)
+    const rejected = a.once('message:rejected')
+    const authBefore = a.epochAuthenticator()
+    // Bob, a member, forges a commit: valid framing, corrupted signature.
+    const cs = await crypto.getCiphersuiteImpl((await import('@mls/core/mls')).getCiphersuiteFromName(ciphersuite))
+    const forged = await createCommit({ state: b.mlsState!, cipherSuite: cs }, { wireAsPublicMessage: true })
+    if (forged.commit.wireformat !== 'mls_public_message') throw new Error('expected a PublicMessage')
+    forged.commit.publicMessage.auth.signature[0]! ^= 0xff
+    await net.services.channel.postCommit('bob/phone', a.groupId, { epoch: 1n, commit: encodeMlsMessage(forged.commit) })
+    const event = await rejected
+    expect(event.error.code).toBe('MESSAGE_REJECTED')
+    await waitFor(() => a.status === 'failed', 'alice to fail the group')
+    expect(seen).toEqual(['active->failed'])
+    expect(a.epochAuthenticator()).toEqual(authBefore)
+    await expect(a.send('x')).rejects.toMatchObject({ code: 'INVALID_STATE' })
+  })
+})
