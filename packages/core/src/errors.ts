@@ -48,6 +48,10 @@ export type ErrorCode =
   | 'TRANSPORT_PROTOCOL'
   | 'TRANSPORT_UNAVAILABLE'
   | 'INTERNAL'
+  // transport (WebSocket protocol)
+  | 'NOT_AUTHENTICATED'
+  | 'UNSUPPORTED_PROTOCOL_VERSION'
+  | 'TOO_MANY_CONNECTIONS'
 
 export interface MlsToolkitErrorOptions {
   cause?: unknown
