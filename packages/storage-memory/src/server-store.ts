@@ -54,7 +54,7 @@ function checkLogEntry(entry: Omit<LogRecord, 'seq'>): void {
 
 class MemoryServerStore implements ServerStore {
   readonly specificationVersion = 'v1' as const
-  readonly [Symbol.toStringTag]: string
+  private readonly name: string
   private readonly identities = new Map<ClientId, IdentityRecord>()
   private readonly pools = new Map<ClientId, KeyPackageRecord[]>()
   private readonly lastResorts = new Map<ClientId, KeyPackageRecord>()
@@ -65,7 +65,11 @@ class MemoryServerStore implements ServerStore {
   private closed = false
 
   constructor(init: MemoryServerStoreInit) {
-    this[Symbol.toStringTag] = `MemoryServerStore(${init.name ?? 'default'})`
+    this.name = init.name ?? 'default'
+  }
+
+  get [Symbol.toStringTag](): string {
+    return `MemoryServerStore(${this.name})`
   }
 
   private check(options?: AbortOptions): void {
