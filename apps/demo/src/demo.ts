@@ -1,5 +1,6 @@
 import type { CryptoProvider, Group, MlsClient, Transport } from '@mls/core'
 import { createMlsClient, equalBytes, toHex } from '@mls/core'
+import { decodeMlsMessage, emptyPskIndex, getCiphersuiteFromName, processPrivateMessage } from '@mls/core/mls'
 import { memoryClientStore } from '@mls/storage-memory'
 
 export interface DemoInit {
@@ -110,6 +111,7 @@ export async function runDemo(init: DemoInit): Promise<DemoResult> {
   check('A and C read B\'s message after the update', inboxA.includes('B here, with a fresh leaf secret') && inboxC.includes('B here, with a fresh leaf secret'))
 
   print('\n4. Removing a member: A -> Channel: Commit(Remove B)')
+  const bobLastState = b.mlsState
   let bobRemoved = false
   b.on('group:removed', (e) => {
     bobRemoved = true
@@ -120,18 +122,32 @@ export async function runDemo(init: DemoInit): Promise<DemoResult> {
   agree('Remove(B)', [['A', a], ['C', c]], 4n)
   check('B is in state removed', b.status === 'removed')
   const bobBefore = inboxB.length
-  await a.send('After B left: only A and C can read this')
-  await until(() => inboxC.includes('After B left: only A and C can read this'), 'C to read A')
-  await new Promise((r) => setTimeout(r, 100))
-  check('C reads the message sent after the removal', true)
-  let bobFetch = 'refused'
-  try {
-    const got = await bob.listGroups()[0]?.sync()
-    bobFetch = got === undefined ? 'nothing' : 'something'
-  } catch {
-    bobFetch = 'refused'
+  const secret = 'After B left: only A and C can read this'
+  const { seq } = await a.send(secret)
+  print(`   A -> Channel: "${secret}" (entry ${seq}, epoch ${a.epoch})`)
+  await until(() => inboxC.includes(secret), 'C to read A')
+  check('C reads the message sent after the removal', inboxC.includes(secret))
+  // B tries everything it can: the channel, and the keys it held before its removal.
+  const fromChannel = await bob.channel.fetchEntries(a.groupId, seq - 1).then(
+    (entries) => `${entries.length} entries`,
+    (error: { code?: string }) => `refused (${error.code ?? 'error'})`
+  )
+  print(`   B -> Channel: fetch entry ${seq}: ${fromChannel}`)
+  const [entry] = await carol.channel.fetchEntries(a.groupId, seq - 1)
+  const decoded = entry === undefined ? undefined : decodeMlsMessage(entry.message, 0)?.[0]
+  let withOldKeys = 'no ciphertext'
+  if (decoded?.wireformat === 'mls_private_message' && bobLastState !== undefined) {
+    const cs = await init.crypto.getCiphersuiteImpl(getCiphersuiteFromName(bob.ciphersuite))
+    withOldKeys = await processPrivateMessage(bobLastState, decoded.privateMessage, emptyPskIndex, cs).then(
+      (r) => (r.kind === 'applicationMessage' ? `DECRYPTED "${text(r.message)}"` : 'no message'),
+      (error: Error) => `cannot decrypt (${error.message})`
+    )
   }
-  check(`B cannot read anything sent after its removal (B received ${inboxB.length - bobBefore} new messages; channel gave B ${bobFetch})`, inboxB.length === bobBefore)
+  print(`   B, with the epoch ${bobLastState?.groupContext.epoch ?? '?'} keys it held before removal, on the epoch ${decoded?.wireformat === 'mls_private_message' ? decoded.privateMessage.epoch : '?'} ciphertext: ${withOldKeys}`)
+  check(
+    'B cannot read anything sent after its removal',
+    inboxB.length === bobBefore && (fromChannel === '0 entries' || fromChannel.startsWith('refused')) && withOldKeys.startsWith('cannot decrypt')
+  )
 
   for (const x of [alice, bob, carol]) await x.close()
   const ok = checks.every((x) => x.ok)

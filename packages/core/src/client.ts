@@ -14,7 +14,7 @@ import {
   zeroOutUint8Array
 } from 'ts-mls'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
-import type { ChannelEvent, WelcomeEntry } from './interfaces/channel.js'
+import type { ChannelEvent, GroupChannelClient, WelcomeEntry } from './interfaces/channel.js'
 import { CLIENT_STORE_SPECIFICATION_VERSION, type ClientStore, type StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
 import type { CryptoProvider } from './interfaces/crypto.js'
@@ -153,6 +153,11 @@ export class MlsClient {
   /** The Directory client of the current connection. */
   get directory(): DirectoryClient {
     return this.requireConnection().directory
+  }
+
+  /** The Group Channel client of the current connection (raw access; groups use it for you). */
+  get channel(): GroupChannelClient {
+    return this.requireConnection().channel
   }
 
   /** The authentication service this client checks every credential with. */
