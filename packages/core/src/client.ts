@@ -49,6 +49,11 @@ export interface MlsClientInit {
     batchSize?: number
     /** Validity of new KeyPackages in seconds. Default 28 days (within ts-mls's one-month maximum). */
     lifetimeSeconds?: number
+    /**
+     * After each join, when the Directory holds fewer one-time KeyPackages of
+     * this device than this, publish a new batch. Default: off.
+     */
+    replenishBelow?: number
   }
   /** How many past epochs keep receiving keys (RFC 9420 section 14 "retention"). Default 4. */
   retainEpochs?: number
@@ -214,7 +219,7 @@ export class MlsClient {
   /** Process Welcomes, settle commits left pending by a crash, and catch every group up. */
   async sync(): Promise<void> {
     await this.processWelcomes()
-    await Promise.all([...this.groups.values()].filter((g) => g.status === 'active' || g.status === 'committing').map((g) => g.recover()))
+    await Promise.all([...this.groups.values()].filter((g) => ['joining', 'active', 'committing'].includes(g.status)).map((g) => g.recover()))
   }
 
   /**
@@ -356,7 +361,7 @@ export class MlsClient {
       const existing = this.groups.get(gid)
       if (existing !== undefined && existing.status !== 'removed') throw new MessageError('WELCOME_INVALID', 'Already a member of that group')
       const consumeKeyPackage: StoreOperation[] = match.record.lastResort ? [] : [{ type: 'delete', key: match.key }]
-      const group = await Group.persistNew(this.components(), state, entry.commitSeq, [advance, ...consumeKeyPackage])
+      const group = await Group.persistNew(this.components(), state, entry.commitSeq, [advance, ...consumeKeyPackage], 'joining')
       // The leaf's HPKE key now lives (as a copy) in the group state; the init key is spent.
       zeroOutUint8Array(privateKeys.initPrivateKey)
       zeroOutUint8Array(match.record.initPrivateKey)
@@ -364,12 +369,24 @@ export class MlsClient {
       this.groups.set(gid, group)
       this.events.emit('group:joined', { group })
       await group.sync()
+      await this.replenishKeyPackages()
       return group
     } catch (cause) {
       const error = MlsToolkitError.isInstance(cause) ? cause : new MessageError('WELCOME_INVALID', 'Welcome rejected', { cause })
       await this.init.store.write([advance])
       this.events.emit('welcome:rejected', { error, seq: entry.seq })
       return undefined
+    }
+  }
+
+  private async replenishKeyPackages(): Promise<void> {
+    const threshold = this.init.keyPackages?.replenishBelow
+    if (threshold === undefined) return
+    try {
+      const { oneTime } = await this.directory.countKeyPackages()
+      if (oneTime < threshold) await this.publishKeyPackages()
+    } catch (error) {
+      this.events.emit('sync:failed', { error })
     }
   }
 

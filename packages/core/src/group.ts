@@ -25,6 +25,10 @@ import { Mutex } from './mutex.js'
 /**
  * The named states of a group, and their transitions:
  *
+ * - `joining`: joined from a Welcome and persisted, catching up on the
+ *   channel entries ordered after the commit that added this member. The first
+ *   sync that reaches the head of the log → `active`. Messages are received
+ *   and may be sent; commits wait for `active`.
  * - `active`: the member can send and commit. `commit()` → `committing`.
  * - `committing`: a commit was created and waits for the channel. Its
  *   confirmation (the channel delivering it in order) merges it → `active`;
@@ -34,10 +38,9 @@ import { Mutex } from './mutex.js'
  * - `failed`: the channel ordered a commit this member cannot process (an
  *   invalid commit from a malicious member). Terminal until re-joined.
  *
- * A group being joined from a Welcome is not yet a `Group`; the client emits
- * `group:joined` once the join is persisted (the `joining` step).
+ * The client emits `group:joined` once a join is persisted (in `joining`).
  */
-export type GroupStatus = 'active' | 'committing' | 'removed' | 'failed'
+export type GroupStatus = 'joining' | 'active' | 'committing' | 'removed' | 'failed'
 
 /** A member of the group, from the ratchet tree. */
 export interface Member {
@@ -229,9 +232,10 @@ export class Group {
     components: GroupComponents,
     state: ClientState,
     cursor: number,
-    extra: readonly StoreOperation[]
+    extra: readonly StoreOperation[],
+    status: 'joining' | 'active' = 'active'
   ): Promise<Group> {
-    const meta: GroupMeta = { status: 'active', cursor, epoch: state.groupContext.epoch, digests: [] }
+    const meta: GroupMeta = { status, cursor, epoch: state.groupContext.epoch, digests: [] }
     const group = new Group(components, state.groupContext.groupId, state, meta, undefined)
     await components.store.write([...group.stateOperations(state, meta), ...extra])
     return group
@@ -322,7 +326,7 @@ export class Group {
   async send(plaintext: Uint8Array | string): Promise<{ seq: number }> {
     const data = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext
     const message = await this.lock.run(async () => {
-      if (this.meta.status !== 'active' && this.meta.status !== 'committing') {
+      if (this.meta.status !== 'active' && this.meta.status !== 'committing' && this.meta.status !== 'joining') {
         throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
       }
       const state = this.requireState()
@@ -368,6 +372,7 @@ export class Group {
    */
   async commit(intent: CommitIntent): Promise<CommitOutcome> {
     return this.commitLock.run(async () => {
+      if (this.meta.status === 'joining') await this.sync()
       await this.resumePendingCommit()
       for (let attempt = 1; attempt <= this.components.maxCommitAttempts; attempt++) {
         const created = await this.lock.run(() => this.createPendingCommit(intent))
@@ -440,14 +445,23 @@ export class Group {
     for (;;) {
       if (this.meta.status === 'removed' || this.meta.status === 'failed') return
       const entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: 500 })
-      if (entries.length === 0) return
+      if (entries.length === 0) return this.lock.run(() => this.finishJoining())
       for (const entry of entries) {
         await this.lock.run(async () => {
           if (entry.seq === this.meta.cursor + 1) await this.processEntry(entry)
         })
       }
-      if (entries.length < 500) return
+      if (entries.length < 500) return this.lock.run(() => this.finishJoining())
     }
+  }
+
+  /** `joining` → `active` once caught up with the channel. */
+  private async finishJoining(): Promise<void> {
+    if (this.meta.status !== 'joining') return
+    const meta: GroupMeta = { ...this.meta, status: 'active' }
+    await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }])
+    this.meta = meta
+    this.events.emit('status:changed', { from: 'joining', to: 'active' })
   }
 
   private async syncThrough(seq: number): Promise<void> {

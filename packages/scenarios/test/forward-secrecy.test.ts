@@ -51,6 +51,20 @@ describe('forward secrecy: secrets are deleted when the protocol says', () => {
     expect(rawContains(bobStore, Buffer.from(oldRecord.initPrivateKey.$b, 'base64'))).toBe(false)
   })
 
+  it('a client replenishes its KeyPackages when a join leaves fewer than configured', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const alice = await net.client('alice')
+    const bob = await net.client('bob', { keyPackages: { batchSize: 3, replenishBelow: 2 } })
+    await bob.publishKeyPackages()
+    expect(await bob.directory.countKeyPackages()).toEqual({ oneTime: 3, lastResort: true })
+    for (let i = 0; i < 2; i++) {
+      const g = await alice.createGroup()
+      await alice.addUsers(g, ['bob'])
+      await joined(bob, g.groupId)
+    }
+    await waitFor(async () => (await bob.directory.countKeyPackages()).oneTime === 4, 'bob to replenish: 3 - 2 + 3')
+  })
+
   it('epoch secrets beyond the retention window are gone from storage', async () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const alice = await net.client('alice', { retainEpochs: 2 })

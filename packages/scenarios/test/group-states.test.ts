@@ -18,6 +18,10 @@ describe('group state machine transitions', () => {
     const alice = await net.client('alice')
     const bob = await net.client('bob')
     await bob.publishKeyPackages({ count: 1 })
+    let joinedStatus: GroupStatus | undefined
+    bob.on('group:joined', ({ group }) => {
+      joinedStatus = group.status
+    })
     const a = await alice.createGroup()
     expect(a.status).toBe('active')
     const seen = transitions(a)
@@ -32,7 +36,13 @@ describe('group state machine transitions', () => {
     await pending
     expect(seen).toEqual(['active->committing', 'committing->active'])
     expect(a.epoch).toBe(1n)
-    await joined(bob, a.groupId)
+    // The joiner starts in `joining`, catches up with the channel, then is `active`.
+    const joinedEvent = await bob.once('group:joined')
+    const b = joinedEvent.group
+    const bobSeen = transitions(b)
+    await waitFor(() => b.status === 'active', 'bob to finish joining')
+    expect(['joining', 'active']).toContain(joinedStatus)
+    expect(bobSeen.length === 0 || bobSeen[0] === 'joining->active').toBe(true)
   })
 
   it('committing -> active (discarded) when another commit wins, then the intent is retried', async () => {
