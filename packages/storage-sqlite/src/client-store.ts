@@ -1,0 +1,130 @@
+import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/core/interfaces'
+import type { Connection, Migration, SchemaDefinition, SqliteStoreInit } from './database.js'
+import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
+
+export type SqliteClientStoreInit = SqliteStoreInit
+
+/**
+ * Schema version 1 of the client store: one table of opaque values. Keys are
+ * stored as their UTF-8 bytes, so SQLite orders them as byte strings (the
+ * order `list` promises) and a prefix is a byte range.
+ */
+const v1: Migration = (db) => {
+  db.exec(`
+    CREATE TABLE entries (
+      key BLOB NOT NULL UNIQUE,
+      value BLOB NOT NULL
+    ) STRICT;
+  `)
+}
+
+export const CLIENT_SCHEMA: SchemaDefinition = {
+  kind: 'client store',
+  // 'MLSC'
+  applicationId: 0x4d4c5343,
+  migrations: [v1]
+}
+
+/** The client store schema version this release writes (`PRAGMA user_version`). */
+export const SQLITE_CLIENT_STORE_SCHEMA_VERSION = CLIENT_SCHEMA.migrations.length
+
+/** The UTF-8 bytes of a key; refuses strings that do not round-trip (lone surrogates). */
+function encodeKey(key: unknown): Buffer {
+  if (typeof key !== 'string') throw invalid(`Store keys must be strings, got ${typeof key}`)
+  const bytes = Buffer.from(key, 'utf8')
+  if (bytes.toString('utf8') !== key) throw invalid('Store keys must be well-formed Unicode (no lone surrogates)')
+  return bytes
+}
+
+/** The smallest byte string greater than every string that starts with `prefix`; undefined when there is none. */
+function prefixEnd(prefix: Buffer): Buffer | undefined {
+  const end = Buffer.from(prefix)
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] !== 0xff) {
+      end[i] = (end[i] as number) + 1
+      return end.subarray(0, i + 1)
+    }
+  }
+  return undefined
+}
+
+type Operation = { type: 'put'; key: Buffer; value: Uint8Array } | { type: 'delete'; key: Buffer }
+
+function prepareStatements(db: Connection) {
+  return {
+    get: db.prepare<[Buffer], { value: Buffer }>('SELECT value FROM entries WHERE key = ?'),
+    listFrom: db.prepare<[Buffer], { key: Buffer; value: Buffer }>('SELECT key, value FROM entries WHERE key >= ? ORDER BY key'),
+    listRange: db.prepare<[Buffer, Buffer], { key: Buffer; value: Buffer }>('SELECT key, value FROM entries WHERE key >= ? AND key < ? ORDER BY key'),
+    update: db.prepare<[Uint8Array, Buffer]>('UPDATE entries SET value = ? WHERE key = ?'),
+    insert: db.prepare<[Buffer, Uint8Array]>('INSERT INTO entries (key, value) VALUES (?, ?)'),
+    delete: db.prepare<[Buffer]>('DELETE FROM entries WHERE key = ?')
+  }
+}
+
+class SqliteClientStore extends SqliteStoreBase implements ClientStore {
+  readonly specificationVersion = 'v1' as const
+  private readonly sql: ReturnType<typeof prepareStatements>
+
+  constructor(db: Connection, init: SqliteClientStoreInit) {
+    super(db, init.path, `SqliteClientStore(${init.name ?? init.path})`)
+    this.sql = prepareStatements(db)
+  }
+
+  async get(key: StoreKey, options?: AbortOptions): Promise<Uint8Array | undefined> {
+    return this.run('get', options, () => {
+      const row = this.sql.get.get(encodeKey(key))
+      return row === undefined ? undefined : bytesOut(row.value)
+    })
+  }
+
+  async list(prefix: StoreKey, options?: AbortOptions): Promise<StoreEntry[]> {
+    return this.run('list', options, () => {
+      const start = encodeKey(prefix)
+      const end = prefixEnd(start)
+      const rows = end === undefined ? this.sql.listFrom.all(start) : this.sql.listRange.all(start, end)
+      return rows.map((r) => ({ key: r.key.toString('utf8'), value: bytesOut(r.value) }))
+    })
+  }
+
+  async write(operations: readonly StoreOperation[], options?: AbortOptions): Promise<void> {
+    return this.run('write', options, (db) => {
+      if (!Array.isArray(operations)) throw invalid('operations must be an array')
+      const ops: Operation[] = operations.map((op: StoreOperation) => {
+        if (op.type === 'put') {
+          if (!(op.value instanceof Uint8Array)) throw invalid(`The value for key ${String(op.key)} must be a Uint8Array`)
+          return { type: 'put', key: encodeKey(op.key), value: op.value }
+        }
+        if (op.type === 'delete') return { type: 'delete', key: encodeKey(op.key) }
+        throw invalid(`Unknown store operation ${String((op as { type: unknown }).type)}`)
+      })
+      const removed = db
+        .transaction((): boolean => {
+          let removed = false
+          for (const op of ops) {
+            if (op.type === 'delete') {
+              removed = this.sql.delete.run(op.key).changes > 0 || removed
+            } else if (this.sql.update.run(op.value, op.key).changes > 0) {
+              removed = true
+            } else {
+              this.sql.insert.run(op.key, op.value)
+            }
+          }
+          return removed
+        })
+        .immediate()
+      if (removed) this.requestTruncate()
+    })
+  }
+}
+
+/**
+ * A client store in one SQLite file (better-sqlite3). `write` is one
+ * transaction; WAL with `synchronous = FULL` by default. Deleted and
+ * overwritten values are overwritten in the file (`secure_delete`, then a WAL
+ * checkpoint before `write` resolves). Opening is synchronous and throws (see
+ * `openDatabase`).
+ */
+export function sqliteClientStore(init: SqliteClientStoreInit): ClientStore {
+  const db = openDatabase(init, CLIENT_SCHEMA)
+  return new SqliteClientStore(db, init)
+}

@@ -1,0 +1,219 @@
+import Database from 'better-sqlite3'
+import { MlsToolkitError, StorageError, throwIfAborted } from '@mls/core'
+import type { AbortOptions } from '@mls/core/interfaces'
+
+/** A better-sqlite3 connection, as the stores hold it. */
+export type Connection = Database.Database
+
+/**
+ * One schema step: `migrations[n]` takes a database from schema version `n`
+ * to `n + 1`. It runs inside the opening transaction, so a failed migration
+ * leaves the file as it was.
+ */
+export type Migration = (db: Connection) => void
+
+/** How SQLite syncs a committed transaction to the disk. */
+export type SynchronousMode = 'full' | 'normal'
+
+/** Options both SQLite stores accept. */
+export interface SqliteStoreInit {
+  /** The database file, or `:memory:` for a private in-memory database (no durability, no WAL). */
+  path: string
+  /** Shown in `Symbol.toStringTag`; the path when omitted. */
+  name?: string
+  /**
+   * `full` (default): every resolved write survives a power loss (the WAL is
+   * fsynced on each commit). `normal`: a resolved write survives a crash of
+   * the process but the last transactions may roll back on a power loss; see
+   * docs/storage.md for the measured difference.
+   */
+  synchronous?: SynchronousMode
+  /** How long a write waits for another connection's lock before failing with `STORAGE_IO`. Default 5000 ms. */
+  busyTimeoutMs?: number
+}
+
+export interface SchemaDefinition {
+  /** What the file holds, for error messages: `server store`, `client store`. */
+  readonly kind: string
+  /** `PRAGMA application_id`: tells a server store file from a client store file. */
+  readonly applicationId: number
+  /** `migrations.length` is the schema version this release writes. */
+  readonly migrations: readonly Migration[]
+}
+
+const CORRUPT = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB'])
+
+function sqliteCode(error: unknown): string | undefined {
+  return error instanceof Database.SqliteError ? error.code : undefined
+}
+
+/** Wrap anything a SQLite call threw as a `StorageError`; toolkit errors pass through. */
+export function toStorageError(error: unknown, context: string): MlsToolkitError {
+  if (MlsToolkitError.isInstance(error)) return error
+  const code = sqliteCode(error)
+  const message = error instanceof Error ? error.message : String(error)
+  return new StorageError('STORAGE_IO', `${context}: ${message}`, {
+    cause: error,
+    ...(code === undefined ? {} : { details: { sqliteCode: code } })
+  })
+}
+
+/** A `STORAGE_IO` error for input the store cannot keep (wrong types, out-of-range numbers). */
+export function invalid(message: string): StorageError {
+  return new StorageError('STORAGE_IO', message)
+}
+
+export function isMemoryPath(path: string): boolean {
+  return path === ':memory:' || path === ''
+}
+
+/**
+ * Open (creating if needed) a database, set the pragmas every store relies on
+ * and bring its schema to the current version.
+ *
+ * Errors: `STORAGE_IO` when the file cannot be opened, `STORAGE_CORRUPT` when
+ * it is not a SQLite database, `INVALID_ARGUMENT` when it holds another kind
+ * of store, `UNSUPPORTED_SPECIFICATION` when its schema is newer than this
+ * release understands.
+ */
+export function openDatabase(init: SqliteStoreInit, schema: SchemaDefinition): Connection {
+  if (typeof init.path !== 'string') throw new StorageError('INVALID_ARGUMENT', 'path must be a string')
+  const synchronous = init.synchronous ?? 'full'
+  if (synchronous !== 'full' && synchronous !== 'normal') throw new StorageError('INVALID_ARGUMENT', `Unknown synchronous mode ${String(synchronous)}`)
+  let db: Connection
+  try {
+    db = new Database(init.path, { timeout: init.busyTimeoutMs ?? 5000 })
+  } catch (error) {
+    throw toStorageError(error, `Cannot open ${schema.kind} at ${init.path}`)
+  }
+  try {
+    // secure_delete first: it must hold for every page freed from here on.
+    if (db.pragma('secure_delete = ON', { simple: true }) !== 1) throw invalid('This SQLite build does not support secure_delete')
+    db.pragma('foreign_keys = ON')
+    if (!isMemoryPath(init.path)) {
+      const mode = db.pragma('journal_mode = WAL', { simple: true })
+      if (mode !== 'wal') throw invalid(`Cannot switch ${init.path} to WAL journal mode (got ${String(mode)})`)
+    }
+    db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    migrate(db, schema)
+    return db
+  } catch (error) {
+    db.close()
+    if (CORRUPT.has(sqliteCode(error) ?? '')) {
+      throw new StorageError('STORAGE_CORRUPT', `${init.path} is not a readable SQLite database`, { cause: error })
+    }
+    throw toStorageError(error, `Cannot open ${schema.kind} at ${init.path}`)
+  }
+}
+
+/**
+ * Bring the schema to `schema.migrations.length`, in one transaction.
+ * Refuses a file with a newer schema (`UNSUPPORTED_SPECIFICATION`) and a file
+ * that holds something else (`INVALID_ARGUMENT`). Returns the version found.
+ */
+export function migrate(db: Connection, schema: SchemaDefinition): number {
+  const target = schema.migrations.length
+  const run = db.transaction((): number => {
+    const version = db.pragma('user_version', { simple: true }) as number
+    const applicationId = db.pragma('application_id', { simple: true }) as number
+    if (applicationId !== schema.applicationId) {
+      const tables = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'").get()?.n ?? 0
+      if (applicationId !== 0 || version !== 0 || tables !== 0) {
+        throw new StorageError('INVALID_ARGUMENT', `The database does not hold an @mls/storage-sqlite ${schema.kind}`, {
+          details: { applicationId, userVersion: version }
+        })
+      }
+    }
+    if (version > target) {
+      throw new StorageError(
+        'UNSUPPORTED_SPECIFICATION',
+        `The ${schema.kind} database has schema version ${version}; this release of @mls/storage-sqlite understands up to ${target}`,
+        { details: { schemaVersion: version, supportedVersion: target } }
+      )
+    }
+    for (let v = version; v < target; v++) (schema.migrations[v] as Migration)(db)
+    if (version !== target) db.pragma(`user_version = ${target}`)
+    if (applicationId !== schema.applicationId) db.pragma(`application_id = ${schema.applicationId}`)
+    return version
+  })
+  return run.immediate()
+}
+
+/**
+ * What both stores share: the connection, the closed state, error wrapping,
+ * and the WAL truncation that completes secure deletion.
+ */
+export abstract class SqliteStoreBase {
+  private readonly tag: string
+  protected db: Connection | undefined
+  private readonly memory: boolean
+  private truncatePending = false
+
+  constructor(db: Connection, path: string, tag: string) {
+    this.tag = tag
+    this.db = db
+    this.memory = isMemoryPath(path)
+  }
+
+  get [Symbol.toStringTag](): string {
+    return this.tag
+  }
+
+  /**
+   * Run `fn` against the open connection: `STORAGE_CLOSED` after close,
+   * `ABORTED` for an aborted signal (before anything runs), and every other
+   * failure wrapped as a `StorageError`. `fn` is synchronous, so calls from
+   * concurrent async callers never interleave.
+   */
+  protected async run<T>(what: string, options: AbortOptions | undefined, fn: (db: Connection) => T): Promise<T> {
+    const db = this.db
+    if (db === undefined) throw new StorageError('STORAGE_CLOSED', 'The store is closed')
+    throwIfAborted(options?.signal)
+    try {
+      return fn(db)
+    } catch (error) {
+      throw toStorageError(error, what)
+    } finally {
+      if (this.truncatePending) this.truncateWal(db)
+    }
+  }
+
+  /**
+   * Ask for the WAL to be checkpointed and truncated before the current call
+   * resolves. `secure_delete` zeroes freed content in the page versions it
+   * writes, but earlier versions of those pages stay in the WAL (and in the
+   * main file until a checkpoint); a TRUNCATE checkpoint copies the zeroed
+   * pages into the main file and empties the WAL.
+   */
+  protected requestTruncate(): void {
+    if (!this.memory) this.truncatePending = true
+  }
+
+  private truncateWal(db: Connection): void {
+    try {
+      const result = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[]
+      // busy: another connection still reads an old snapshot; retry after the next call.
+      this.truncatePending = result[0]?.busy !== 0
+    } catch {
+      // The transaction is committed; a failed checkpoint only delays secure deletion. Retry after the next call.
+    }
+  }
+
+  /** Release the connection (SQLite checkpoints and removes the WAL when it closes the last one). Idempotent. */
+  async close(): Promise<void> {
+    const db = this.db
+    if (db === undefined) return
+    this.db = undefined
+    try {
+      if (this.truncatePending) this.truncateWal(db)
+      db.close()
+    } catch (error) {
+      throw toStorageError(error, 'Cannot close the database')
+    }
+  }
+}
+
+/** A BLOB as a plain `Uint8Array` the caller owns (better-sqlite3 returns a fresh Buffer per read). */
+export function bytesOut(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+}

@@ -1,0 +1,103 @@
+import type { Migration, SchemaDefinition } from './database.js'
+
+/**
+ * Schema version 1 of the server store.
+ *
+ * - `known_key_package_refs` remembers every ref ever accepted, so a retried
+ *   upload never brings back a consumed, expired or replaced KeyPackage.
+ * - `key_packages.id` is the serve order (oldest upload first).
+ * - Roster and access rows keep the order they were given in `position`.
+ * - Epochs are 64-bit signed integers (an epoch of 2^63 or more is refused).
+ */
+const v1: Migration = (db) => {
+  db.exec(`
+    CREATE TABLE identities (
+      client_id TEXT PRIMARY KEY,
+      user_id TEXT NOT NULL,
+      device_id TEXT NOT NULL,
+      signature_public_key BLOB NOT NULL,
+      ciphersuite TEXT NOT NULL,
+      registered_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX identities_by_user ON identities (user_id, client_id);
+
+    CREATE TABLE known_key_package_refs (
+      ref TEXT PRIMARY KEY
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE key_packages (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      ref TEXT NOT NULL UNIQUE REFERENCES known_key_package_refs (ref),
+      client_id TEXT NOT NULL,
+      key_package BLOB NOT NULL,
+      not_after INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX key_packages_by_client ON key_packages (client_id, id);
+
+    CREATE TABLE last_resort_key_packages (
+      client_id TEXT PRIMARY KEY,
+      ref TEXT NOT NULL UNIQUE REFERENCES known_key_package_refs (ref),
+      key_package BLOB NOT NULL,
+      not_after INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE served_key_packages (
+      ref TEXT PRIMARY KEY REFERENCES known_key_package_refs (ref),
+      client_id TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE groups (
+      group_id TEXT PRIMARY KEY,
+      epoch INTEGER NOT NULL,
+      last_seq INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE group_roster (
+      group_id TEXT NOT NULL REFERENCES groups (group_id),
+      position INTEGER NOT NULL,
+      leaf_index INTEGER NOT NULL,
+      client_id TEXT NOT NULL,
+      PRIMARY KEY (group_id, position)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE group_access (
+      group_id TEXT NOT NULL REFERENCES groups (group_id),
+      position INTEGER NOT NULL,
+      client_id TEXT NOT NULL,
+      from_seq INTEGER NOT NULL,
+      until_seq INTEGER,
+      PRIMARY KEY (group_id, position)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE log_entries (
+      group_id TEXT NOT NULL REFERENCES groups (group_id),
+      seq INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('commit', 'application')),
+      epoch INTEGER NOT NULL,
+      sender TEXT NOT NULL,
+      message BLOB NOT NULL,
+      digest TEXT NOT NULL,
+      UNIQUE (group_id, seq)
+    ) STRICT;
+    CREATE INDEX log_entries_by_digest ON log_entries (group_id, digest);
+
+    CREATE TABLE welcomes (
+      client_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      group_id TEXT NOT NULL REFERENCES groups (group_id),
+      welcome BLOB NOT NULL,
+      commit_seq INTEGER NOT NULL,
+      UNIQUE (client_id, seq)
+    ) STRICT;
+  `)
+}
+
+export const SERVER_SCHEMA: SchemaDefinition = {
+  kind: 'server store',
+  // 'MLSS'
+  applicationId: 0x4d4c5353,
+  migrations: [v1]
+}
+
+/** The server store schema version this release writes (`PRAGMA user_version`). */
+export const SQLITE_SERVER_STORE_SCHEMA_VERSION = SERVER_SCHEMA.migrations.length

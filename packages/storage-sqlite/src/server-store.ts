@@ -1,0 +1,439 @@
+import type {
+  AbortOptions,
+  AccessWindow,
+  AppendCommitResult,
+  AppendMessageResult,
+  ClientId,
+  GroupIdHex,
+  GroupRecord,
+  IdentityRecord,
+  KeyPackageRecord,
+  LogRecord,
+  RosterEntry,
+  ServerStore,
+  WelcomeRecord
+} from '@mls/core/interfaces'
+import { StorageError, equalBytes } from '@mls/core'
+import type { Connection, SqliteStoreInit } from './database.js'
+import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
+import { SERVER_SCHEMA } from './server-schema.js'
+
+export type SqliteServerStoreInit = SqliteStoreInit
+
+type NewLogEntry = Omit<LogRecord, 'seq'>
+
+interface IdentityRow {
+  client_id: string
+  user_id: string
+  device_id: string
+  signature_public_key: Buffer
+  ciphersuite: string
+  registered_at: number
+}
+
+interface KeyPackageRow {
+  id: number
+  ref: string
+  key_package: Buffer
+  not_after: number
+}
+
+interface LogRow {
+  seq: bigint
+  kind: 'commit' | 'application'
+  epoch: bigint
+  sender: string
+  message: Buffer
+  digest: string
+}
+
+interface WelcomeRow {
+  seq: number
+  group_id: string
+  welcome: Buffer
+  commit_seq: number
+}
+
+const MAX_EPOCH = (1n << 63n) - 1n
+
+function checkBytes(value: unknown, what: string): void {
+  if (!(value instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`)
+}
+
+function checkString(value: unknown, what: string): void {
+  if (typeof value !== 'string') throw invalid(`${what} must be a string`)
+}
+
+function checkInteger(value: unknown, what: string): void {
+  if (!Number.isSafeInteger(value)) throw invalid(`${what} must be a safe integer`)
+}
+
+function checkEpoch(value: unknown, what: string): void {
+  if (typeof value !== 'bigint' || value < 0n || value > MAX_EPOCH) throw invalid(`${what} must be a bigint in [0, 2^63)`)
+}
+
+function checkLogEntry(entry: NewLogEntry): void {
+  if (entry.kind !== 'commit' && entry.kind !== 'application') throw invalid('Log entry kind must be commit or application')
+  checkEpoch(entry.epoch, 'Log entry epoch')
+  checkString(entry.sender, 'Log entry sender')
+  checkString(entry.digest, 'Log entry digest')
+  checkBytes(entry.message, 'Log entry message')
+}
+
+function checkRoster(roster: readonly RosterEntry[]): void {
+  for (const e of roster) {
+    checkInteger(e.leafIndex, 'Roster leafIndex')
+    checkString(e.clientId, 'Roster clientId')
+  }
+}
+
+function checkAccess(access: readonly AccessWindow[]): void {
+  for (const w of access) {
+    checkString(w.clientId, 'Access clientId')
+    checkInteger(w.fromSeq, 'Access fromSeq')
+    if (w.untilSeq !== null) checkInteger(w.untilSeq, 'Access untilSeq')
+  }
+}
+
+function checkKeyPackage(r: KeyPackageRecord): void {
+  checkString(r.ref, 'KeyPackage ref')
+  checkBytes(r.keyPackage, 'keyPackage')
+  checkInteger(r.notAfter, 'KeyPackage notAfter')
+}
+
+/** A SQL LIMIT for a caller's `limit`: at least 1 (callers return `[]` for `limit <= 0`), -1 for no limit. */
+function sqlLimit(limit: number): number {
+  return Number.isFinite(limit) ? Math.ceil(limit) : -1
+}
+
+function prepareStatements(db: Connection) {
+  return {
+    insertIdentity: db.prepare(
+      `INSERT INTO identities (client_id, user_id, device_id, signature_public_key, ciphersuite, registered_at)
+       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING`
+    ),
+    getIdentity: db.prepare<[string], IdentityRow>('SELECT * FROM identities WHERE client_id = ?'),
+    listDevices: db.prepare<[string], IdentityRow>('SELECT * FROM identities WHERE user_id = ? ORDER BY client_id'),
+
+    rememberRef: db.prepare<[string]>('INSERT INTO known_key_package_refs (ref) VALUES (?) ON CONFLICT (ref) DO NOTHING'),
+    insertKeyPackage: db.prepare<[string, string, Uint8Array, number]>(
+      'INSERT INTO key_packages (ref, client_id, key_package, not_after) VALUES (?, ?, ?, ?)'
+    ),
+    deleteLastResort: db.prepare<[string]>('DELETE FROM last_resort_key_packages WHERE client_id = ?'),
+    insertLastResort: db.prepare<[string, string, Uint8Array, number]>(
+      'INSERT INTO last_resort_key_packages (client_id, ref, key_package, not_after) VALUES (?, ?, ?, ?)'
+    ),
+    dropExpired: db.prepare<[string, number]>('DELETE FROM key_packages WHERE client_id = ? AND not_after < ?'),
+    takeOldest: db.prepare<[string], KeyPackageRow>(
+      `DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages WHERE client_id = ? ORDER BY id LIMIT 1)
+       RETURNING id, ref, key_package, not_after`
+    ),
+    getLastResort: db.prepare<[string], KeyPackageRow>('SELECT 0 AS id, ref, key_package, not_after FROM last_resort_key_packages WHERE client_id = ?'),
+    recordServed: db.prepare<[string, string]>(
+      'INSERT INTO served_key_packages (ref, client_id) VALUES (?, ?) ON CONFLICT (ref) DO UPDATE SET client_id = excluded.client_id'
+    ),
+    countPool: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM key_packages WHERE client_id = ?'),
+    hasLastResort: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM last_resort_key_packages WHERE client_id = ?'),
+    lookupServed: db.prepare<[string], { client_id: string }>('SELECT client_id FROM served_key_packages WHERE ref = ?'),
+
+    insertGroup: db.prepare<[string, bigint, number]>(
+      'INSERT INTO groups (group_id, epoch, last_seq) VALUES (?, ?, ?) ON CONFLICT (group_id) DO NOTHING'
+    ),
+    getGroup: db.prepare<[string], { epoch: bigint; last_seq: bigint }>('SELECT epoch, last_seq FROM groups WHERE group_id = ?').safeIntegers(true),
+    updateGroup: db.prepare<[bigint, number, string]>('UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?'),
+    setLastSeq: db.prepare<[number, string]>('UPDATE groups SET last_seq = ? WHERE group_id = ?'),
+    getRoster: db.prepare<[string], { leaf_index: number; client_id: string }>(
+      'SELECT leaf_index, client_id FROM group_roster WHERE group_id = ? ORDER BY position'
+    ),
+    deleteRoster: db.prepare<[string]>('DELETE FROM group_roster WHERE group_id = ?'),
+    insertRoster: db.prepare<[string, number, number, string]>(
+      'INSERT INTO group_roster (group_id, position, leaf_index, client_id) VALUES (?, ?, ?, ?)'
+    ),
+    getAccess: db.prepare<[string], { client_id: string; from_seq: number; until_seq: number | null }>(
+      'SELECT client_id, from_seq, until_seq FROM group_access WHERE group_id = ? ORDER BY position'
+    ),
+    deleteAccess: db.prepare<[string]>('DELETE FROM group_access WHERE group_id = ?'),
+    insertAccess: db.prepare<[string, number, string, number, number | null]>(
+      'INSERT INTO group_access (group_id, position, client_id, from_seq, until_seq) VALUES (?, ?, ?, ?, ?)'
+    ),
+
+    hasDigest: db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM log_entries WHERE group_id = ? AND digest = ?'),
+    insertLog: db.prepare<[string, number, string, bigint, string, Uint8Array, string]>(
+      'INSERT INTO log_entries (group_id, seq, kind, epoch, sender, message, digest) VALUES (?, ?, ?, ?, ?, ?, ?)'
+    ),
+    readLog: db
+      .prepare<[string, number, number, number], LogRow>(
+        'SELECT seq, kind, epoch, sender, message, digest FROM log_entries WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?'
+      )
+      .safeIntegers(true),
+    nextWelcomeSeq: db.prepare<[string], { n: number }>('SELECT coalesce(max(seq), 0) + 1 AS n FROM welcomes WHERE client_id = ?'),
+    insertWelcome: db.prepare<[string, number, string, Uint8Array, number]>(
+      'INSERT INTO welcomes (client_id, seq, group_id, welcome, commit_seq) VALUES (?, ?, ?, ?, ?)'
+    ),
+    readWelcomes: db.prepare<[string, number, number], WelcomeRow>(
+      'SELECT seq, group_id, welcome, commit_seq FROM welcomes WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?'
+    )
+  }
+}
+
+const identityOut = (row: IdentityRow): IdentityRecord => ({
+  clientId: row.client_id,
+  userId: row.user_id,
+  deviceId: row.device_id,
+  signaturePublicKey: bytesOut(row.signature_public_key),
+  ciphersuite: row.ciphersuite,
+  registeredAt: row.registered_at
+})
+
+class SqliteServerStore extends SqliteStoreBase implements ServerStore {
+  readonly specificationVersion = 'v1' as const
+  private readonly sql: ReturnType<typeof prepareStatements>
+
+  constructor(db: Connection, init: SqliteServerStoreInit) {
+    super(db, init.path, `SqliteServerStore(${init.name ?? init.path})`)
+    this.sql = prepareStatements(db)
+  }
+
+  async registerIdentity(record: IdentityRecord, options?: AbortOptions): Promise<'created' | 'exists' | 'conflict'> {
+    return this.run('registerIdentity', options, (db) => {
+      checkString(record.clientId, 'clientId')
+      checkString(record.userId, 'userId')
+      checkString(record.deviceId, 'deviceId')
+      checkString(record.ciphersuite, 'ciphersuite')
+      checkBytes(record.signaturePublicKey, 'signaturePublicKey')
+      checkInteger(record.registeredAt, 'registeredAt')
+      return db
+        .transaction((): 'created' | 'exists' | 'conflict' => {
+          const { changes } = this.sql.insertIdentity.run(
+            record.clientId,
+            record.userId,
+            record.deviceId,
+            record.signaturePublicKey,
+            record.ciphersuite,
+            record.registeredAt
+          )
+          if (changes === 1) return 'created'
+          const existing = this.sql.getIdentity.get(record.clientId)
+          return existing !== undefined && equalBytes(existing.signature_public_key, record.signaturePublicKey) ? 'exists' : 'conflict'
+        })
+        .immediate()
+    })
+  }
+
+  async getIdentity(clientId: ClientId, options?: AbortOptions): Promise<IdentityRecord | undefined> {
+    return this.run('getIdentity', options, () => {
+      const row = this.sql.getIdentity.get(clientId)
+      return row === undefined ? undefined : identityOut(row)
+    })
+  }
+
+  async listDevices(userId: string, options?: AbortOptions): Promise<IdentityRecord[]> {
+    return this.run('listDevices', options, () => this.sql.listDevices.all(userId).map(identityOut))
+  }
+
+  async addKeyPackages(
+    clientId: ClientId,
+    records: readonly KeyPackageRecord[],
+    lastResort: KeyPackageRecord | undefined,
+    options?: AbortOptions
+  ): Promise<void> {
+    return this.run('addKeyPackages', options, (db) => {
+      checkString(clientId, 'clientId')
+      for (const r of records) checkKeyPackage(r)
+      if (lastResort !== undefined) checkKeyPackage(lastResort)
+      const replaced = db
+        .transaction((): boolean => {
+          for (const r of records) {
+            if (this.sql.rememberRef.run(r.ref).changes === 0) continue
+            this.sql.insertKeyPackage.run(r.ref, clientId, r.keyPackage, r.notAfter)
+          }
+          if (lastResort === undefined || this.sql.rememberRef.run(lastResort.ref).changes === 0) return false
+          const { changes } = this.sql.deleteLastResort.run(clientId)
+          this.sql.insertLastResort.run(clientId, lastResort.ref, lastResort.keyPackage, lastResort.notAfter)
+          return changes > 0
+        })
+        .immediate()
+      if (replaced) this.requestTruncate()
+    })
+  }
+
+  async consumeKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined> {
+    return this.run('consumeKeyPackage', options, (db) => {
+      if (typeof nowSeconds !== 'number' || Number.isNaN(nowSeconds)) throw invalid('nowSeconds must be a number')
+      const { record, deleted } = db
+        .transaction((): { record: KeyPackageRecord | undefined; deleted: boolean } => {
+          const dropped = this.sql.dropExpired.run(clientId, nowSeconds).changes > 0
+          const oneTime = this.sql.takeOldest.get(clientId)
+          if (oneTime !== undefined) {
+            this.sql.recordServed.run(oneTime.ref, clientId)
+            return { record: this.keyPackageOut(oneTime, clientId, false), deleted: true }
+          }
+          const last = this.sql.getLastResort.get(clientId)
+          if (last === undefined || last.not_after < nowSeconds) return { record: undefined, deleted: dropped }
+          this.sql.recordServed.run(last.ref, clientId)
+          return { record: this.keyPackageOut(last, clientId, true), deleted: dropped }
+        })
+        .immediate()
+      if (deleted) this.requestTruncate()
+      return record
+    })
+  }
+
+  private keyPackageOut(row: KeyPackageRow, clientId: ClientId, lastResort: boolean): KeyPackageRecord {
+    return { ref: row.ref, clientId, keyPackage: bytesOut(row.key_package), lastResort, notAfter: row.not_after }
+  }
+
+  async countKeyPackages(clientId: ClientId, options?: AbortOptions): Promise<{ oneTime: number; lastResort: boolean }> {
+    return this.run('countKeyPackages', options, (db) =>
+      db.transaction(() => ({
+        oneTime: this.sql.countPool.get(clientId)?.n ?? 0,
+        lastResort: (this.sql.hasLastResort.get(clientId)?.n ?? 0) > 0
+      }))()
+    )
+  }
+
+  async lookupServedKeyPackage(ref: string, options?: AbortOptions): Promise<ClientId | undefined> {
+    return this.run('lookupServedKeyPackage', options, () => this.sql.lookupServed.get(ref)?.client_id)
+  }
+
+  async createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean> {
+    return this.run('createGroup', options, (db) => {
+      checkString(group.groupId, 'groupId')
+      checkEpoch(group.epoch, 'Group epoch')
+      checkInteger(group.lastSeq, 'Group lastSeq')
+      checkRoster(group.roster)
+      checkAccess(group.access)
+      return db
+        .transaction((): boolean => {
+          if (this.sql.insertGroup.run(group.groupId, group.epoch, group.lastSeq).changes === 0) return false
+          this.writeMembers(group.groupId, group.roster, group.access)
+          return true
+        })
+        .immediate()
+    })
+  }
+
+  private writeMembers(groupId: GroupIdHex, roster: readonly RosterEntry[], access: readonly AccessWindow[]): void {
+    this.sql.deleteRoster.run(groupId)
+    this.sql.deleteAccess.run(groupId)
+    roster.forEach((e, i) => this.sql.insertRoster.run(groupId, i, e.leafIndex, e.clientId))
+    access.forEach((w, i) => this.sql.insertAccess.run(groupId, i, w.clientId, w.fromSeq, w.untilSeq))
+  }
+
+  async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
+    return this.run('getGroup', options, (db) =>
+      db.transaction((): GroupRecord | undefined => {
+        const row = this.sql.getGroup.get(groupId)
+        if (row === undefined) return undefined
+        return {
+          groupId,
+          epoch: row.epoch,
+          lastSeq: Number(row.last_seq),
+          roster: this.sql.getRoster.all(groupId).map((r) => ({ leafIndex: r.leaf_index, clientId: r.client_id })),
+          access: this.sql.getAccess.all(groupId).map((w) => ({ clientId: w.client_id, fromSeq: w.from_seq, untilSeq: w.until_seq }))
+        }
+      })()
+    )
+  }
+
+  private lockGroup(groupId: GroupIdHex): { epoch: bigint; lastSeq: number } {
+    const row = this.sql.getGroup.get(groupId)
+    if (row === undefined) throw new StorageError('UNKNOWN_GROUP', `Unknown group ${groupId}`)
+    return { epoch: row.epoch, lastSeq: Number(row.last_seq) }
+  }
+
+  async appendCommit(
+    groupId: GroupIdHex,
+    commit: {
+      expectedEpoch: bigint
+      entry: NewLogEntry
+      roster: readonly RosterEntry[]
+      access: readonly AccessWindow[]
+      welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+    },
+    options?: AbortOptions
+  ): Promise<AppendCommitResult> {
+    return this.run('appendCommit', options, (db) =>
+      db
+        .transaction((): AppendCommitResult => {
+          const group = this.lockGroup(groupId)
+          checkLogEntry(commit.entry)
+          checkRoster(commit.roster)
+          checkAccess(commit.access)
+          for (const w of commit.welcomes) {
+            checkString(w.clientId, 'Welcome clientId')
+            checkBytes(w.welcome, 'welcome')
+          }
+          if (typeof commit.expectedEpoch !== 'bigint') throw invalid('expectedEpoch must be a bigint')
+          if (group.epoch !== commit.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
+          const nextEpoch = commit.expectedEpoch + 1n
+          checkEpoch(nextEpoch, 'The next epoch')
+          const seq = group.lastSeq + 1
+          const { entry } = commit
+          this.sql.insertLog.run(groupId, seq, entry.kind, entry.epoch, entry.sender, entry.message, entry.digest)
+          this.sql.updateGroup.run(nextEpoch, seq, groupId)
+          const resolve = (n: number | null): number | null => (n === -1 ? seq : n)
+          this.writeMembers(
+            groupId,
+            commit.roster,
+            commit.access.map((w) => ({ clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }))
+          )
+          const welcomeSeqs = commit.welcomes.map(({ clientId, welcome }) => {
+            const mailboxSeq = this.sql.nextWelcomeSeq.get(clientId)?.n ?? 1
+            this.sql.insertWelcome.run(clientId, mailboxSeq, groupId, welcome, seq)
+            return { clientId, seq: mailboxSeq }
+          })
+          return { kind: 'accepted', seq, welcomeSeqs }
+        })
+        .immediate()
+    )
+  }
+
+  async appendMessage(groupId: GroupIdHex, entry: NewLogEntry, options?: AbortOptions): Promise<AppendMessageResult> {
+    return this.run('appendMessage', options, (db) =>
+      db
+        .transaction((): AppendMessageResult => {
+          const group = this.lockGroup(groupId)
+          checkLogEntry(entry)
+          if ((this.sql.hasDigest.get(groupId, entry.digest)?.n ?? 0) > 0) return { kind: 'duplicate' }
+          const seq = group.lastSeq + 1
+          this.sql.insertLog.run(groupId, seq, entry.kind, entry.epoch, entry.sender, entry.message, entry.digest)
+          this.sql.setLastSeq.run(seq, groupId)
+          return { kind: 'accepted', seq }
+        })
+        .immediate()
+    )
+  }
+
+  async readLog(groupId: GroupIdHex, afterSeq: number, limit: number, untilSeq?: number, options?: AbortOptions): Promise<LogRecord[]> {
+    return this.run('readLog', options, () => {
+      if (!(limit > 0)) return []
+      const rows = this.sql.readLog.all(groupId, afterSeq, untilSeq ?? Number.MAX_SAFE_INTEGER, sqlLimit(limit))
+      return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, epoch: r.epoch, sender: r.sender, message: bytesOut(r.message), digest: r.digest }))
+    })
+  }
+
+  async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {
+    return this.run('readWelcomes', options, () => {
+      if (!(limit > 0)) return []
+      return this.sql.readWelcomes
+        .all(clientId, afterSeq, sqlLimit(limit))
+        .map((r) => ({ seq: r.seq, groupId: r.group_id, welcome: bytesOut(r.welcome), commitSeq: r.commit_seq }))
+    })
+  }
+}
+
+/**
+ * A server store in one SQLite file (better-sqlite3): the embedded default.
+ * Each method is one transaction (appendCommit's epoch check, log append,
+ * roster/access replacement and Welcome inserts; consumeKeyPackage's take,
+ * delete and served-ref record); WAL with `synchronous = FULL` by default, so
+ * a resolved call survives a crash or a power loss. Consumed, expired and
+ * replaced KeyPackages are overwritten in the file (`secure_delete`, then a
+ * WAL checkpoint before the call resolves). Opening is synchronous and throws
+ * (see `openDatabase`).
+ */
+export function sqliteServerStore(init: SqliteServerStoreInit): ServerStore {
+  const db = openDatabase(init, SERVER_SCHEMA)
+  return new SqliteServerStore(db, init)
+}
