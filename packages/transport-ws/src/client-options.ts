@@ -1,0 +1,61 @@
+/**
+ * The part of the WebSocket API the client end uses. Both the browser's
+ * global `WebSocket` and the `WebSocket` class of the `ws` package fit it.
+ */
+export interface WebSocketLike {
+  /** Set to `'arraybuffer'` by the client end before the socket opens. */
+  binaryType: string
+  readonly readyState: number
+  send(data: Uint8Array): void
+  close(code?: number, reason?: string): void
+  onmessage: ((event: never) => unknown) | null
+  onclose: ((event: never) => unknown) | null
+  onerror: ((event: never) => unknown) | null
+}
+
+/** A WebSocket constructor: `globalThis.WebSocket` in browsers, `WebSocket` from `ws` in Node. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+/** Reconnection policy after an established connection drops. */
+export interface ReconnectOptions {
+  /** Delay before the first attempt, in milliseconds. Default 250. */
+  initialDelayMs?: number
+  /** The delay doubles per failed attempt up to this, in milliseconds. Default 10 000. */
+  maxDelayMs?: number
+  /**
+   * Fraction of each delay that is randomized, 0 to 1: the delay is
+   * `d × (1 − jitter × random())`, so reconnecting clients spread out.
+   * Default 0.5.
+   */
+  jitter?: number
+  /** `false` disables reconnection: a dropped connection then closes the session. Default `true`. */
+  enabled?: boolean
+}
+
+/**
+ * Construction options of `webSockets()`.
+ *
+ * Node 20 has no global WebSocket: Node callers pass `WebSocket` from `ws`
+ * (`webSockets({ url, WebSocket })`); browsers and Node 22+ may omit it. The
+ * client entry never imports `ws`, so browser bundles stay free of it.
+ */
+export interface WebSocketsInit {
+  /** `ws://` or `wss://` URL of a server speaking protocol version 1 (docs/protocol.md). */
+  url: string
+  /** Default `globalThis.WebSocket`; construction fails with `INVALID_ARGUMENT` when neither is there. */
+  WebSocket?: WebSocketConstructor
+  /** Reconnection policy; see `ReconnectOptions`. */
+  reconnect?: ReconnectOptions
+  /**
+   * Time a request (and the connection handshake) may take before it rejects
+   * with `TRANSPORT_TIMEOUT`, in milliseconds. A request made while the
+   * client reconnects waits for the new connection within this time. Default 30 000.
+   */
+  requestTimeoutMs?: number
+  /**
+   * Interval of the protocol's PING while the connection is open; a PING
+   * unanswered within the interval drops the connection (close 4006) and
+   * reconnects. 0 disables it. Default 20 000 ms.
+   */
+  heartbeatIntervalMs?: number
+}

@@ -1,0 +1,681 @@
+import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, WelcomeEntry } from '@mls/core/interfaces'
+import { TransportError, UsageError } from '@mls/core'
+
+/**
+ * The codec of protocol version 1 (docs/protocol.md). Decoders are exhaustive
+ * and throw nothing but `ProtocolError`; encoders throw `UsageError`
+ * (`INVALID_ARGUMENT`) for values the protocol cannot carry.
+ */
+
+export const PROTOCOL_VERSION = 1
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [PROTOCOL_VERSION]
+export const HEADER_BYTES = 6
+export const MAX_REQUEST_ID = 0xffffffff
+
+/** Close codes of the protocol (docs/protocol.md section 6). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  unsupportedData: 1003,
+  messageTooBig: 1009,
+  internalError: 1011,
+  unsupportedVersion: 4000,
+  authenticationRefused: 4001,
+  authenticationTimeout: 4002,
+  tooManyConnections: 4003,
+  slowConsumer: 4004,
+  tooManyProtocolErrors: 4005,
+  heartbeatLost: 4006
+} as const
+
+export const RequestType = {
+  authenticate: 0x01,
+  uploadKeyPackages: 0x02,
+  fetchKeyPackages: 0x03,
+  lookupIdentity: 0x04,
+  countKeyPackages: 0x05,
+  createGroup: 0x06,
+  postCommit: 0x07,
+  postMessage: 0x08,
+  fetchEntries: 0x09,
+  fetchWelcomes: 0x0a,
+  ping: 0x0b
+} as const
+
+export type RequestName = keyof typeof RequestType
+
+export const RESPONSE_BIT = 0x80
+
+export const ServerFrameType = {
+  challenge: 0xc0,
+  entry: 0xc1,
+  welcome: 0xc2,
+  error: 0xff
+} as const
+
+export type Request =
+  | {
+      readonly type: 'authenticate'
+      readonly clientId: string
+      readonly signaturePublicKey: Uint8Array
+      readonly ciphersuite: string
+      readonly register: boolean
+      readonly signature: Uint8Array
+    }
+  | { readonly type: 'uploadKeyPackages'; readonly keyPackages: readonly Uint8Array[]; readonly lastResort?: Uint8Array | undefined }
+  | { readonly type: 'fetchKeyPackages'; readonly userId: string }
+  | { readonly type: 'lookupIdentity'; readonly clientId: string }
+  | { readonly type: 'countKeyPackages' }
+  | { readonly type: 'createGroup'; readonly groupId: Uint8Array }
+  | {
+      readonly type: 'postCommit'
+      readonly groupId: Uint8Array
+      readonly epoch: bigint
+      readonly commit: Uint8Array
+      readonly welcome?: Uint8Array | undefined
+    }
+  | { readonly type: 'postMessage'; readonly groupId: Uint8Array; readonly message: Uint8Array }
+  | { readonly type: 'fetchEntries'; readonly groupId: Uint8Array; readonly afterSeq: number; readonly limit: number }
+  | { readonly type: 'fetchWelcomes'; readonly afterSeq: number; readonly limit: number }
+  | { readonly type: 'ping' }
+
+export type Response =
+  | { readonly type: 'authenticate'; readonly clientId: string }
+  | { readonly type: 'uploadKeyPackages'; readonly oneTime: number; readonly lastResort: boolean }
+  | { readonly type: 'fetchKeyPackages'; readonly keyPackages: readonly FetchedKeyPackage[] }
+  | { readonly type: 'lookupIdentity'; readonly identity: RegisteredIdentity | undefined }
+  | { readonly type: 'countKeyPackages'; readonly oneTime: number; readonly lastResort: boolean }
+  | { readonly type: 'createGroup' }
+  | { readonly type: 'postCommit'; readonly result: PostCommitResult }
+  | { readonly type: 'postMessage'; readonly seq: number }
+  | { readonly type: 'fetchEntries'; readonly entries: readonly ChannelEntry[]; readonly more: boolean }
+  | { readonly type: 'fetchWelcomes'; readonly welcomes: readonly WelcomeEntry[]; readonly more: boolean }
+  | { readonly type: 'ping' }
+
+/** Every frame a client sends is a request. */
+export interface ClientFrame {
+  readonly requestId: number
+  readonly request: Request
+}
+
+export type ServerFrame =
+  | { readonly kind: 'response'; readonly requestId: number; readonly response: Response }
+  | { readonly kind: 'challenge'; readonly challenge: Uint8Array; readonly maxFrameBytes: number }
+  | { readonly kind: 'entry'; readonly entry: ChannelEntry }
+  | { readonly kind: 'welcome'; readonly entry: WelcomeEntry }
+  | {
+      readonly kind: 'error'
+      readonly requestId: number
+      readonly code: string
+      readonly message: string
+      readonly details: Record<string, unknown> | undefined
+    }
+
+/** A frame that breaks the protocol. `requestId` is 0 when the header could not be read. */
+export class ProtocolError extends TransportError {
+  readonly requestId: number
+  constructor(code: 'TRANSPORT_PROTOCOL' | 'UNSUPPORTED_PROTOCOL_VERSION', message: string, requestId = 0, details?: Record<string, unknown>) {
+    super(code, message, details === undefined ? {} : { details })
+    this.name = 'ProtocolError'
+    this.requestId = requestId
+  }
+}
+
+const requestNames = new Map<number, RequestName>(Object.entries(RequestType).map(([name, type]) => [type, name as RequestName]))
+const MAX_U64 = (1n << 64n) - 1n
+const textEncoder = new TextEncoder()
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+class Reader {
+  private offset = HEADER_BYTES
+  private readonly view: DataView
+  private readonly bytes: Uint8Array
+
+  constructor(
+    bytes: Uint8Array,
+    private readonly requestId: number
+  ) {
+    // A plain view: Node's Buffer#slice would share memory instead of copying.
+    this.bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  }
+
+  fail(reason: string): never {
+    throw new ProtocolError('TRANSPORT_PROTOCOL', `Malformed frame: ${reason}`, this.requestId)
+  }
+
+  private need(n: number, what: string): void {
+    if (this.bytes.length - this.offset < n) this.fail(`truncated ${what}`)
+  }
+
+  u8(what: string): number {
+    this.need(1, what)
+    return this.view.getUint8(this.offset++)
+  }
+
+  u16(what: string): number {
+    this.need(2, what)
+    const v = this.view.getUint16(this.offset)
+    this.offset += 2
+    return v
+  }
+
+  u32(what: string): number {
+    this.need(4, what)
+    const v = this.view.getUint32(this.offset)
+    this.offset += 4
+    return v
+  }
+
+  u64(what: string): bigint {
+    this.need(8, what)
+    const v = this.view.getBigUint64(this.offset)
+    this.offset += 8
+    return v
+  }
+
+  seq(what: string): number {
+    const v = this.u64(what)
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${what} above 2^53-1`)
+    return Number(v)
+  }
+
+  bool(what: string): boolean {
+    const v = this.u8(what)
+    if (v > 1) this.fail(`${what} is not a bool`)
+    return v === 1
+  }
+
+  bytesField(what: string): Uint8Array {
+    const n = this.u32(`${what} length`)
+    this.need(n, what)
+    const v = this.bytes.slice(this.offset, this.offset + n)
+    this.offset += n
+    return v
+  }
+
+  string(what: string): string {
+    const n = this.u16(`${what} length`)
+    this.need(n, what)
+    const raw = this.bytes.subarray(this.offset, this.offset + n)
+    this.offset += n
+    try {
+      return textDecoder.decode(raw)
+    } catch {
+      return this.fail(`${what} is not UTF-8`)
+    }
+  }
+
+  optional<T>(what: string, read: () => T): T | undefined {
+    return this.bool(`${what} presence`) ? read() : undefined
+  }
+
+  list<T>(what: string, minItemBytes: number, read: () => T): T[] {
+    const count = this.u32(`${what} count`)
+    if (count * minItemBytes > this.bytes.length - this.offset) this.fail(`${what} count ${count} exceeds the frame`)
+    const out: T[] = []
+    for (let i = 0; i < count; i++) out.push(read())
+    return out
+  }
+
+  end(): void {
+    if (this.offset !== this.bytes.length) this.fail(`${this.bytes.length - this.offset} trailing bytes`)
+  }
+}
+
+class Writer {
+  private buffer: Uint8Array
+  private view: DataView
+  private length = 0
+
+  constructor(version: number, type: number, requestId: number, sizeHint = 64) {
+    this.buffer = new Uint8Array(Math.max(sizeHint + HEADER_BYTES, 32))
+    this.view = new DataView(this.buffer.buffer)
+    this.u8(version)
+    this.u8(type)
+    this.u32(requestId, 'requestId')
+  }
+
+  private ensure(n: number): void {
+    if (this.length + n <= this.buffer.length) return
+    let size = this.buffer.length * 2
+    while (size < this.length + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buffer.subarray(0, this.length))
+    this.buffer = next
+    this.view = new DataView(next.buffer)
+  }
+
+  u8(v: number): this {
+    this.ensure(1)
+    this.view.setUint8(this.length, v)
+    this.length += 1
+    return this
+  }
+
+  u32(v: number, what: string): this {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw invalid(`${what} must be a uint32, got ${String(v)}`)
+    this.ensure(4)
+    this.view.setUint32(this.length, v)
+    this.length += 4
+    return this
+  }
+
+  u64(v: bigint, what: string): this {
+    if (typeof v !== 'bigint' || v < 0n || v > MAX_U64) throw invalid(`${what} must be a uint64 bigint, got ${String(v)}`)
+    this.ensure(8)
+    this.view.setBigUint64(this.length, v)
+    this.length += 8
+    return this
+  }
+
+  seq(v: number, what: string): this {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw invalid(`${what} must be a non-negative safe integer, got ${String(v)}`)
+    return this.u64(BigInt(v), what)
+  }
+
+  bool(v: boolean): this {
+    return this.u8(v ? 1 : 0)
+  }
+
+  bytes(v: Uint8Array, what: string): this {
+    if (!(v instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`)
+    this.u32(v.length, `${what} length`)
+    this.ensure(v.length)
+    this.buffer.set(v, this.length)
+    this.length += v.length
+    return this
+  }
+
+  string(v: string, what: string): this {
+    if (typeof v !== 'string') throw invalid(`${what} must be a string`)
+    const encoded = textEncoder.encode(v)
+    if (encoded.length > 0xffff) throw invalid(`${what} is longer than 65535 UTF-8 bytes`)
+    this.ensure(2 + encoded.length)
+    this.view.setUint16(this.length, encoded.length)
+    this.length += 2
+    this.buffer.set(encoded, this.length)
+    this.length += encoded.length
+    return this
+  }
+
+  optional<T>(v: T | undefined, write: (v: T) => void): this {
+    this.bool(v !== undefined)
+    if (v !== undefined) write(v)
+    return this
+  }
+
+  list<T>(items: readonly T[], what: string, write: (v: T) => void): this {
+    if (!Array.isArray(items)) throw invalid(`${what} must be an array`)
+    this.u32(items.length, `${what} count`)
+    for (const item of items) write(item)
+    return this
+  }
+
+  finish(): Uint8Array {
+    return this.buffer.subarray(0, this.length)
+  }
+}
+
+function invalid(message: string): UsageError {
+  return new UsageError('INVALID_ARGUMENT', message)
+}
+
+function readHeader(bytes: Uint8Array): { type: number; requestId: number } {
+  if (!(bytes instanceof Uint8Array)) throw new ProtocolError('TRANSPORT_PROTOCOL', 'A frame must be binary')
+  if (bytes.length < HEADER_BYTES) throw new ProtocolError('TRANSPORT_PROTOCOL', `Malformed frame: ${bytes.length} bytes, shorter than the header`)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const version = view.getUint8(0)
+  const type = view.getUint8(1)
+  const requestId = view.getUint32(2)
+  if (!SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+    throw new ProtocolError('UNSUPPORTED_PROTOCOL_VERSION', `Protocol version ${version} is not supported`, requestId, {
+      version,
+      supported: [...SUPPORTED_PROTOCOL_VERSIONS]
+    })
+  }
+  return { type, requestId }
+}
+
+/** The request id of a frame, or 0 when it has no readable header. Never throws. */
+export function peekRequestId(bytes: Uint8Array): number {
+  return bytes.length >= HEADER_BYTES ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2) : 0
+}
+
+// ---- entries shared by both directions
+
+function writeEntry(w: Writer, e: ChannelEntry): void {
+  w.bytes(e.groupId, 'groupId')
+    .seq(e.seq, 'seq')
+    .u8(e.kind === 'commit' ? 1 : e.kind === 'application' ? 2 : kindError(e.kind))
+    .u64(e.epoch, 'epoch')
+    .string(e.sender, 'sender')
+    .bytes(e.message, 'message')
+}
+
+function kindError(kind: unknown): never {
+  throw invalid(`Unknown entry kind ${String(kind)}`)
+}
+
+function readEntry(r: Reader): ChannelEntry {
+  const groupId = r.bytesField('groupId')
+  const seq = r.seq('seq')
+  const kindByte = r.u8('kind')
+  if (kindByte !== 1 && kindByte !== 2) r.fail(`entry kind ${kindByte}`)
+  const epoch = r.u64('epoch')
+  const sender = r.string('sender')
+  const message = r.bytesField('message')
+  return { groupId, seq, kind: kindByte === 1 ? 'commit' : 'application', epoch, sender, message }
+}
+
+function writeWelcome(w: Writer, e: WelcomeEntry): void {
+  w.seq(e.seq, 'seq').bytes(e.groupId, 'groupId').seq(e.commitSeq, 'commitSeq').bytes(e.welcome, 'welcome')
+}
+
+function readWelcome(r: Reader): WelcomeEntry {
+  const seq = r.seq('seq')
+  const groupId = r.bytesField('groupId')
+  const commitSeq = r.seq('commitSeq')
+  const welcome = r.bytesField('welcome')
+  return { seq, groupId, commitSeq, welcome }
+}
+
+function entrySize(e: ChannelEntry): number {
+  return e.groupId.length + e.message.length + e.sender.length * 3 + 40
+}
+
+// ---- client frames
+
+export function encodeClientFrame(requestId: number, request: Request): Uint8Array {
+  const type = RequestType[request.type]
+  if (type === undefined) throw invalid(`Unknown request type ${String((request as { type: unknown }).type)}`)
+  switch (request.type) {
+    case 'authenticate':
+      return new Writer(PROTOCOL_VERSION, type, requestId, 128 + request.signaturePublicKey.length + request.signature.length)
+        .string(request.clientId, 'clientId')
+        .bytes(request.signaturePublicKey, 'signaturePublicKey')
+        .string(request.ciphersuite, 'ciphersuite')
+        .bool(request.register)
+        .bytes(request.signature, 'signature')
+        .finish()
+    case 'uploadKeyPackages': {
+      const size = request.keyPackages.reduce((n, k) => n + 4 + (k?.length ?? 0), 16 + (request.lastResort?.length ?? 0))
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, size)
+      w.list(request.keyPackages, 'keyPackages', (k) => w.bytes(k, 'keyPackage'))
+      w.optional(request.lastResort, (k) => w.bytes(k, 'lastResort'))
+      return w.finish()
+    }
+    case 'fetchKeyPackages':
+      return new Writer(PROTOCOL_VERSION, type, requestId).string(request.userId, 'userId').finish()
+    case 'lookupIdentity':
+      return new Writer(PROTOCOL_VERSION, type, requestId).string(request.clientId, 'clientId').finish()
+    case 'countKeyPackages':
+    case 'ping':
+      return new Writer(PROTOCOL_VERSION, type, requestId, 0).finish()
+    case 'createGroup':
+      return new Writer(PROTOCOL_VERSION, type, requestId).bytes(request.groupId, 'groupId').finish()
+    case 'postCommit': {
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, 32 + request.groupId.length + request.commit.length + (request.welcome?.length ?? 0))
+      w.bytes(request.groupId, 'groupId').u64(request.epoch, 'epoch').bytes(request.commit, 'commit')
+      w.optional(request.welcome, (v) => w.bytes(v, 'welcome'))
+      return w.finish()
+    }
+    case 'postMessage':
+      return new Writer(PROTOCOL_VERSION, type, requestId, 16 + request.groupId.length + request.message.length)
+        .bytes(request.groupId, 'groupId')
+        .bytes(request.message, 'message')
+        .finish()
+    case 'fetchEntries':
+      return new Writer(PROTOCOL_VERSION, type, requestId)
+        .bytes(request.groupId, 'groupId')
+        .seq(request.afterSeq, 'afterSeq')
+        .u32(request.limit, 'limit')
+        .finish()
+    case 'fetchWelcomes':
+      return new Writer(PROTOCOL_VERSION, type, requestId).seq(request.afterSeq, 'afterSeq').u32(request.limit, 'limit').finish()
+  }
+}
+
+export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
+  const { type, requestId } = readHeader(bytes)
+  const name = requestNames.get(type)
+  if (name === undefined) {
+    throw new ProtocolError('TRANSPORT_PROTOCOL', `Frame type 0x${type.toString(16).padStart(2, '0')} is not a request`, requestId)
+  }
+  const r = new Reader(bytes, requestId)
+  let request: Request
+  switch (name) {
+    case 'authenticate': {
+      const clientId = r.string('clientId')
+      const signaturePublicKey = r.bytesField('signaturePublicKey')
+      const ciphersuite = r.string('ciphersuite')
+      const register = r.bool('register')
+      const signature = r.bytesField('signature')
+      request = { type: name, clientId, signaturePublicKey, ciphersuite, register, signature }
+      break
+    }
+    case 'uploadKeyPackages': {
+      const keyPackages = r.list('keyPackages', 4, () => r.bytesField('keyPackage'))
+      const lastResort = r.optional('lastResort', () => r.bytesField('lastResort'))
+      request = { type: name, keyPackages, lastResort }
+      break
+    }
+    case 'fetchKeyPackages':
+      request = { type: name, userId: r.string('userId') }
+      break
+    case 'lookupIdentity':
+      request = { type: name, clientId: r.string('clientId') }
+      break
+    case 'countKeyPackages':
+    case 'ping':
+      request = { type: name }
+      break
+    case 'createGroup':
+      request = { type: name, groupId: r.bytesField('groupId') }
+      break
+    case 'postCommit': {
+      const groupId = r.bytesField('groupId')
+      const epoch = r.u64('epoch')
+      const commit = r.bytesField('commit')
+      const welcome = r.optional('welcome', () => r.bytesField('welcome'))
+      request = { type: name, groupId, epoch, commit, welcome }
+      break
+    }
+    case 'postMessage': {
+      const groupId = r.bytesField('groupId')
+      request = { type: name, groupId, message: r.bytesField('message') }
+      break
+    }
+    case 'fetchEntries': {
+      const groupId = r.bytesField('groupId')
+      const afterSeq = r.seq('afterSeq')
+      request = { type: name, groupId, afterSeq, limit: r.u32('limit') }
+      break
+    }
+    case 'fetchWelcomes': {
+      const afterSeq = r.seq('afterSeq')
+      request = { type: name, afterSeq, limit: r.u32('limit') }
+      break
+    }
+  }
+  r.end()
+  return { requestId, request }
+}
+
+// ---- server frames
+
+export function encodeResponse(requestId: number, response: Response): Uint8Array {
+  const type = RequestType[response.type] | RESPONSE_BIT
+  switch (response.type) {
+    case 'authenticate':
+      return new Writer(PROTOCOL_VERSION, type, requestId).string(response.clientId, 'clientId').finish()
+    case 'uploadKeyPackages':
+    case 'countKeyPackages':
+      return new Writer(PROTOCOL_VERSION, type, requestId).u32(response.oneTime, 'oneTime').bool(response.lastResort).finish()
+    case 'fetchKeyPackages': {
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, response.keyPackages.reduce((n, k) => n + k.keyPackage.length + 64, 8))
+      w.list(response.keyPackages, 'keyPackages', (k) => w.string(k.clientId, 'clientId').bytes(k.keyPackage, 'keyPackage').bool(k.lastResort))
+      return w.finish()
+    }
+    case 'lookupIdentity': {
+      const w = new Writer(PROTOCOL_VERSION, type, requestId)
+      w.optional(response.identity, (i) => w.string(i.clientId, 'clientId').bytes(i.signaturePublicKey, 'signaturePublicKey').string(i.ciphersuite, 'ciphersuite'))
+      return w.finish()
+    }
+    case 'createGroup':
+    case 'ping':
+      return new Writer(PROTOCOL_VERSION, type, requestId, 0).finish()
+    case 'postCommit': {
+      const result = response.result
+      const w = new Writer(PROTOCOL_VERSION, type, requestId)
+      return w
+        .u8(result.kind === 'accepted' ? 0 : 1)
+        .u64(result.epoch, 'epoch')
+        .seq(result.kind === 'accepted' ? result.seq : 0, 'seq')
+        .finish()
+    }
+    case 'postMessage':
+      return new Writer(PROTOCOL_VERSION, type, requestId).seq(response.seq, 'seq').finish()
+    case 'fetchEntries': {
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, response.entries.reduce((n, e) => n + entrySize(e), 8))
+      w.list(response.entries, 'entries', (e) => writeEntry(w, e))
+      return w.bool(response.more).finish()
+    }
+    case 'fetchWelcomes': {
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, response.welcomes.reduce((n, e) => n + e.welcome.length + e.groupId.length + 32, 8))
+      w.list(response.welcomes, 'welcomes', (e) => writeWelcome(w, e))
+      return w.bool(response.more).finish()
+    }
+  }
+}
+
+/** Bytes a `fetchEntries` response spends on `entry` (exact). */
+export function encodedEntryBytes(entry: ChannelEntry): number {
+  return 4 + entry.groupId.length + 8 + 1 + 8 + 2 + textEncoder.encode(entry.sender).length + 4 + entry.message.length
+}
+
+/** Bytes a `fetchWelcomes` response spends on `entry` (exact). */
+export function encodedWelcomeBytes(entry: WelcomeEntry): number {
+  return 8 + 4 + entry.groupId.length + 8 + 4 + entry.welcome.length
+}
+
+export function encodeChallenge(challenge: Uint8Array, maxFrameBytes: number): Uint8Array {
+  return new Writer(PROTOCOL_VERSION, ServerFrameType.challenge, 0, 48).bytes(challenge, 'challenge').u32(maxFrameBytes, 'maxFrameBytes').finish()
+}
+
+export function encodeEntryPush(entry: ChannelEntry): Uint8Array {
+  const w = new Writer(PROTOCOL_VERSION, ServerFrameType.entry, 0, entrySize(entry))
+  writeEntry(w, entry)
+  return w.finish()
+}
+
+export function encodeWelcomePush(entry: WelcomeEntry): Uint8Array {
+  const w = new Writer(PROTOCOL_VERSION, ServerFrameType.welcome, 0, entry.welcome.length + entry.groupId.length + 32)
+  writeWelcome(w, entry)
+  return w.finish()
+}
+
+function jsonDetails(details: Record<string, unknown> | undefined): string {
+  if (details === undefined) return ''
+  try {
+    return JSON.stringify(details, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value instanceof Uint8Array ? undefined : value))
+  } catch {
+    return ''
+  }
+}
+
+/** An ERROR frame; `message` is cut to fit a string field. */
+export function encodeError(requestId: number, code: string, message: string, details?: Record<string, unknown>): Uint8Array {
+  let text = message
+  while (textEncoder.encode(text).length > 0xffff) text = text.slice(0, Math.floor(text.length / 2))
+  let detailText = jsonDetails(details)
+  if (textEncoder.encode(detailText).length > 0xffff) detailText = ''
+  return new Writer(PROTOCOL_VERSION, ServerFrameType.error, requestId, 64 + text.length)
+    .string(code, 'code')
+    .string(text, 'message')
+    .string(detailText, 'details')
+    .finish()
+}
+
+function parseDetails(text: string): Record<string, unknown> | undefined {
+  if (text === '') return undefined
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
+  const { type, requestId } = readHeader(bytes)
+  const r = new Reader(bytes, requestId)
+  let frame: ServerFrame
+  if (type === ServerFrameType.challenge) {
+    frame = { kind: 'challenge', challenge: r.bytesField('challenge'), maxFrameBytes: r.u32('maxFrameBytes') }
+  } else if (type === ServerFrameType.entry) {
+    frame = { kind: 'entry', entry: readEntry(r) }
+  } else if (type === ServerFrameType.welcome) {
+    frame = { kind: 'welcome', entry: readWelcome(r) }
+  } else if (type === ServerFrameType.error) {
+    const code = r.string('code')
+    const message = r.string('message')
+    frame = { kind: 'error', requestId, code, message, details: parseDetails(r.string('details')) }
+  } else {
+    const name = (type & RESPONSE_BIT) !== 0 ? requestNames.get(type & ~RESPONSE_BIT) : undefined
+    if (name === undefined) throw new ProtocolError('TRANSPORT_PROTOCOL', `Unknown frame type 0x${type.toString(16).padStart(2, '0')}`, requestId)
+    frame = { kind: 'response', requestId, response: readResponse(r, name) }
+  }
+  r.end()
+  return frame
+}
+
+function readResponse(r: Reader, name: RequestName): Response {
+  switch (name) {
+    case 'authenticate':
+      return { type: name, clientId: r.string('clientId') }
+    case 'uploadKeyPackages':
+    case 'countKeyPackages': {
+      const oneTime = r.u32('oneTime')
+      return { type: name, oneTime, lastResort: r.bool('lastResort') }
+    }
+    case 'fetchKeyPackages':
+      return {
+        type: name,
+        keyPackages: r.list('keyPackages', 7, () => {
+          const clientId = r.string('clientId')
+          const keyPackage = r.bytesField('keyPackage')
+          return { clientId, keyPackage, lastResort: r.bool('lastResort') }
+        })
+      }
+    case 'lookupIdentity':
+      return {
+        type: name,
+        identity: r.optional('identity', () => {
+          const clientId = r.string('clientId')
+          const signaturePublicKey = r.bytesField('signaturePublicKey')
+          return { clientId, signaturePublicKey, ciphersuite: r.string('ciphersuite') }
+        })
+      }
+    case 'createGroup':
+    case 'ping':
+      return { type: name }
+    case 'postCommit': {
+      const outcome = r.u8('outcome')
+      if (outcome > 1) r.fail(`commit outcome ${outcome}`)
+      const epoch = r.u64('epoch')
+      const seq = r.seq('seq')
+      return { type: name, result: outcome === 0 ? { kind: 'accepted', seq, epoch } : { kind: 'conflict', epoch } }
+    }
+    case 'postMessage':
+      return { type: name, seq: r.seq('seq') }
+    case 'fetchEntries': {
+      const entries = r.list('entries', 27, () => readEntry(r))
+      return { type: name, entries, more: r.bool('more') }
+    }
+    case 'fetchWelcomes': {
+      const welcomes = r.list('welcomes', 24, () => readWelcome(r))
+      return { type: name, welcomes, more: r.bool('more') }
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import type { Server as HttpServer, ServerResponse } from 'node:http'
+import { UsageError } from '@mls/core'
+import type { Services } from '@mls/server'
+import type { ClientId } from '@mls/core/interfaces'
+
+/**
+ * Limits of the WebSocket server (docs/protocol.md section 5). Each is
+ * optional in `WebSocketServerInit.limits`; missing ones take the defaults
+ * below. KeyPackage fetches per requester, payload sizes and fetch page sizes
+ * are limits of the services (`ServiceLimits` of `@mls/server`).
+ */
+export interface WebSocketServerLimits {
+  /**
+   * Largest frame a client may send, in bytes. A larger one is never buffered
+   * beyond this size: the client gets an ERROR `PAYLOAD_TOO_LARGE` and close
+   * 1009. Responses are cut into pages (`more: true`) to stay within it.
+   * Default: 2 × the services' `maxHandshakeBytes` + 1 MiB (9 MiB).
+   */
+  readonly maxFrameBytes: number
+  /** Requests per second per connection (token bucket refill), before and after authentication. Default 100. */
+  readonly requestsPerSecond: number
+  /** Burst of the per-connection bucket. Default 200. */
+  readonly requestBurst: number
+  /** Requests per second per identity, across all its connections. Default 200. */
+  readonly identityRequestsPerSecond: number
+  /** Burst of the per-identity bucket. Default 400. */
+  readonly identityRequestBurst: number
+  /** Authenticated connections one identity may hold; one more is refused (`TOO_MANY_CONNECTIONS`, close 4003). Default 8. */
+  readonly maxConnectionsPerIdentity: number
+  /** Open connections, authenticated or not; one more is refused (`TOO_MANY_CONNECTIONS`, close 4003). Default 10 000. */
+  readonly maxConnections: number
+  /** Requests of one connection being processed at once; more are refused with `RATE_LIMITED`. Default 64. */
+  readonly maxInFlightRequests: number
+  /**
+   * Bytes queued for a client that it has not read. Past this the client is
+   * a slow consumer: the connection is closed (4004) and the client catches
+   * up from its cursor after reconnecting. Default 32 MiB.
+   */
+  readonly maxBufferedBytes: number
+  /** Time a connection has to authenticate (close 4002). Default 10 000 ms. */
+  readonly authenticationTimeoutMs: number
+  /** Malformed, unauthenticated or out-of-order frames one connection may send before it is closed (4005). Default 100. */
+  readonly maxProtocolErrors: number
+  /** Interval of WebSocket pings; a connection that missed the previous pong is terminated. Default 30 000 ms. */
+  readonly heartbeatIntervalMs: number
+}
+
+/** Structured log sink; every method is optional. `event` is noun-then-verb, e.g. `connection:opened`. */
+export interface WebSocketServerLogger {
+  debug?(event: string, fields?: Record<string, unknown>): void
+  info?(event: string, fields?: Record<string, unknown>): void
+  warn?(event: string, fields?: Record<string, unknown>): void
+  error?(event: string, fields?: Record<string, unknown>): void
+}
+
+/** Construction options of `webSocketServer`. */
+export interface WebSocketServerInit {
+  /** The Directory and Group Channel to host (from `createServices` of `@mls/server`). */
+  services: Services
+  /** Interface to listen on when the server owns its HTTP server. Default `127.0.0.1`. */
+  host?: string
+  /** Port to listen on; 0 picks a free one. Default 0. */
+  port?: number
+  /**
+   * An existing HTTP server to attach to instead of creating one: upgrades on
+   * `path` are taken, everything else is left to its owner (route `GET
+   * /health` to `handleHealth` yourself). `close()` then leaves it running.
+   */
+  server?: HttpServer
+  /** Only upgrade requests for this path are accepted. Default: any path. */
+  path?: string
+  /** Overrides of the defaults of `WebSocketServerLimits`. */
+  limits?: Partial<WebSocketServerLimits>
+  /** Default: silent. */
+  logger?: WebSocketServerLogger
+  /**
+   * Diagnostic tap: called with every binary frame the server receives
+   * (`in`, before decoding) and sends (`out`), and the authenticated client
+   * of the connection if any. For audits and tests; it must not throw or
+   * keep `bytes` beyond the call without copying.
+   */
+  tap?: (event: { readonly direction: 'in' | 'out'; readonly bytes: Uint8Array; readonly clientId: ClientId | undefined }) => void
+}
+
+/** Counters since the server started. */
+export interface WebSocketServerStats {
+  /** Open connections, authenticated or not. */
+  readonly connections: number
+  readonly authenticated: number
+  readonly framesReceived: number
+  readonly responsesSent: number
+  readonly pushesSent: number
+  readonly errorFramesSent: number
+  readonly protocolErrors: number
+  readonly rateLimited: number
+  readonly slowConsumersDropped: number
+  /** Requests that failed with an unexpected (non-toolkit) error: answered `INTERNAL`. */
+  readonly internalErrors: number
+  readonly closesByCode: Readonly<Record<number, number>>
+}
+
+/** A running server. */
+export interface WebSocketServerHandle {
+  /** `ws://host:port/` of the server. */
+  readonly url: string
+  readonly host: string
+  readonly port: number
+  readonly limits: WebSocketServerLimits
+  stats(): WebSocketServerStats
+  /** Answers `GET /health`; returns false (and leaves `res` alone) for any other request. */
+  handleHealth(req: { method?: string | undefined; url?: string | undefined }, res: ServerResponse): boolean
+  /** Close every connection (1001), stop listening (when the server owns the HTTP server). Idempotent. */
+  close(): Promise<void>
+}
+
+export function resolveServerLimits(services: Services, limits: Partial<WebSocketServerLimits> = {}): WebSocketServerLimits {
+  const resolved: WebSocketServerLimits = {
+    maxFrameBytes: 2 * services.limits.maxHandshakeBytes + (1 << 20),
+    requestsPerSecond: 100,
+    requestBurst: 200,
+    identityRequestsPerSecond: 200,
+    identityRequestBurst: 400,
+    maxConnectionsPerIdentity: 8,
+    maxConnections: 10_000,
+    maxInFlightRequests: 64,
+    maxBufferedBytes: 32 << 20,
+    authenticationTimeoutMs: 10_000,
+    maxProtocolErrors: 100,
+    heartbeatIntervalMs: 30_000,
+    ...limits
+  }
+  for (const [name, value] of Object.entries(resolved)) {
+    if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new UsageError('INVALID_ARGUMENT', `Limit ${name} must be a positive number, got ${String(value)}`)
+  }
+  if (resolved.maxFrameBytes > 0xffffffff) throw new UsageError('INVALID_ARGUMENT', 'Limit maxFrameBytes must fit in a uint32')
+  return Object.freeze(resolved)
+}

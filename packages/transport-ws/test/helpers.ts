@@ -1,0 +1,206 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { WebSocket } from 'ws'
+import { createMlsClient, equalBytes, toHex, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
+import type { ClientStore, ServerStore } from '@mls/core/interfaces'
+import { createServices, type ServiceLimits, type Services } from '@mls/server'
+import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
+import { webSockets, type WebSocketsInit } from '../src/index.js'
+import { webSocketServer, type WebSocketServerHandle, type WebSocketServerInit, type WebSocketServerLimits } from '../src/server.js'
+
+export const crypto = tsMlsDefaultCrypto()
+
+export interface WsNetworkInit {
+  limits?: Partial<WebSocketServerLimits>
+  serviceLimits?: Partial<ServiceLimits>
+  store?: ServerStore
+  tap?: WebSocketServerInit['tap']
+  client?: Partial<WebSocketsInit>
+}
+
+export type WsNetwork = Awaited<ReturnType<typeof createWsNetwork>>
+
+/** A real `ws` server on loopback over in-memory services, and clients over real sockets. */
+export async function createWsNetwork(init: WsNetworkInit = {}) {
+  const store = init.store ?? memoryServerStore()
+  const services: Services = createServices({ store, crypto, ...(init.serviceLimits === undefined ? {} : { limits: init.serviceLimits }) })
+  const server: WebSocketServerHandle = await webSocketServer({ services, ...(init.limits === undefined ? {} : { limits: init.limits }), ...(init.tap === undefined ? {} : { tap: init.tap }) })
+  const clients: MlsClient[] = []
+  const proxies: TcpProxy[] = []
+
+  const transport = (url = server.url, extra: Partial<WebSocketsInit> = {}) =>
+    webSockets({ url, WebSocket, reconnect: { initialDelayMs: 20, maxDelayMs: 250, jitter: 0.5 }, requestTimeoutMs: 15_000, ...init.client, ...extra })
+
+  async function client(userId: string, options: { store?: ClientStore; viaProxy?: TcpProxy; deviceId?: string } = {}): Promise<MlsClient> {
+    const url = options.viaProxy === undefined ? server.url : options.viaProxy.url
+    const c = await createMlsClient({
+      userId,
+      deviceId: options.deviceId ?? 'phone',
+      crypto,
+      store: options.store ?? memoryClientStore({ name: userId }),
+      transport: transport(url)
+    })
+    clients.push(c)
+    return c
+  }
+
+  async function proxy(): Promise<TcpProxy> {
+    const p = await tcpProxy(server.port)
+    proxies.push(p)
+    return p
+  }
+
+  async function close(): Promise<void> {
+    await Promise.allSettled(clients.map((c) => c.close()))
+    for (const p of proxies) await p.close()
+    await server.close()
+  }
+
+  return { services, store, server, transport, client, proxy, close }
+}
+
+/** A loopback TCP proxy to a port, whose link can be cut (every socket destroyed, new ones refused) and restored. */
+export interface TcpProxy {
+  readonly url: string
+  cut(): void
+  restore(): void
+  close(): Promise<void>
+}
+
+export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
+  const sockets = new Set<Socket>()
+  let down = false
+  const server: Server = createServer((inbound) => {
+    if (down) {
+      inbound.destroy()
+      return
+    }
+    const outbound = tcpConnect(targetPort, '127.0.0.1')
+    sockets.add(inbound)
+    sockets.add(outbound)
+    const drop = () => {
+      inbound.destroy()
+      outbound.destroy()
+      sockets.delete(inbound)
+      sockets.delete(outbound)
+    }
+    inbound.on('error', drop).on('close', drop)
+    outbound.on('error', drop).on('close', drop)
+    inbound.pipe(outbound)
+    outbound.pipe(inbound)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  return {
+    url: `ws://127.0.0.1:${port}/`,
+    cut() {
+      down = true
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    },
+    restore() {
+      down = false
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        down = true
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      })
+  }
+}
+
+/** Poll until `condition` holds; fails with `what` after `timeoutMs`. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+export async function joined(client: MlsClient, groupId: Uint8Array): Promise<Group> {
+  await waitFor(() => client.group(groupId) !== undefined, `${client.clientId} to join ${toHex(groupId)}`)
+  return client.group(groupId)!
+}
+
+/** Wait until every group is at `epoch`, then check they share one epoch authenticator. */
+export async function converged(groups: readonly Group[], epoch: bigint): Promise<Uint8Array> {
+  await waitFor(() => groups.every((g) => g.epoch === epoch && g.status === 'active'), `all groups at epoch ${epoch}`)
+  const first = groups[0]!.epochAuthenticator()
+  for (const g of groups) {
+    if (!equalBytes(g.epochAuthenticator(), first)) throw new Error(`Epoch authenticators differ at epoch ${epoch}`)
+  }
+  return first
+}
+
+export function inbox(group: Group): { texts: string[]; from: string[]; seqs: (number | undefined)[] } {
+  const box = { texts: [] as string[], from: [] as string[], seqs: [] as (number | undefined)[] }
+  group.on('message:received', (m) => {
+    box.texts.push(new TextDecoder().decode(m.plaintext))
+    box.from.push(m.sender)
+    box.seqs.push(m.seq)
+  })
+  return box
+}
+
+/** Open a raw `ws` socket and collect what the server sends. */
+export async function rawSocket(url: string): Promise<RawSocket> {
+  const ws = new WebSocket(url)
+  const frames: Uint8Array[] = []
+  const waiters: (() => void)[] = []
+  let closeCode: number | undefined
+  ws.binaryType = 'nodebuffer'
+  ws.on('message', (data: Buffer) => {
+    frames.push(new Uint8Array(data))
+    waiters.splice(0).forEach((w) => w())
+  })
+  ws.on('close', (code) => {
+    closeCode = code
+    waiters.splice(0).forEach((w) => w())
+  })
+  ws.on('error', () => undefined)
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+  })
+  const raw: RawSocket = {
+    ws,
+    frames,
+    get closeCode() {
+      return closeCode
+    },
+    async next(timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs
+      while (frames.length === 0 && closeCode === undefined) {
+        const left = deadline - Date.now()
+        if (left <= 0) return undefined
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, left)
+          waiters.push(() => {
+            clearTimeout(t)
+            resolve()
+          })
+        })
+      }
+      return frames.shift()
+    },
+    send(bytes: Uint8Array) {
+      ws.send(bytes)
+    },
+    close() {
+      ws.terminate()
+    }
+  }
+  return raw
+}
+
+export interface RawSocket {
+  readonly ws: WebSocket
+  readonly frames: Uint8Array[]
+  readonly closeCode: number | undefined
+  /** The next frame, or undefined on close or timeout. */
+  next(timeoutMs?: number): Promise<Uint8Array | undefined>
+  send(bytes: Uint8Array): void
+  close(): void
+}
