@@ -1,8 +1,9 @@
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { WebSocket } from 'ws'
-import { createMlsClient, equalBytes, toHex, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
-import type { ClientStore, ServerStore } from '@mls/core/interfaces'
+import { createMlsClient, equalBytes, signChallenge, toHex, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
+import { getCiphersuiteFromName } from '@mls/core/mls'
+import type { ClientStore, ServerStore, SessionCredentials } from '@mls/core/interfaces'
 import { createServices, type ServiceLimits, type Services } from '@mls/server'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
 import { webSockets, type WebSocketsInit } from '../src/index.js'
@@ -59,10 +60,12 @@ export async function createWsNetwork(init: WsNetworkInit = {}) {
   return { services, store, server, transport, client, proxy, close }
 }
 
-/** A loopback TCP proxy to a port, whose link can be cut (every socket destroyed, new ones refused) and restored. */
+/** A loopback TCP proxy to a port, whose link can be cut (every socket destroyed, new ones refused), blackholed and restored. */
 export interface TcpProxy {
   readonly url: string
   cut(): void
+  /** Keep every socket open but drop every byte in both directions (a dead network). */
+  blackhole(): void
   restore(): void
   close(): Promise<void>
 }
@@ -70,6 +73,7 @@ export interface TcpProxy {
 export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let down = false
+  let blackholed = false
   const server: Server = createServer((inbound) => {
     if (down) {
       inbound.destroy()
@@ -86,8 +90,12 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
     }
     inbound.on('error', drop).on('close', drop)
     outbound.on('error', drop).on('close', drop)
-    inbound.pipe(outbound)
-    outbound.pipe(inbound)
+    inbound.on('data', (chunk: Buffer) => {
+      if (!blackholed) outbound.write(chunk)
+    })
+    outbound.on('data', (chunk: Buffer) => {
+      if (!blackholed) inbound.write(chunk)
+    })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
@@ -100,6 +108,10 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
     },
     restore() {
       down = false
+      blackholed = false
+    },
+    blackhole() {
+      blackholed = true
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -204,3 +216,19 @@ export interface RawSocket {
   send(bytes: Uint8Array): void
   close(): void
 }
+
+/** Fresh credentials for `clientId` with a new signature key (suite 1). */
+export async function credentialsFor(clientId: string, register = true): Promise<SessionCredentials & { signaturePrivateKey: Uint8Array }> {
+  const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(SUITE))
+  const keys = await cs.signature.keygen()
+  return {
+    clientId,
+    signaturePublicKey: keys.publicKey,
+    signaturePrivateKey: keys.signKey,
+    ciphersuite: SUITE,
+    register,
+    signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
+  }
+}
+
+export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
