@@ -90,6 +90,8 @@ export function openDatabase(init: SqliteStoreInit, schema: SchemaDefinition): C
     // secure_delete first: it must hold for every page freed from here on.
     if (db.pragma('secure_delete = ON', { simple: true }) !== 1) throw invalid('This SQLite build does not support secure_delete')
     db.pragma('foreign_keys = ON')
+    // Sorts and temporary tables stay in memory, never in a temp file that secure_delete does not cover.
+    db.pragma('temp_store = MEMORY')
     if (!isMemoryPath(init.path)) {
       const mode = db.pragma('journal_mode = WAL', { simple: true })
       if (mode !== 'wal') throw invalid(`Cannot switch ${init.path} to WAL journal mode (got ${String(mode)})`)
