@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { WebSocket } from 'ws'
 import { createMlsClient, equalBytes, signChallenge, toHex, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
 import { getCiphersuiteFromName } from '@mls/core/mls'
-import type { ClientStore, ServerStore, SessionCredentials } from '@mls/core/interfaces'
+import type { ClientStore, Connection, ServerStore, SessionCredentials, Transport } from '@mls/core/interfaces'
 import { createServices, type ServiceLimits, type Services } from '@mls/server'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
 import { webSockets, type WebSocketsInit } from '../src/index.js'
@@ -32,14 +32,31 @@ export async function createWsNetwork(init: WsNetworkInit = {}) {
   const transport = (url = server.url, extra: Partial<WebSocketsInit> = {}) =>
     webSockets({ url, WebSocket, reconnect: { initialDelayMs: 20, maxDelayMs: 250, jitter: 0.5 }, requestTimeoutMs: 15_000, ...init.client, ...extra })
 
-  async function client(userId: string, options: { store?: ClientStore; viaProxy?: TcpProxy; deviceId?: string } = {}): Promise<MlsClient> {
+  async function client(
+    userId: string,
+    options: { store?: ClientStore; viaProxy?: TcpProxy; deviceId?: string; onConnection?: (connection: Connection) => void } = {}
+  ): Promise<MlsClient> {
     const url = options.viaProxy === undefined ? server.url : options.viaProxy.url
+    const inner = transport(url)
+    const onConnection = options.onConnection
+    const observed: Transport =
+      onConnection === undefined
+        ? inner
+        : {
+            specificationVersion: inner.specificationVersion,
+            [Symbol.toStringTag]: 'ObservedTransport',
+            connect: async (credentials, o) => {
+              const connection = await inner.connect(credentials, o)
+              onConnection(connection)
+              return connection
+            }
+          }
     const c = await createMlsClient({
       userId,
       deviceId: options.deviceId ?? 'phone',
       crypto,
       store: options.store ?? memoryClientStore({ name: userId }),
-      transport: transport(url)
+      transport: observed
     })
     clients.push(c)
     return c
@@ -232,3 +249,30 @@ export async function credentialsFor(clientId: string, register = true): Promise
 }
 
 export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
+
+/** A server store that records every byte string and string handed to it (what the server stores). */
+export function recordingStore(store: ServerStore, captured: Uint8Array[]): ServerStore {
+  const walk = (value: unknown, depth: number): void => {
+    if (depth > 6 || value === null || value === undefined) return
+    if (value instanceof Uint8Array) captured.push(value.slice())
+    else if (typeof value === 'string') captured.push(new TextEncoder().encode(value))
+    else if (Array.isArray(value)) for (const v of value) walk(v, depth + 1)
+    else if (typeof value === 'object') for (const v of Object.values(value)) walk(v, depth + 1)
+  }
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        walk(args, 0)
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    }
+  })
+}
+
+/** Whether `needle` occurs in any of `haystack`. */
+export function occursIn(haystack: readonly Uint8Array[], needle: Uint8Array): boolean {
+  const n = Buffer.from(needle)
+  return haystack.some((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).indexOf(n) !== -1)
+}
