@@ -78,9 +78,9 @@ describe.each(providerCases())('offline members and restarts ($name)', ({ crypto
     await restart()
     await converged([a, bob.group(gid)!], 4n)
     expect(bob.group(gid)!.members().map((m) => m.clientId)).toEqual(['alice/phone', 'bob/phone'])
-    await bob.group(gid)!.send('still here')
     const aliceSeen: string[] = []
     a.on('message:received', (m) => aliceSeen.push(new TextDecoder().decode(m.plaintext)))
+    await bob.group(gid)!.send('still here')
     await waitFor(() => aliceSeen.includes('still here'), 'alice reads bob after restarts')
   })
 
@@ -112,9 +112,9 @@ describe.each(providerCases())('offline members and restarts ($name)', ({ crypto
     const b2 = bob.group(a.groupId)!
     await converged([a, b2], 2n)
     expect(b2.hasPendingCommit).toBe(false)
-    await b2.send('no fork')
     const got: string[] = []
     a.on('message:received', (m) => got.push(new TextDecoder().decode(m.plaintext)))
+    await b2.send('no fork')
     await waitFor(() => got.includes('no fork'), 'alice reads bob after recovery')
   })
 })
