@@ -1,13 +1,13 @@
 // A stream of acceptances against a server store, one acknowledgement line per
 // resolved call, until the parent kills this process (SIGKILL).
-// Usage: node crash-child.js <database path> <round>
+// Usage: node crash-child.js <database path> <round> <full|normal>
 import { writeSync } from 'node:fs'
 import process from 'node:process'
 import { sqliteServerStore } from '../dist/index.js'
 import { G, NOW, acceptor, commitFor, messageFor } from './crash-plan.js'
 
-const [path, round] = process.argv.slice(2)
-const store = sqliteServerStore({ path })
+const [path, round, synchronous] = process.argv.slice(2)
+const store = sqliteServerStore({ path, synchronous })
 const ack = (line) => writeSync(1, `${line}\n`)
 
 const group = await store.getGroup(G)
