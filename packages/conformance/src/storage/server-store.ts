@@ -262,12 +262,19 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
 
       if (init.rawBytes !== undefined) {
         const rawBytes = init.rawBytes
-        it('does not keep the bytes of consumed or replaced KeyPackages', async () => {
-          await store.addKeyPackages(ALICE, [keyPackage('gone', ALICE), keyPackage('kept', ALICE)], keyPackage('lr-old', ALICE, { lastResort: true }))
-          await store.consumeKeyPackage(ALICE, NOW)
+        it('does not keep the bytes of consumed, expired or replaced KeyPackages', async () => {
+          await store.addKeyPackages(
+            ALICE,
+            [keyPackage('expired', ALICE, { notAfter: NOW - 1 }), keyPackage('gone', ALICE), keyPackage('kept', ALICE)],
+            keyPackage('lr-old', ALICE, { lastResort: true })
+          )
+          expect(contains(await rawBytes(store), payload('kp:expired'))).toBe(true)
+          expect((await store.consumeKeyPackage(ALICE, NOW))?.ref).toBe('gone')
           await store.addKeyPackages(ALICE, [], keyPackage('lr-new', ALICE, { lastResort: true }))
           const raw = await rawBytes(store)
           expect(contains(raw, payload('kp:kept'))).toBe(true)
+          expect(contains(raw, payload('kp:lr-new'))).toBe(true)
+          expect(contains(raw, payload('kp:expired'))).toBe(false)
           expect(contains(raw, payload('kp:gone'))).toBe(false)
           expect(contains(raw, payload('kp:lr-old'))).toBe(false)
         })
