@@ -4,7 +4,8 @@ import { decodeMlsMessage, emptyPskIndex, getCiphersuiteFromName, processPrivate
 import { memoryClientStore } from '@mls/storage-memory'
 
 export interface DemoInit {
-  transport: Transport
+  /** A transport per client (each its own connection), or one shared transport. */
+  transport: Transport | (() => Transport)
   crypto: CryptoProvider
   /** Where the narration goes. Default: console.log. */
   print?: (line: string) => void
@@ -63,7 +64,13 @@ export async function runDemo(init: DemoInit): Promise<DemoResult> {
 
   print(`MLS demo: three clients, a Directory and a Group Channel over ${init.transportName ?? 'the given transport'}; crypto: ${init.crypto.name}`)
   const client = (userId: string): Promise<MlsClient> =>
-    createMlsClient({ userId, deviceId: 'phone', crypto: init.crypto, store: memoryClientStore({ name: userId }), transport: init.transport })
+    createMlsClient({
+      userId,
+      deviceId: 'phone',
+      crypto: init.crypto,
+      store: memoryClientStore({ name: userId }),
+      transport: typeof init.transport === 'function' ? init.transport() : init.transport
+    })
 
   print('\n1. Setup: every client registers and uploads KeyPackages to the Directory')
   const alice = await client('alice')

@@ -1,0 +1,104 @@
+import { resolve } from 'node:path'
+import { UsageError } from '@mls/core'
+
+/** Everything the server can be told, from flags or environment variables. */
+export interface ServerConfig {
+  /** Interface to listen on. Flag `--host`, env `MLS_HOST`. Default `127.0.0.1`. */
+  host: string
+  /** Port; 0 picks a free one. Flag `--port`, env `MLS_PORT`. Default 8080. */
+  port: number
+  /** Folder of the SQLite file `server.sqlite`. Flag `--data-dir`, env `MLS_DATA_DIR`. Default `./.data`. */
+  dataDir: string
+  /** `debug`, `info`, `warn` or `error`. Flag `--log-level`, env `MLS_LOG_LEVEL`. Default `info`. */
+  logLevel: LogLevel
+  /** Transport limits (see docs/protocol.md); each flag also has an env variable. */
+  limits: {
+    /** `--max-frame-bytes`, `MLS_MAX_FRAME_BYTES`. */
+    maxFrameBytes?: number
+    /** `--requests-per-second`, `MLS_REQUESTS_PER_SECOND` (per connection). */
+    requestsPerSecond?: number
+    /** `--identity-requests-per-second`, `MLS_IDENTITY_REQUESTS_PER_SECOND`. */
+    identityRequestsPerSecond?: number
+    /** `--max-connections-per-identity`, `MLS_MAX_CONNECTIONS_PER_IDENTITY`. */
+    maxConnectionsPerIdentity?: number
+    /** `--max-connections`, `MLS_MAX_CONNECTIONS`. */
+    maxConnections?: number
+  }
+  /** KeyPackage fetches per requester per minute. `--key-package-fetches-per-minute`, `MLS_KEY_PACKAGE_FETCHES_PER_MINUTE`. */
+  keyPackageFetchesPerMinute?: number
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+const numeric: Record<string, [keyof ServerConfig['limits'] | 'port' | 'keyPackageFetchesPerMinute', string]> = {
+  '--port': ['port', 'MLS_PORT'],
+  '--max-frame-bytes': ['maxFrameBytes', 'MLS_MAX_FRAME_BYTES'],
+  '--requests-per-second': ['requestsPerSecond', 'MLS_REQUESTS_PER_SECOND'],
+  '--identity-requests-per-second': ['identityRequestsPerSecond', 'MLS_IDENTITY_REQUESTS_PER_SECOND'],
+  '--max-connections-per-identity': ['maxConnectionsPerIdentity', 'MLS_MAX_CONNECTIONS_PER_IDENTITY'],
+  '--max-connections': ['maxConnections', 'MLS_MAX_CONNECTIONS'],
+  '--key-package-fetches-per-minute': ['keyPackageFetchesPerMinute', 'MLS_KEY_PACKAGE_FETCHES_PER_MINUTE']
+}
+
+export const USAGE = `Usage: mls-server [options]
+
+Options (each also as an environment variable):
+  --host <addr>                          MLS_HOST          interface to listen on (default 127.0.0.1)
+  --port <n>                             MLS_PORT          port, 0 for any free one (default 8080)
+  --data-dir <dir>                       MLS_DATA_DIR      folder of server.sqlite (default ./.data)
+  --log-level <debug|info|warn|error>    MLS_LOG_LEVEL     (default info)
+  --max-frame-bytes <n>                  MLS_MAX_FRAME_BYTES
+  --requests-per-second <n>              MLS_REQUESTS_PER_SECOND           per connection
+  --identity-requests-per-second <n>     MLS_IDENTITY_REQUESTS_PER_SECOND  per identity
+  --max-connections-per-identity <n>     MLS_MAX_CONNECTIONS_PER_IDENTITY
+  --max-connections <n>                  MLS_MAX_CONNECTIONS
+  --key-package-fetches-per-minute <n>   MLS_KEY_PACKAGE_FETCHES_PER_MINUTE per requester
+  --help
+
+Logs are JSON lines on stdout. GET /health answers 200 while serving.`
+
+function toNumber(name: string, value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0) throw new UsageError('INVALID_ARGUMENT', `${name} must be a non-negative integer, got ${JSON.stringify(value)}`)
+  return n
+}
+
+/** Flags win over environment variables, which win over defaults. */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const flags = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--help') {
+      flags.set('--help', 'true')
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const [name, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined]
+    if (!name.startsWith('--') || !(name in numeric || ['--host', '--data-dir', '--log-level'].includes(name))) {
+      throw new UsageError('INVALID_ARGUMENT', `Unknown option ${name}\n\n${USAGE}`)
+    }
+    const value = inline ?? argv[++i]
+    if (value === undefined) throw new UsageError('INVALID_ARGUMENT', `${name} needs a value`)
+    flags.set(name, value)
+  }
+  const pick = (flag: string, envName: string): string | undefined => flags.get(flag) ?? env[envName]
+  const logLevel = (pick('--log-level', 'MLS_LOG_LEVEL') ?? 'info') as LogLevel
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new UsageError('INVALID_ARGUMENT', `Unknown log level ${logLevel}`)
+  const config: ServerConfig = {
+    host: pick('--host', 'MLS_HOST') ?? '127.0.0.1',
+    port: 8080,
+    dataDir: resolve(pick('--data-dir', 'MLS_DATA_DIR') ?? '.data'),
+    logLevel,
+    limits: {}
+  }
+  for (const [flag, [key, envName]] of Object.entries(numeric)) {
+    const raw = pick(flag, envName)
+    if (raw === undefined) continue
+    const n = toNumber(flag, raw)
+    if (key === 'port') config.port = n
+    else if (key === 'keyPackageFetchesPerMinute') config.keyPackageFetchesPerMinute = n
+    else config.limits[key] = n
+  }
+  if (flags.has('--help')) throw new UsageError('INVALID_ARGUMENT', USAGE, { details: { help: true } })
+  return config
+}

@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { existsSync } from 'node:fs'
+
+const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js')
+
+export interface ServerProcess {
+  readonly port: number
+  readonly url: string
+  readonly child: ChildProcess
+  readonly logs: Record<string, unknown>[]
+  /** Resolves with the exit code or signal. */
+  readonly exited: Promise<number | string>
+  kill(signal: NodeJS.Signals): Promise<number | string>
+}
+
+/** Start `apps/server` (its built `dist/main.js`) as a real child process and wait until it listens. */
+export async function startServerProcess(dataDir: string, port = 0, extraArgs: string[] = []): Promise<ServerProcess> {
+  if (!existsSync(main)) throw new Error(`${main} is missing: these tests run the built server; run \`pnpm build\` (pnpm test does) first`)
+  const child = spawn(process.execPath, [main, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const logs: Record<string, unknown>[] = []
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code ?? -1)))
+  let stderr = ''
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const started = new Promise<{ port: number; url: string }>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const record = JSON.parse(line) as Record<string, unknown>
+        logs.push(record)
+        if (record.event === 'server:started') resolve({ port: record.port as number, url: record.url as string })
+      } catch {
+        // not a log line
+      }
+    })
+    void exited.then((code) => reject(new Error(`server exited (${code}) before listening: ${stderr}`)))
+  })
+  const { port: actual, url } = await started
+  return {
+    port: actual,
+    url,
+    child,
+    logs,
+    exited,
+    kill: (signal) => {
+      child.kill(signal)
+      return exited
+    }
+  }
+}
+
+/** A TCP proxy in front of the server, to cut one client's network without touching others. */
+export async function tcpProxy(targetPort: number): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>()
+  let down = false
+  const server: Server = createServer((client) => {
+    if (down) {
+      client.destroy()
+      return
+    }
+    const upstream = connect(targetPort, '127.0.0.1')
+    sockets.add(client)
+    sockets.add(upstream)
+    client.pipe(upstream).pipe(client)
+    const drop = () => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.on('error', drop).on('close', drop)
+    upstream.on('error', drop).on('close', drop)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const address = server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  return {
+    url: `ws://127.0.0.1:${port}/`,
+    cut: () => {
+      down = true
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    },
+    restore: () => {
+      down = false
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      })
+  }
+}
