@@ -1,3 +1,4 @@
+import * as nodeCryptoModule from 'node:crypto'
 import {
   createCipheriv,
   createDecipheriv,
@@ -67,6 +68,18 @@ const hashNames: Record<HashAlgorithm, string> = { 'SHA-256': 'sha256', 'SHA-384
 function copy(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer)
 }
+
+function view(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+}
+
+type OneShotHash = (algorithm: string, data: Uint8Array, outputEncoding: 'buffer') => Buffer
+const oneShotHash = (nodeCryptoModule as unknown as { hash?: OneShotHash }).hash
+
+const digest: (algorithm: string, data: Uint8Array) => Uint8Array =
+  oneShotHash !== undefined
+    ? (algorithm, data) => view(oneShotHash(algorithm, data, 'buffer'))
+    : (algorithm, data) => view(createHash(algorithm).update(data).digest())
 
 function b64url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url')
@@ -294,8 +307,8 @@ function makePrimitives(init: Required<NodeCryptoInit>): CryptoPrimitives {
     'DHKEM-P521-HKDF-SHA512': () => nistDh(nistCurves.P521, init)
   }
   return {
-    digest: (algorithm, data) => copy(createHash(hashNames[algorithm]).update(data).digest()),
-    hmac: (algorithm, key, data) => copy(createHmac(hashNames[algorithm], key).update(data).digest()),
+    digest: (algorithm, data) => digest(hashNames[algorithm], data),
+    hmac: (algorithm, key, data) => view(createHmac(hashNames[algorithm], key).update(data).digest()),
     aead,
     dh: (algorithm) => dhByKem[algorithm](),
     signature(algorithm) {
