@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
@@ -8,7 +8,7 @@ import { nodeCrypto } from '@mls/crypto-node'
 import { memoryClientStore } from '@mls/storage-memory'
 import { webSockets } from '@mls/transport-ws'
 import { converged, joined, waitFor } from '@mls/scenarios'
-import { startServerProcess, tcpProxy, type ServerProcess } from './harness.js'
+import { clientPayloads, startServerProcess, tcpProxy, type ServerProcess } from './harness.js'
 
 const crypto = nodeCrypto()
 const cleanups: (() => Promise<void> | void)[] = []
@@ -47,8 +47,11 @@ const texts = (g: Group): string[] => {
 
 describe('end to end over real sockets to a real server process', () => {
   it('runs the four flows: equal epoch authenticators at every step, and B reads nothing after its removal', async () => {
-    const { proc } = await server()
-    const [alice, bob, carol] = [await client('alice', proc.url), await client('bob', proc.url), await client('carol', proc.url)]
+    const { proc, dataDir } = await server()
+    // Every byte the clients send to the server passes through a recording proxy.
+    const wire = await tcpProxy(proc.port)
+    cleanups.push(() => wire.close())
+    const [alice, bob, carol] = [await client('alice', wire.url), await client('bob', wire.url), await client('carol', wire.url)]
     for (const c of [alice, bob, carol]) await c.publishKeyPackages({ count: 2 })
     const a = await alice.createGroup()
     await alice.addUsers(a, ['bob'])
@@ -72,6 +75,21 @@ describe('end to end over real sockets to a real server process', () => {
     await waitFor(() => inC.includes('after B left'), 'C to read A')
     await expect(bob.channel.fetchEntries(a.groupId, seq - 1)).resolves.toEqual([])
     expect(inB.length).toBe(bobCount)
+
+    // The server never saw a plaintext: not on the wire, not in its database.
+    const received = Buffer.concat(wire.captured.map(clientPayloads))
+    const stored = Buffer.concat(
+      ['server.sqlite', 'server.sqlite-wal'].filter((f) => existsSync(join(dataDir, f))).map((f) => readFileSync(join(dataDir, f)))
+    )
+    expect(received.length).toBeGreaterThan(5_000)
+    expect(stored.length).toBeGreaterThan(10_000)
+    // Control: what is meant to be visible (client ids) is found, so the search works.
+    expect(received.includes(Buffer.from('alice/laptop'))).toBe(true)
+    expect(stored.includes(Buffer.from('carol/laptop'))).toBe(true)
+    for (const plaintext of ['hello from A', 'B after update', 'after B left']) {
+      expect(received.includes(Buffer.from(plaintext))).toBe(false)
+      expect(stored.includes(Buffer.from(plaintext))).toBe(false)
+    }
   })
 
   it('a client cut off for several epochs reconnects by itself and catches up in order, nothing lost or duplicated', async () => {

@@ -54,8 +54,11 @@ export async function startServerProcess(dataDir: string, port = 0, extraArgs: s
 }
 
 /** A TCP proxy in front of the server, to cut one client's network without touching others. */
-export async function tcpProxy(targetPort: number): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
+export async function tcpProxy(
+  targetPort: number
+): Promise<{ url: string; captured: Buffer[][]; cut(): void; restore(): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>()
+  const captured: Buffer[][] = []
   let down = false
   const server: Server = createServer((client) => {
     if (down) {
@@ -65,6 +68,9 @@ export async function tcpProxy(targetPort: number): Promise<{ url: string; cut()
     const upstream = connect(targetPort, '127.0.0.1')
     sockets.add(client)
     sockets.add(upstream)
+    const stream: Buffer[] = []
+    captured.push(stream)
+    client.on('data', (chunk: Buffer) => stream.push(chunk))
     client.pipe(upstream).pipe(client)
     const drop = () => {
       client.destroy()
@@ -80,6 +86,7 @@ export async function tcpProxy(targetPort: number): Promise<{ url: string; cut()
   const port = typeof address === 'object' && address !== null ? address.port : 0
   return {
     url: `ws://127.0.0.1:${port}/`,
+    captured,
     cut: () => {
       down = true
       for (const s of sockets) s.destroy()
@@ -94,4 +101,38 @@ export async function tcpProxy(targetPort: number): Promise<{ url: string; cut()
         server.close(() => r())
       })
   }
+}
+
+/**
+ * The payloads a client sent on one connection: skip the HTTP upgrade request,
+ * then parse WebSocket frames and unmask them (client frames are XOR-masked, so
+ * raw TCP bytes would hide a plaintext).
+ */
+export function clientPayloads(stream: readonly Buffer[]): Buffer {
+  const data = Buffer.concat(stream)
+  let offset = data.indexOf('\r\n\r\n')
+  if (offset < 0) return Buffer.alloc(0)
+  offset += 4
+  const out: Buffer[] = []
+  while (offset + 2 <= data.length) {
+    const second = data[offset + 1]!
+    let length = second & 0x7f
+    let p = offset + 2
+    if (length === 126) {
+      length = data.readUInt16BE(p)
+      p += 2
+    } else if (length === 127) {
+      length = Number(data.readBigUInt64BE(p))
+      p += 8
+    }
+    const masked = (second & 0x80) !== 0
+    const key = masked ? data.subarray(p, p + 4) : undefined
+    if (masked) p += 4
+    if (p + length > data.length) break
+    const payload = Buffer.from(data.subarray(p, p + length))
+    if (key !== undefined) for (let i = 0; i < payload.length; i++) payload[i]! ^= key[i % 4]!
+    out.push(payload)
+    offset = p + length
+  }
+  return Buffer.concat(out)
 }
