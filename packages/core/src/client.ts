@@ -63,6 +63,14 @@ export interface MlsClientInit {
   maxCommitAttempts?: number
   /** Process pushed channel events as they arrive. Default true. */
   autoSync?: boolean
+  /**
+   * Keep every received application message in the store, written in the same
+   * atomic write as the state that consumed it, until `group.acknowledge(id)`.
+   * After a crash, `group.unacknowledged()` returns what no listener may have
+   * handled: at-least-once delivery to the application, with stable ids.
+   * Plaintext then rests in the client store. Default false.
+   */
+  durableInbox?: boolean
   /** Milliseconds since the epoch; injectable for tests. */
   now?: () => number
 }
@@ -459,7 +467,8 @@ export class MlsClient {
       clientConfig: this.clientConfig,
       maxCommitAttempts: this.init.maxCommitAttempts ?? 5,
       replayWindow: 1024,
-      maxWaitingMessages: 256
+      maxWaitingMessages: 256,
+      durableInbox: this.init.durableInbox ?? false
     }
   }
 

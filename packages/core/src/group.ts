@@ -77,7 +77,7 @@ export type CommitOutcome =
 
 export interface GroupEvents {
   /** An application message, in channel order. `own` for this member's messages echoed back. */
-  'message:received': { sender: ClientId; plaintext: Uint8Array; epoch: bigint; seq: number | undefined; own: boolean }
+  'message:received': ReceivedMessage
   /** A commit was applied (another member's, or this member's own once confirmed). */
   'epoch:changed': { epoch: bigint; epochAuthenticator: Uint8Array; committer: ClientId | undefined; own: boolean }
   'members:changed': { epoch: bigint; added: readonly ClientId[]; removed: readonly ClientId[] }
@@ -86,6 +86,19 @@ export interface GroupEvents {
   /** Input the group refused; the state is unchanged. */
   'message:rejected': { error: MlsToolkitError; seq: number | undefined }
   'status:changed': { from: GroupStatus; to: GroupStatus }
+}
+
+/** An application message as the group hands it to the application. */
+export interface ReceivedMessage {
+  /** Stable id of the message within the group (its channel position, or its digest outside the channel). */
+  readonly id: string
+  readonly sender: ClientId
+  readonly plaintext: Uint8Array
+  readonly epoch: bigint
+  /** Channel position; `undefined` for messages handed to `receive`. */
+  readonly seq: number | undefined
+  /** True for this member's own messages, echoed back by the channel. */
+  readonly own: boolean
 }
 
 /** What `receive` did with a message handed in directly (outside the channel). */
@@ -109,6 +122,8 @@ export interface GroupComponents {
   readonly replayWindow: number
   /** How many future-epoch messages `receive` holds back at most. */
   readonly maxWaitingMessages: number
+  /** Keep each received message in the store, in the same write as the state, until acknowledged. */
+  readonly durableInbox: boolean
 }
 
 interface GroupMeta {
@@ -527,17 +542,19 @@ export class Group {
     const own = this.sentMessages.get(digest)
     if (own !== undefined && postedBy === this.components.clientId) {
       this.sentMessages.delete(digest)
-      await this.commitState(state, this.withProgress(seq, digest))
-      this.events.emit('message:received', { sender: this.components.clientId, plaintext: own, epoch: pm.epoch, seq, own: true })
+      const received = this.receivedMessage(seq, digest, this.components.clientId, own, pm.epoch, true)
+      await this.commitState(state, this.withProgress(seq, digest), this.inboxOperations(received))
+      this.events.emit('message:received', received)
       return { kind: 'own-message' }
     }
     const decrypted = await this.decryptApplication(state, pm)
     if (postedBy !== undefined && postedBy !== decrypted.sender) {
       throw new MessageError('INVALID_MESSAGE', `Posted by ${postedBy} but signed by ${decrypted.sender}`)
     }
-    await this.commitState(decrypted.newState, this.withProgress(seq, digest))
+    const received = this.receivedMessage(seq, digest, decrypted.sender, decrypted.plaintext, pm.epoch, false)
+    await this.commitState(decrypted.newState, this.withProgress(seq, digest), this.inboxOperations(received))
     decrypted.consumed.forEach(zeroOutUint8Array)
-    this.events.emit('message:received', { sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch, seq, own: false })
+    this.events.emit('message:received', received)
     return { kind: 'application', sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch }
   }
 
@@ -814,9 +831,41 @@ export class Group {
     ]
   }
 
+  private receivedMessage(
+    seq: number | undefined,
+    digest: string,
+    sender: ClientId,
+    plaintext: Uint8Array,
+    epoch: bigint,
+    own: boolean
+  ): ReceivedMessage {
+    return { id: seq === undefined ? `d${digest}` : `s${String(seq).padStart(12, '0')}`, sender, plaintext, epoch, seq, own }
+  }
+
+  private inboxOperations(message: ReceivedMessage): StoreOperation[] {
+    if (!this.components.durableInbox) return []
+    return [{ type: 'put', key: storeKeys.groupInbox(this.groupIdHex, message.id), value: encodeRecord(message) }]
+  }
+
+  /**
+   * Messages received but not yet acknowledged, oldest first (with
+   * `durableInbox`). A message is stored in the same atomic write that advances
+   * the group past it, so after a crash it is here even if no listener saw it.
+   */
+  async unacknowledged(): Promise<ReceivedMessage[]> {
+    const entries = await this.components.store.list(storeKeys.groupInboxPrefix(this.groupIdHex))
+    return entries.map((e) => decodeRecord<ReceivedMessage>(e.value, 'inbox message'))
+  }
+
+  /** Delete received messages from the durable inbox once the application has them. */
+  async acknowledge(ids: string | readonly string[]): Promise<void> {
+    const list = typeof ids === 'string' ? [ids] : ids
+    await this.components.store.write(list.map((id) => ({ type: 'delete' as const, key: storeKeys.groupInbox(this.groupIdHex, id) })))
+  }
+
   /** Persist, then adopt: memory never runs ahead of the store. */
-  private async commitState(state: ClientState, meta: GroupMeta): Promise<void> {
-    await this.components.store.write(this.stateOperations(state, meta))
+  private async commitState(state: ClientState, meta: GroupMeta, extra: readonly StoreOperation[] = []): Promise<void> {
+    await this.components.store.write([...this.stateOperations(state, meta), ...extra])
     this.state = state
     this.meta = meta
   }

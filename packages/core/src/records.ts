@@ -48,5 +48,7 @@ export const storeKeys = {
   groupPrefix: 'group/',
   groupMeta: (gid: string) => `group/${gid}/meta`,
   groupState: (gid: string) => `group/${gid}/state`,
-  groupPending: (gid: string) => `group/${gid}/pending`
+  groupPending: (gid: string) => `group/${gid}/pending`,
+  groupInboxPrefix: (gid: string) => `group/${gid}/inbox/`,
+  groupInbox: (gid: string, id: string) => `group/${gid}/inbox/${id}`
 } as const
