@@ -1,0 +1,145 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { nodeCrypto } from '@mls/crypto-node'
+import { createServices, type Services } from '@mls/server'
+import { memoryServerStore } from '@mls/storage-memory'
+import { webSocketServer, type WebSocketServerHandle } from '@mls/transport-ws/server'
+import { bundleBrowserEntry, type BrowserBundle } from '../src/bundle.js'
+import { servePage, type PageServer } from '../src/page-server.js'
+import type { PageResult } from '../src/result.js'
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const ENSURE_CHROMIUM = fileURLToPath(new URL('../../../scripts/ensure-chromium.mjs', import.meta.url))
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync'
+]
+const USERS = ['alice', 'bob', 'carol']
+const SUITES = { '-s1': 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', '-s3': 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519' } as const
+
+let bundle: BrowserBundle
+let services: Services
+let wsServer: WebSocketServerHandle | undefined
+let pageServer: PageServer | undefined
+let context: BrowserContext | undefined
+let profile: string | undefined
+const consoleLines: string[] = []
+const pageErrors: string[] = []
+
+beforeAll(async () => {
+  // A fresh machine has no Chromium: install Debian's package (needs root and apt).
+  execFileSync(process.execPath, [ENSURE_CHROMIUM], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 15 * 60_000 })
+  expect(existsSync(CHROMIUM)).toBe(true)
+
+  bundle = await bundleBrowserEntry()
+  services = createServices({ store: memoryServerStore(), crypto: nodeCrypto() })
+  wsServer = await webSocketServer({ services, host: '127.0.0.1', port: 0 })
+  pageServer = await servePage(bundle.code)
+
+  profile = mkdtempSync(join(tmpdir(), 'mls-browser-tests-'))
+  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 })
+}, 16 * 60_000)
+
+afterAll(async () => {
+  await context?.close().catch(() => undefined)
+  await pageServer?.close()
+  await wsServer?.close()
+  if (profile !== undefined) rmSync(profile, { recursive: true, force: true })
+}, 60_000)
+
+async function openPage(url: string): Promise<Page> {
+  const page = await context!.newPage()
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`))
+  page.on('pageerror', (e) => pageErrors.push(`${e.name}: ${e.message}`))
+  await page.goto(url)
+  return page
+}
+
+describe('the browser bundle', () => {
+  it('takes the workspace packages from source, the transport client without `ws`, and stubs only the known dead Node paths', () => {
+    const has = (fragment: string) => bundle.inputs.some((i) => i.includes(fragment))
+    for (const source of ['crypto-noble/src/index.ts', 'crypto-libsodium/src/index.ts', 'transport-ws/src/client.ts', 'storage-memory/src/index.ts', 'core/src/index.ts', 'libsodium-sumo']) {
+      expect(has(source), source).toBe(true)
+    }
+    expect(has('transport-ws/src/server.ts')).toBe(false)
+    expect(bundle.inputs.filter((i) => /[\\/]ws@|node_modules[\\/]ws[\\/]/.test(i))).toEqual([])
+    expect(bundle.inputs.filter((i) => i.includes('crypto-node'))).toEqual([])
+    expect(new Set(bundle.stubbed.map((s) => s.module))).toEqual(new Set(['crypto']))
+    for (const s of bundle.stubbed) expect(s.importer).toMatch(/libsodium-sumo|@hpke[\\/]common/)
+  })
+})
+
+describe('in headless Chromium', () => {
+  it('noble and libsodium pass their checks and run the four flows over the page WebSocket against a real server', async () => {
+    const started = Date.now()
+    const serverUrl = wsServer!.url
+    const page = await openPage(`${pageServer!.url}?server=${encodeURIComponent(serverUrl)}`)
+    await page.waitForFunction(() => (window as { __result?: unknown }).__result !== undefined, undefined, { timeout: 100_000, polling: 100 })
+    const result = (await page.evaluate(() => (window as { __result?: unknown }).__result)) as PageResult
+    const shot = join(tmpdir(), 'mls-browser-tests.png')
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined)
+    await page.close()
+
+    const failed = result.checks.filter((c) => !c.ok)
+    expect(failed, `failed checks:\n${failed.map((c) => `${c.name}: ${c.detail ?? ''}`).join('\n')}\nconsole:\n${consoleLines.join('\n')}`).toEqual([])
+    expect(pageErrors).toEqual([])
+    expect(result.ok).toBe(true)
+    expect(result.environment).toMatchObject({ process: 'undefined', webAssembly: true, webSocket: true })
+    expect(result.environment.userAgent).toMatch(/Chrome\/\d+/)
+    expect(pageServer!.requests).toEqual(expect.arrayContaining(['/', '/browser-entry.js']))
+
+    // Crypto checks ran for both providers on both suites, flows on both suites.
+    for (const provider of ['noble', 'libsodium']) {
+      for (const suite of [1, 3]) {
+        const mine = result.checks.filter((c) => c.name.startsWith(`${provider} suite ${suite}:`))
+        expect(mine.length, `${provider} suite ${suite}`).toBeGreaterThanOrEqual(7)
+      }
+    }
+    expect(result.checks.filter((c) => c.name.startsWith('flows suite 1:')).length).toBe(7)
+    expect(result.checks.filter((c) => c.name.startsWith('flows suite 3:')).length).toBe(7)
+
+    // The members really ran their providers in the page: A and B noble, C libsodium.
+    expect(result.flows.map((f) => f.ciphersuite)).toEqual(Object.values(SUITES))
+    for (const flow of result.flows) {
+      const suffix = flow.ciphersuite.includes('CHACHA') ? '-s3' : '-s1'
+      expect(flow.clients.map((c) => [c.clientId, c.provider, c.ciphersuite])).toEqual([
+        [`alice${suffix}/browser`, 'noble', flow.ciphersuite],
+        [`bob${suffix}/browser`, 'noble', flow.ciphersuite],
+        [`carol${suffix}/browser`, 'libsodium', flow.ciphersuite]
+      ])
+      for (const client of flow.clients) {
+        expect(client.calls['signature.sign'] ?? 0, client.clientId).toBeGreaterThan(0)
+        expect(client.calls['signature.verify'] ?? 0, client.clientId).toBeGreaterThan(0)
+        expect((client.calls['hpke.seal'] ?? 0) + (client.calls['hpke.open'] ?? 0), client.clientId).toBeGreaterThan(0)
+        expect(client.calls['hpke.decryptAead'] ?? 0, client.clientId).toBeGreaterThan(0)
+      }
+      expect(Object.keys(flow.epochAuthenticators)).toEqual(['1', '2', '3', '4'])
+      expect(new Set(Object.values(flow.epochAuthenticators)).size).toBe(4)
+    }
+
+    // The server saw the browser's identities and served them without an internal error.
+    for (const [suffix, suite] of Object.entries(SUITES)) {
+      for (const user of USERS) {
+        const identity = await services.directory.lookupIdentity(`alice${suffix}/browser`, `${user}${suffix}/browser`)
+        expect(identity, `${user}${suffix}`).toMatchObject({ clientId: `${user}${suffix}/browser`, ciphersuite: suite })
+      }
+    }
+    const stats = wsServer!.stats()
+    expect(stats.authenticated).toBe(0) // the page closed its clients
+    expect(stats.internalErrors).toBe(0)
+    expect(stats.protocolErrors).toBe(0)
+    expect(stats.framesReceived).toBeGreaterThan(50)
+    console.log(`browser run: ${result.checks.length} checks in ${result.durationMs} ms in the page, ${Date.now() - started} ms in all (screenshot ${shot})`)
+  }, 120_000)
+})
