@@ -3,7 +3,7 @@
  * global `WebSocket` and the `WebSocket` class of the `ws` package fit it.
  */
 export interface WebSocketLike {
-  /** Set to `'arraybuffer'` by the client end before the socket opens. */
+  /** Set by the client end before the socket opens: `'nodebuffer'` where supported (`ws`), else `'arraybuffer'`. */
   binaryType: string
   readonly readyState: number
   send(data: Uint8Array): void

@@ -100,7 +100,9 @@ class Socket {
     }
     try {
       this.ws = new options.WebSocket(options.url)
-      this.ws.binaryType = 'arraybuffer'
+      // `ws` hands Node Buffers without a copy; browsers ignore the value and take 'arraybuffer'.
+      this.ws.binaryType = 'nodebuffer'
+      if (this.ws.binaryType !== 'nodebuffer') this.ws.binaryType = 'arraybuffer'
     } catch (cause) {
       this.ws = undefined as unknown as WebSocketLike
       fail(new TransportError('TRANSPORT_UNAVAILABLE', `Cannot open a WebSocket to ${options.url}`, { cause }))

@@ -17,8 +17,9 @@ export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
   unsupportedData: 1003,
+  protocolError: 1002,
+  invalidPayload: 1007,
   messageTooBig: 1009,
-  internalError: 1011,
   unsupportedVersion: 4000,
   authenticationRefused: 4001,
   authenticationTimeout: 4002,
@@ -197,10 +198,16 @@ class Reader {
   string(what: string): string {
     const n = this.u16(`${what} length`)
     this.need(n, what)
-    const raw = this.bytes.subarray(this.offset, this.offset + n)
+    const start = this.offset
     this.offset += n
+    if (n <= 64) {
+      let ascii = ''
+      let i = start
+      for (; i < start + n && (this.bytes[i] as number) < 0x80; i++) ascii += String.fromCharCode(this.bytes[i] as number)
+      if (i === start + n) return ascii
+    }
     try {
-      return textDecoder.decode(raw)
+      return textDecoder.decode(this.bytes.subarray(start, start + n))
     } catch {
       return this.fail(`${what} is not UTF-8`)
     }
