@@ -12,6 +12,7 @@ import { webSocketServer, type WebSocketServerHandle } from '@mls/transport-ws/s
 import { bundleBrowserEntry, type BrowserBundle } from '../src/bundle.js'
 import { servePage, type PageServer } from '../src/page-server.js'
 import type { PageResult } from '../src/result.js'
+import { malformedServer } from './malformed-server.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ENSURE_CHROMIUM = fileURLToPath(new URL('../../../scripts/ensure-chromium.mjs', import.meta.url))
@@ -66,6 +67,18 @@ async function openPage(url: string): Promise<Page> {
   return page
 }
 
+async function pageResult(page: Page): Promise<PageResult> {
+  await page.waitForFunction(() => (window as { __result?: unknown }).__result !== undefined, undefined, { timeout: 100_000, polling: 100 })
+  return (await page.evaluate(() => (window as { __result?: unknown }).__result)) as PageResult
+}
+
+function failures(result: PageResult): string {
+  return result.checks
+    .filter((c) => !c.ok)
+    .map((c) => `${c.name}: ${c.detail ?? ''}`)
+    .join('\n')
+}
+
 describe('the browser bundle', () => {
   it('takes the workspace packages from source, the transport client without `ws`, and stubs only the known dead Node paths', () => {
     const has = (fragment: string) => bundle.inputs.some((i) => i.includes(fragment))
@@ -85,14 +98,12 @@ describe('in headless Chromium', () => {
     const started = Date.now()
     const serverUrl = wsServer!.url
     const page = await openPage(`${pageServer!.url}?server=${encodeURIComponent(serverUrl)}`)
-    await page.waitForFunction(() => (window as { __result?: unknown }).__result !== undefined, undefined, { timeout: 100_000, polling: 100 })
-    const result = (await page.evaluate(() => (window as { __result?: unknown }).__result)) as PageResult
+    const result = await pageResult(page)
     const shot = join(tmpdir(), 'mls-browser-tests.png')
     await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined)
     await page.close()
 
-    const failed = result.checks.filter((c) => !c.ok)
-    expect(failed, `failed checks:\n${failed.map((c) => `${c.name}: ${c.detail ?? ''}`).join('\n')}\nconsole:\n${consoleLines.join('\n')}`).toEqual([])
+    expect(failures(result), `console:\n${consoleLines.join('\n')}`).toBe('')
     expect(pageErrors).toEqual([])
     expect(result.ok).toBe(true)
     expect(result.environment).toMatchObject({ process: 'undefined', webAssembly: true, webSocket: true })
@@ -142,4 +153,28 @@ describe('in headless Chromium', () => {
     expect(stats.framesReceived).toBeGreaterThan(50)
     console.log(`browser run: ${result.checks.length} checks in ${result.durationMs} ms in the page, ${Date.now() - started} ms in all (screenshot ${shot})`)
   }, 120_000)
+})
+
+describe('the transport client in Chromium against a server that sends malformed frames', () => {
+  it('closes every connection it drops (the browser socket really closes) and reconnects', async () => {
+    const bad = await malformedServer()
+    try {
+      const page = await openPage(`${pageServer!.url}?probe=malformed&server=${encodeURIComponent(bad.url)}`)
+      const result = await pageResult(page)
+      // The page stays open: a socket the client dropped without closing is still open now.
+      const deadline = Date.now() + 3000
+      while (bad.sockets.some((s) => s.code === undefined) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      const leaked = bad.sockets.filter((s) => s.code === undefined).length
+      const codes = new Set(bad.sockets.map((s) => s.code))
+      await page.close()
+      expect(failures(result), `console:\n${consoleLines.join('\n')}`).toBe('')
+      expect(bad.sockets.length).toBeGreaterThanOrEqual(3)
+      expect(bad.sockets.every((s) => s.poisoned)).toBe(true)
+      // Browsers refuse close(1003) from script: the client falls back to 1000.
+      expect(codes).toEqual(new Set([1000]))
+      expect(leaked, `${leaked} of ${bad.sockets.length} dropped connections left open by the client: ${JSON.stringify(bad.sockets)}`).toBe(0)
+    } finally {
+      await bad.close()
+    }
+  }, 60_000)
 })

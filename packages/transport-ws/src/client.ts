@@ -137,7 +137,13 @@ class Socket {
     try {
       this.ws.close(code, reason)
     } catch {
-      // already closing
+      // Browsers let a script close only with 1000 or 3000-4999 (InvalidAccessError
+      // for 1003 and the like); close with 1000 then, or the socket stays open.
+      try {
+        this.ws.close(CloseCode.normal, reason)
+      } catch {
+        // already closing
+      }
     }
     if (wasOpen) this.handlers.lost(code, reason)
   }
