@@ -11,8 +11,11 @@
  * as in a group in steady state, and a commit encrypts to about log2(n)
  * nodes, not to every member.
  *
+ * Each cell is the median of at least three runs, taken in three rounds that
+ * alternate between the providers.
+ *
  * Environment: MLS_BENCH_SIZES (default "10,100,1000"), MLS_BENCH_MIN_MS
- * (time per measurement, default 400).
+ * (time per cell, default 600).
  */
 import { tsMlsDefaultCrypto, type CryptoProvider } from '@mls/core'
 import {
@@ -58,9 +61,9 @@ const operations = ['create KeyPackage', 'join from Welcome', 'create commit', '
 type Operation = (typeof operations)[number]
 
 const sizes = (process.env.MLS_BENCH_SIZES ?? '10,100,1000').split(',').map((s) => Number.parseInt(s, 10))
-const minimumMs = Number.parseInt(process.env.MLS_BENCH_MIN_MS ?? '400', 10)
-const minimumIterations = 3
-const maximumIterations = 30
+const minimumMs = Number.parseInt(process.env.MLS_BENCH_MIN_MS ?? '600', 10)
+const rounds = 3
+const maximumIterations = 200
 const encoder = new TextEncoder()
 const payload = encoder.encode('benchmark message: '.padEnd(120, '.'))
 
@@ -132,10 +135,14 @@ export async function buildGroup(size: number, cs: CiphersuiteImpl): Promise<Fix
   return { size, alice, bob, joiner: { ...joiner, welcome: invite.welcome } }
 }
 
-async function measure(run: (iteration: number) => Promise<void>, prepare?: (iteration: number) => Promise<void>): Promise<number[]> {
+async function measure(
+  budgetMs: number,
+  run: (iteration: number) => Promise<void>,
+  prepare?: (iteration: number) => Promise<void>
+): Promise<number[]> {
   const samples: number[] = []
   let total = 0
-  while (samples.length < maximumIterations && (samples.length < minimumIterations || total < minimumMs)) {
+  while (samples.length < maximumIterations && (samples.length === 0 || total < budgetMs)) {
     await prepare?.(samples.length)
     const started = performance.now()
     await run(samples.length)
@@ -152,52 +159,76 @@ function median(samples: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
 
-async function measureProvider(provider: ProviderUnderTest, suite: CiphersuiteName, fixture: Fixture): Promise<Record<Operation, number>> {
+interface Lane {
+  provider: ProviderUnderTest
+  cs: CiphersuiteImpl
+  commits: PrivateMessage[]
+  messages: PrivateMessage[]
+  samples: Record<Operation, number[]>
+}
+
+type Step = (lane: Lane, iteration: number) => Promise<void>
+
+/** One operation: `run` is timed, `prepare` is not. */
+function steps(suite: CiphersuiteName, fixture: Fixture): Record<Operation, { run: Step; prepare?: Step }> {
   const ciphersuite = getCiphersuiteFromName(suite)
-  const cs = await provider.make().getCiphersuiteImpl(ciphersuite)
-  const result = {} as Record<Operation, number>
-
-  result['create KeyPackage'] = median(await measure(async (i) => void (await newMember(`kp-${i}`, cs))))
-
-  let joinCs = cs
-  result['join from Welcome'] = median(
-    await measure(
-      async () => {
+  const joinImpls = new Map<Lane, CiphersuiteImpl>()
+  return {
+    'create KeyPackage': { run: async (lane, i) => void (await newMember(`kp-${i}`, lane.cs)) },
+    'join from Welcome': {
+      prepare: async (lane) => void joinImpls.set(lane, await lane.provider.make().getCiphersuiteImpl(ciphersuite)),
+      run: async (lane) => {
         const { welcome, publicPackage, privatePackage } = fixture.joiner
-        await joinGroup(welcome, publicPackage, privatePackage, emptyPskIndex, joinCs)
-      },
-      async () => {
-        joinCs = await provider.make().getCiphersuiteImpl(ciphersuite)
+        await joinGroup(welcome, publicPackage, privatePackage, emptyPskIndex, joinImpls.get(lane)!)
       }
-    )
-  )
+    },
+    'create commit': {
+      run: async (lane) => void lane.commits.push(privateMessageOf((await createCommit({ state: fixture.alice, cipherSuite: lane.cs })).commit))
+    },
+    'process commit': {
+      run: async (lane, i) => {
+        const processed = await processPrivateMessage(fixture.bob, lane.commits[i % lane.commits.length]!, emptyPskIndex, lane.cs)
+        if (processed.newState.groupContext.epoch !== fixture.bob.groupContext.epoch + 1n) throw new Error('Commit not applied')
+      }
+    },
+    'send message': {
+      run: async (lane) => void lane.messages.push((await createApplicationMessage(fixture.alice, payload, lane.cs)).privateMessage)
+    },
+    'receive message': {
+      run: async (lane, i) => {
+        const received = await processPrivateMessage(fixture.bob, lane.messages[i % lane.messages.length]!, emptyPskIndex, lane.cs)
+        if (received.kind !== 'applicationMessage') throw new Error('Not an application message')
+      }
+    }
+  }
+}
 
-  const commits: PrivateMessage[] = []
-  result['create commit'] = median(
-    await measure(async () => {
-      commits.push(privateMessageOf((await createCommit({ state: fixture.alice, cipherSuite: cs })).commit))
-    })
-  )
-  result['process commit'] = median(
-    await measure(async (i) => {
-      const processed = await processPrivateMessage(fixture.bob, commits[i % commits.length]!, emptyPskIndex, cs)
-      if (processed.newState.groupContext.epoch !== fixture.bob.groupContext.epoch + 1n) throw new Error('Commit not applied')
-    })
-  )
-
-  const messages: PrivateMessage[] = []
-  result['send message'] = median(
-    await measure(async () => {
-      messages.push((await createApplicationMessage(fixture.alice, payload, cs)).privateMessage)
-    })
-  )
-  result['receive message'] = median(
-    await measure(async (i) => {
-      const received = await processPrivateMessage(fixture.bob, messages[i % messages.length]!, emptyPskIndex, cs)
-      if (received.kind !== 'applicationMessage') throw new Error('Not an application message')
-    })
-  )
-  return result
+/**
+ * Every operation is measured in rounds that alternate between the
+ * providers, so a change in the machine's load falls on all of them alike.
+ */
+async function measureProviders(providers: ProviderUnderTest[], suite: CiphersuiteName, fixture: Fixture): Promise<Map<string, Record<Operation, number>>> {
+  const lanes: Lane[] = []
+  for (const provider of providers) {
+    const samples = Object.fromEntries(operations.map((op) => [op, [] as number[]])) as Record<Operation, number[]>
+    lanes.push({ provider, cs: await provider.make().getCiphersuiteImpl(getCiphersuiteFromName(suite)), commits: [], messages: [], samples })
+  }
+  const byOperation = steps(suite, fixture)
+  for (const op of operations) {
+    const { run, prepare } = byOperation[op]
+    for (let round = 0; round < rounds; round++) {
+      for (const lane of lanes) {
+        const offset = lane.samples[op].length
+        const timed = await measure(
+          minimumMs / rounds,
+          (i) => run(lane, offset + i),
+          prepare === undefined ? undefined : (i) => prepare(lane, offset + i)
+        )
+        lane.samples[op].push(...timed)
+      }
+    }
+  }
+  return new Map(lanes.map((lane) => [lane.provider.label, Object.fromEntries(operations.map((op) => [op, median(lane.samples[op])])) as Record<Operation, number>]))
 }
 
 function formatMs(ms: number): string {
@@ -224,7 +255,7 @@ function printTable(title: string, providers: ProviderUnderTest[], results: Map<
 }
 
 export async function run(): Promise<void> {
-  console.log(`Node ${process.version}, OpenSSL ${process.versions.openssl}; median of >= ${minimumIterations} runs and >= ${minimumMs} ms per cell; ratio = ts-mls default / provider`)
+  console.log(`Node ${process.version}, OpenSSL ${process.versions.openssl}; median of >= ${rounds} runs in ${rounds} rounds alternating providers, >= ${minimumMs} ms per cell; ratio = ts-mls default / provider`)
   const setupProvider = nodeCrypto()
   for (const { suite, providers } of plan) {
     const setupCs = await setupProvider.getCiphersuiteImpl(getCiphersuiteFromName(suite))
@@ -232,8 +263,7 @@ export async function run(): Promise<void> {
       const started = performance.now()
       const fixture = await buildGroup(size, setupCs)
       console.log(`\n${suite}, ${size} members: group built with node in ${((performance.now() - started) / 1000).toFixed(1)} s`)
-      const results = new Map<string, Record<Operation, number>>()
-      for (const provider of providers) results.set(provider.label, await measureProvider(provider, suite, fixture))
+      const results = await measureProviders(providers, suite, fixture)
       printTable(`${suite}, ${size} members`, providers, results)
     }
   }
