@@ -81,8 +81,8 @@ export async function createWsNetwork(init: WsNetworkInit = {}) {
 export interface TcpProxy {
   readonly url: string
   cut(): void
-  /** Keep every socket open but drop every byte in both directions (a dead network). */
-  blackhole(): void
+  /** Keep every socket open but drop every byte in both directions (a dead network), or only the server's answers. */
+  blackhole(direction?: 'both' | 'to-client'): void
   restore(): void
   close(): Promise<void>
 }
@@ -90,7 +90,7 @@ export interface TcpProxy {
 export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let down = false
-  let blackholed = false
+  let blackholed: false | 'both' | 'to-client' = false
   const server: Server = createServer((inbound) => {
     if (down) {
       inbound.destroy()
@@ -108,10 +108,10 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
     inbound.on('error', drop).on('close', drop)
     outbound.on('error', drop).on('close', drop)
     inbound.on('data', (chunk: Buffer) => {
-      if (!blackholed) outbound.write(chunk)
+      if (blackholed !== 'both') outbound.write(chunk)
     })
     outbound.on('data', (chunk: Buffer) => {
-      if (!blackholed) inbound.write(chunk)
+      if (blackholed === false) inbound.write(chunk)
     })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -127,8 +127,8 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
       down = false
       blackholed = false
     },
-    blackhole() {
-      blackholed = true
+    blackhole(direction: 'both' | 'to-client' = 'both') {
+      blackholed = direction
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -55,6 +55,37 @@ describe('reconnecting over real sockets', () => {
     expect(failures.every((e) => String(errorCode(e)).startsWith('TRANSPORT_'))).toBe(true)
   })
 
+  it.each(['both', 'to-client'] as const)(
+    'a commit in flight when the link drops (%s lost) rejects with TRANSPORT_*, and the group settles after the reconnect',
+    async (direction) => {
+      net = await createWsNetwork()
+      const link = await net.proxy()
+      const alice = await net.client('alice')
+      const bob = await net.client('bob', { viaProxy: link })
+      for (const c of [alice, bob]) await c.publishKeyPackages({ count: 1 })
+      const a = await alice.createGroup()
+      await alice.addUsers(a, ['bob'])
+      const b = await joined(bob, a.groupId)
+      await converged([a, b], 1n)
+
+      link.blackhole(direction)
+      const update = b.update()
+      await new Promise((r) => setTimeout(r, 100))
+      link.cut()
+      const outcome = await update.then(
+        (r) => r.kind,
+        (e: unknown) => errorCode(e)
+      )
+      expect(outcome).toMatch(/^TRANSPORT_/)
+      link.restore()
+      // Accepted by the server (answer lost) or never received: either way both members end at epoch 2.
+      await converged([a, b], 2n)
+      expect(b.status).toBe('active')
+      expect(await b.update()).toMatchObject({ kind: 'committed', epoch: 3n })
+      await converged([a, b], 3n)
+    }
+  )
+
   it('in-flight requests reject with TRANSPORT_UNAVAILABLE, requests made while reconnecting go through, subscribers see connection:restored', async () => {
     net = await createWsNetwork()
     const link = await net.proxy()
