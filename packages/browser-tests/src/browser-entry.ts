@@ -4,7 +4,8 @@
  * @mls/crypto-noble and @mls/crypto-libsodium on suites 1 and 3, then the
  * four MLS flows over @mls/transport-ws with the page's own WebSocket, and
  * publishes the outcome as `window.__result` (one console line per check).
- * `?probe=malformed` instead drives the transport client against a server
+ * `&suites=1` narrows the suites; `&id=X` is appended to the user ids, so that
+ * several page loads can share one server. `?probe=malformed` instead drives the transport client against a server
  * that sends malformed frames (see `malformed-probe.ts`).
  */
 import { nobleCrypto } from '@mls/crypto-noble'
@@ -54,7 +55,7 @@ async function run(checks: Checks, params: URLSearchParams): Promise<FlowReport[
     const ciphersuite = BROWSER_SUITES[suite]
     if (ciphersuite === undefined) continue
     log(`four flows on suite ${suite} against ${url}: A and B on noble, C on libsodium`)
-    flows.push(await runFourFlows(checks, { url, ciphersuite, suffix: `-s${suite}`, providers: { a: nobleCrypto, b: nobleCrypto, c: libsodiumCrypto } }))
+    flows.push(await runFourFlows(checks, { url, ciphersuite, suffix: `-s${suite}${params.get('id') ?? ''}`, providers: { a: nobleCrypto, b: nobleCrypto, c: libsodiumCrypto } }))
   }
   return flows
 }
@@ -74,7 +75,14 @@ async function main(): Promise<void> {
     ok: checks.ok,
     checks: checks.list,
     flows,
-    environment: { userAgent: navigator.userAgent, process: processType, webAssembly: typeof WebAssembly === 'object', webSocket: typeof WebSocket === 'function' },
+    environment: {
+      userAgent: navigator.userAgent,
+      process: processType,
+      webAssembly: typeof WebAssembly === 'object',
+      webSocket: typeof WebSocket === 'function',
+      secureContext: isSecureContext,
+      subtleCrypto: typeof (globalThis.crypto as Partial<Crypto> | undefined)?.subtle === 'object'
+    },
     durationMs: Math.round(performance.now() - started)
   }
   log(`done: ${result.ok ? 'ALL OK' : 'FAILED'}, ${checks.list.filter((c) => c.ok).length}/${checks.list.length} checks in ${result.durationMs} ms`)

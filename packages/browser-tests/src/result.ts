@@ -34,6 +34,10 @@ export interface PageResult {
     readonly process: string
     readonly webAssembly: boolean
     readonly webSocket: boolean
+    /** `isSecureContext`: false on plain http from a host other than localhost. */
+    readonly secureContext: boolean
+    /** Whether `crypto.subtle` (WebCrypto) exists: only in secure contexts. */
+    readonly subtleCrypto: boolean
   }
   readonly durationMs: number
 }

@@ -16,6 +16,8 @@ import { malformedServer } from './malformed-server.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ENSURE_CHROMIUM = fileURLToPath(new URL('../../../scripts/ensure-chromium.mjs', import.meta.url))
+/** A host name Chromium resolves to 127.0.0.1 itself: plain http from it is not a secure context (no crypto.subtle). */
+const INSECURE_HOST = 'mls-insecure.test'
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -24,10 +26,11 @@ const CHROMIUM_ARGS = [
   '--no-first-run',
   '--disable-background-networking',
   '--disable-component-update',
-  '--disable-sync'
+  '--disable-sync',
+  `--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`
 ]
 const USERS = ['alice', 'bob', 'carol']
-const SUITES = { '-s1': 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', '-s3': 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519' } as const
+const SUITES = { 1: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', 3: 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519' } as const
 
 let bundle: BrowserBundle
 let services: Services
@@ -79,6 +82,58 @@ function failures(result: PageResult): string {
     .join('\n')
 }
 
+/** Open the page at `origin`, wait for its result, and check everything it reports. */
+async function fullRun(origin: string, id: string): Promise<PageResult> {
+  const started = Date.now()
+  const page = await openPage(`${origin}?server=${encodeURIComponent(wsServer!.url)}&id=${id}`)
+  const result = await pageResult(page)
+  const shot = join(tmpdir(), `mls-browser-tests${id}.png`)
+  await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined)
+  await page.close()
+
+  expect(failures(result), `console:\n${consoleLines.join('\n')}`).toBe('')
+  expect(pageErrors).toEqual([])
+  expect(result.ok).toBe(true)
+  expect(result.environment).toMatchObject({ process: 'undefined', webAssembly: true, webSocket: true })
+  expect(result.environment.userAgent).toMatch(/Chrome\/\d+/)
+
+  // Crypto checks ran for both providers on both suites, the flows on both suites.
+  for (const provider of ['noble', 'libsodium']) {
+    for (const suite of [1, 3]) expect(result.checks.filter((c) => c.name.startsWith(`${provider} suite ${suite}:`)).length, `${provider} suite ${suite}`).toBe(7)
+  }
+  for (const suite of [1, 3]) expect(result.checks.filter((c) => c.name.startsWith(`flows suite ${suite}:`)).length).toBe(7)
+
+  // The members really ran their providers in the page: A and B on noble, C on libsodium.
+  expect(result.flows.map((f) => f.ciphersuite)).toEqual([SUITES[1], SUITES[3]])
+  for (const flow of result.flows) {
+    const suffix = `${flow.ciphersuite === SUITES[3] ? '-s3' : '-s1'}${id}`
+    expect(flow.clients.map((c) => [c.clientId, c.provider, c.ciphersuite])).toEqual([
+      [`alice${suffix}/browser`, 'noble', flow.ciphersuite],
+      [`bob${suffix}/browser`, 'noble', flow.ciphersuite],
+      [`carol${suffix}/browser`, 'libsodium', flow.ciphersuite]
+    ])
+    for (const client of flow.clients) {
+      expect(client.calls['signature.sign'] ?? 0, client.clientId).toBeGreaterThan(0)
+      expect(client.calls['signature.verify'] ?? 0, client.clientId).toBeGreaterThan(0)
+      expect((client.calls['hpke.seal'] ?? 0) + (client.calls['hpke.open'] ?? 0), client.clientId).toBeGreaterThan(0)
+      expect(client.calls['hpke.decryptAead'] ?? 0, client.clientId).toBeGreaterThan(0)
+    }
+    expect(Object.keys(flow.epochAuthenticators)).toEqual(['1', '2', '3', '4'])
+    expect(new Set(Object.values(flow.epochAuthenticators)).size).toBe(4)
+  }
+
+  // The server registered the page's identities, on the right suites.
+  for (const [suite, name] of Object.entries(SUITES)) {
+    for (const user of USERS) {
+      const clientId = `${user}-s${suite}${id}/browser`
+      const identity = await services.directory.lookupIdentity(`alice-s${suite}${id}/browser`, clientId)
+      expect(identity, clientId).toMatchObject({ clientId, ciphersuite: name })
+    }
+  }
+  console.log(`browser run at ${origin}: ${result.checks.length} checks in ${result.durationMs} ms in the page, ${Date.now() - started} ms in all (screenshot ${shot})`)
+  return result
+}
+
 describe('the browser bundle', () => {
   it('takes the workspace packages from source, the transport client without `ws`, and stubs only the known dead Node paths', () => {
     const has = (fragment: string) => bundle.inputs.some((i) => i.includes(fragment))
@@ -95,63 +150,21 @@ describe('the browser bundle', () => {
 
 describe('in headless Chromium', () => {
   it('noble and libsodium pass their checks and run the four flows over the page WebSocket against a real server', async () => {
-    const started = Date.now()
-    const serverUrl = wsServer!.url
-    const page = await openPage(`${pageServer!.url}?server=${encodeURIComponent(serverUrl)}`)
-    const result = await pageResult(page)
-    const shot = join(tmpdir(), 'mls-browser-tests.png')
-    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined)
-    await page.close()
-
-    expect(failures(result), `console:\n${consoleLines.join('\n')}`).toBe('')
-    expect(pageErrors).toEqual([])
-    expect(result.ok).toBe(true)
-    expect(result.environment).toMatchObject({ process: 'undefined', webAssembly: true, webSocket: true })
-    expect(result.environment.userAgent).toMatch(/Chrome\/\d+/)
+    const result = await fullRun(pageServer!.url, '')
+    expect(result.environment).toMatchObject({ secureContext: true, subtleCrypto: true })
     expect(pageServer!.requests).toEqual(expect.arrayContaining(['/', '/browser-entry.js']))
-
-    // Crypto checks ran for both providers on both suites, flows on both suites.
-    for (const provider of ['noble', 'libsodium']) {
-      for (const suite of [1, 3]) {
-        const mine = result.checks.filter((c) => c.name.startsWith(`${provider} suite ${suite}:`))
-        expect(mine.length, `${provider} suite ${suite}`).toBeGreaterThanOrEqual(7)
-      }
-    }
-    expect(result.checks.filter((c) => c.name.startsWith('flows suite 1:')).length).toBe(7)
-    expect(result.checks.filter((c) => c.name.startsWith('flows suite 3:')).length).toBe(7)
-
-    // The members really ran their providers in the page: A and B noble, C libsodium.
-    expect(result.flows.map((f) => f.ciphersuite)).toEqual(Object.values(SUITES))
-    for (const flow of result.flows) {
-      const suffix = flow.ciphersuite.includes('CHACHA') ? '-s3' : '-s1'
-      expect(flow.clients.map((c) => [c.clientId, c.provider, c.ciphersuite])).toEqual([
-        [`alice${suffix}/browser`, 'noble', flow.ciphersuite],
-        [`bob${suffix}/browser`, 'noble', flow.ciphersuite],
-        [`carol${suffix}/browser`, 'libsodium', flow.ciphersuite]
-      ])
-      for (const client of flow.clients) {
-        expect(client.calls['signature.sign'] ?? 0, client.clientId).toBeGreaterThan(0)
-        expect(client.calls['signature.verify'] ?? 0, client.clientId).toBeGreaterThan(0)
-        expect((client.calls['hpke.seal'] ?? 0) + (client.calls['hpke.open'] ?? 0), client.clientId).toBeGreaterThan(0)
-        expect(client.calls['hpke.decryptAead'] ?? 0, client.clientId).toBeGreaterThan(0)
-      }
-      expect(Object.keys(flow.epochAuthenticators)).toEqual(['1', '2', '3', '4'])
-      expect(new Set(Object.values(flow.epochAuthenticators)).size).toBe(4)
-    }
-
-    // The server saw the browser's identities and served them without an internal error.
-    for (const [suffix, suite] of Object.entries(SUITES)) {
-      for (const user of USERS) {
-        const identity = await services.directory.lookupIdentity(`alice${suffix}/browser`, `${user}${suffix}/browser`)
-        expect(identity, `${user}${suffix}`).toMatchObject({ clientId: `${user}${suffix}/browser`, ciphersuite: suite })
-      }
-    }
     const stats = wsServer!.stats()
     expect(stats.authenticated).toBe(0) // the page closed its clients
     expect(stats.internalErrors).toBe(0)
     expect(stats.protocolErrors).toBe(0)
     expect(stats.framesReceived).toBeGreaterThan(50)
-    console.log(`browser run: ${result.checks.length} checks in ${result.durationMs} ms in the page, ${Date.now() - started} ms in all (screenshot ${shot})`)
+  }, 120_000)
+
+  it('the same without WebCrypto: plain http from a host that is not localhost (no crypto.subtle)', async () => {
+    const origin = pageServer!.url.replace('127.0.0.1', INSECURE_HOST)
+    const result = await fullRun(origin, '-insecure')
+    expect(result.environment).toMatchObject({ secureContext: false, subtleCrypto: false })
+    expect(wsServer!.stats().internalErrors).toBe(0)
   }, 120_000)
 })
 
