@@ -83,7 +83,9 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
   it('answers every frame with an error or a close, never crashes, keeps serving an honest group, and stays bounded in memory', async () => {
     const maxFrameBytes = 64 * 1024
     net = await createWsNetwork({
-      limits: { maxFrameBytes, requestsPerSecond: 1e6, requestBurst: 1e6, identityRequestsPerSecond: 1e6, identityRequestBurst: 1e6, maxProtocolErrors: 100 }
+      limits: { maxFrameBytes, requestsPerSecond: 1e6, requestBurst: 1e6, identityRequestsPerSecond: 1e6, identityRequestBurst: 1e6, maxProtocolErrors: 100 },
+      // Generous: on a loaded CI machine the fuzzers may starve the honest clients for a while.
+      client: { requestTimeoutMs: 60_000 }
     })
     const url = net.server.url
     const processFailures: unknown[] = []
@@ -256,7 +258,11 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
     await honest
 
     const epoch = a.epoch
-    await converged([a, b, c], epoch)
+    await Promise.all([a, b, c].map((g) => g.sync()))
+    await converged([a, b, c], epoch).catch((error: unknown) => {
+      const state = [a, b, c].map((g) => ({ epoch: g.epoch, status: g.status, cursor: g.cursor }))
+      throw new Error(`${String(error)}: ${JSON.stringify(state, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}; honest errors ${honestErrors.map(String).join('; ')}`)
+    })
     await waitFor(() => boxes.every((box) => box.texts.length === honestSent.length + 1), 'every honest message delivered to every member', 30_000)
     for (const box of boxes) expect([...box.texts].sort()).toEqual(['sample', ...honestSent].sort())
 
