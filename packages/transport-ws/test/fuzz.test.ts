@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Group } from '@mls/core'
-import { PROTOCOL_VERSION, decodeServerFrame, encodeClientFrame, type Request } from '../src/codec.js'
+import { PROTOCOL_VERSION, decodeServerFrame, encodeChallenge, encodeClientFrame, encodeEntryPush, encodeError, encodeResponse, type Request } from '../src/codec.js'
 import { converged, createWsNetwork, credentialsFor, inbox, joined, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
@@ -133,7 +133,15 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
       register: true,
       signature: new Uint8Array(64).fill(1)
     })
-    const corpus = [...validRequests.map((r, i) => encodeClientFrame(1000 + i, r)), staleAuth]
+    // Out of order: frames only a server may send.
+    const serverFrames = [
+      encodeResponse(7, { type: 'ping' }),
+      encodeResponse(8, { type: 'postMessage', seq: 3 }),
+      encodeEntryPush({ groupId: a.groupId, seq: 1, kind: 'application', epoch: 1n, sender: 'alice/phone', message: sampleEntry!.message }),
+      encodeChallenge(new Uint8Array(32), 1024),
+      encodeError(9, 'INTERNAL', 'x')
+    ]
+    const corpus = [...validRequests.map((r, i) => encodeClientFrame(1000 + i, r)), staleAuth, ...serverFrames]
 
     const gc = collectGarbage()
     gc?.()
@@ -279,7 +287,7 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
     const mb = (n: number) => `${(n / 1048576).toFixed(1)} MiB`
     console.log(
       [
-        `fuzz: ${figures.framesSent} frames sent from ${connections} connections (${figures.random} random, ${figures.truncated} truncated, ${figures.oversized} oversized, ${figures.mutated} mutated, ${figures.valid} valid replays)`,
+        `fuzz: ${figures.framesSent} frames sent from ${connections} connections (${figures.random} random, ${figures.truncated} truncated, ${figures.oversized} oversized, ${figures.mutated} mutated, ${figures.valid} valid or out-of-order replays)`,
         `fuzz: ${figures.errorFrames} error frames, ${figures.responses} responses, ${figures.closes} closes ${JSON.stringify(figures.closeCodes)}, ${figures.unanswered} unanswered, ${figures.reconnects} reconnects`,
         `fuzz: error codes ${JSON.stringify(figures.errorCodes)}`,
         `fuzz: crashes ${crashes} (internal errors ${stats.internalErrors}, process failures ${processFailures.length}); honest group: ${honestSent.length} messages and ${epoch - 1n} commits, ${honestErrors.length} errors`,
