@@ -7,12 +7,16 @@
  * The groups are built once per suite and size with `@mls/crypto-node` (the
  * state is plain bytes, the same whatever provider made it), so every
  * provider is measured on the same tree: one commit adds every member, then
- * every second member commits an UpdatePath, so every parent node is filled
- * as in a group in steady state, and a commit encrypts to about log2(n)
+ * one member in four commits an UpdatePath, so the parent nodes are filled as
+ * in a group in steady state, and a commit encrypts to about log2(n) + 1
  * nodes, not to every member.
  *
  * Each cell is the median of at least three runs, taken in three rounds that
  * alternate between the providers.
+ *
+ * Run with `--expose-gc` (the `bench` script does) to collect garbage
+ * between timed runs of slow operations, so one run does not pay for another's
+ * garbage.
  *
  * Environment: MLS_BENCH_SIZES (default "10,100,1000"), MLS_BENCH_MIN_MS
  * (time per cell, default 600).
@@ -65,6 +69,7 @@ const minimumMs = Number.parseInt(process.env.MLS_BENCH_MIN_MS ?? '600', 10)
 const rounds = 3
 const maximumIterations = 200
 const encoder = new TextEncoder()
+const collectGarbage = (globalThis as { gc?: () => void }).gc
 const payload = encoder.encode('benchmark message: '.padEnd(120, '.'))
 
 interface Member {
@@ -101,8 +106,11 @@ function bitReversedOrder(count: number): number[] {
 }
 
 /**
- * Alice adds everyone in one commit; then every odd leaf commits an empty
- * commit, in bit-reversed order so that each encrypts to few blank subtrees.
+ * Alice adds everyone in one commit; then one member in four (leaves 1, 5,
+ * 9, ...) commits an empty commit, in bit-reversed order so that each
+ * encrypts to few blank subtrees. That fills every parent node but half of
+ * those just above the leaves, as in a group where most members have
+ * committed once: a commit then encrypts to about log2(n) + 1 nodes.
  * A member needs no path secrets to commit, only the group's shared state and
  * its own leaf index and signature key, so each committer starts from the
  * previous committer's new state with its own index and keys. Bob is the last
@@ -124,7 +132,9 @@ export async function buildGroup(size: number, cs: CiphersuiteImpl): Promise<Fix
     { extraProposals: members.slice(1).map((m) => ({ proposalType: 'add' as const, add: { keyPackage: m.publicPackage } })) }
   )
   let bob = added.newState
-  for (const k of bitReversedOrder(size >> 1)) bob = (await createCommit({ state: as(bob, 2 * k + 1), cipherSuite: cs })).newState
+  for (const k of bitReversedOrder(Math.ceil((size - 1) / 4))) {
+    bob = (await createCommit({ state: as(bob, 4 * k + 1), cipherSuite: cs })).newState
+  }
   const alice = as(bob, 0)
   const joiner = await newMember(`member-${size}`, cs)
   const invite = await createCommit(
@@ -144,6 +154,7 @@ async function measure(
   let total = 0
   while (samples.length < maximumIterations && (samples.length === 0 || total < budgetMs)) {
     await prepare?.(samples.length)
+    if (samples.length === 0 || samples[samples.length - 1]! > 20) collectGarbage?.()
     const started = performance.now()
     await run(samples.length)
     const elapsed = performance.now() - started
