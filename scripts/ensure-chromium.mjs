@@ -33,7 +33,9 @@ if (process.platform !== 'linux') fail(`${CHROMIUM} is missing and automatic ins
 if (typeof process.getuid === 'function' && process.getuid() !== 0) fail(`${CHROMIUM} is missing and installing it needs root (uid is ${process.getuid()}).`)
 
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'chromium']]) {
+// Wait for the dpkg lock rather than fail when another apt run holds it.
+const lockWait = ['-o', 'DPkg::Lock::Timeout=300']
+for (const args of [['update', ...lockWait], ['install', '-y', '--no-install-recommends', ...lockWait, 'chromium']]) {
   log(`running: apt-get ${args.join(' ')}`)
   try {
     execFileSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env, timeout: 15 * 60_000 })
