@@ -136,6 +136,8 @@ export class MlsClient {
   private connection: Connection | undefined
   private unsubscribe: (() => void) | undefined
   private closed = false
+  private retryTimer: ReturnType<typeof setTimeout> | undefined
+  private retryDelayMs = 0
 
   /** @internal use `createMlsClient` */
   constructor(
@@ -330,6 +332,7 @@ export class MlsClient {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     this.unsubscribe?.()
     await this.connection?.close()
     await this.init.store.close()
@@ -405,7 +408,30 @@ export class MlsClient {
       else if (event.type === 'entry:appended') await this.groups.get(toHex(event.entry.groupId))?.deliver(event.entry)
       else await this.sync()
     }
-    run().catch((error: unknown) => this.events.emit('sync:failed', { error }))
+    run().catch((error: unknown) => {
+      this.events.emit('sync:failed', { error })
+      this.scheduleRetry()
+    })
+  }
+
+  /** After a failed background sync, try again with exponential backoff (250 ms doubling to 30 s) until one succeeds. */
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer !== undefined) return
+    this.retryDelayMs = Math.min(this.retryDelayMs === 0 ? 250 : this.retryDelayMs * 2, 30_000)
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      if (this.closed) return
+      this.sync().then(
+        () => {
+          this.retryDelayMs = 0
+        },
+        (error: unknown) => {
+          this.events.emit('sync:failed', { error })
+          this.scheduleRetry()
+        }
+      )
+    }, this.retryDelayMs)
+    ;(this.retryTimer as { unref?: () => void }).unref?.()
   }
 
   private async welcomeCursor(): Promise<number> {

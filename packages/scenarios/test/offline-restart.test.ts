@@ -129,3 +129,38 @@ function keepOpen<S extends { close(): Promise<void> }>(store: S): S {
     }
   })
 }
+
+describe('background sync failures', () => {
+  it('a failed background sync is retried with backoff until the member has caught up, without any new push', async () => {
+    const { crypto, ciphersuite } = providerCases().at(-1)!
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const alice = await net.client('alice')
+    const bob = await net.client('bob')
+    await bob.publishKeyPackages({ count: 1 })
+    const a = await alice.createGroup()
+    await alice.addUsers(a, ['bob'])
+    const b = await joined(bob, a.groupId)
+    await converged([a, b], 1n)
+    const bobInbox = inbox(b)
+    const failures: unknown[] = []
+    bob.on('sync:failed', (e) => failures.push(e.error))
+    // Bob's next three fetches fail, as a flaky server would.
+    const original = net.services.channel.fetchEntries.bind(net.services.channel)
+    let failuresLeft = 3
+    net.services.channel.fetchEntries = async (...args: Parameters<typeof original>) => {
+      if (args[0] === 'bob/phone' && failuresLeft > 0) {
+        failuresLeft--
+        throw Object.assign(new Error('flaky'), { code: 'TRANSPORT_UNAVAILABLE' })
+      }
+      return original(...args)
+    }
+    net.transport.setOnline('bob/phone', false)
+    await a.send('missed push')
+    net.transport.setOnline('bob/phone', true)
+    await a.send('gap push')
+    await waitFor(() => bobInbox.texts.length === 2, 'bob to catch up after retries', 20_000)
+    expect(bobInbox.texts).toEqual(['missed push', 'gap push'])
+    expect(failures.length).toBeGreaterThanOrEqual(1)
+    expect(failuresLeft).toBe(0)
+  })
+})

@@ -25,10 +25,11 @@
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { WebSocket, WebSocketServer } from 'ws'
-import { createMlsClient, tsMlsDefaultCrypto, type MlsClient } from '@mls/core'
+import { createMlsClient, type MlsClient } from '@mls/core'
 import type { Connection, Transport } from '@mls/core/interfaces'
 import { createApplicationMessage, decodeMlsMessage, emptyPskIndex, encodeMlsMessage, getCiphersuiteFromName, processPrivateMessage } from '@mls/core/mls'
 import { createServices } from '@mls/server'
+import { nodeCrypto } from '@mls/crypto-node'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
 import { webSockets } from '../src/index.js'
 import { webSocketServer } from '../src/server.js'
@@ -131,7 +132,7 @@ async function runStep(
 
 async function clientSide(urls: { mls: string; raw: string }): Promise<WorkerResult> {
   const setupStart = performance.now()
-  const crypto = tsMlsDefaultCrypto()
+  const crypto = nodeCrypto()
   const connections = new Map<string, Connection>()
   const transport = (name: string): Transport => {
     const inner = webSockets({ url: urls.mls, WebSocket, requestTimeoutMs: 60_000 })
@@ -236,7 +237,7 @@ async function clientSide(urls: { mls: string; raw: string }): Promise<WorkerRes
 }
 
 async function main(): Promise<void> {
-  const services = createServices({ store: memoryServerStore(), crypto: tsMlsDefaultCrypto() })
+  const services = createServices({ store: memoryServerStore(), crypto: nodeCrypto() })
   const server = await webSocketServer({
     services,
     limits: {
