@@ -100,8 +100,9 @@ class Socket {
     }
     try {
       this.ws = new options.WebSocket(options.url)
-      // `ws` hands Node Buffers without a copy; browsers ignore the value and take 'arraybuffer'.
-      this.ws.binaryType = 'nodebuffer'
+      // `ws` hands Node Buffers without a copy; browsers only know 'arraybuffer' (and warn on anything else).
+      const isBrowserSocket = typeof globalThis.WebSocket === 'function' && this.ws instanceof globalThis.WebSocket
+      this.ws.binaryType = isBrowserSocket ? 'arraybuffer' : 'nodebuffer'
       if (this.ws.binaryType !== 'nodebuffer') this.ws.binaryType = 'arraybuffer'
     } catch (cause) {
       this.ws = undefined as unknown as WebSocketLike
