@@ -19,10 +19,12 @@
  * garbage.
  *
  * Environment: MLS_BENCH_SIZES (default "10,100,1000"), MLS_BENCH_MIN_MS
- * (time per cell, default 600).
+ * (time per cell, default 600), MLS_BENCH_SUITES (suite ids, default "1,3"),
+ * MLS_BENCH_PROVIDERS (labels besides the baseline, e.g. "node,noble").
  */
 import { tsMlsDefaultCrypto, type CryptoProvider } from '@mls/core'
 import {
+  ciphersuites,
   createApplicationMessage,
   createCommit,
   createGroup,
@@ -56,10 +58,18 @@ const noble: ProviderUnderTest = { label: 'noble', make: nobleCrypto }
 const libsodium: ProviderUnderTest = { label: 'libsodium', make: libsodiumCrypto }
 const node: ProviderUnderTest = { label: 'node', make: nodeCrypto }
 
-const plan: { suite: CiphersuiteName; providers: ProviderUnderTest[] }[] = [
+const fullPlan: { suite: CiphersuiteName; providers: ProviderUnderTest[] }[] = [
   { suite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', providers: [baseline, noble, libsodium, node] },
   { suite: 'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519', providers: [baseline, libsodium, node] }
 ]
+const onlySuites = process.env.MLS_BENCH_SUITES?.split(',').map((s) => Number.parseInt(s, 10))
+const onlyProviders = process.env.MLS_BENCH_PROVIDERS?.split(',')
+const plan = fullPlan
+  .filter(({ suite }) => onlySuites === undefined || onlySuites.includes(ciphersuites[suite]))
+  .map(({ suite, providers }) => ({
+    suite,
+    providers: providers.filter((p) => p === baseline || onlyProviders === undefined || onlyProviders.includes(p.label))
+  }))
 
 const operations = ['create KeyPackage', 'join from Welcome', 'create commit', 'process commit', 'send message', 'receive message'] as const
 type Operation = (typeof operations)[number]
