@@ -67,6 +67,17 @@ export function assertCryptoProvider(value: unknown): CryptoProvider {
   return value
 }
 
+/** The seven classic (non post-quantum) MLS ciphersuites of RFC 9420, ids 1 to 7. */
+export const CLASSIC_CIPHERSUITES: readonly CiphersuiteName[] = Object.freeze([
+  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
+  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
+  'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
+  'MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448',
+  'MLS_256_DHKEMP521_AES256GCM_SHA512_P521',
+  'MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448',
+  'MLS_256_DHKEMP384_AES256GCM_SHA384_P384'
+] as const)
+
 /**
  * ts-mls's own default provider (WebCrypto plus noble), wrapped. It is the
  * baseline the benchmarks compare against; applications should pick one of
@@ -75,15 +86,7 @@ export function assertCryptoProvider(value: unknown): CryptoProvider {
 export function tsMlsDefaultCrypto(): CryptoProvider {
   return defineCryptoProvider({
     name: 'ts-mls-default',
-    ciphersuites: [
-      'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
-      'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
-      'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
-      'MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448',
-      'MLS_256_DHKEMP521_AES256GCM_SHA512_P521',
-      'MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448',
-      'MLS_256_DHKEMP384_AES256GCM_SHA384_P384'
-    ],
+    ciphersuites: CLASSIC_CIPHERSUITES,
     getCiphersuiteImpl: (cs) => defaultCryptoProvider.getCiphersuiteImpl(cs)
   })
 }

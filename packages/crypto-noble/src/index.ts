@@ -1,4 +1,4 @@
-import { defineCryptoProvider, type CryptoProvider } from '@mls/core'
+import { CLASSIC_CIPHERSUITES, defineCryptoProvider, type CryptoProvider } from '@mls/core'
 import type { CiphersuiteName, HashAlgorithm, SignatureAlgorithm } from '@mls/core/mls'
 import {
   composeCiphersuiteImpl,
@@ -18,15 +18,7 @@ import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js'
 import { randomBytes } from '@noble/hashes/utils.js'
 
 /** The MLS ciphersuites `nobleCrypto()` implements: all of 1 to 7. */
-export const nobleCiphersuites: readonly CiphersuiteName[] = [
-  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
-  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
-  'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
-  'MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448',
-  'MLS_256_DHKEMP521_AES256GCM_SHA512_P521',
-  'MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448',
-  'MLS_256_DHKEMP384_AES256GCM_SHA384_P384'
-]
+export const nobleCiphersuites: readonly CiphersuiteName[] = CLASSIC_CIPHERSUITES
 
 const hashes = { 'SHA-256': sha256, 'SHA-384': sha384, 'SHA-512': sha512 } as const
 

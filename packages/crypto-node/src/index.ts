@@ -17,7 +17,7 @@ import {
   type ECDH as EcdhObject,
   type KeyObject
 } from 'node:crypto'
-import { defineCryptoProvider, type CryptoProvider } from '@mls/core'
+import { CLASSIC_CIPHERSUITES, defineCryptoProvider, type CryptoProvider } from '@mls/core'
 import type { AeadAlgorithm, CiphersuiteName, HashAlgorithm } from '@mls/core/mls'
 import {
   composeCiphersuiteImpl,
@@ -29,15 +29,7 @@ import {
 } from '@mls/core/mls-internals'
 
 /** The MLS ciphersuites `nodeCrypto()` implements: all of 1 to 7. */
-export const nodeCiphersuites: readonly CiphersuiteName[] = [
-  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
-  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256',
-  'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
-  'MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448',
-  'MLS_256_DHKEMP521_AES256GCM_SHA512_P521',
-  'MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448',
-  'MLS_256_DHKEMP384_AES256GCM_SHA384_P384'
-]
+export const nodeCiphersuites: readonly CiphersuiteName[] = CLASSIC_CIPHERSUITES
 
 /** How many imported keys each cache keeps. Private-key caches stay small so secrets do not linger. */
 export interface NodeCryptoInit {

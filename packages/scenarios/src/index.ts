@@ -73,3 +73,17 @@ export function inbox(group: Group): { texts: string[]; from: string[] } {
   return box
 }
 export * from './providers.js'
+
+/**
+ * The same store across client restarts: a client's `close()` closes its
+ * store, so tests that "restart" a client over a memory store keep it open.
+ */
+export function keepOpen<S extends ClientStore>(store: S): S {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'close') return async () => {}
+      const value = Reflect.get(target, prop) as unknown
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+    }
+  })
+}

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import { memoryClientStore } from '@mls/storage-memory'
-import { converged, createTestNetwork, joined, providerCases, waitFor } from '../src/index.js'
+import { converged, createTestNetwork, joined, keepOpen, providerCases, waitFor } from '../src/index.js'
 
 const { crypto, ciphersuite } = providerCases().at(-1)!
 
@@ -8,15 +8,7 @@ it('with a durable inbox, received messages stay in the store until acknowledged
   const net = await createTestNetwork({ crypto, ciphersuite })
   const alice = await net.client('alice')
   const store = memoryClientStore({ name: 'bob' })
-  // The same memory store across restarts: the client's close() must not close it.
-  const durable = new Proxy(store, {
-    get(target, prop) {
-      if (prop === 'close') return async () => {}
-      const value = Reflect.get(target, prop) as unknown
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
-    }
-  })
-  const open = () => net.client('bob', { store: durable, durableInbox: true })
+  const open = () => net.client('bob', { store: keepOpen(store), durableInbox: true })
   let bob = await open()
   await bob.publishKeyPackages({ count: 1 })
   const a = await alice.createGroup()

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { MlsClient } from '@mls/core'
 import { memoryClientStore } from '@mls/storage-memory'
-import { converged, createTestNetwork, inbox, joined, providerCases, waitFor } from '../src/index.js'
+import { converged, createTestNetwork, inbox, joined, keepOpen, providerCases, waitFor } from '../src/index.js'
 
 describe.each(providerCases())('offline members and restarts ($name)', ({ crypto, ciphersuite }) => {
   it('a member offline for several epochs catches up from its cursor, in order, with nothing lost or duplicated', async () => {
@@ -119,16 +119,6 @@ describe.each(providerCases())('offline members and restarts ($name)', ({ crypto
   })
 })
 
-/** The same memory store across client restarts (a client closes its store on close()). */
-function keepOpen<S extends { close(): Promise<void> }>(store: S): S {
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === 'close') return async () => {}
-      const value = Reflect.get(target, prop, receiver) as unknown
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
-    }
-  })
-}
 
 describe('background sync failures', () => {
   it('a failed background sync is retried with backoff until the member has caught up, without any new push', async () => {

@@ -1,20 +1,12 @@
 import { describe, expect, it } from 'vitest'
+import { concatBytes } from '@mls/core'
 import { serverStoreConformanceSuite } from '@mls/conformance/storage'
 import { memoryServerStore } from '../src/index.js'
 
 serverStoreConformanceSuite({
   name: 'memoryServerStore',
   setup: async () => memoryServerStore(),
-  rawBytes: async (store) => {
-    const parts = store.rawKeyPackages()
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-    let offset = 0
-    for (const p of parts) {
-      out.set(p, offset)
-      offset += p.length
-    }
-    return out
-  }
+  rawBytes: async (store) => concatBytes(...store.rawKeyPackages())
 })
 
 describe('memoryServerStore secure deletion', () => {

@@ -1,7 +1,7 @@
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { WebSocket } from 'ws'
-import { createMlsClient, equalBytes, signChallenge, toHex, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
+import { createMlsClient, signChallenge, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
 import { getCiphersuiteFromName } from '@mls/core/mls'
 import type { ClientStore, Connection, ServerStore, SessionCredentials, Transport } from '@mls/core/interfaces'
 import { createServices, type ServiceLimits, type Services } from '@mls/server'
@@ -139,29 +139,7 @@ export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
   }
 }
 
-/** Poll until `condition` holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
-
-export async function joined(client: MlsClient, groupId: Uint8Array): Promise<Group> {
-  await waitFor(() => client.group(groupId) !== undefined, `${client.clientId} to join ${toHex(groupId)}`)
-  return client.group(groupId)!
-}
-
-/** Wait until every group is at `epoch`, then check they share one epoch authenticator. */
-export async function converged(groups: readonly Group[], epoch: bigint): Promise<Uint8Array> {
-  await waitFor(() => groups.every((g) => g.epoch === epoch && g.status === 'active'), `all groups at epoch ${epoch}`)
-  const first = groups[0]!.epochAuthenticator()
-  for (const g of groups) {
-    if (!equalBytes(g.epochAuthenticator(), first)) throw new Error(`Epoch authenticators differ at epoch ${epoch}`)
-  }
-  return first
-}
+export { converged, joined, waitFor } from '@mls/scenarios'
 
 export function inbox(group: Group): { texts: string[]; from: string[]; seqs: (number | undefined)[] } {
   const box = { texts: [] as string[], from: [] as string[], seqs: [] as (number | undefined)[] }
