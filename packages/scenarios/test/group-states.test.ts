@@ -26,14 +26,13 @@ describe('group state machine transitions', () => {
     expect(a.status).toBe('active')
     const seen = transitions(a)
     const authBefore = a.epochAuthenticator()
-    const statuses: GroupStatus[] = []
-    a.on('status:changed', () => statuses.push(a.status))
-    const pending = alice.addUsers(a, ['bob'])
-    await waitFor(() => a.status === 'committing', 'alice to be committing')
-    expect(a.epoch).toBe(0n)
-    expect(a.epochAuthenticator()).toEqual(authBefore)
-    expect(a.members()).toHaveLength(1)
-    await pending
+    // While committing (the commit exists but is not confirmed), the group is unchanged.
+    const whileCommitting: { epoch: bigint; auth: Uint8Array; members: number }[] = []
+    a.on('status:changed', (e) => {
+      if (e.to === 'committing') whileCommitting.push({ epoch: a.epoch, auth: a.epochAuthenticator(), members: a.members().length })
+    })
+    await alice.addUsers(a, ['bob'])
+    expect(whileCommitting).toEqual([{ epoch: 0n, auth: authBefore, members: 1 }])
     expect(seen).toEqual(['active->committing', 'committing->active'])
     expect(a.epoch).toBe(1n)
     // The joiner starts in `joining`, catches up with the channel, then is `active`.
@@ -69,6 +68,7 @@ describe('group state machine transitions', () => {
     const a = await alice!.createGroup()
     await alice!.addUsers(a, ['bob'])
     const b = await joined(bob!, a.groupId)
+    await converged([a, b], 1n)
     const seen = transitions(b)
     await a.removeMembers(['bob/phone'])
     await waitFor(() => b.status === 'removed', 'bob removed')

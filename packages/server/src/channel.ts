@@ -67,9 +67,28 @@ export function createChannelService(deps: {
     }
   }
 
+  // Group records (epoch, roster, access) are cached: every mutation of a group
+  // goes through this service under the group's mutex, so the cache is exact for
+  // one server process. A commit invalidates it before it is stored; a load that
+  // raced with an invalidation is not cached (generation check).
+  const cache = new Map<string, GroupRecord>()
+  const generations = new Map<string, number>()
+
+  function invalidate(groupHex: string): void {
+    cache.delete(groupHex)
+    generations.set(groupHex, (generations.get(groupHex) ?? 0) + 1)
+  }
+
   async function loadGroup(groupHex: string, options: AbortOptions | undefined): Promise<GroupRecord> {
+    const cached = cache.get(groupHex)
+    if (cached !== undefined) return cached
+    const generation = generations.get(groupHex) ?? 0
     const group = await store.getGroup(groupHex, options)
     if (group === undefined) throw new ServiceError('UNKNOWN_GROUP', `Unknown group ${groupHex}`)
+    if ((generations.get(groupHex) ?? 0) === generation && limits.groupCacheSize > 0) {
+      if (cache.size >= limits.groupCacheSize) cache.delete(cache.keys().next().value as string)
+      cache.set(groupHex, group)
+    }
     return group
   }
 
@@ -147,6 +166,7 @@ export function createChannelService(deps: {
         const digest = await suites.digest(request.commit)
         throwIfAborted(options?.signal)
         const entry = { kind: 'commit' as const, epoch: read.epoch, sender: caller, message: request.commit.slice(), digest }
+        invalidate(groupHex)
         const result = await store.appendCommit(
           groupHex,
           {
@@ -158,6 +178,7 @@ export function createChannelService(deps: {
           },
           options
         )
+        invalidate(groupHex)
         if (result.kind === 'conflict') return { kind: 'conflict', epoch: result.epoch }
         fanOutEntry(groupId, change.access, { ...entry, seq: result.seq })
         if (welcome !== undefined) {
@@ -201,6 +222,7 @@ export function createChannelService(deps: {
         const entry = { kind: 'application' as const, epoch: pm.epoch, sender: caller, message: message.slice(), digest }
         const result = await store.appendMessage(groupHex, entry, options)
         if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This message is already in the group log')
+        if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
         fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
         return { seq: result.seq }
       })

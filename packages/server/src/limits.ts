@@ -40,6 +40,12 @@ export interface ServiceLimits {
   /** Most outstanding challenges; the oldest are forgotten first. Default 10 000. */
   readonly maxPendingChallenges: number
   /** Longest group id, in bytes (`INVALID_ARGUMENT`). Default 256. */
+  /**
+   * Group records (epoch, roster, access) kept in memory, so a message does not
+   * read them from the store. Exact while this process is the only writer of its
+   * store (the supported deployment); 0 disables the cache. Default 10 000.
+   */
+  readonly groupCacheSize: number
   readonly maxGroupIdBytes: number
 }
 
@@ -54,6 +60,7 @@ export const defaultServiceLimits: ServiceLimits = Object.freeze({
   keyPackageClockSkewSeconds: 300,
   defaultFetchLimit: 500,
   maxFetchLimit: 1000,
+  groupCacheSize: 10_000,
   challengeTtlMs: 5 * 60_000,
   maxPendingChallenges: 10_000,
   maxGroupIdBytes: 256
@@ -62,7 +69,7 @@ export const defaultServiceLimits: ServiceLimits = Object.freeze({
 export function resolveLimits(limits: Partial<ServiceLimits> = {}): ServiceLimits {
   const resolved = { ...defaultServiceLimits, ...limits }
   for (const [name, value] of Object.entries(resolved)) {
-    const min = name === 'epochWindow' ? 0 : 1
+    const min = name === 'epochWindow' || name === 'groupCacheSize' ? 0 : 1
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
       throw new ServiceError('INVALID_ARGUMENT', `Limit ${name} must be an integer >= ${min}, got ${String(value)}`)
     }
