@@ -362,14 +362,14 @@ export class Group {
     return this.commit({ kind: 'add', keyPackages })
   }
 
-  /** Remove members: each target is a client id (`user/device`) or a user id (all its devices). */
+  /**
+   * Remove members: each target is a client id (`user/device`) or a user id
+   * (all its devices; naming this member's own user removes its other devices).
+   */
   async removeMembers(targets: readonly string[]): Promise<CommitOutcome> {
     if (targets.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to remove')
-    const own = parseClientId(this.components.clientId)
-    for (const t of targets) {
-      if (t === this.components.clientId || t === own.userId) {
-        throw new UsageError('INVALID_ARGUMENT', 'A member cannot remove itself with a commit')
-      }
+    if (targets.includes(this.components.clientId)) {
+      throw new UsageError('INVALID_ARGUMENT', 'A member cannot remove itself with a commit')
     }
     return this.commit({ kind: 'remove', targets })
   }
