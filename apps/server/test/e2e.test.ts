@@ -7,8 +7,8 @@ import { createMlsClient, type Group, type MlsClient } from '@mls/core'
 import { nodeCrypto } from '@mls/crypto-node'
 import { memoryClientStore } from '@mls/storage-memory'
 import { webSockets } from '@mls/transport-ws'
-import { converged, joined, waitFor } from '@mls/scenarios'
-import { clientPayloads, startServerProcess, tcpProxy, type ServerProcess } from './harness.js'
+import { converged, fourFlows, groupWith, joined, tcpProxy, waitFor } from '@mls/scenarios'
+import { clientPayloads, startServerProcess, type ServerProcess } from './harness.js'
 
 const crypto = nodeCrypto()
 const cleanups: (() => Promise<void> | void)[] = []
@@ -52,29 +52,7 @@ describe('end to end over real sockets to a real server process', () => {
     const wire = await tcpProxy(proc.port)
     cleanups.push(() => wire.close())
     const [alice, bob, carol] = [await client('alice', wire.url), await client('bob', wire.url), await client('carol', wire.url)]
-    for (const c of [alice, bob, carol]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob'])
-    const b = await joined(bob, a.groupId)
-    await converged([a, b], 1n)
-    await alice.addUsers(a, ['carol'])
-    const c = await joined(carol, a.groupId)
-    await converged([a, b, c], 2n)
-    const [inA, inB, inC] = [texts(a), texts(b), texts(c)]
-    await a.send('hello from A')
-    await waitFor(() => inB.includes('hello from A') && inC.includes('hello from A'), 'B and C to read A')
-    await b.update()
-    await converged([a, b, c], 3n)
-    await b.send('B after update')
-    await waitFor(() => inA.includes('B after update') && inC.includes('B after update'), 'A and C to read B')
-    await a.removeMembers(['bob'])
-    await converged([a, c], 4n)
-    await waitFor(() => b.status === 'removed', 'B to learn of its removal')
-    const bobCount = inB.length
-    const { seq } = await a.send('after B left')
-    await waitFor(() => inC.includes('after B left'), 'C to read A')
-    await expect(bob.channel.fetchEntries(a.groupId, seq - 1)).resolves.toEqual([])
-    expect(inB.length).toBe(bobCount)
+    const { plaintexts } = await fourFlows({ alice, bob, carol, bobCrypto: crypto })
 
     // The server never saw a plaintext: not on the wire, not in its database.
     const received = Buffer.concat(wire.captured.map(clientPayloads))
@@ -86,7 +64,8 @@ describe('end to end over real sockets to a real server process', () => {
     // Control: what is meant to be visible (client ids) is found, so the search works.
     expect(received.includes(Buffer.from('alice/laptop'))).toBe(true)
     expect(stored.includes(Buffer.from('carol/laptop'))).toBe(true)
-    for (const plaintext of ['hello from A', 'B after update', 'after B left']) {
+    expect(plaintexts).toHaveLength(4)
+    for (const plaintext of plaintexts) {
       expect(received.includes(Buffer.from(plaintext))).toBe(false)
       expect(stored.includes(Buffer.from(plaintext))).toBe(false)
     }
@@ -100,11 +79,7 @@ describe('end to end over real sockets to a real server process', () => {
     const bob = await client('bob', proc.url)
     const carol = await client('carol', proxy.url)
     for (const c of [bob, carol]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob', 'carol'])
-    const b = await joined(bob, a.groupId)
-    const c = await joined(carol, a.groupId)
-    await converged([a, b, c], 1n)
+    const [a, b, c] = await groupWith(alice, [bob, carol])
     const inC = texts(c)
     proxy.cut()
     for (let i = 1; i <= 3; i++) {
@@ -124,10 +99,7 @@ describe('end to end over real sockets to a real server process', () => {
     const { proc } = await server()
     const [alice, bob, carol, dave] = [await client('alice', proc.url), await client('bob', proc.url), await client('carol', proc.url), await client('dave', proc.url)]
     for (const c of [bob, carol, dave]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob'])
-    const b = await joined(bob, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice, [bob])
     const [ka, kb] = await Promise.all([alice.fetchKeyPackages(['carol']), bob.fetchKeyPackages(['dave'])])
     const [ra, rb] = await Promise.all([a.addMembers(ka), b.addMembers(kb)])
     expect([ra.kind, rb.kind]).toEqual(['committed', 'committed'])
@@ -142,10 +114,7 @@ describe('end to end over real sockets to a real server process', () => {
     const alice = await client('alice', first.proc.url)
     const bob = await client('bob', first.proc.url)
     await bob.publishKeyPackages({ count: 2 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob'])
-    const b = await joined(bob, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice, [bob])
     const inB = texts(b)
     const acknowledged: string[] = []
     let sending = true

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer, connect, type Server, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -50,56 +49,6 @@ export async function startServerProcess(dataDir: string, port = 0, extraArgs: s
       child.kill(signal)
       return exited
     }
-  }
-}
-
-/** A TCP proxy in front of the server, to cut one client's network without touching others. */
-export async function tcpProxy(
-  targetPort: number
-): Promise<{ url: string; captured: Buffer[][]; cut(): void; restore(): void; close(): Promise<void> }> {
-  const sockets = new Set<Socket>()
-  const captured: Buffer[][] = []
-  let down = false
-  const server: Server = createServer((client) => {
-    if (down) {
-      client.destroy()
-      return
-    }
-    const upstream = connect(targetPort, '127.0.0.1')
-    sockets.add(client)
-    sockets.add(upstream)
-    const stream: Buffer[] = []
-    captured.push(stream)
-    client.on('data', (chunk: Buffer) => stream.push(chunk))
-    client.pipe(upstream).pipe(client)
-    const drop = () => {
-      client.destroy()
-      upstream.destroy()
-      sockets.delete(client)
-      sockets.delete(upstream)
-    }
-    client.on('error', drop).on('close', drop)
-    upstream.on('error', drop).on('close', drop)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const address = server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : 0
-  return {
-    url: `ws://127.0.0.1:${port}/`,
-    captured,
-    cut: () => {
-      down = true
-      for (const s of sockets) s.destroy()
-      sockets.clear()
-    },
-    restore: () => {
-      down = false
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => r())
-      })
   }
 }
 

@@ -34,8 +34,3 @@ export const utf8 = {
   encode: (s: string): Uint8Array => new TextEncoder().encode(s),
   decode: (b: Uint8Array): string => new TextDecoder('utf-8', { fatal: true }).decode(b)
 }
-
-/** Overwrite with zeros, in place. */
-export function wipe(bytes: Uint8Array | undefined): void {
-  bytes?.fill(0)
-}

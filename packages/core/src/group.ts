@@ -15,8 +15,8 @@ import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
-import { MessageError, MlsToolkitError, UsageError } from './errors.js'
-import { equalBytes, toHex } from './bytes.js'
+import { MessageError, MlsToolkitError, StorageError, UsageError } from './errors.js'
+import { equalBytes, fromHex, toHex } from './bytes.js'
 import { clientIdFromCredential, parseClientId } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
@@ -280,7 +280,7 @@ export class Group {
         removed: record.removed
       }
     }
-    const groupId = state?.groupContext.groupId ?? Uint8Array.from(groupIdHex.match(/../g) ?? [], (h) => parseInt(h, 16))
+    const groupId = state?.groupContext.groupId ?? fromHex(groupIdHex)
     return new Group(components, groupId, state, meta, pending)
   }
 
@@ -588,7 +588,7 @@ export class Group {
       throw wrapMlsFailure('MESSAGE_REJECTED', 'Commit rejected', cause)
     }
     if (result.actionTaken !== 'accept') throw new MessageError('MESSAGE_REJECTED', 'Commit rejected')
-    if (pending !== undefined) await this.discardPendingLocked(pending)
+    if (pending !== undefined) await this.discardPending(pending)
     const before = membersOf(state)
     const newState = result.newState
     if (newState.groupActiveState.kind === 'removedFromGroup') {
@@ -717,11 +717,8 @@ export class Group {
     return { kind: 'created', pending }
   }
 
+  /** Drop `pending` (if it is still the pending commit) and return to `active`. Call under the lock. */
   private async discardPending(pending: PendingCommit): Promise<void> {
-    if (this.pending === pending) await this.discardPendingLocked(pending)
-  }
-
-  private async discardPendingLocked(pending: PendingCommit): Promise<void> {
     if (this.pending !== pending) return
     const meta: GroupMeta = { ...this.meta, status: this.meta.status === 'committing' ? 'active' : this.meta.status }
     await this.components.store.write([
@@ -887,6 +884,6 @@ export class Group {
 
 function decodeState(bytes: Uint8Array, clientConfig: ClientConfig): ClientState {
   const decoded = decodeGroupState(bytes, 0)
-  if (decoded === undefined) throw new MessageError('STORAGE_CORRUPT', 'Stored group state could not be decoded')
+  if (decoded === undefined) throw new StorageError('STORAGE_CORRUPT', 'Stored group state could not be decoded')
   return { ...decoded[0], clientConfig }
 }

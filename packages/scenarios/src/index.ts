@@ -5,6 +5,10 @@ import { createServices, type Services } from '@mls/server'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
 import { memoryTransport, type Scheduler } from '@mls/transport-memory'
 
+export * from './providers.js'
+export { tcpProxy, type TcpProxy } from './tcp-proxy.js'
+export { fourFlows, type FourFlowsInit, type FourFlowsResult } from './four-flows.js'
+
 export interface TestNetworkInit {
   crypto: CryptoProvider
   ciphersuite?: MlsClientInit['ciphersuite']
@@ -63,6 +67,23 @@ export async function converged(groups: readonly Group[], epoch: bigint): Promis
   return first
 }
 
+/**
+ * `creator` creates a group and adds every device of each member's user in one
+ * commit; resolves, once every member has joined from its Welcome and all
+ * agree at epoch 1, with the creator's group followed by each member's.
+ * Members must have published KeyPackages.
+ */
+export async function groupWith<const M extends readonly MlsClient[]>(
+  creator: MlsClient,
+  members: M
+): Promise<[Group, ...{ [K in keyof M]: Group }]> {
+  const group = await creator.createGroup()
+  await creator.addUsers(group, members.map((m) => m.userId))
+  const groups = [group, ...(await Promise.all(members.map((m) => joined(m, group.groupId))))]
+  await converged(groups, 1n)
+  return groups as [Group, ...{ [K in keyof M]: Group }]
+}
+
 /** Collect the plaintexts a group receives, as text. */
 export function inbox(group: Group): { texts: string[]; from: string[] } {
   const box = { texts: [] as string[], from: [] as string[] }
@@ -72,7 +93,6 @@ export function inbox(group: Group): { texts: string[]; from: string[] } {
   })
   return box
 }
-export * from './providers.js'
 
 /**
  * The same store across client restarts: a client's `close()` closes its

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { converged, createTestNetwork, joined, providerCases, waitFor } from '../src/index.js'
+import { converged, createTestNetwork, groupWith, joined, providerCases, waitFor } from '../src/index.js'
 import { seededScheduler } from '@mls/transport-memory'
 
 describe.each(providerCases())('two members commit in the same epoch ($name)', ({ crypto, ciphersuite }) => {
@@ -7,10 +7,7 @@ describe.each(providerCases())('two members commit in the same epoch ($name)', (
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, bob, carol, dave] = await Promise.all(['alice', 'bob', 'carol', 'dave'].map((u) => net.client(u)))
     for (const c of [alice!, bob!, carol!, dave!]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice!.createGroup()
-    await alice!.addUsers(a, ['bob'])
-    const b = await joined(bob!, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice!, [bob!])
 
     // Both fetch KeyPackages and commit against epoch 1 at the same time.
     const [carolKps, daveKps] = await Promise.all([alice!.fetchKeyPackages(['carol']), bob!.fetchKeyPackages(['dave'])])
@@ -29,11 +26,7 @@ describe.each(providerCases())('two members commit in the same epoch ($name)', (
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((u) => net.client(u)))
     for (const c of [alice!, bob!, carol!]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice!.createGroup()
-    await alice!.addUsers(a, ['bob', 'carol'])
-    const b = await joined(bob!, a.groupId)
-    const c = await joined(carol!, a.groupId)
-    await converged([a, b, c], 1n)
+    const [a, b, c] = await groupWith(alice!, [bob!, carol!])
 
     const [ra, rb] = await Promise.all([a.removeMembers(['carol']), b.removeMembers(['carol'])])
     const kinds = [ra.kind, rb.kind].sort()

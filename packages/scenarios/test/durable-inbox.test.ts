@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import { memoryClientStore } from '@mls/storage-memory'
-import { converged, createTestNetwork, joined, keepOpen, providerCases, waitFor } from '../src/index.js'
+import { createTestNetwork, groupWith, keepOpen, providerCases, waitFor } from '../src/index.js'
 
 const { crypto, ciphersuite } = providerCases().at(-1)!
 
@@ -11,10 +11,7 @@ it('with a durable inbox, received messages stay in the store until acknowledged
   const open = () => net.client('bob', { store: keepOpen(store), durableInbox: true })
   let bob = await open()
   await bob.publishKeyPackages({ count: 1 })
-  const a = await alice.createGroup()
-  await alice.addUsers(a, ['bob'])
-  const b = await joined(bob, a.groupId)
-  await converged([a, b], 1n)
+  const [a, b] = await groupWith(alice, [bob])
   const ids: string[] = []
   b.on('message:received', (m) => ids.push(m.id))
   await a.send('one')

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { decodeMlsMessage, emptyPskIndex, processPrivateMessage } from '@mls/core/mls'
 import { memoryClientStore } from '@mls/storage-memory'
-import { converged, createTestNetwork, joined, providerCases, waitFor } from '../src/index.js'
+import { converged, createTestNetwork, groupWith, joined, providerCases, waitFor } from '../src/index.js'
 
 const [defaultCase] = providerCases()
 const { crypto, ciphersuite } = defaultCase!
@@ -71,10 +71,7 @@ describe('forward secrecy: secrets are deleted when the protocol says', () => {
     const bobStore = memoryClientStore({ name: 'bob' })
     const bob = await net.client('bob', { store: bobStore, retainEpochs: 2 })
     await bob.publishKeyPackages({ count: 1 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob'])
-    const b = await joined(bob, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice, [bob])
     const epoch1 = b.mlsState!
     const epoch1Secrets = [epoch1.keySchedule.senderDataSecret.slice(), epoch1.keySchedule.exporterSecret.slice()]
     expect(epoch1Secrets.every((s) => rawContains(bobStore, s))).toBe(true)
@@ -111,10 +108,7 @@ describe('forward secrecy: secrets are deleted when the protocol says', () => {
     const bobStore = memoryClientStore({ name: 'bob' })
     const bob = await net.client('bob', { store: bobStore })
     await bob.publishKeyPackages({ count: 1 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob'])
-    const b = await joined(bob, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice, [bob])
     const secrets = [b.mlsState!.keySchedule.exporterSecret.slice(), b.mlsState!.keySchedule.senderDataSecret.slice(), b.mlsState!.signaturePrivateKey.slice()]
     expect(secrets.slice(0, 2).every((s) => rawContains(bobStore, s))).toBe(true)
     await a.removeMembers(['bob'])

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createCommit, encodeMlsMessage } from '@mls/core/mls'
 import type { Group, GroupStatus } from '@mls/core'
-import { converged, createTestNetwork, joined, providerCases, waitFor } from '../src/index.js'
+import { converged, createTestNetwork, groupWith, providerCases, waitFor } from '../src/index.js'
 
 const [defaultCase] = providerCases()
 const { crypto, ciphersuite } = defaultCase!
@@ -48,10 +48,7 @@ describe('group state machine transitions', () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, bob] = await Promise.all(['alice', 'bob'].map((u) => net.client(u)))
     await bob!.publishKeyPackages({ count: 1 })
-    const a = await alice!.createGroup()
-    await alice!.addUsers(a, ['bob'])
-    const b = await joined(bob!, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice!, [bob!])
     const seenA = transitions(a)
     const seenB = transitions(b)
     const [ra, rb] = await Promise.all([a.update(), b.update()])
@@ -65,10 +62,7 @@ describe('group state machine transitions', () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, bob] = await Promise.all(['alice', 'bob'].map((u) => net.client(u)))
     await bob!.publishKeyPackages({ count: 1 })
-    const a = await alice!.createGroup()
-    await alice!.addUsers(a, ['bob'])
-    const b = await joined(bob!, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice!, [bob!])
     const seen = transitions(b)
     await a.removeMembers(['bob/phone'])
     await waitFor(() => b.status === 'removed', 'bob removed')
@@ -81,10 +75,7 @@ describe('group state machine transitions', () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, bob] = await Promise.all(['alice', 'bob'].map((u) => net.client(u)))
     await bob!.publishKeyPackages({ count: 1 })
-    const a = await alice!.createGroup()
-    await alice!.addUsers(a, ['bob'])
-    const b = await joined(bob!, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice!, [bob!])
     const seen = transitions(a)
     const rejected = a.once('message:rejected')
     const authBefore = a.epochAuthenticator()

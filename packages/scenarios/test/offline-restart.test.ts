@@ -1,18 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import type { MlsClient } from '@mls/core'
 import { memoryClientStore } from '@mls/storage-memory'
-import { converged, createTestNetwork, inbox, joined, keepOpen, providerCases, waitFor } from '../src/index.js'
+import { converged, createTestNetwork, groupWith, inbox, joined, keepOpen, providerCases, waitFor } from '../src/index.js'
 
 describe.each(providerCases())('offline members and restarts ($name)', ({ crypto, ciphersuite }) => {
   it('a member offline for several epochs catches up from its cursor, in order, with nothing lost or duplicated', async () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((u) => net.client(u)))
     for (const c of [alice!, bob!, carol!]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice!.createGroup()
-    await alice!.addUsers(a, ['bob', 'carol'])
-    const b = await joined(bob!, a.groupId)
-    const c = await joined(carol!, a.groupId)
-    await converged([a, b, c], 1n)
+    const [a, b, c] = await groupWith(alice!, [bob!, carol!])
     const carolInbox = inbox(c)
 
     net.transport.setOnline('carol/phone', false)
@@ -90,10 +86,7 @@ describe.each(providerCases())('offline members and restarts ($name)', ({ crypto
     const bobStore = memoryClientStore({ name: 'bob' })
     let bob = await net.client('bob', { store: keepOpen(bobStore) })
     for (const c of [alice, bob]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob'])
-    const b = await joined(bob, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice, [bob])
 
     // Bob creates and posts an update commit, then "crashes" before it is confirmed:
     // he goes offline right after posting so he never sees the confirmation.
@@ -127,10 +120,7 @@ describe('background sync failures', () => {
     const alice = await net.client('alice')
     const bob = await net.client('bob')
     await bob.publishKeyPackages({ count: 1 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob'])
-    const b = await joined(bob, a.groupId)
-    await converged([a, b], 1n)
+    const [a, b] = await groupWith(alice, [bob])
     const bobInbox = inbox(b)
     const failures: unknown[] = []
     bob.on('sync:failed', (e) => failures.push(e.error))

@@ -9,7 +9,7 @@ import {
   getCiphersuiteFromName
 } from '@mls/core/mls'
 import { credentialFor, signChallenge, toHex, type Connection } from '@mls/core'
-import { converged, createTestNetwork, joined, providerCases, waitFor, type TestNetwork } from '../src/index.js'
+import { createTestNetwork, groupWith, providerCases, waitFor, type TestNetwork } from '../src/index.js'
 
 const [defaultCase] = providerCases()
 const { crypto, ciphersuite } = defaultCase!
@@ -28,14 +28,22 @@ async function rawSession(net: TestNetwork, clientId: string, register = true, k
   return { cs, keys: k, connection }
 }
 
+/** A KeyPackage whose credential names `clientId` but is signed with the attacker's own key. */
+function forgedKeyPackage(attacker: Awaited<ReturnType<typeof rawSession>>, clientId: string) {
+  return generateKeyPackageWithKey(
+    credentialFor(clientId),
+    defaultCapabilities(),
+    { notBefore: 0n, notAfter: BigInt(Math.floor(Date.now() / 1000) + 86400) },
+    [],
+    attacker.keys,
+    attacker.cs
+  )
+}
+
 async function groupOfThree(net: TestNetwork) {
   const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((u) => net.client(u)))
   for (const c of [alice!, bob!, carol!]) await c.publishKeyPackages({ count: 3 })
-  const a = await alice!.createGroup()
-  await alice!.addUsers(a, ['bob', 'carol'])
-  const b = await joined(bob!, a.groupId)
-  const c = await joined(carol!, a.groupId)
-  await converged([a, b, c], 1n)
+  const [a, b, c] = await groupWith(alice!, [bob!, carol!])
   return { alice: alice!, bob: bob!, carol: carol!, a, b, c }
 }
 
@@ -64,14 +72,7 @@ describe('security properties', () => {
     await expect(rawSession(net, 'alice/phone', false)).rejects.toMatchObject({ code: 'AUTHENTICATION_FAILED' })
     // Mallory uploads a KeyPackage naming alice, signed with mallory's key.
     const mallory = await rawSession(net, 'mallory/phone')
-    const forged = await generateKeyPackageWithKey(
-      credentialFor('alice/phone'),
-      defaultCapabilities(),
-      { notBefore: 0n, notAfter: BigInt(Math.floor(Date.now() / 1000) + 86400) },
-      [],
-      mallory.keys,
-      mallory.cs
-    )
+    const forged = await forgedKeyPackage(mallory, 'alice/phone')
     const bytes = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: forged.publicPackage })
     await expect(mallory.connection.directory.uploadKeyPackages({ keyPackages: [bytes] })).rejects.toMatchObject({ code: 'KEY_PACKAGE_INVALID' })
     expect(await alice.directory.countKeyPackages()).toEqual({ oneTime: 1, lastResort: true })
@@ -135,14 +136,7 @@ describe('security properties', () => {
     const carol = await net.client('carol')
     await carol.publishKeyPackages({ count: 1 })
     const mallory = await rawSession(net, 'mallory/phone')
-    const forged = await generateKeyPackageWithKey(
-      credentialFor('carol/phone'),
-      defaultCapabilities(),
-      { notBefore: 0n, notAfter: BigInt(Math.floor(Date.now() / 1000) + 86400) },
-      [],
-      mallory.keys,
-      mallory.cs
-    )
+    const forged = await forgedKeyPackage(mallory, 'carol/phone')
     const forgedBytes = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: forged.publicPackage })
     // A compromised Directory serves the forged KeyPackage for carol.
     const directory = alice.directory
@@ -164,14 +158,7 @@ describe('security properties', () => {
     const rejected = bob.once('welcome:rejected')
     // Mallory builds a group in which her own leaf claims to be alice.
     const mallory = await rawSession(net, 'mallory/phone')
-    const own = await generateKeyPackageWithKey(
-      credentialFor('alice/phone'),
-      defaultCapabilities(),
-      { notBefore: 0n, notAfter: BigInt(Math.floor(Date.now() / 1000) + 86400) },
-      [],
-      mallory.keys,
-      mallory.cs
-    )
+    const own = await forgedKeyPackage(mallory, 'alice/phone')
     const groupId = new TextEncoder().encode('forged-group')
     const state = await createGroup(groupId, own.publicPackage, own.privatePackage, [], mallory.cs)
     await mallory.connection.channel.createGroup(groupId)

@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Group } from '@mls/core'
 import { PROTOCOL_VERSION, decodeServerFrame, encodeChallenge, encodeClientFrame, encodeEntryPush, encodeError, encodeResponse, type Request } from '../src/codec.js'
-import { converged, createWsNetwork, credentialsFor, inbox, joined, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
+import { converged, createWsNetwork, credentialsFor, groupWith, inbox, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 afterEach(async () => {
@@ -98,11 +98,7 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
     const bob = await net.client('bob')
     const carol = await net.client('carol')
     for (const c of [alice, bob, carol]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob', 'carol'])
-    const b = await joined(bob, a.groupId)
-    const c = await joined(carol, a.groupId)
-    await converged([a, b, c], 1n)
+    const [a, b, c] = await groupWith(alice, [bob, carol])
     const honestErrors: unknown[] = []
     for (const client of [alice, bob, carol]) client.on('sync:failed', (e) => honestErrors.push(e.error))
     for (const g of [a, b, c]) g.on('message:rejected', (e) => honestErrors.push(e.error))

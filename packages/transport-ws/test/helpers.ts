@@ -1,11 +1,10 @@
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { WebSocket } from 'ws'
 import { createMlsClient, signChallenge, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
 import { getCiphersuiteFromName } from '@mls/core/mls'
 import type { ClientStore, Connection, ServerStore, SessionCredentials, Transport } from '@mls/core/interfaces'
 import { createServices, type ServiceLimits, type Services } from '@mls/server'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
+import { tcpProxy, type TcpProxy } from '@mls/scenarios'
 import { webSockets, type WebSocketsInit } from '../src/index.js'
 import { webSocketServer, type WebSocketServerHandle, type WebSocketServerInit, type WebSocketServerLimits } from '../src/server.js'
 
@@ -77,69 +76,8 @@ export async function createWsNetwork(init: WsNetworkInit = {}) {
   return { services, store, server, transport, client, proxy, close }
 }
 
-/** A loopback TCP proxy to a port, whose link can be cut (every socket destroyed, new ones refused), blackholed and restored. */
-export interface TcpProxy {
-  readonly url: string
-  cut(): void
-  /** Keep every socket open but drop every byte in both directions (a dead network), or only the server's answers. */
-  blackhole(direction?: 'both' | 'to-client'): void
-  restore(): void
-  close(): Promise<void>
-}
-
-export async function tcpProxy(targetPort: number): Promise<TcpProxy> {
-  const sockets = new Set<Socket>()
-  let down = false
-  let blackholed: false | 'both' | 'to-client' = false
-  const server: Server = createServer((inbound) => {
-    if (down) {
-      inbound.destroy()
-      return
-    }
-    const outbound = tcpConnect(targetPort, '127.0.0.1')
-    sockets.add(inbound)
-    sockets.add(outbound)
-    const drop = () => {
-      inbound.destroy()
-      outbound.destroy()
-      sockets.delete(inbound)
-      sockets.delete(outbound)
-    }
-    inbound.on('error', drop).on('close', drop)
-    outbound.on('error', drop).on('close', drop)
-    inbound.on('data', (chunk: Buffer) => {
-      if (blackholed !== 'both') outbound.write(chunk)
-    })
-    outbound.on('data', (chunk: Buffer) => {
-      if (blackholed === false) inbound.write(chunk)
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  return {
-    url: `ws://127.0.0.1:${port}/`,
-    cut() {
-      down = true
-      for (const s of sockets) s.destroy()
-      sockets.clear()
-    },
-    restore() {
-      down = false
-      blackholed = false
-    },
-    blackhole(direction: 'both' | 'to-client' = 'both') {
-      blackholed = direction
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        down = true
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      })
-  }
-}
-
-export { converged, joined, waitFor } from '@mls/scenarios'
+export { tcpProxy, type TcpProxy }
+export { converged, groupWith, joined, waitFor } from '@mls/scenarios'
 
 export function inbox(group: Group): { texts: string[]; from: string[]; seqs: (number | undefined)[] } {
   const box = { texts: [] as string[], from: [] as string[], seqs: [] as (number | undefined)[] }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { errorCode } from '@mls/core'
 import type { ChannelEvent } from '@mls/core/interfaces'
-import { converged, createWsNetwork, credentialsFor, inbox, joined, waitFor, type WsNetwork } from './helpers.js'
+import { converged, createWsNetwork, credentialsFor, groupWith, inbox, waitFor, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 afterEach(async () => {
@@ -17,11 +17,7 @@ describe('reconnecting over real sockets', () => {
     const bob = await net.client('bob')
     const carol = await net.client('carol', { viaProxy: link })
     for (const c of [alice, bob, carol]) await c.publishKeyPackages({ count: 2 })
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob', 'carol'])
-    const b = await joined(bob, a.groupId)
-    const c = await joined(carol, a.groupId)
-    await converged([a, b, c], 1n)
+    const [a, b, c] = await groupWith(alice, [bob, carol])
     const carolInbox = inbox(c)
     const failures: unknown[] = []
     carol.on('sync:failed', (e) => failures.push(e.error))
@@ -63,10 +59,7 @@ describe('reconnecting over real sockets', () => {
       const alice = await net.client('alice')
       const bob = await net.client('bob', { viaProxy: link })
       for (const c of [alice, bob]) await c.publishKeyPackages({ count: 1 })
-      const a = await alice.createGroup()
-      await alice.addUsers(a, ['bob'])
-      const b = await joined(bob, a.groupId)
-      await converged([a, b], 1n)
+      const [a, b] = await groupWith(alice, [bob])
 
       link.blackhole(direction)
       const update = b.update()

@@ -3,19 +3,7 @@ import { toHex } from '@mls/core'
 import type { ChannelEvent, Connection } from '@mls/core/interfaces'
 import { memoryServerStore } from '@mls/storage-memory'
 import { decodeServerFrame, encodeClientFrame, type Request, type ServerFrame } from '../src/codec.js'
-import {
-  converged,
-  createWsNetwork,
-  credentialsFor,
-  inbox,
-  joined,
-  occursIn,
-  rawSocket,
-  recordingStore,
-  waitFor,
-  type RawSocket,
-  type WsNetwork
-} from './helpers.js'
+import { converged, createWsNetwork, credentialsFor, groupWith, inbox, occursIn, rawSocket, recordingStore, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 afterEach(async () => {
@@ -126,11 +114,7 @@ describe('security over the wire', () => {
       return text
     }
 
-    const a = await alice.createGroup()
-    await alice.addUsers(a, ['bob', 'carol'])
-    const b = await joined(bob, a.groupId)
-    const c = await joined(carol, a.groupId)
-    await converged([a, b, c], 1n)
+    const [a, b, c] = await groupWith(alice, [bob, carol])
     const carolInbox = inbox(c)
     const bobInbox = inbox(b)
 

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { ClientStore } from '@mls/core/interfaces'
+import { contains, rejectsWithCode } from './assertions.js'
 
 export interface ClientStoreSuiteInit<S extends ClientStore = ClientStore> {
   /** Shown in the describe block. */
@@ -21,18 +22,6 @@ export interface ClientStoreSuiteInit<S extends ClientStore = ClientStore> {
 }
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values)
-
-function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer
-    return true
-  }
-  return false
-}
-
-async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ code })
-}
 
 /** The ClientStore contract (packages/core/src/interfaces/client-store.ts), run against one adapter. */
 export function clientStoreConformanceSuite<S extends ClientStore>(init: ClientStoreSuiteInit<S>): void {

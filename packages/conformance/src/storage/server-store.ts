@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { AccessWindow, IdentityRecord, KeyPackageRecord, LogRecord, RosterEntry, ServerStore } from '@mls/core/interfaces'
+import { contains, rejectsWithCode } from './assertions.js'
 
 export interface ServerStoreSuiteInit<S extends ServerStore = ServerStore> {
   /** Shown in the describe block. */
@@ -33,14 +34,6 @@ function payload(label: string, size = 48): Uint8Array {
     out[i] = h & 0xff
   }
   return out
-}
-
-function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer
-    return true
-  }
-  return false
 }
 
 function identity(clientId: string, key = payload(`key:${clientId}`, 32)): IdentityRecord {
@@ -83,10 +76,6 @@ function commit(
     access: options.access ?? [{ clientId: ALICE, fromSeq: 0, untilSeq: null }],
     welcomes: options.welcomes ?? []
   }
-}
-
-async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
-  await expect(promise).rejects.toMatchObject({ code })
 }
 
 /**
