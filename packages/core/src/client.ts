@@ -28,7 +28,7 @@ import { signChallenge } from './session-auth.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
-import { Group, type GroupComponents, type ValidatedKeyPackage } from './group.js'
+import { Group, isOwnTrouble, type GroupComponents, type GroupEvents, type ValidatedKeyPackage } from './group.js'
 
 /** The mandatory-to-implement suite, the default. */
 export const DEFAULT_CIPHERSUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
@@ -64,6 +64,16 @@ export interface MlsClientInit {
   /** Process pushed channel events as they arrive. Default true. */
   autoSync?: boolean
   /**
+   * Connect and catch up inside `createMlsClient` (default true: the client it
+   * returns is online and has processed everything it missed, emitting those
+   * events before the caller could listen). With `false`, `createMlsClient`
+   * only loads the client from its store; attach listeners, then call
+   * `client.start()`: nothing is delivered before that.
+   */
+  start?: boolean
+  /** Backoff of background retries after a failure: first delay, doubling up to the maximum. Default 250 ms to 30 s. */
+  retry?: { initialDelayMs?: number; maxDelayMs?: number }
+  /**
    * Keep every received application message in the store, written in the same
    * atomic write as the state that consumed it, until `group.acknowledge(id)`.
    * After a crash, `group.unacknowledged()` returns what no listener may have
@@ -75,13 +85,41 @@ export interface MlsClientInit {
   now?: () => number
 }
 
+/**
+ * The connection as the client sees it: `connecting` while it connects,
+ * `online` once connected (and again after a retry succeeds), `offline` when a
+ * connection attempt or a request failed for a network reason (with that
+ * `cause`; the client retries), `closed` after `close()`.
+ */
+export type ConnectionState = 'connecting' | 'online' | 'offline' | 'closed'
+
+/** A group event, as the client-wide stream carries it: with its group. */
+export type ClientGroupEvent<K extends keyof GroupEvents> = GroupEvents[K] & { readonly group: Group }
+
 export interface ClientEvents {
   /** A Welcome was processed and the group persisted. */
   'group:joined': { group: Group }
-  /** A Welcome could not be processed; nothing was joined. */
+  /** A Welcome could not be processed (bad input); it is skipped and nothing was joined. */
   'welcome:rejected': { error: MlsToolkitError; seq: number }
-  /** Background processing failed (for example the network); the next sync retries. */
+  /**
+   * Background processing failed for this client's own reason (store,
+   * network); nothing durable changed and it is retried with backoff.
+   */
   'sync:failed': { error: unknown }
+  /** The connection changed state. */
+  'connection:state': { state: ConnectionState; cause?: unknown }
+  /** Every group's application messages, in each group's channel order. */
+  'message:received': { group: Group; message: GroupEvents['message:received'] }
+  /** Every group's rejected input. */
+  'message:rejected': ClientGroupEvent<'message:rejected'>
+  /** Every group's epoch changes. */
+  'epoch:changed': ClientGroupEvent<'epoch:changed'>
+  /** Every group's membership changes. */
+  'members:changed': ClientGroupEvent<'members:changed'>
+  /** This client was removed from a group. */
+  'group:removed': ClientGroupEvent<'group:removed'>
+  /** Every group's state transitions. */
+  'status:changed': ClientGroupEvent<'status:changed'>
 }
 
 interface IdentityRecord {
@@ -136,6 +174,8 @@ export class MlsClient {
   private connection: Connection | undefined
   private unsubscribe: (() => void) | undefined
   private closed = false
+  private starting: Promise<void> | undefined
+  private state: ConnectionState = 'offline'
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private retryDelayMs = 0
 
@@ -190,15 +230,29 @@ export class MlsClient {
     return [...this.groups.values()]
   }
 
-  /** @internal */
-  async start(): Promise<void> {
+  /** The connection's state (see `connection:state`). */
+  get connectionState(): ConnectionState {
+    return this.state
+  }
+
+  /** @internal Load the groups from the store: no network, no events. */
+  async load(): Promise<void> {
     for (const entry of await this.init.store.list(storeKeys.groupPrefix)) {
       if (!entry.key.endsWith('/meta')) continue
       const gid = entry.key.slice(storeKeys.groupPrefix.length, -'/meta'.length)
       const group = await Group.load(this.components(), gid)
-      if (group !== undefined) this.groups.set(gid, group)
+      if (group !== undefined) this.adopt(group)
     }
-    await this.connect()
+  }
+
+  /**
+   * Connect and catch up on everything missed (Welcomes, entries, commits
+   * left pending by a crash), emitting its events. `createMlsClient` calls it
+   * unless given `start: false`; calling it again returns the same promise.
+   */
+  start(): Promise<void> {
+    this.starting ??= this.connect()
+    return this.starting
   }
 
   /** Connect (or reconnect) and catch up on everything missed. */
@@ -211,25 +265,46 @@ export class MlsClient {
     const identity = this.identity
     this.unsubscribe?.()
     await this.connection?.close()
-    this.connection = await transport.connect({
-      clientId: this.clientId,
-      signaturePublicKey: identity.signaturePublicKey,
-      ciphersuite: identity.ciphersuite,
-      register: !identity.registered,
-      signChallenge: (challenge) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs)
-    })
+    this.setConnectionState('connecting')
+    try {
+      this.connection = await transport.connect({
+        clientId: this.clientId,
+        signaturePublicKey: identity.signaturePublicKey,
+        ciphersuite: identity.ciphersuite,
+        register: !identity.registered,
+        signChallenge: (challenge) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs)
+      })
+    } catch (cause) {
+      this.setConnectionState('offline', cause)
+      throw cause
+    }
     if (!identity.registered) {
       this.identity = { ...identity, registered: true }
       await this.init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(this.identity) }])
     }
     this.unsubscribe = this.connection.channel.subscribe((event) => this.onChannelEvent(event))
+    this.setConnectionState('online')
     await this.sync()
   }
 
-  /** Process Welcomes, settle commits left pending by a crash, and catch every group up. */
+  /**
+   * Process Welcomes, settle commits left pending by a crash, and catch every
+   * group up to the head of its log. Rejects (after every group was tried)
+   * when this client's own machinery failed; nothing durable changed for what
+   * failed, and calling it again continues from there.
+   */
   async sync(): Promise<void> {
-    await this.processWelcomes()
-    await Promise.all([...this.groups.values()].filter((g) => ['joining', 'active', 'committing'].includes(g.status)).map((g) => g.recover()))
+    try {
+      await this.processWelcomes()
+      const live = [...this.groups.values()].filter((g) => ['joining', 'active', 'committing'].includes(g.status))
+      const results = await Promise.allSettled(live.map((g) => g.recover()))
+      const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failure !== undefined) throw failure.reason
+    } catch (error) {
+      if (isTransportFailure(error)) this.setConnectionState('offline', error)
+      throw error
+    }
+    this.setConnectionState('online')
   }
 
   /**
@@ -268,9 +343,7 @@ export class MlsClient {
     const state = await mlsCreateGroup(groupId, keyPackage, privatePackage, [], this.cs, this.clientConfig)
     zeroOutUint8Array(privatePackage.initPrivateKey)
     await this.requireConnection().channel.createGroup(groupId)
-    const group = await Group.persistNew(this.components(), state, 0, [])
-    this.groups.set(group.groupIdHex, group)
-    return group
+    return this.adopt(await Group.persistNew(this.components(), state, 0, []))
   }
 
   /**
@@ -310,32 +383,48 @@ export class MlsClient {
     return group.addMembers(await this.fetchKeyPackages(userIds))
   }
 
-  /** Fetch and process the Welcomes addressed to this client. */
+  /**
+   * Fetch and process the Welcomes addressed to this client, to the end of
+   * the mailbox (a short page is not the end: the server may clamp pages), and
+   * catch each joined group up. A Welcome that is bad input is rejected and
+   * skipped; this client's own trouble rejects the call with the Welcome
+   * cursor where it was, so the Welcome is processed again on the next sync.
+   */
   async processWelcomes(): Promise<Group[]> {
-    return this.welcomeLock.run(async () => {
-      const joined: Group[] = []
+    const joined = await this.welcomeLock.run(async () => {
+      const out: Group[] = []
       for (;;) {
         const cursor = await this.welcomeCursor()
         const entries = await this.requireConnection().channel.fetchWelcomes(cursor, { limit: 100 })
-        if (entries.length === 0) return joined
+        if (entries.length === 0) return out
         for (const entry of entries) {
           if (entry.seq <= (await this.welcomeCursor())) continue
           const group = await this.joinFromWelcome(entry)
-          if (group !== undefined) joined.push(group)
+          if (group !== undefined) out.push(group)
         }
-        if (entries.length < 100) return joined
       }
     })
+    await Promise.all(joined.map((g) => g.sync()))
+    if (joined.length > 0) await this.replenishKeyPackages()
+    return joined
   }
 
-  /** Close the connection and the store. */
+  /**
+   * End everything: the retry timer, the subscription, the connection and the
+   * store. No event is emitted afterwards (but `connection:state` `closed`), and
+   * nothing keeps a Node.js process alive.
+   */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
     this.unsubscribe?.()
+    this.unsubscribe = undefined
     await this.connection?.close()
     await this.init.store.close()
+    this.state = 'closed'
+    this.events.emit('connection:state', { state: 'closed' })
   }
 
   private async joinFromWelcome(entry: WelcomeEntry): Promise<Group | undefined> {
@@ -356,10 +445,11 @@ export class MlsClient {
         break
       }
       if (match === undefined) throw new MessageError('WELCOME_INVALID', 'The Welcome is not for any KeyPackage of this client')
+      // The group state gets its own copy of every key: a group zeroes what it owns when it ends.
       const privateKeys: PrivateKeyPackage = {
         initPrivateKey: match.record.initPrivateKey.slice(),
         hpkePrivateKey: match.record.hpkePrivateKey.slice(),
-        signaturePrivateKey: this.identity.signaturePrivateKey
+        signaturePrivateKey: this.identity.signaturePrivateKey.slice()
       }
       let state
       try {
@@ -377,12 +467,12 @@ export class MlsClient {
       zeroOutUint8Array(privateKeys.initPrivateKey)
       zeroOutUint8Array(match.record.initPrivateKey)
       zeroOutUint8Array(match.record.hpkePrivateKey)
-      this.groups.set(gid, group)
+      this.adopt(group)
       this.events.emit('group:joined', { group })
-      await group.sync()
-      await this.replenishKeyPackages()
       return group
     } catch (cause) {
+      // Own trouble: the cursor stays, so the Welcome is processed again on the next sync.
+      if (isOwnTrouble(cause)) throw cause
       const error = MlsToolkitError.isInstance(cause) ? cause : new MessageError('WELCOME_INVALID', 'Welcome rejected', { cause })
       await this.init.store.write([advance])
       this.events.emit('welcome:rejected', { error, seq: entry.seq })
@@ -402,22 +492,28 @@ export class MlsClient {
   }
 
   private onChannelEvent(event: ChannelEvent): void {
-    if (this.init.autoSync === false) return
+    if (this.init.autoSync === false || this.closed) return
     const run = async () => {
       if (event.type === 'welcome:appended') await this.processWelcomes()
       else if (event.type === 'entry:appended') await this.groups.get(toHex(event.entry.groupId))?.deliver(event.entry)
       else await this.sync()
     }
-    run().catch((error: unknown) => {
-      this.events.emit('sync:failed', { error })
-      this.scheduleRetry()
-    })
+    run().catch((error: unknown) => this.backgroundFailure(error))
   }
 
-  /** After a failed background sync, try again with exponential backoff (250 ms doubling to 30 s) until one succeeds. */
+  private backgroundFailure(error: unknown): void {
+    if (this.closed) return
+    if (isTransportFailure(error)) this.setConnectionState('offline', error)
+    this.events.emit('sync:failed', { error })
+    this.scheduleRetry()
+  }
+
+  /** After a failed background sync, try again with exponential backoff (250 ms doubling to 30 s by default) until one succeeds. */
   private scheduleRetry(): void {
     if (this.closed || this.retryTimer !== undefined) return
-    this.retryDelayMs = Math.min(this.retryDelayMs === 0 ? 250 : this.retryDelayMs * 2, 30_000)
+    const initial = this.init.retry?.initialDelayMs ?? 250
+    const max = this.init.retry?.maxDelayMs ?? 30_000
+    this.retryDelayMs = Math.min(this.retryDelayMs === 0 ? initial : this.retryDelayMs * 2, max)
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined
       if (this.closed) return
@@ -425,13 +521,28 @@ export class MlsClient {
         () => {
           this.retryDelayMs = 0
         },
-        (error: unknown) => {
-          this.events.emit('sync:failed', { error })
-          this.scheduleRetry()
-        }
+        (error: unknown) => this.backgroundFailure(error)
       )
     }, this.retryDelayMs)
     ;(this.retryTimer as { unref?: () => void }).unref?.()
+  }
+
+  private setConnectionState(state: ConnectionState, cause?: unknown): void {
+    if (this.closed || this.state === state) return
+    this.state = state
+    this.events.emit('connection:state', cause === undefined ? { state } : { state, cause })
+  }
+
+  /** Keep `group` and forward its events to the client-wide stream. */
+  private adopt(group: Group): Group {
+    this.groups.set(group.groupIdHex, group)
+    group.on('message:received', (message) => this.events.emit('message:received', { group, message }))
+    group.on('message:rejected', (event) => this.events.emit('message:rejected', { ...event, group }))
+    group.on('epoch:changed', (event) => this.events.emit('epoch:changed', { ...event, group }))
+    group.on('members:changed', (event) => this.events.emit('members:changed', { ...event, group }))
+    group.on('group:removed', (event) => this.events.emit('group:removed', { ...event, group }))
+    group.on('status:changed', (event) => this.events.emit('status:changed', { ...event, group }))
+    return group
   }
 
   private async welcomeCursor(): Promise<number> {
@@ -454,7 +565,8 @@ export class MlsClient {
       defaultCapabilities(),
       { notBefore: nowSeconds - 3600n, notAfter: nowSeconds + lifetime },
       [],
-      { signKey: this.identity.signaturePrivateKey, publicKey: this.identity.signaturePublicKey },
+      // A copy: the private package (and a group created from it) owns what it holds.
+      { signKey: this.identity.signaturePrivateKey.slice(), publicKey: this.identity.signaturePublicKey },
       this.cs
     )
     return { keyPackage: result.publicPackage, privatePackage: result.privatePackage }
@@ -561,6 +673,13 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
   }
   const client = new MlsClient(init, cs, identity, clientConfig)
   holder.client = client
-  await client.start()
+  await client.load()
+  if (init.start !== false) await client.start()
   return client
+}
+
+const TRANSPORT_CODES: ReadonlySet<string> = new Set(['TRANSPORT_CLOSED', 'TRANSPORT_TIMEOUT', 'TRANSPORT_PROTOCOL', 'TRANSPORT_UNAVAILABLE'])
+
+function isTransportFailure(error: unknown): boolean {
+  return MlsToolkitError.isInstance(error) && TRANSPORT_CODES.has(error.code)
 }

@@ -156,6 +156,33 @@ interface PendingRecord {
 
 const WRONG_GROUP_TEXT = 'The message is for another group'
 
+/** Entries asked for per fetch; the server may return fewer. */
+const FETCH_PAGE = 500
+
+const OWN_TROUBLE_CODES: ReadonlySet<string> = new Set([
+  'STORAGE_IO',
+  'STORAGE_CLOSED',
+  'STORAGE_CORRUPT',
+  'TRANSPORT_CLOSED',
+  'TRANSPORT_TIMEOUT',
+  'TRANSPORT_PROTOCOL',
+  'TRANSPORT_UNAVAILABLE',
+  'NOT_AUTHENTICATED',
+  'TOO_MANY_CONNECTIONS',
+  'RATE_LIMITED',
+  'ABORTED'
+])
+
+/**
+ * The one rule's dividing line: a failure of this client's own machinery
+ * (its store, its transport, an abort, a service limit) rather than of the
+ * input. Processing that fails this way changes nothing durable, advances no
+ * cursor and is retried; anything else is bad input, rejected and skipped.
+ */
+export function isOwnTrouble(error: unknown): boolean {
+  return MlsToolkitError.isInstance(error) && OWN_TROUBLE_CODES.has(error.code)
+}
+
 function membersOf(state: ClientState): Member[] {
   const out: Member[] = []
   state.ratchetTree.forEach((node, nodeIndex) => {
@@ -456,17 +483,21 @@ export class Group {
     await this.sync()
   }
 
+  /**
+   * Read the log from the cursor to its head. The head is where a page comes
+   * back empty: the server may clamp a page to fewer entries than asked, so a
+   * short page is not the end.
+   */
   private async pull(): Promise<void> {
     for (;;) {
       if (this.meta.status === 'removed' || this.meta.status === 'failed') return
-      const entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: 500 })
+      const entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: FETCH_PAGE })
       if (entries.length === 0) return this.lock.run(() => this.finishJoining())
       for (const entry of entries) {
         await this.lock.run(async () => {
           if (entry.seq === this.meta.cursor + 1) await this.processEntry(entry)
         })
       }
-      if (entries.length < 500) return this.lock.run(() => this.finishJoining())
     }
   }
 
@@ -487,12 +518,18 @@ export class Group {
     }
   }
 
-  /** Process one in-order channel entry. Never throws for bad input: it is rejected and the cursor advances. */
+  /**
+   * Process one in-order channel entry. Bad input is rejected with an event
+   * and skipped (the cursor moves past it; a commit this member cannot process
+   * fails the group). This member's own trouble (storage, transport, abort)
+   * is thrown: nothing durable changed, the cursor stays, the caller retries.
+   */
   private async processEntry(entry: ChannelEntry): Promise<void> {
     try {
       if (!equalBytes(entry.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
       await this.processMessage(entry.message, entry.seq, entry.sender)
     } catch (cause) {
+      if (isOwnTrouble(cause)) throw cause
       const error = wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause)
       if (this.meta.cursor < entry.seq) {
         const failsGroup = entry.kind === 'commit' && !['REPLAYED_MESSAGE', 'WRONG_GROUP'].includes(error.code)
@@ -541,9 +578,9 @@ export class Group {
     }
     const own = this.sentMessages.get(digest)
     if (own !== undefined && postedBy === this.components.clientId) {
-      this.sentMessages.delete(digest)
       const received = this.receivedMessage(seq, digest, this.components.clientId, own, pm.epoch, true)
       await this.commitState(state, this.withProgress(seq, digest), this.inboxOperations(received))
+      this.sentMessages.delete(digest)
       this.events.emit('message:received', received)
       return { kind: 'own-message' }
     }

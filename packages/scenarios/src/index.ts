@@ -1,18 +1,21 @@
 import type { CryptoProvider, Group, MlsClient, MlsClientInit } from '@mls/core'
 import { createMlsClient, equalBytes, toHex } from '@mls/core'
 import type { ClientStore } from '@mls/core/interfaces'
-import { createServices, type Services } from '@mls/server'
+import { createServices, type ServiceLimits, type Services } from '@mls/server'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
 import { memoryTransport, type Scheduler } from '@mls/transport-memory'
 
 export * from './providers.js'
 export { tcpProxy, type TcpProxy } from './tcp-proxy.js'
 export { fourFlows, type FourFlowsInit, type FourFlowsResult } from './four-flows.js'
+export { faultyStore, type StoreFaults } from './faulty-store.js'
 
 export interface TestNetworkInit {
   crypto: CryptoProvider
   ciphersuite?: MlsClientInit['ciphersuite']
   scheduler?: Scheduler
+  /** Overrides of the services' limits (for example a small `maxFetchLimit`). */
+  limits?: Partial<ServiceLimits>
 }
 
 export type TestNetwork = Awaited<ReturnType<typeof createTestNetwork>>
@@ -20,7 +23,7 @@ export type TestNetwork = Awaited<ReturnType<typeof createTestNetwork>>
 /** Directory + Group Channel in process, and a factory for clients that talk to them. */
 export async function createTestNetwork(init: TestNetworkInit) {
   const serverStore = memoryServerStore()
-  const services: Services = createServices({ store: serverStore, crypto: init.crypto })
+  const services: Services = createServices({ store: serverStore, crypto: init.crypto, ...(init.limits === undefined ? {} : { limits: init.limits }) })
   const transport = memoryTransport({ services, ...(init.scheduler === undefined ? {} : { scheduler: init.scheduler }) })
   const stores = new Map<string, ClientStore>()
 
