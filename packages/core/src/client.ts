@@ -73,6 +73,8 @@ export interface MlsClientInit {
   start?: boolean
   /** Backoff of background retries after a failure: first delay, doubling up to the maximum. Default 250 ms to 30 s. */
   retry?: { initialDelayMs?: number; maxDelayMs?: number }
+  /** The timer of background retries; injectable for deterministic tests (virtual time). Default: the global timers. */
+  timers?: RetryTimers
   /**
    * Keep every received application message in the store, written in the same
    * atomic write as the state that consumed it, until `group.acknowledge(id)`.
@@ -83,6 +85,12 @@ export interface MlsClientInit {
   durableInbox?: boolean
   /** Milliseconds since the epoch; injectable for tests. */
   now?: () => number
+}
+
+/** A timer source (the subset of the global timer functions the client uses). */
+export interface RetryTimers {
+  setTimeout(callback: () => void, delayMs: number): unknown
+  clearTimeout(handle: unknown): void
 }
 
 /**
@@ -176,7 +184,7 @@ export class MlsClient {
   private closed = false
   private starting: Promise<void> | undefined
   private state: ConnectionState = 'offline'
-  private retryTimer: ReturnType<typeof setTimeout> | undefined
+  private retryTimer: unknown
   private retryDelayMs = 0
 
   /** @internal use `createMlsClient` */
@@ -251,7 +259,10 @@ export class MlsClient {
    * unless given `start: false`; calling it again returns the same promise.
    */
   start(): Promise<void> {
-    this.starting ??= this.connect()
+    this.starting ??= this.connect().catch((error: unknown) => {
+      this.starting = undefined
+      throw error
+    })
     return this.starting
   }
 
@@ -417,7 +428,7 @@ export class MlsClient {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
+    if (this.retryTimer !== undefined) this.timers().clearTimeout(this.retryTimer)
     this.retryTimer = undefined
     this.unsubscribe?.()
     this.unsubscribe = undefined
@@ -514,7 +525,7 @@ export class MlsClient {
     const initial = this.init.retry?.initialDelayMs ?? 250
     const max = this.init.retry?.maxDelayMs ?? 30_000
     this.retryDelayMs = Math.min(this.retryDelayMs === 0 ? initial : this.retryDelayMs * 2, max)
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.timers().setTimeout(() => {
       this.retryTimer = undefined
       if (this.closed) return
       this.sync().then(
@@ -524,7 +535,11 @@ export class MlsClient {
         (error: unknown) => this.backgroundFailure(error)
       )
     }, this.retryDelayMs)
-    ;(this.retryTimer as { unref?: () => void }).unref?.()
+    ;(this.retryTimer as { unref?: () => void } | undefined)?.unref?.()
+  }
+
+  private timers(): RetryTimers {
+    return this.init.timers ?? { setTimeout: (callback, delayMs) => setTimeout(callback, delayMs), clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>) }
   }
 
   private setConnectionState(state: ConnectionState, cause?: unknown): void {

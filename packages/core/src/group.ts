@@ -642,7 +642,7 @@ export class Group {
 
   private async mergePending(pending: PendingCommit, seq: number | undefined, digest: string): Promise<void> {
     const before = this.state === undefined ? [] : membersOf(this.state)
-    const newState = pending.newState
+    const newState = withCurrentHistory(pending.newState, this.state, pending.epoch)
     const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'active', epoch: newState.groupContext.epoch }
     await this.components.store.write([
       ...this.stateOperations(newState, meta),
@@ -917,6 +917,22 @@ export class Group {
     if (this.meta.status !== 'active') throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}, not active`)
     return this.requireState()
   }
+}
+
+/**
+ * The pending state's record of the epoch it was created in is a snapshot
+ * taken when the commit was created. Messages of that epoch processed since
+ * then advanced (and zeroed, as consumed) the current state's secret tree, so
+ * the snapshot is stale and may share zeroed buffers: take the epoch's
+ * receiver data from the current state instead.
+ */
+function withCurrentHistory(pendingState: ClientState, current: ClientState | undefined, epoch: bigint): ClientState {
+  if (current === undefined || current.groupContext.epoch !== epoch) return pendingState
+  const past = pendingState.historicalReceiverData.get(epoch)
+  if (past === undefined) return pendingState
+  const historical = new Map(pendingState.historicalReceiverData)
+  historical.set(epoch, { ...past, secretTree: current.secretTree })
+  return { ...pendingState, historicalReceiverData: historical }
 }
 
 function decodeState(bytes: Uint8Array, clientConfig: ClientConfig): ClientState {

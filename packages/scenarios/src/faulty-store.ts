@@ -13,6 +13,8 @@ export interface StoreFaults {
   afterWrite: ((operations: readonly StoreOperation[]) => void) | undefined
   /** Failures injected so far. */
   injected: number
+  /** Once set, every call fails with `STORAGE_CLOSED`: a crashed process's leftovers can no longer write. */
+  fenced: boolean
 }
 
 /**
@@ -22,8 +24,12 @@ export interface StoreFaults {
  * can reopen the same store.
  */
 export function faultyStore(inner: ClientStore, options: { keepOpen?: boolean } = {}): ClientStore & { faults: StoreFaults } {
-  const faults: StoreFaults = { failWrites: 0, failReads: 0, failWriteWhen: undefined, afterWrite: undefined, injected: 0 }
+  const faults: StoreFaults = { failWrites: 0, failReads: 0, failWriteWhen: undefined, afterWrite: undefined, injected: 0, fenced: false }
+  const fence = (): void => {
+    if (faults.fenced) throw new StorageError('STORAGE_CLOSED', 'The process that opened this store crashed')
+  }
   const failRead = (): void => {
+    fence()
     if (faults.failReads > 0) {
       faults.failReads--
       faults.injected++
@@ -43,6 +49,7 @@ export function faultyStore(inner: ClientStore, options: { keepOpen?: boolean } 
       return inner.list(prefix, o)
     },
     async write(operations: readonly StoreOperation[], o?: AbortOptions): Promise<void> {
+      fence()
       if (faults.failWrites > 0 || faults.failWriteWhen?.(operations) === true) {
         if (faults.failWrites > 0) faults.failWrites--
         faults.injected++

@@ -220,4 +220,25 @@ describe('issue 7 defects', () => {
     const last = await joins
     await converged([a, f, last, await joined(others[6]!, a.groupId)], a.epoch)
   })
+
+  it('found by the simulator (seed 3): messages of the old epoch processed while a commit is pending do not break the next ones', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    // No automatic processing: the test decides when each member reads the log.
+    const alice = await net.client('alice', { autoSync: false })
+    const bob = await net.client('bob', { autoSync: false })
+    await bob.publishKeyPackages({ count: 1 })
+    const a = await alice.createGroup()
+    await alice.addUsers(a, ['bob'])
+    await bob.processWelcomes()
+    const b = bob.group(a.groupId)!
+    await converged([a, b], 1n)
+    const texts: string[] = []
+    a.on('message:received', (m) => texts.push(text(m)))
+    await b.send('one, epoch 1') // ordered before Alice's commit, which she creates before reading it
+    await a.update() // creates the commit at epoch 1, then reads 'one' (epoch 1) and her own commit
+    expect(a.epoch).toBe(2n)
+    await b.send('two, epoch 1') // Bob has not read the commit yet: still epoch 1, ordered after it
+    await a.sync()
+    expect(texts).toEqual(['one, epoch 1', 'two, epoch 1'])
+  })
 })
