@@ -1,17 +1,16 @@
 import type { CiphersuiteImpl, ClientState, ClientConfig, KeyPackage, MLSMessage, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
 import {
   createApplicationMessage,
-  createCommit,
   decodeGroupState,
   decodeMlsMessage,
   emptyPskIndex,
   encodeGroupState,
   encodeMlsMessage,
   mlsExporter,
-  processPublicMessage,
   zeroOutUint8Array
 } from 'ts-mls'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
+import { createCommit, processPublicMessage } from './ts-mls-fixes.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'

@@ -8,9 +8,16 @@
  * declares it; test/ts-mls-fixes.test.ts checks that the patched module
  * exports exactly what ts-mls's does.
  */
-import type { joinGroup as upstreamJoinGroup, joinGroupWithExtensions as upstreamJoinGroupWithExtensions } from 'ts-mls'
+import type {
+  createCommit as upstreamCreateCommit,
+  joinGroup as upstreamJoinGroup,
+  joinGroupWithExtensions as upstreamJoinGroupWithExtensions,
+  processPublicMessage as upstreamProcessPublicMessage
+} from 'ts-mls'
 import type { validateRatchetTree as upstreamValidateRatchetTree } from 'ts-mls/clientState.js'
 import * as patchedClientState from './vendor/ts-mls/clientState.js'
+import * as patchedCreateCommit from './vendor/ts-mls/createCommit.js'
+import * as patchedProcessMessages from './vendor/ts-mls/processMessages.js'
 
 /** `joinGroup` with the RFC 9420 section 12.4.3.1 unmerged-leaves check (patch validate-ratchet-tree-unmerged-leaves). */
 export const joinGroup: typeof upstreamJoinGroup = patchedClientState.joinGroup as unknown as typeof upstreamJoinGroup
@@ -18,3 +25,8 @@ export const joinGroup: typeof upstreamJoinGroup = patchedClientState.joinGroup 
 export const joinGroupWithExtensions: typeof upstreamJoinGroupWithExtensions = patchedClientState.joinGroupWithExtensions as unknown as typeof upstreamJoinGroupWithExtensions
 /** Ratchet-tree validation of a joiner (RFC 9420 section 12.4.3.1), patched. */
 export const validateRatchetTree: typeof upstreamValidateRatchetTree = patchedClientState.validateRatchetTree as unknown as typeof upstreamValidateRatchetTree
+/** `createCommit`, applying proposals with sequential validation (patch apply-tree-mutations-sequential). */
+export const createCommit: typeof upstreamCreateCommit = patchedCreateCommit.createCommit as unknown as typeof upstreamCreateCommit
+/** `processPublicMessage`, applying proposals with sequential validation (patch apply-tree-mutations-sequential). */
+export const processPublicMessage: typeof upstreamProcessPublicMessage =
+  patchedProcessMessages.processPublicMessage as unknown as typeof upstreamProcessPublicMessage

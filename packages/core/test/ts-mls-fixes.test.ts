@@ -18,8 +18,12 @@ import {
   processPublicMessage
 } from 'ts-mls'
 import * as upstreamClientState from 'ts-mls/clientState.js'
+import * as upstreamCreateCommit from 'ts-mls/createCommit.js'
+import * as upstreamProcessMessages from 'ts-mls/processMessages.js'
 import * as patchedClientState from '../src/vendor/ts-mls/clientState.js'
-import { joinGroup, validateRatchetTree } from '../src/ts-mls-fixes.js'
+import * as patchedCreateCommit from '../src/vendor/ts-mls/createCommit.js'
+import * as patchedProcessMessages from '../src/vendor/ts-mls/processMessages.js'
+import { joinGroup, processPublicMessage as patchedProcessPublicMessage, validateRatchetTree } from '../src/ts-mls-fixes.js'
 
 const coreDir = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -38,8 +42,12 @@ describe('vendored ts-mls modules', () => {
     expect(header).toContain(`ts-mls@${installed} `)
   })
 
-  it('export exactly what the ts-mls modules they replace export', () => {
-    expect(Object.keys(patchedClientState).sort()).toEqual(Object.keys(upstreamClientState).sort())
+  it.each([
+    ['clientState', patchedClientState, upstreamClientState],
+    ['createCommit', patchedCreateCommit, upstreamCreateCommit],
+    ['processMessages', patchedProcessMessages, upstreamProcessMessages]
+  ])('%s exports exactly what the ts-mls module it replaces exports', (_name, patched, upstream) => {
+    expect(Object.keys(patched).sort()).toEqual(Object.keys(upstream).sort())
   })
 })
 
@@ -166,5 +174,42 @@ describe('RFC 9420 section 12.4.3.1: unmerged leaves of a joiner\'s ratchet tree
       })
       expect(error?.message).toMatch(/tree hash|parent hash/)
     })
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Found by the simulator: applying proposals validated every added KeyPackage
+// at once; when the AuthenticationService failed for two of them, one rejection
+// was never observed (an unhandled rejection, which ends a Node.js process).
+
+describe('applying proposals validates them one at a time', () => {
+  it('an AuthenticationService failing while two added members are validated rejects the commit once, leaving nothing unhandled', async () => {
+    const cs = await getCiphersuiteImpl(getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'))
+    const creatorKeys = await keyPackageFor('a', cs)
+    const creator: Member = { state: await createGroup(new TextEncoder().encode('two-adds'), creatorKeys.publicPackage, creatorKeys.privatePackage, [], cs) }
+    const b = await keyPackageFor('b', cs)
+    const first = await commit(creator, cs, [b.publicPackage])
+    const member = await joinGroup(welcomeOf(first.welcome), b.publicPackage, b.privatePackage, emptyPskIndex, cs)
+    const two = await Promise.all(['c', 'd'].map((n) => keyPackageFor(n, cs)))
+    const second = await commit(creator, cs, two.map((k) => k.publicPackage))
+    if (second.commit.wireformat !== 'mls_public_message') throw new Error('expected a PublicMessage')
+    // The member's directory is unreachable: every credential check fails.
+    const unreachable = { validateCredential: async (): Promise<boolean> => Promise.reject(new Error('directory unreachable')) }
+    const offline: ClientState = { ...member, clientConfig: { ...member.clientConfig, authService: unreachable } }
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      await expect(patchedProcessPublicMessage(offline, second.commit.publicMessage, emptyPskIndex, cs)).rejects.toThrow('directory unreachable')
+      // Unhandled rejections are reported once the microtask queue drains: give it two turns.
+      await new Promise((resolve) => setImmediate(resolve))
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+    // With the directory back, the same commit is processed.
+    const processed = await patchedProcessPublicMessage(member, second.commit.publicMessage, emptyPskIndex, cs)
+    expect(processed.newState.keySchedule.epochAuthenticator).toEqual(creator.state.keySchedule.epochAuthenticator)
   })
 })
