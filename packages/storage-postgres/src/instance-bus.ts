@@ -61,7 +61,8 @@ export async function postgresInstanceBus(init: PostgresInstanceBusInit): Promis
   const channel = checkIdentifier(init.channel ?? 'mls_appended', 'channel')
   const instanceId = randomUUID()
   const listeners = new Set<(notice: InstanceNotice) => void>()
-  const publisher = new pg.Pool({ connectionString: init.connectionString, max: 2 })
+  // One publishing connection: notices leave in the order they were published.
+  const publisher = new pg.Pool({ connectionString: init.connectionString, max: 1 })
   publisher.on('error', () => undefined)
   const counts = { published: 0, received: 0, publishFailures: 0 }
   let closed = false
