@@ -118,7 +118,9 @@ export async function migrate(db: Database, schema: string): Promise<void> {
       await client.query(`INSERT INTO ${schema}.store_format (kind, version) VALUES ('mls server store', 0)`)
     }
     if (version > MIGRATIONS.length) {
-      throw new StorageError('UNSUPPORTED_SPECIFICATION', `Schema ${schema} is at server store version ${version}; this release knows up to ${MIGRATIONS.length}`)
+      throw new StorageError('UNSUPPORTED_SPECIFICATION', `Schema ${schema} is at server store version ${version}; this release knows up to ${MIGRATIONS.length}`, {
+        details: { schemaVersion: version, supportedVersion: MIGRATIONS.length }
+      })
     }
     for (; version < MIGRATIONS.length; version++) await client.query((MIGRATIONS[version] as (s: string) => string)(schema))
     await client.query(`UPDATE ${schema}.store_format SET version = $1`, [version])

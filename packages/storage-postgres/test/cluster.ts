@@ -22,6 +22,13 @@ export interface Cluster {
   urlOf(database: string): string
   /** Create a new empty database and return its URL. */
   createDatabase(name: string): string
+  /**
+   * A plain-SQL dump of one schema of a database (`pg_dump --schema --no-owner`),
+   * without the `\restrict` lines of recent pg_dump releases (older psql does not know them).
+   */
+  dump(url: string, schema: string): string
+  /** Run an SQL script (e.g. a dump) against a database, stopping at the first error. */
+  runScript(url: string, sql: string): void
   stop(): void
 }
 
@@ -87,6 +94,14 @@ export async function startCluster(): Promise<Cluster> {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name ${name}`)
       execFileSync(join(bin, 'psql'), ['-q', '-v', 'ON_ERROR_STOP=1', '-d', urlOf('postgres'), '-c', `CREATE DATABASE ${name}`], { stdio: ['ignore', 'pipe', 'pipe'] })
       return urlOf(name)
+    },
+    dump: (url, schema) =>
+      execFileSync(join(bin, 'pg_dump'), ['--schema', schema, '--no-owner', '--no-privileges', '--no-comments', '-d', url], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+        .split('\n')
+        .filter((line) => !/^\\(un)?restrict /.test(line))
+        .join('\n'),
+    runScript(url, sql) {
+      execFileSync(join(bin, 'psql'), ['-q', '-v', 'ON_ERROR_STOP=1', '-d', url], { input: sql, stdio: ['pipe', 'pipe', 'pipe'] })
     },
     stop
   }
