@@ -3,8 +3,9 @@
  * scripts/ensure-postgres.mjs when missing), `initdb` under a new temp dir,
  * started on a free 127.0.0.1 port with its socket in that dir, removed by
  * `stop()`. As root, the server runs as the `postgres` user (PostgreSQL
- * refuses to run as root). `fsync` is off: the tests kill processes, not the
- * machine, so the OS cache is durable enough and the tests stay fast.
+ * refuses to run as root). `fsync` is off unless `{ durable: true }` (the
+ * benchmarks): the tests kill processes, not the machine, so the OS cache is
+ * durable enough and the tests stay fast.
  */
 import { execFileSync } from 'node:child_process'
 import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -15,24 +16,8 @@ import { fileURLToPath } from 'node:url'
 
 const ENSURE_POSTGRES = fileURLToPath(new URL('../../../scripts/ensure-postgres.mjs', import.meta.url))
 
-export interface Cluster {
-  /** `postgres://mls@127.0.0.1:PORT/postgres` */
-  readonly url: string
-  /** The URL of another database of this cluster. */
-  urlOf(database: string): string
-  /** Create a new empty database and return its URL. */
-  createDatabase(name: string): string
-  /**
-   * A plain-SQL dump of one schema of a database (`pg_dump --schema --no-owner`),
-   * without the `\restrict` lines of recent pg_dump releases (older psql does not know them).
-   */
-  dump(url: string, schema: string): string
-  /** Run an SQL script (e.g. a dump) against a database, stopping at the first error. */
-  runScript(url: string, sql: string): void
-  stop(): void
-}
 
-async function freePort(): Promise<number> {
+async function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)
@@ -43,7 +28,7 @@ async function freePort(): Promise<number> {
   })
 }
 
-export async function startCluster(): Promise<Cluster> {
+export async function startCluster(settings = {}) {
   const bin = execFileSync(process.execPath, [ENSURE_POSTGRES], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 15 * 60_000 }).trim()
   const dir = mkdtempSync(join(tmpdir(), 'mls-postgres-'))
   const data = join(dir, 'data')
@@ -56,15 +41,17 @@ export async function startCluster(): Promise<Cluster> {
     chownSync(dir, uid, gid)
     chmodSync(dir, 0o700)
   }
-  const run = (command: string, args: string[]): string => {
+  const run = (command, args) => {
     const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, command), ...args]] : [join(bin, command), args]
     return execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000, cwd: dir })
   }
   run('initdb', ['-D', data, '-U', 'mls', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'])
   const port = await freePort()
-  const options = [`-c listen_addresses=127.0.0.1`, `-p ${port}`, `-k ${dir}`, '-c fsync=off', '-c full_page_writes=off', '-c max_connections=200']
+  const options = [`-c listen_addresses=127.0.0.1`, `-p ${port}`, `-k ${dir}`, '-c max_connections=200']
+  if (settings.durable !== true) options.push('-c fsync=off', '-c full_page_writes=off')
+  const start = () => run('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', join(dir, 'server.log'), '-o', options.join(' ')])
   try {
-    run('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', join(dir, 'server.log'), '-o', options.join(' ')])
+    start()
   } catch (error) {
     let serverLog = ''
     try {
@@ -75,18 +62,20 @@ export async function startCluster(): Promise<Cluster> {
     throw new Error(`PostgreSQL did not start: ${String(error)}\n${serverLog}`)
   }
   let stopped = false
-  const stop = (): void => {
+  const stop = () => {
     if (stopped) return
     stopped = true
     process.off('exit', stop)
     try {
       run('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w'])
+    } catch {
+      // already down (a test killed it)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   }
   process.on('exit', stop)
-  const urlOf = (database: string): string => `postgres://mls@127.0.0.1:${port}/${database}`
+  const urlOf = (database) => `postgres://mls@127.0.0.1:${port}/${database}`
   return {
     url: urlOf('postgres'),
     urlOf,
@@ -102,6 +91,31 @@ export async function startCluster(): Promise<Cluster> {
         .join('\n'),
     runScript(url, sql) {
       execFileSync(join(bin, 'psql'), ['-q', '-v', 'ON_ERROR_STOP=1', '-d', url], { input: sql, stdio: ['pipe', 'pipe', 'pipe'] })
+    },
+    killServer() {
+      const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
+      process.kill(pid, 'SIGKILL')
+      // The postmaster's children notice it died and exit; wait until none holds the data dir.
+      for (let i = 0; i < 500; i++) {
+        try {
+          process.kill(pid, 0)
+        } catch {
+          break
+        }
+        execFileSync('sleep', ['0.01'])
+      }
+    },
+    restart() {
+      // After SIGKILL, children of the old postmaster may still hold shared memory: retry until it starts.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          start()
+          return
+        } catch (error) {
+          if (attempt >= 50) throw error
+          execFileSync('sleep', ['0.1'])
+        }
+      }
     },
     stop
   }
