@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import process from 'node:process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import { memoryServerStore } from '@mls/storage-memory'
 import { sqliteServerStore } from '@mls/storage-sqlite'
 import { openPostgresServerStore, postgresInstanceBus } from '../dist/index.js'
@@ -127,6 +128,40 @@ async function busFanOut() {
   return OPS / seconds
 }
 
+/**
+ * Why the bus notifies after the commit: 8 connections each inserting rows in
+ * their own transactions, with `pg_notify` inside each transaction versus
+ * right after its commit (PostgreSQL takes a global lock on the notification
+ * queue at the commit of any transaction that notified).
+ */
+async function notifyPlacement(inside) {
+  const url = cluster.createDatabase(`notify_${++counter}`)
+  const admin = new pg.Client({ connectionString: url })
+  await admin.connect()
+  await admin.query('CREATE TABLE t (id bigserial primary key, body bytea)')
+  await admin.end()
+  const clients = await Promise.all(Array.from({ length: CALLERS }, async () => {
+    const c = new pg.Client({ connectionString: url })
+    await c.connect()
+    return c
+  }))
+  const per = Math.ceil(OPS / CALLERS)
+  const body = Buffer.from(bytes(1024, 1))
+  const seconds = await timed(() =>
+    Promise.all(clients.map(async (c, k) => {
+      for (let i = 0; i < per; i++) {
+        await c.query('BEGIN')
+        await c.query('INSERT INTO t (body) VALUES ($1)', [body])
+        if (inside) await c.query('SELECT pg_notify($1, $2)', ['bench', `${k}:${i}`])
+        await c.query('COMMIT')
+        if (!inside) await c.query('SELECT pg_notify($1, $2)', ['bench', `${k}:${i}`])
+      }
+    }))
+  )
+  await Promise.all(clients.map((c) => c.end()))
+  return (per * CALLERS) / seconds
+}
+
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const fmt = (n) => `${Math.round(n)}`.padStart(7)
 try {
@@ -142,6 +177,11 @@ try {
     const results = []
     for (let r = 0; r < RUNS; r++) results.push(await instances(count))
     console.log(`${`appendMessage x${CALLERS} per process`.padEnd(28)} ${`pg ${count} proc`.padEnd(10)} ${fmt(median(results))} ops/s (all processes together)`)
+  }
+  for (const inside of [true, false]) {
+    const results = []
+    for (let r = 0; r < RUNS; r++) results.push(await notifyPlacement(inside))
+    console.log(`${`insert + NOTIFY ${inside ? 'inside txn' : 'after commit'}`.padEnd(28)} ${`pg x${CALLERS}`.padEnd(10)} ${fmt(median(results))} txn/s`)
   }
   const fan = []
   for (let r = 0; r < RUNS; r++) fan.push(await busFanOut())
