@@ -9,6 +9,12 @@ export interface ServerConfig {
   port: number
   /** Folder of the SQLite file `server.sqlite`. Flag `--data-dir`, env `MLS_DATA_DIR`. Default `./.data`. */
   dataDir: string
+  /**
+   * A `postgres://` URL: keep state in PostgreSQL instead of SQLite, so that any
+   * number of instances can serve one deployment (fan-out between them by
+   * LISTEN/NOTIFY). Flag `--store`, env `MLS_STORE`. Default: SQLite in `dataDir`.
+   */
+  store?: string
   /** `debug`, `info`, `warn` or `error`. Flag `--log-level`, env `MLS_LOG_LEVEL`. Default `info`. */
   logLevel: LogLevel
   /** Transport limits (see docs/protocol.md); each flag also has an env variable. */
@@ -46,6 +52,8 @@ Options (each also as an environment variable):
   --host <addr>                          MLS_HOST          interface to listen on (default 127.0.0.1)
   --port <n>                             MLS_PORT          port, 0 for any free one (default 8080)
   --data-dir <dir>                       MLS_DATA_DIR      folder of server.sqlite (default ./.data)
+  --store <postgres://...>               MLS_STORE         PostgreSQL instead of SQLite: several instances
+                                                           may share one database
   --log-level <debug|info|warn|error>    MLS_LOG_LEVEL     (default info)
   --max-frame-bytes <n>                  MLS_MAX_FRAME_BYTES
   --requests-per-second <n>              MLS_REQUESTS_PER_SECOND           per connection
@@ -74,7 +82,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
     const eq = arg.indexOf('=')
     const [name, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined]
-    if (!name.startsWith('--') || !(name in numeric || ['--host', '--data-dir', '--log-level'].includes(name))) {
+    if (!name.startsWith('--') || !(name in numeric || ['--host', '--data-dir', '--log-level', '--store'].includes(name))) {
       throw new UsageError('INVALID_ARGUMENT', `Unknown option ${name}\n\n${USAGE}`)
     }
     const value = inline ?? argv[++i]
@@ -90,6 +98,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     dataDir: resolve(pick('--data-dir', 'MLS_DATA_DIR') ?? '.data'),
     logLevel,
     limits: {}
+  }
+  const store = pick('--store', 'MLS_STORE')
+  if (store !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(store)) throw new UsageError('INVALID_ARGUMENT', `--store must be a postgres:// URL, got ${JSON.stringify(store)}`)
+    config.store = store
   }
   for (const [flag, [key, envName]] of Object.entries(numeric)) {
     const raw = pick(flag, envName)

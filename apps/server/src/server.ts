@@ -4,6 +4,7 @@ import type { ServerStore } from '@mls/core/interfaces'
 import { nodeCrypto } from '@mls/crypto-node'
 import { createServices } from '@mls/server'
 import { sqliteServerStore } from '@mls/storage-sqlite'
+import { openPostgresServerStore, postgresInstanceBus, type PostgresInstanceBus } from '@mls/storage-postgres'
 import { webSocketServer, type WebSocketServerStats } from '@mls/transport-ws/server'
 import type { ServerConfig } from './config.js'
 import { jsonLogger, type Logger } from './logger.js'
@@ -11,6 +12,7 @@ import { jsonLogger, type Logger } from './logger.js'
 export interface RunningServer {
   readonly url: string
   readonly port: number
+  /** The SQLite file, or the PostgreSQL URL without its password. */
   readonly databasePath: string
   stats(): WebSocketServerStats
   /** Stop accepting, close every connection, let in-flight writes finish, close the database. Idempotent. */
@@ -47,21 +49,54 @@ function trackInFlight(store: ServerStore): { store: ServerStore; idle(): Promis
   return { store: tracked, idle: () => (inFlight === 0 ? Promise.resolve() : new Promise((r) => waiters.push(r))) }
 }
 
-/** Start the Directory and Group Channel on WebSocket, with state in `dataDir/server.sqlite`. */
+/** The URL without its password, for logs. */
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return 'postgres://(unparsable)'
+  }
+}
+
+/**
+ * Start the Directory and Group Channel on WebSocket, with state in
+ * `dataDir/server.sqlite`, or in PostgreSQL when `config.store` is a
+ * `postgres://` URL (then with fan-out to the other instances on that database).
+ */
 export async function startServer(config: ServerConfig, logger: Logger = jsonLogger(config.logLevel)): Promise<RunningServer> {
-  mkdirSync(config.dataDir, { recursive: true })
-  const databasePath = join(config.dataDir, 'server.sqlite')
-  const sqlite = sqliteServerStore({ path: databasePath })
-  const { store, idle } = trackInFlight(sqlite)
+  let backing: ServerStore
+  let bus: PostgresInstanceBus | undefined
+  let databasePath: string
+  if (config.store === undefined) {
+    mkdirSync(config.dataDir, { recursive: true })
+    databasePath = join(config.dataDir, 'server.sqlite')
+    backing = sqliteServerStore({ path: databasePath })
+  } else {
+    databasePath = redact(config.store)
+    backing = await openPostgresServerStore({ connectionString: config.store })
+    try {
+      bus = await postgresInstanceBus({
+        connectionString: config.store,
+        onStateChange: (state, error) => (state === 'listening' ? logger.info('bus:listening', {}) : logger.warn('bus:reconnecting', { error }))
+      })
+    } catch (error) {
+      await backing.close()
+      throw error
+    }
+  }
+  const { store, idle } = trackInFlight(backing)
   const crypto = nodeCrypto()
   const services = createServices({
     store,
     crypto,
+    ...(bus === undefined ? {} : { bus }),
     ...(config.keyPackageFetchesPerMinute === undefined ? {} : { limits: { fetchesPerMinute: config.keyPackageFetchesPerMinute } })
   })
   const limits = Object.fromEntries(Object.entries(config.limits).filter(([, v]) => v !== undefined))
   const ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger })
-  logger.info('server:started', { url: ws.url, host: ws.host, port: ws.port, database: databasePath, crypto: crypto.name })
+  logger.info('server:started', { url: ws.url, host: ws.host, port: ws.port, database: databasePath, crypto: crypto.name, ...(bus === undefined ? {} : { instance: bus.instanceId }) })
   let closing: Promise<void> | undefined
   return {
     url: ws.url,
@@ -73,6 +108,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
         logger.info('server:stopping', {})
         await ws.close()
         await idle()
+        await bus?.close()
         await store.close()
         logger.info('server:stopped', {})
       })()

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { existsSync } from 'node:fs'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 
 const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js')
 
@@ -84,4 +85,62 @@ export function clientPayloads(stream: readonly Buffer[]): Buffer {
     offset = p + length
   }
   return Buffer.concat(out)
+}
+
+/**
+ * A loopback TCP front for several server instances, like a load balancer:
+ * each new connection goes to the first backend, in the given order, that
+ * accepts it. `connections` counts what each backend received.
+ */
+export interface FailoverFront {
+  readonly url: string
+  readonly connections: Map<number, number>
+  close(): Promise<void>
+}
+
+export async function failoverFront(backendPorts: readonly number[]): Promise<FailoverFront> {
+  const sockets = new Set<Socket>()
+  const connections = new Map<number, number>()
+  const server = createServer((inbound) => {
+    sockets.add(inbound)
+    inbound.pause()
+    const tryBackend = (index: number): void => {
+      const port = backendPorts[index]
+      if (port === undefined) {
+        inbound.destroy()
+        return
+      }
+      const outbound = connect(port, '127.0.0.1')
+      let established = false
+      outbound.once('connect', () => {
+        established = true
+        sockets.add(outbound)
+        connections.set(port, (connections.get(port) ?? 0) + 1)
+        inbound.pipe(outbound)
+        outbound.pipe(inbound)
+        inbound.resume()
+      })
+      const drop = () => {
+        inbound.destroy()
+        outbound.destroy()
+        sockets.delete(inbound)
+        sockets.delete(outbound)
+      }
+      outbound.on('error', () => (established ? drop() : tryBackend(index + 1)))
+      outbound.on('close', () => established && drop())
+      inbound.on('error', drop).on('close', () => established && drop())
+    }
+    tryBackend(0)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  return {
+    url: `ws://127.0.0.1:${port}/`,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      })
+  }
 }

@@ -38,6 +38,14 @@ describe('configuration', () => {
     expect(() => parseConfig(['--port'], {})).toThrow(/needs a value/)
     expect(() => parseConfig(['--log-level', 'loud'], {})).toThrow(/Unknown log level/)
   })
+
+  it('takes a PostgreSQL store from --store or MLS_STORE, and refuses anything but a postgres:// URL', () => {
+    expect(parseConfig(['--store', 'postgres://mls@127.0.0.1:5432/mls'], {}).store).toBe('postgres://mls@127.0.0.1:5432/mls')
+    expect(parseConfig([], { MLS_STORE: 'postgresql://db/mls' }).store).toBe('postgresql://db/mls')
+    expect(parseConfig([], {}).store).toBeUndefined()
+    expect(() => parseConfig(['--store', 'mysql://db'], {})).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    expect(() => parseConfig(['--store', '/var/lib/mls'], {})).toThrow(/postgres:\/\/ URL/)
+  })
 })
 
 describe('the server', () => {

@@ -11,7 +11,7 @@ import type {
 } from '@mls/core/interfaces'
 import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
-import type { ChannelService, FetchOptions } from './services.js'
+import type { ChannelService, FetchOptions, InstanceBus } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
@@ -47,8 +47,9 @@ export function createChannelService(deps: {
   suites: Suites
   limits: ServiceLimits
   subscriptions: Subscriptions
+  bus?: InstanceBus | undefined
 }): ChannelService {
-  const { store, suites, limits, subscriptions } = deps
+  const { store, suites, limits, subscriptions, bus } = deps
   const mutex = new KeyedMutex()
 
   function fetchArgs(options: FetchOptions | number | undefined, abortOptions: AbortOptions | undefined): { limit: number; signal: AbortSignal | undefined } {
@@ -69,7 +70,8 @@ export function createChannelService(deps: {
 
   // Group records (epoch, roster, access) are cached: every mutation of a group
   // goes through this service under the group's mutex, so the cache is exact for
-  // one server process. A commit invalidates it before it is stored; a load that
+  // one server process. With several instances (a bus) the cache is off
+  // (createServices sets groupCacheSize to 0): another instance may change the group. A commit invalidates it before it is stored; a load that
   // raced with an invalidation is not cached (generation check).
   const cache = new Map<string, GroupRecord>()
   const generations = new Map<string, number>()
@@ -102,6 +104,33 @@ export function createChannelService(deps: {
 
   function fanOutEntry(groupId: Uint8Array, access: readonly AccessWindow[], record: LogRecord): void {
     const readers = new Set(access.filter((w) => covers(w, record.seq)).map((w) => w.clientId))
+    for (const clientId of readers) subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
+    bus?.publish({ type: 'entry', groupId: toHex(groupId), seq: record.seq })
+  }
+
+  // Another instance appended: push it to this instance's connected readers (read back from the store).
+  bus?.subscribe((notice) => {
+    relay(notice).catch(() => undefined)
+  })
+
+  async function relay(notice: Parameters<Parameters<InstanceBus['subscribe']>[0]>[0]): Promise<void> {
+    if (notice.type === 'welcome') {
+      if (!subscriptions.has(notice.clientId)) return
+      const [record] = await store.readWelcomes(notice.clientId, notice.seq - 1, 1)
+      if (record === undefined || record.seq !== notice.seq) return
+      subscriptions.emit(notice.clientId, () => ({
+        type: 'welcome:appended',
+        entry: { seq: record.seq, groupId: fromHex(record.groupId), welcome: record.welcome.slice(), commitSeq: record.commitSeq }
+      }))
+      return
+    }
+    const group = await store.getGroup(notice.groupId)
+    if (group === undefined) return
+    const readers = new Set(group.access.filter((w) => covers(w, notice.seq) && subscriptions.has(w.clientId)).map((w) => w.clientId))
+    if (readers.size === 0) return
+    const [record] = await store.readLog(notice.groupId, notice.seq - 1, 1)
+    if (record === undefined || record.seq !== notice.seq) return
+    const groupId = fromHex(notice.groupId)
     for (const clientId of readers) subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
   }
 
@@ -187,6 +216,7 @@ export function createChannelService(deps: {
               type: 'welcome:appended',
               entry: { seq, groupId: groupId.slice(), welcome: welcome.slice(), commitSeq: result.seq }
             }))
+            bus?.publish({ type: 'welcome', clientId, seq })
           }
         }
         return { kind: 'accepted', seq: result.seq, epoch: group.epoch + 1n }

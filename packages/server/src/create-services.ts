@@ -22,7 +22,8 @@ export function createServices(init: ServicesInit): Services {
   return {
     auth: createAuthService({ store, suites, limits, now }),
     directory: createDirectoryService({ store, suites, limits, now }),
-    channel: createChannelService({ store, suites, limits, subscriptions }),
+    // With several instances (a bus) the channel keeps no group cache: any instance may change any group.
+    channel: createChannelService({ store, suites, limits: init.bus === undefined ? limits : { ...limits, groupCacheSize: 0 }, subscriptions, bus: init.bus }),
     subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
     limits
   }

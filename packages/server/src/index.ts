@@ -6,6 +6,8 @@ export type {
   DirectoryService,
   ChannelService,
   PresentedCredentials,
-  FetchOptions
+  FetchOptions,
+  InstanceBus,
+  InstanceNotice
 } from './services.js'
 export { defaultServiceLimits, type ServiceLimits } from './limits.js'

@@ -29,6 +29,29 @@ export interface ServicesInit {
   limits?: Partial<ServiceLimits>
   /** Clock in milliseconds since the epoch. Default `Date.now`. */
   now?: () => number
+  /**
+   * Several server instances on one shared store: the bus tells the other
+   * instances what this one appended, so that their connected clients get it
+   * live (`postgresInstanceBus` from `@mls/storage-postgres`). With a bus the
+   * channel keeps no group cache: any instance may change any group.
+   */
+  bus?: InstanceBus
+}
+
+/** What one instance appended, as told to the others (after the store call resolved, so after its commit). */
+export type InstanceNotice =
+  | { readonly type: 'entry'; readonly groupId: string; readonly seq: number }
+  | { readonly type: 'welcome'; readonly clientId: ClientId; readonly seq: number }
+
+/**
+ * Fan-out between server instances that share one store. `publish` is called
+ * after the append has committed; `subscribe` receives the other instances'
+ * notices (an implementation drops the instance's own). Delivery is best
+ * effort: a client that misses a push catches up from its cursor.
+ */
+export interface InstanceBus {
+  publish(notice: InstanceNotice): void
+  subscribe(listener: (notice: InstanceNotice) => void): () => void
 }
 
 /** The identity a connection presents (the data of `SessionCredentials`, without the signer). */

@@ -9,6 +9,13 @@ export function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
   return false
 }
 
+/** Whether two byte arrays hold the same bytes (no Node `Buffer`: the suites also run in browsers). */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 /** Assert on the stable error `code`, not on `instanceof`. */
 export async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
   await expect(promise).rejects.toMatchObject({ code })

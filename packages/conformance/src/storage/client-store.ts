@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { ClientStore } from '@mls/core/interfaces'
-import { contains, rejectsWithCode } from './assertions.js'
+import { contains, rejectsWithCode, sameBytes } from './assertions.js'
 
 export interface ClientStoreSuiteInit<S extends ClientStore = ClientStore> {
   /** Shown in the describe block. */
@@ -125,7 +125,7 @@ export function clientStoreConformanceSuite<S extends ClientStore>(init: ClientS
       await store.write([{ type: 'put', key: 'big', value: big }, ...ops])
       const readBack = await store.get('big')
       expect(readBack?.length).toBe(big.length)
-      expect(Buffer.compare(Buffer.from(readBack!), Buffer.from(big))).toBe(0)
+      expect(sameBytes(readBack!, big)).toBe(true)
       expect((await store.list('many/')).length).toBe(500)
     })
 

@@ -1,0 +1,400 @@
+import type {
+  AbortOptions,
+  AccessWindow,
+  AppendCommitResult,
+  AppendMessageResult,
+  ClientId,
+  GroupIdHex,
+  GroupRecord,
+  IdentityRecord,
+  KeyPackageRecord,
+  LogRecord,
+  RosterEntry,
+  ServerStore,
+  WelcomeRecord
+} from '@mls/core/interfaces'
+import { StorageError, equalBytes } from '@mls/core'
+import { Database, bytesIn, bytesOut, checkIdentifier, invalid, type PostgresConnectionInit, type Queryable } from './database.js'
+import { migrate } from './schema.js'
+
+export type PostgresServerStoreInit = PostgresConnectionInit
+
+type NewLogEntry = Omit<LogRecord, 'seq'>
+
+interface IdentityRow {
+  client_id: string
+  user_id: string
+  device_id: string
+  signature_public_key: Buffer
+  ciphersuite: string
+  registered_at: string
+}
+
+interface KeyPackageRow {
+  ref: string
+  key_package: Buffer
+  not_after: string
+}
+
+interface GroupRow {
+  epoch: string
+  last_seq: string
+  roster: RosterEntry[]
+  access: AccessWindow[]
+}
+
+const MAX_EPOCH = (1n << 63n) - 1n
+
+function checkBytes(value: unknown, what: string): void {
+  if (!(value instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`)
+}
+
+function checkString(value: unknown, what: string): void {
+  if (typeof value !== 'string') throw invalid(`${what} must be a string`)
+}
+
+function checkInteger(value: unknown, what: string): void {
+  if (!Number.isSafeInteger(value)) throw invalid(`${what} must be a safe integer`)
+}
+
+function checkEpoch(value: unknown, what: string): void {
+  if (typeof value !== 'bigint' || value < 0n || value > MAX_EPOCH) throw invalid(`${what} must be a bigint in [0, 2^63)`)
+}
+
+function checkLogEntry(entry: NewLogEntry): void {
+  if (entry.kind !== 'commit' && entry.kind !== 'application') throw invalid('Log entry kind must be commit or application')
+  checkEpoch(entry.epoch, 'Log entry epoch')
+  checkString(entry.sender, 'Log entry sender')
+  checkString(entry.digest, 'Log entry digest')
+  checkBytes(entry.message, 'Log entry message')
+}
+
+/** A copy of the roster with only its fields (what goes into the JSON column). */
+function rosterIn(roster: readonly RosterEntry[]): RosterEntry[] {
+  return roster.map((e) => {
+    checkInteger(e.leafIndex, 'Roster leafIndex')
+    checkString(e.clientId, 'Roster clientId')
+    return { leafIndex: e.leafIndex, clientId: e.clientId }
+  })
+}
+
+function accessIn(access: readonly AccessWindow[], resolve: (n: number | null) => number | null = (n) => n): AccessWindow[] {
+  return access.map((w) => {
+    checkString(w.clientId, 'Access clientId')
+    checkInteger(w.fromSeq, 'Access fromSeq')
+    if (w.untilSeq !== null) checkInteger(w.untilSeq, 'Access untilSeq')
+    return { clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }
+  })
+}
+
+function checkKeyPackage(r: KeyPackageRecord): void {
+  checkString(r.ref, 'KeyPackage ref')
+  checkBytes(r.keyPackage, 'keyPackage')
+  checkInteger(r.notAfter, 'KeyPackage notAfter')
+}
+
+const identityOut = (row: IdentityRow): IdentityRecord => ({
+  clientId: row.client_id,
+  userId: row.user_id,
+  deviceId: row.device_id,
+  signaturePublicKey: bytesOut(row.signature_public_key),
+  ciphersuite: row.ciphersuite,
+  registeredAt: Number(row.registered_at)
+})
+
+/** An SQL LIMIT for a caller's `limit` (callers return `[]` for `limit <= 0`); `null` is no limit. */
+const sqlLimit = (limit: number): number | null => (Number.isFinite(limit) ? Math.ceil(limit) : null)
+
+class PostgresServerStore implements ServerStore {
+  readonly specificationVersion = 'v1' as const
+  private readonly s: string
+
+  constructor(
+    private readonly db: Database,
+    schema: string,
+    private readonly name: string
+  ) {
+    this.s = schema
+  }
+
+  get [Symbol.toStringTag](): string {
+    return `PostgresServerStore(${this.name})`
+  }
+
+  async registerIdentity(record: IdentityRecord, options?: AbortOptions): Promise<'created' | 'exists' | 'conflict'> {
+    this.db.check(options)
+    checkString(record.clientId, 'clientId')
+    checkString(record.userId, 'userId')
+    checkString(record.deviceId, 'deviceId')
+    checkString(record.ciphersuite, 'ciphersuite')
+    checkBytes(record.signaturePublicKey, 'signaturePublicKey')
+    checkInteger(record.registeredAt, 'registeredAt')
+    return this.db.transaction('registerIdentity', options, async (c) => {
+      const inserted = await c.query(
+        `INSERT INTO ${this.s}.identities (client_id, user_id, device_id, signature_public_key, ciphersuite, registered_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id) DO NOTHING`,
+        [record.clientId, record.userId, record.deviceId, bytesIn(record.signaturePublicKey), record.ciphersuite, record.registeredAt]
+      )
+      if (inserted.rowCount === 1) return 'created'
+      const existing = await c.query<IdentityRow>(`SELECT signature_public_key FROM ${this.s}.identities WHERE client_id = $1`, [record.clientId])
+      const row = existing.rows[0]
+      return row !== undefined && equalBytes(row.signature_public_key, record.signaturePublicKey) ? 'exists' : 'conflict'
+    })
+  }
+
+  async getIdentity(clientId: ClientId, options?: AbortOptions): Promise<IdentityRecord | undefined> {
+    const rows = await this.db.query<IdentityRow>('getIdentity', options, `SELECT * FROM ${this.s}.identities WHERE client_id = $1`, [clientId])
+    return rows[0] === undefined ? undefined : identityOut(rows[0])
+  }
+
+  async listDevices(userId: string, options?: AbortOptions): Promise<IdentityRecord[]> {
+    const rows = await this.db.query<IdentityRow>('listDevices', options, `SELECT * FROM ${this.s}.identities WHERE user_id = $1 ORDER BY client_id COLLATE "C"`, [userId])
+    return rows.map(identityOut)
+  }
+
+  /** Serialize every KeyPackage change of one client, across connections and processes. */
+  private lockClientKeyPackages(c: Queryable, clientId: ClientId): Promise<unknown> {
+    return c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mls-kp:${this.s}:${clientId}`])
+  }
+
+  private async rememberRef(c: Queryable, ref: string): Promise<boolean> {
+    const r = await c.query(`INSERT INTO ${this.s}.known_key_package_refs (ref) VALUES ($1) ON CONFLICT (ref) DO NOTHING`, [ref])
+    return r.rowCount === 1
+  }
+
+  async addKeyPackages(clientId: ClientId, records: readonly KeyPackageRecord[], lastResort: KeyPackageRecord | undefined, options?: AbortOptions): Promise<void> {
+    this.db.check(options)
+    checkString(clientId, 'clientId')
+    for (const r of records) checkKeyPackage(r)
+    if (lastResort !== undefined) checkKeyPackage(lastResort)
+    const pool = records.map((r) => ({ ref: r.ref, keyPackage: bytesIn(r.keyPackage), notAfter: r.notAfter }))
+    const last = lastResort === undefined ? undefined : { ref: lastResort.ref, keyPackage: bytesIn(lastResort.keyPackage), notAfter: lastResort.notAfter }
+    await this.db.transaction('addKeyPackages', options, async (c) => {
+      await this.lockClientKeyPackages(c, clientId)
+      for (const r of pool) {
+        if (!(await this.rememberRef(c, r.ref))) continue
+        await c.query(`INSERT INTO ${this.s}.key_packages (ref, client_id, key_package, not_after) VALUES ($1, $2, $3, $4)`, [r.ref, clientId, r.keyPackage, r.notAfter])
+      }
+      if (last === undefined || !(await this.rememberRef(c, last.ref))) return
+      await c.query(`DELETE FROM ${this.s}.last_resort_key_packages WHERE client_id = $1`, [clientId])
+      await c.query(`INSERT INTO ${this.s}.last_resort_key_packages (client_id, ref, key_package, not_after) VALUES ($1, $2, $3, $4)`, [
+        clientId,
+        last.ref,
+        last.keyPackage,
+        last.notAfter
+      ])
+    })
+  }
+
+  async consumeKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined> {
+    this.db.check(options)
+    if (typeof nowSeconds !== 'number' || Number.isNaN(nowSeconds)) throw invalid('nowSeconds must be a number')
+    const now = Math.min(Math.floor(nowSeconds), Number.MAX_SAFE_INTEGER)
+    return this.db.transaction('consumeKeyPackage', options, async (c) => {
+      await this.lockClientKeyPackages(c, clientId)
+      await c.query(`DELETE FROM ${this.s}.key_packages WHERE client_id = $1 AND not_after < $2`, [clientId, now])
+      const taken = await c.query<KeyPackageRow>(
+        `DELETE FROM ${this.s}.key_packages WHERE id = (SELECT id FROM ${this.s}.key_packages WHERE client_id = $1 ORDER BY id LIMIT 1)
+         RETURNING ref, key_package, not_after`,
+        [clientId]
+      )
+      let row = taken.rows[0]
+      let lastResort = false
+      if (row === undefined) {
+        const last = await c.query<KeyPackageRow>(`SELECT ref, key_package, not_after FROM ${this.s}.last_resort_key_packages WHERE client_id = $1`, [clientId])
+        row = last.rows[0]
+        if (row === undefined || Number(row.not_after) < nowSeconds) return undefined
+        lastResort = true
+      }
+      await c.query(
+        `INSERT INTO ${this.s}.served_key_packages (ref, client_id) VALUES ($1, $2) ON CONFLICT (ref) DO UPDATE SET client_id = excluded.client_id`,
+        [row.ref, clientId]
+      )
+      return { ref: row.ref, clientId, keyPackage: bytesOut(row.key_package), lastResort, notAfter: Number(row.not_after) }
+    })
+  }
+
+  async countKeyPackages(clientId: ClientId, options?: AbortOptions): Promise<{ oneTime: number; lastResort: boolean }> {
+    const rows = await this.db.query<{ pool: string; last: string }>(
+      'countKeyPackages',
+      options,
+      `SELECT (SELECT count(*) FROM ${this.s}.key_packages WHERE client_id = $1) AS pool,
+              (SELECT count(*) FROM ${this.s}.last_resort_key_packages WHERE client_id = $1) AS last`,
+      [clientId]
+    )
+    return { oneTime: Number(rows[0]?.pool ?? 0), lastResort: Number(rows[0]?.last ?? 0) > 0 }
+  }
+
+  async lookupServedKeyPackage(ref: string, options?: AbortOptions): Promise<ClientId | undefined> {
+    const rows = await this.db.query<{ client_id: string }>('lookupServedKeyPackage', options, `SELECT client_id FROM ${this.s}.served_key_packages WHERE ref = $1`, [ref])
+    return rows[0]?.client_id
+  }
+
+  async createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean> {
+    this.db.check(options)
+    checkString(group.groupId, 'groupId')
+    checkEpoch(group.epoch, 'Group epoch')
+    checkInteger(group.lastSeq, 'Group lastSeq')
+    const roster = rosterIn(group.roster)
+    const access = accessIn(group.access)
+    const rows = await this.db.query(
+      'createGroup',
+      options,
+      `INSERT INTO ${this.s}.groups (group_id, epoch, last_seq, roster, access) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id) DO NOTHING RETURNING 1`,
+      [group.groupId, group.epoch.toString(), group.lastSeq, JSON.stringify(roster), JSON.stringify(access)]
+    )
+    return rows.length === 1
+  }
+
+  async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
+    const rows = await this.db.query<GroupRow>('getGroup', options, `SELECT epoch, last_seq, roster, access FROM ${this.s}.groups WHERE group_id = $1`, [groupId])
+    const row = rows[0]
+    if (row === undefined) return undefined
+    return { groupId, epoch: BigInt(row.epoch), lastSeq: Number(row.last_seq), roster: rosterIn(row.roster), access: accessIn(row.access) }
+  }
+
+  /** Lock the group's row for the rest of the transaction: appends to one group are serial across every instance. */
+  private async lockGroup(c: Queryable, groupId: GroupIdHex): Promise<{ epoch: bigint; lastSeq: number }> {
+    const rows = await c.query<GroupRow>(`SELECT epoch, last_seq FROM ${this.s}.groups WHERE group_id = $1 FOR UPDATE`, [groupId])
+    const row = rows.rows[0]
+    if (row === undefined) throw new StorageError('UNKNOWN_GROUP', `Unknown group ${groupId}`)
+    return { epoch: BigInt(row.epoch), lastSeq: Number(row.last_seq) }
+  }
+
+  private async insertLog(c: Queryable, groupId: GroupIdHex, seq: number, entry: { kind: string; epoch: bigint; sender: string; message: Buffer; digest: string }): Promise<void> {
+    await c.query(`INSERT INTO ${this.s}.log_entries (group_id, seq, kind, epoch, sender, message, digest) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+      groupId,
+      seq,
+      entry.kind,
+      entry.epoch.toString(),
+      entry.sender,
+      entry.message,
+      entry.digest
+    ])
+  }
+
+  async appendCommit(
+    groupId: GroupIdHex,
+    commit: {
+      expectedEpoch: bigint
+      entry: NewLogEntry
+      roster: readonly RosterEntry[]
+      access: readonly AccessWindow[]
+      welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+    },
+    options?: AbortOptions
+  ): Promise<AppendCommitResult> {
+    this.db.check(options)
+    checkLogEntry(commit.entry)
+    if (typeof commit.expectedEpoch !== 'bigint') throw invalid('expectedEpoch must be a bigint')
+    const roster = rosterIn(commit.roster)
+    accessIn(commit.access)
+    for (const w of commit.welcomes) {
+      checkString(w.clientId, 'Welcome clientId')
+      checkBytes(w.welcome, 'welcome')
+    }
+    const entry = { ...commit.entry, message: bytesIn(commit.entry.message) }
+    const welcomes = commit.welcomes.map((w) => ({ clientId: w.clientId, welcome: bytesIn(w.welcome) }))
+    return this.db.transaction('appendCommit', options, async (c): Promise<AppendCommitResult> => {
+      const group = await this.lockGroup(c, groupId)
+      if (group.epoch !== commit.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
+      const nextEpoch = commit.expectedEpoch + 1n
+      checkEpoch(nextEpoch, 'The next epoch')
+      const seq = group.lastSeq + 1
+      await this.insertLog(c, groupId, seq, entry)
+      const access = accessIn(commit.access, (n) => (n === -1 ? seq : n))
+      await c.query(`UPDATE ${this.s}.groups SET epoch = $1, last_seq = $2, roster = $3, access = $4 WHERE group_id = $5`, [
+        nextEpoch.toString(),
+        seq,
+        JSON.stringify(roster),
+        JSON.stringify(access),
+        groupId
+      ])
+      // Mailbox heads are locked in client id order, so two commits welcoming the same clients cannot deadlock.
+      const order = welcomes.map((w, i) => ({ ...w, i })).sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.i - b.i))
+      const welcomeSeqs: { clientId: ClientId; seq: number }[] = new Array<{ clientId: ClientId; seq: number }>(welcomes.length)
+      for (const w of order) {
+        const head = await c.query<{ last_seq: string }>(
+          `INSERT INTO ${this.s}.mailbox_heads (client_id, last_seq) VALUES ($1, 1)
+           ON CONFLICT (client_id) DO UPDATE SET last_seq = ${this.s}.mailbox_heads.last_seq + 1 RETURNING last_seq`,
+          [w.clientId]
+        )
+        const mailboxSeq = Number(head.rows[0]?.last_seq)
+        await c.query(`INSERT INTO ${this.s}.welcomes (client_id, seq, group_id, welcome, commit_seq) VALUES ($1, $2, $3, $4, $5)`, [
+          w.clientId,
+          mailboxSeq,
+          groupId,
+          w.welcome,
+          seq
+        ])
+        welcomeSeqs[w.i] = { clientId: w.clientId, seq: mailboxSeq }
+      }
+      return { kind: 'accepted', seq, welcomeSeqs }
+    })
+  }
+
+  async appendMessage(groupId: GroupIdHex, entry: NewLogEntry, options?: AbortOptions): Promise<AppendMessageResult> {
+    this.db.check(options)
+    checkLogEntry(entry)
+    const copy = { ...entry, message: bytesIn(entry.message) }
+    return this.db.transaction('appendMessage', options, async (c): Promise<AppendMessageResult> => {
+      const group = await this.lockGroup(c, groupId)
+      const seen = await c.query(`SELECT 1 FROM ${this.s}.log_entries WHERE group_id = $1 AND digest = $2`, [groupId, entry.digest])
+      if (seen.rowCount !== null && seen.rowCount > 0) return { kind: 'duplicate' }
+      const seq = group.lastSeq + 1
+      await this.insertLog(c, groupId, seq, copy)
+      await c.query(`UPDATE ${this.s}.groups SET last_seq = $1 WHERE group_id = $2`, [seq, groupId])
+      return { kind: 'accepted', seq }
+    })
+  }
+
+  async readLog(groupId: GroupIdHex, afterSeq: number, limit: number, untilSeq?: number, options?: AbortOptions): Promise<LogRecord[]> {
+    this.db.check(options)
+    if (!(limit > 0)) return []
+    const rows = await this.db.query<{ seq: string; kind: 'commit' | 'application'; epoch: string; sender: string; message: Buffer; digest: string }>(
+      'readLog',
+      options,
+      `SELECT seq, kind, epoch, sender, message, digest FROM ${this.s}.log_entries
+       WHERE group_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+      [groupId, afterSeq, untilSeq ?? Number.MAX_SAFE_INTEGER, sqlLimit(limit)]
+    )
+    return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, epoch: BigInt(r.epoch), sender: r.sender, message: bytesOut(r.message), digest: r.digest }))
+  }
+
+  async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {
+    this.db.check(options)
+    if (!(limit > 0)) return []
+    const rows = await this.db.query<{ seq: string; group_id: string; welcome: Buffer; commit_seq: string }>(
+      'readWelcomes',
+      options,
+      `SELECT seq, group_id, welcome, commit_seq FROM ${this.s}.welcomes WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+      [clientId, afterSeq, sqlLimit(limit)]
+    )
+    return rows.map((r) => ({ seq: Number(r.seq), groupId: r.group_id, welcome: bytesOut(r.welcome), commitSeq: Number(r.commit_seq) }))
+  }
+
+  close(): Promise<void> {
+    return this.db.close()
+  }
+}
+
+/**
+ * A server store on PostgreSQL (`pg`). Any number of server processes may
+ * share one database: each method is one transaction; appends to a group lock
+ * its row (`SELECT … FOR UPDATE`), so the epoch check and the append are one
+ * step and each group has one total order; a client's KeyPackage changes are
+ * serialized by a transaction-scoped advisory lock, so a one-time KeyPackage
+ * is served once. Creates (and migrates) its tables in `schema` on open.
+ * PostgreSQL cannot overwrite deleted rows in place: see docs/storage.md.
+ */
+export async function openPostgresServerStore(init: PostgresServerStoreInit): Promise<ServerStore> {
+  const schema = checkIdentifier(init.schema ?? 'mls', 'schema')
+  const db = new Database(init)
+  try {
+    await migrate(db, schema)
+  } catch (error) {
+    await db.close()
+    throw error
+  }
+  return new PostgresServerStore(db, schema, init.name ?? schema)
+}
