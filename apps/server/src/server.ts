@@ -7,6 +7,7 @@ import { sqliteServerStore } from '@mls/storage-sqlite'
 import { webSocketServer, type WebSocketServerStats } from '@mls/transport-ws/server'
 import type { ServerConfig } from './config.js'
 import { jsonLogger, type Logger } from './logger.js'
+import { dataDirFailure, listenFailure, lockDataDir } from './startup.js'
 
 export interface RunningServer {
   readonly url: string
@@ -47,11 +48,28 @@ function trackInFlight(store: ServerStore): { store: ServerStore; idle(): Promis
   return { store: tracked, idle: () => (inFlight === 0 ? Promise.resolve() : new Promise((r) => waiters.push(r))) }
 }
 
-/** Start the Directory and Group Channel on WebSocket, with state in `dataDir/server.sqlite`. */
+/**
+ * Start the Directory and Group Channel on WebSocket, with state in
+ * `dataDir/server.sqlite`, holding `dataDir/server.lock` while it runs.
+ * Startup failures reject with a `StartupError` (see startup.ts) for a data
+ * dir that cannot be used or is locked by another server, and a port that is
+ * taken or not permitted; nothing is left open.
+ */
 export async function startServer(config: ServerConfig, logger: Logger = jsonLogger(config.logLevel)): Promise<RunningServer> {
-  mkdirSync(config.dataDir, { recursive: true })
+  try {
+    mkdirSync(config.dataDir, { recursive: true })
+  } catch (error) {
+    throw dataDirFailure(error, config.dataDir)
+  }
+  const unlock = lockDataDir(config.dataDir)
   const databasePath = join(config.dataDir, 'server.sqlite')
-  const sqlite = sqliteServerStore({ path: databasePath })
+  let sqlite: ServerStore
+  try {
+    sqlite = sqliteServerStore({ path: databasePath })
+  } catch (error) {
+    unlock()
+    throw dataDirFailure(error, config.dataDir)
+  }
   const { store, idle } = trackInFlight(sqlite)
   const crypto = nodeCrypto()
   const services = createServices({
@@ -60,8 +78,15 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     ...(config.keyPackageFetchesPerMinute === undefined ? {} : { limits: { fetchesPerMinute: config.keyPackageFetchesPerMinute } })
   })
   const limits = Object.fromEntries(Object.entries(config.limits).filter(([, v]) => v !== undefined))
-  const ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger })
-  logger.info('server:started', { url: ws.url, host: ws.host, port: ws.port, database: databasePath, crypto: crypto.name })
+  let ws: Awaited<ReturnType<typeof webSocketServer>>
+  try {
+    ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger })
+  } catch (error) {
+    await store.close()
+    unlock()
+    throw listenFailure(error, config.host, config.port)
+  }
+  logger.info('server:started', { url: ws.url, host: ws.host, port: ws.port, pid: process.pid, database: databasePath, crypto: crypto.name })
   let closing: Promise<void> | undefined
   return {
     url: ws.url,
@@ -74,6 +99,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
         await ws.close()
         await idle()
         await store.close()
+        unlock()
         logger.info('server:stopped', {})
       })()
       return closing
