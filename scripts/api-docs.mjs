@@ -50,7 +50,7 @@ for (const { folder, lines } of results) {
   console.log(`${folder}: ${lines.length} undocumented (baseline ${allowed}) ${status}`)
   if (lines.length > allowed) {
     failed = true
-    for (const line of lines) console.log(`  ${line.replace(/\u001b\[[0-9;]*m/g, '')}`)
+    for (const line of lines) console.log(`  ${line.replace(new RegExp(String.fromCharCode(27) + '\\[[0-9;]*m', 'g'), '')}`)
   }
 }
 
