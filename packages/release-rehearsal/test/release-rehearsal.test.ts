@@ -95,7 +95,7 @@ afterAll(async () => {
 }, MINUTE)
 
 describe('release rehearsal: publish', () => {
-  it('published every public package, with concrete versions instead of workspace: ranges', async () => {
+  it('published every public package, with concrete versions instead of workspace: ranges, a README and a LICENSE', async () => {
     expect(published.length).toBeGreaterThan(5)
     for (const { name, version } of published) {
       const response = await fetch(`${registry!.url}${name.replace('/', '%2f')}`)
@@ -105,8 +105,12 @@ describe('release rehearsal: publish', () => {
       expect(manifest, `${name}@${version}`).toBeDefined()
       expect(JSON.stringify(manifest), name).not.toContain('workspace:')
       const tarball = await fetch(manifest!.dist.tarball.replace(/^http:\/\/[^/]+\//, registry!.url))
-      const bytes = (await tarball.arrayBuffer()).byteLength
-      expect(bytes, name).toBeGreaterThan(0)
+      const content = Buffer.from(await tarball.arrayBuffer())
+      const bytes = content.byteLength
+      const file = join(root, `${name.replace('/', '-')}.tgz`)
+      writeFileSync(file, content)
+      const files = execFileSync('tar', ['-tzf', file], { encoding: 'utf8' }).split('\n')
+      expect(files, name).toEqual(expect.arrayContaining(['package/LICENSE', 'package/README.md', 'package/package.json']))
       report.push(`packed ${name}@${version}: ${(bytes / 1024).toFixed(1)} KiB`)
     }
   })
