@@ -23,25 +23,29 @@ try {
   failStartup(new StartupError('usage', error instanceof Error ? error.message : String(error), { cause: error }))
 }
 const logger = jsonLogger(config.logLevel)
-let server
-try {
-  server = await startServer(config, logger)
-} catch (error) {
-  if (error instanceof StartupError) failStartup(error)
-  throw error
-}
+const starting = startServer(config, logger)
+// Signals are handled from the start: one arriving while the server starts stops it once it has started.
 let stopping = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) return
     stopping = true
     logger.info('signal:received', { signal })
-    server.close().then(
-      () => process.exit(ExitCode.OK),
-      (error: unknown) => {
-        logger.error('server:stop-failed', { error })
-        process.exit(ExitCode.FAILURE)
-      }
-    )
+    starting
+      .then((server) => server.close())
+      .then(
+        () => process.exit(ExitCode.OK),
+        (error: unknown) => {
+          if (error instanceof StartupError) return // reported below
+          logger.error('server:stop-failed', { error })
+          process.exit(ExitCode.FAILURE)
+        }
+      )
   })
+}
+try {
+  await starting
+} catch (error) {
+  if (error instanceof StartupError) failStartup(error)
+  throw error
 }
