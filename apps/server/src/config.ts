@@ -46,6 +46,14 @@ const numeric: Record<string, [keyof ServerConfig['limits'] | 'port' | 'keyPacka
   '--key-package-fetches-per-minute': ['keyPackageFetchesPerMinute', 'MLS_KEY_PACKAGE_FETCHES_PER_MINUTE']
 }
 
+/** Every flag the server accepts, with its environment variable (what `--help` lists). */
+export const OPTIONS: readonly { flag: string; env: string }[] = [
+  { flag: '--host', env: 'MLS_HOST' },
+  { flag: '--data-dir', env: 'MLS_DATA_DIR' },
+  { flag: '--log-level', env: 'MLS_LOG_LEVEL' },
+  ...Object.entries(numeric).map(([flag, [, env]]) => ({ flag, env }))
+]
+
 export const USAGE = `Usage: mls-server [options]
 
 Options (each also as an environment variable):
@@ -61,9 +69,19 @@ Options (each also as an environment variable):
   --max-connections-per-identity <n>     MLS_MAX_CONNECTIONS_PER_IDENTITY
   --max-connections <n>                  MLS_MAX_CONNECTIONS
   --key-package-fetches-per-minute <n>   MLS_KEY_PACKAGE_FETCHES_PER_MINUTE per requester
-  --help
+  --help                                                   print this and exit 0
 
-Logs are JSON lines on stdout. GET /health answers 200 while serving.`
+Logs are JSON lines on stdout. GET /health answers 200 while serving. The data
+dir holds server.sqlite and, while a server runs on it, server.lock (a second
+server on the same data dir refuses to start).
+
+Exit codes:
+  0  stopped on SIGTERM or SIGINT after a clean shutdown (or --help)
+  1  unexpected failure while running or stopping
+  2  bad flag, variable or value (e.g. a port outside 0-65535)
+  3  port in use or not permitted
+  4  data dir cannot be created or written, or its database cannot be opened
+  5  data dir locked by another running server`
 
 function toNumber(name: string, value: string): number {
   const n = Number(value)
@@ -108,7 +126,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     const raw = pick(flag, envName)
     if (raw === undefined) continue
     const n = toNumber(flag, raw)
-    if (key === 'port') config.port = n
+    if (key === 'port') {
+      if (n > 65_535) throw new UsageError('INVALID_ARGUMENT', `${flag} must be between 0 and 65535, got ${n}`)
+      config.port = n
+    }
     else if (key === 'keyPackageFetchesPerMinute') config.keyPackageFetchesPerMinute = n
     else config.limits[key] = n
   }

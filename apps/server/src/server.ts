@@ -8,6 +8,7 @@ import { openPostgresServerStore, postgresInstanceBus, type PostgresInstanceBus 
 import { webSocketServer, type WebSocketServerStats } from '@mls/transport-ws/server'
 import type { ServerConfig } from './config.js'
 import { jsonLogger, type Logger } from './logger.js'
+import { dataDirFailure, listenFailure, lockDataDir } from './startup.js'
 
 export interface RunningServer {
   readonly url: string
@@ -62,17 +63,32 @@ function redact(url: string): string {
 
 /**
  * Start the Directory and Group Channel on WebSocket, with state in
- * `dataDir/server.sqlite`, or in PostgreSQL when `config.store` is a
- * `postgres://` URL (then with fan-out to the other instances on that database).
+ * `dataDir/server.sqlite` (holding `dataDir/server.lock` while it runs), or in
+ * PostgreSQL when `config.store` is a `postgres://` URL (then with fan-out to
+ * the other instances on that database; any number may run).
+ * Startup failures reject with a `StartupError` (see startup.ts) for a data
+ * dir that cannot be used or is locked by another server, and a port that is
+ * taken or not permitted; nothing is left open.
  */
 export async function startServer(config: ServerConfig, logger: Logger = jsonLogger(config.logLevel)): Promise<RunningServer> {
   let backing: ServerStore
   let bus: PostgresInstanceBus | undefined
   let databasePath: string
+  let unlock: () => void = () => {}
   if (config.store === undefined) {
-    mkdirSync(config.dataDir, { recursive: true })
+    try {
+      mkdirSync(config.dataDir, { recursive: true })
+    } catch (error) {
+      throw dataDirFailure(error, config.dataDir)
+    }
+    unlock = lockDataDir(config.dataDir)
     databasePath = join(config.dataDir, 'server.sqlite')
-    backing = sqliteServerStore({ path: databasePath })
+    try {
+      backing = sqliteServerStore({ path: databasePath })
+    } catch (error) {
+      unlock()
+      throw dataDirFailure(error, config.dataDir)
+    }
   } else {
     databasePath = redact(config.store)
     backing = await openPostgresServerStore({ connectionString: config.store })
@@ -95,8 +111,24 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     ...(config.keyPackageFetchesPerMinute === undefined ? {} : { limits: { fetchesPerMinute: config.keyPackageFetchesPerMinute } })
   })
   const limits = Object.fromEntries(Object.entries(config.limits).filter(([, v]) => v !== undefined))
-  const ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger })
-  logger.info('server:started', { url: ws.url, host: ws.host, port: ws.port, database: databasePath, crypto: crypto.name, ...(bus === undefined ? {} : { instance: bus.instanceId }) })
+  let ws: Awaited<ReturnType<typeof webSocketServer>>
+  try {
+    ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger })
+  } catch (error) {
+    await bus?.close()
+    await store.close()
+    unlock()
+    throw listenFailure(error, config.host, config.port)
+  }
+  logger.info('server:started', {
+    url: ws.url,
+    host: ws.host,
+    port: ws.port,
+    pid: process.pid,
+    database: databasePath,
+    crypto: crypto.name,
+    ...(bus === undefined ? {} : { instance: bus.instanceId })
+  })
   let closing: Promise<void> | undefined
   return {
     url: ws.url,
@@ -110,6 +142,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
         await idle()
         await bus?.close()
         await store.close()
+        unlock()
         logger.info('server:stopped', {})
       })()
       return closing

@@ -1,6 +1,7 @@
 import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/core/interfaces'
 import { StorageError, throwIfAborted } from '@mls/core'
 
+/** Options of `memoryClientStore()`. */
 export interface MemoryClientStoreInit {
   /** Shown in `Symbol.toStringTag`; useful when a test holds several stores. */
   name?: string
@@ -69,6 +70,9 @@ class MemoryClientStore implements ClientStore {
 }
 
 /** A client store in memory: state lives as long as the object. Overwritten and deleted values are zeroed. */
-export function memoryClientStore(init: MemoryClientStoreInit = {}): ClientStore & { rawSnapshot(): Uint8Array[] } {
+export function memoryClientStore(init: MemoryClientStoreInit = {}): ClientStore & {
+  /** Test hook: every stored byte, to prove deleted secrets are gone. */
+  rawSnapshot(): Uint8Array[]
+} {
   return new MemoryClientStore(init)
 }

@@ -15,6 +15,7 @@ import type {
 } from '@mls/core/interfaces'
 import { StorageError, equalBytes, throwIfAborted } from '@mls/core'
 
+/** Options of `memoryServerStore()`. */
 export interface MemoryServerStoreInit {
   /** Shown in `Symbol.toStringTag`; useful when a test holds several stores. */
   name?: string
@@ -271,6 +272,9 @@ class MemoryServerStore implements ServerStore {
  * Every method checks everything before it mutates, so each call is atomic;
  * values are copied in and out; KeyPackage bytes that leave the store are zeroed.
  */
-export function memoryServerStore(init: MemoryServerStoreInit = {}): ServerStore & { rawKeyPackages(): Uint8Array[] } {
+export function memoryServerStore(init: MemoryServerStoreInit = {}): ServerStore & {
+  /** Test hook: every KeyPackage byte array the store holds (pooled and last-resort). */
+  rawKeyPackages(): Uint8Array[]
+} {
   return new MemoryServerStore(init)
 }

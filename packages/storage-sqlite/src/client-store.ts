@@ -2,6 +2,7 @@ import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } 
 import type { Connection, Migration, SchemaDefinition, SqliteStoreInit } from './database.js'
 import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
 
+/** Options of `sqliteClientStore()`: the file path and SQLite settings (see `SqliteStoreInit`). */
 export type SqliteClientStoreInit = SqliteStoreInit
 
 /**

@@ -68,10 +68,36 @@ export function isMemoryPath(path: string): boolean {
 }
 
 /**
+ * True when better-sqlite3's compiled addon is absent or unloadable: pnpm 10
+ * skips install scripts unless allowed, so the addon was never built, or it
+ * was built for another Node.js version.
+ */
+export function isMissingNativeBinding(error: unknown): boolean {
+  if (!(error instanceof Error)) return false
+  const code = (error as { code?: unknown }).code
+  return (
+    code === 'ERR_DLOPEN_FAILED' ||
+    /Could not locate the bindings file|NODE_MODULE_VERSION|better_sqlite3\.node/.test(error.message)
+  )
+}
+
+/** The error a user sees when better-sqlite3's addon is missing, naming the fix. */
+export function missingNativeBinding(cause: unknown): StorageError {
+  return new StorageError(
+    'STORAGE_IO',
+    'better-sqlite3 has no native binding for this Node.js: its install script did not run or was built for another Node.js version. ' +
+      'With pnpm 10, allow its build: add "pnpm": { "onlyBuiltDependencies": ["better-sqlite3"] } to your package.json (or run `pnpm approve-builds`), then `pnpm rebuild better-sqlite3`. ' +
+      'With npm: `npm rebuild better-sqlite3` (it needs python3, make and a C++ compiler when no prebuilt binary can be downloaded).',
+    { cause, details: { reason: 'native-binding-missing', package: 'better-sqlite3' } }
+  )
+}
+
+/**
  * Open (creating if needed) a database, set the pragmas every store relies on
  * and bring its schema to the current version.
  *
- * Errors: `STORAGE_IO` when the file cannot be opened, `STORAGE_CORRUPT` when
+ * Errors: `STORAGE_IO` when the file cannot be opened or better-sqlite3's
+ * native binding is missing (`details.reason === 'native-binding-missing'`), `STORAGE_CORRUPT` when
  * it is not a SQLite database, `INVALID_ARGUMENT` when it holds another kind
  * of store, `UNSUPPORTED_SPECIFICATION` when its schema is newer than this
  * release understands.
@@ -84,6 +110,7 @@ export function openDatabase(init: SqliteStoreInit, schema: SchemaDefinition): C
   try {
     db = new Database(init.path, { timeout: init.busyTimeoutMs ?? 5000 })
   } catch (error) {
+    if (isMissingNativeBinding(error)) throw missingNativeBinding(error)
     throw toStorageError(error, `Cannot open ${schema.kind} at ${init.path}`)
   }
   try {

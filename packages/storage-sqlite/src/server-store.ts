@@ -18,6 +18,7 @@ import type { Connection, SqliteStoreInit } from './database.js'
 import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
 import { SERVER_SCHEMA } from './server-schema.js'
 
+/** Options of `sqliteServerStore()`: the file path and SQLite settings (see `SqliteStoreInit`). */
 export type SqliteServerStoreInit = SqliteStoreInit
 
 type NewLogEntry = Omit<LogRecord, 'seq'>

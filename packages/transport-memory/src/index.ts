@@ -27,7 +27,10 @@ export function immediateScheduler(): Scheduler {
  * pseudo-random 0..maxDelayMs, so requests, responses and pushes arrive out of
  * order. The same seed gives the same sequence of delays.
  */
-export function seededScheduler(seed: number, options: { maxDelayMs?: number } = {}): Scheduler & { random(): number } {
+export function seededScheduler(seed: number, options: { maxDelayMs?: number } = {}): Scheduler & {
+  /** The scheduler's seeded pseudo-random source, in [0, 1): tests draw from it to stay reproducible. */
+  random(): number
+} {
   let s = seed >>> 0 || 1
   const random = (): number => {
     s ^= s << 13
@@ -48,6 +51,7 @@ export function seededScheduler(seed: number, options: { maxDelayMs?: number } =
   }
 }
 
+/** Options of `memoryTransport()`. */
 export interface MemoryTransportInit {
   /** The Directory and Group Channel services (from `@mls/server`). */
   services: Services

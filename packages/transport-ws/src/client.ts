@@ -55,6 +55,38 @@ interface Options {
   readonly reconnect: { readonly enabled: boolean; readonly initialDelayMs: number; readonly maxDelayMs: number; readonly jitter: number }
 }
 
+const TLS_ERROR = /SSL|TLS|EPROTO|certificate|CERT_|self.signed/i
+
+/**
+ * Name the underlying failure of a connection attempt (what `ws` reports
+ * before the close): refused, no such host, an HTTP answer that is not a
+ * WebSocket upgrade, or TLS to a server that does not speak it.
+ */
+function describeSocketError(error: unknown, url: string): { text: string; details: Record<string, unknown> } {
+  const code = typeof (error as { code?: unknown } | null)?.code === 'string' ? ((error as { code: string }).code) : undefined
+  const message = error instanceof Error ? error.message : String(error)
+  const status = /Unexpected server response: (\d+)/.exec(message)
+  if (status !== null) {
+    const httpStatus = Number(status[1])
+    return { text: `the server answered HTTP ${httpStatus} instead of a WebSocket upgrade (wrong URL or path, or not a WebSocket server)`, details: { httpStatus } }
+  }
+  if (code === 'ECONNREFUSED') return { text: 'connection refused (ECONNREFUSED): is the server running on that host and port?', details: { cause: code } }
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    const host = (() => {
+      try {
+        return new URL(url).hostname
+      } catch {
+        return url
+      }
+    })()
+    return { text: `cannot resolve the host ${host} (${code})`, details: { cause: code } }
+  }
+  if (TLS_ERROR.test(`${code ?? ''} ${message}`)) {
+    return { text: `TLS handshake failed (${code ?? message}): use ws:// if the server does not speak TLS`, details: { cause: code ?? 'TLS' } }
+  }
+  return { text: code === undefined ? message : `${message} (${code})`, details: code === undefined ? {} : { cause: code } }
+}
+
 /** One socket's life: handshake, then frames until it closes. */
 class Socket {
   private phase: 'challenge' | 'authenticate' | 'open' | 'dead' = 'challenge'
@@ -111,13 +143,17 @@ class Socket {
     }
     this.ws.onmessage = ((event: { data: unknown }) => this.onMessage(event.data)) as (event: never) => void
     this.ws.onclose = ((event: { code: number; reason: string }) => this.onClose(event.code, event.reason)) as (event: never) => void
-    this.ws.onerror = () => undefined
+    // `ws` hands the underlying failure (an ErrorEvent with `error`) just before the close; browsers hide it.
+    this.ws.onerror = ((event: { error?: unknown; message?: unknown } | undefined) => {
+      this.socketError = event?.error ?? (typeof event?.message === 'string' && event.message !== '' ? new Error(event.message) : undefined)
+    }) as (event: never) => void
     if (signal?.aborted === true) onAbort()
   }
 
   private readonly failHandshake: (error: unknown) => void
   private readonly finishHandshake: () => void
   private handshakeError: unknown
+  private socketError: unknown
 
   opened(): Promise<void> {
     return this.ready
@@ -206,13 +242,19 @@ class Socket {
       this.handlers.lost(code, reason)
       return
     }
+    if (this.handshakeError !== undefined) {
+      this.failHandshake(this.handshakeError)
+      return
+    }
+    const cause = this.socketError === undefined ? undefined : describeSocketError(this.socketError, this.options.url)
     this.failHandshake(
-      this.handshakeError ??
-        new TransportError(
-          FATAL_CLOSE_CODES.has(code) ? 'TRANSPORT_CLOSED' : 'TRANSPORT_UNAVAILABLE',
-          `The connection to ${this.options.url} closed during the handshake (${code}${reason === '' ? '' : ` ${reason}`})`,
-          { details: { closeCode: code } }
-        )
+      new TransportError(
+        FATAL_CLOSE_CODES.has(code) ? 'TRANSPORT_CLOSED' : 'TRANSPORT_UNAVAILABLE',
+        cause === undefined
+          ? `The connection to ${this.options.url} closed during the handshake (${code}${reason === '' ? '' : ` ${reason}`})`
+          : `Cannot connect to ${this.options.url}: ${cause.text} (${code})`,
+        { details: { closeCode: code, ...cause?.details }, ...(this.socketError === undefined ? {} : { cause: this.socketError }) }
+      )
     )
   }
 }

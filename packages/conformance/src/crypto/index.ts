@@ -31,6 +31,7 @@ import { cryptoVectorFiles, loadVectors, resolveVectorsDir, type CryptoVectorFil
 
 export { cryptoVectorFiles, resolveVectorsDir, type CryptoVectorFile } from './vectors.js'
 
+/** What `cryptoConformanceSuite()` checks: a provider, under a name. */
 export interface CryptoConformanceInit {
   /** Name used in test titles and the summary, e.g. `node`. */
   name: string
@@ -74,6 +75,11 @@ interface Count {
 /** Every suite ts-mls defines in RFC 9420's range, for the unsupported-suite check. */
 const classicSuites = Object.keys(ciphersuites).filter((name) => ciphersuites[name as CiphersuiteName] <= 7) as CiphersuiteName[]
 
+/**
+ * Register the crypto conformance suite (vitest): RFC 9420 test vectors and
+ * bad input for every ciphersuite the provider claims, and a clear error for
+ * those it does not. Call it at the top level of a test file.
+ */
 export function cryptoConformanceSuite(init: CryptoConformanceInit): void {
   const { name, provider } = init
   const suites = init.ciphersuites ?? provider.supportedCiphersuites()

@@ -16,6 +16,7 @@ export const cryptoVectorFiles = [
   'passive-client-random'
 ] as const
 
+/** The name of one RFC 9420 test-vector file the crypto suite runs. */
 export type CryptoVectorFile = (typeof cryptoVectorFiles)[number]
 
 /** Every vector object carries its ciphersuite id. */

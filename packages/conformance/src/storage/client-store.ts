@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { ClientStore } from '@mls/core/interfaces'
 import { contains, rejectsWithCode, sameBytes } from './assertions.js'
 
+/** What `clientStoreConformanceSuite()` checks: how to open (and reopen) the store under test. */
 export interface ClientStoreSuiteInit<S extends ClientStore = ClientStore> {
   /** Shown in the describe block. */
   name: string

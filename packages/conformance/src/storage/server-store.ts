@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { AccessWindow, IdentityRecord, KeyPackageRecord, LogRecord, RosterEntry, ServerStore } from '@mls/core/interfaces'
 import { contains, rejectsWithCode } from './assertions.js'
 
+/** What `serverStoreConformanceSuite()` checks: how to open (and reopen) the store under test. */
 export interface ServerStoreSuiteInit<S extends ServerStore = ServerStore> {
   /** Shown in the describe block. */
   name: string

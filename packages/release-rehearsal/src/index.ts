@@ -1,0 +1,3 @@
+export * from './processes.js'
+export * from './registry.js'
+export * from './static-server.js'
