@@ -20,7 +20,7 @@ import type { ClientId } from './interfaces/common.js'
 import type { CryptoProvider } from './interfaces/crypto.js'
 import type { DirectoryClient, RegisteredIdentity } from './interfaces/directory.js'
 import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type Transport } from './interfaces/transport.js'
-import { MessageError, MlsToolkitError, ServiceError, UsageError } from './errors.js'
+import { MessageError, MlsToolkitError, ServiceError, UsageError, errorCode } from './errors.js'
 import { equalBytes, toHex } from './bytes.js'
 import { assertCryptoProvider } from './crypto.js'
 import { clientIdFromCredential, credentialFor, formatClientId, parseClientId } from './identity.js'
@@ -183,6 +183,9 @@ export class MlsClient {
   private unsubscribe: (() => void) | undefined
   private closed = false
   private starting: Promise<void> | undefined
+  /** False until a connection succeeds, and again once it failed or was found closed: retries then reconnect. */
+  private connectionUsable = false
+  private everConnected = false
   private state: ConnectionState = 'offline'
   private retryTimer: unknown
   private retryDelayMs = 0
@@ -286,9 +289,15 @@ export class MlsClient {
         signChallenge: (challenge) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs)
       })
     } catch (cause) {
+      this.connection = undefined
+      this.connectionUsable = false
       this.setConnectionState('offline', cause)
+      // A reconnect that fails is retried in the background; the first connection is the caller's to retry.
+      if (this.everConnected) this.scheduleRetry()
       throw cause
     }
+    this.connectionUsable = true
+    this.everConnected = true
     if (!identity.registered) {
       this.identity = { ...identity, registered: true }
       await this.init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(this.identity) }])
@@ -515,6 +524,7 @@ export class MlsClient {
   private backgroundFailure(error: unknown): void {
     if (this.closed) return
     if (isTransportFailure(error)) this.setConnectionState('offline', error)
+    if (errorCode(error) === 'TRANSPORT_CLOSED') this.connectionUsable = false
     this.events.emit('sync:failed', { error })
     this.scheduleRetry()
   }
@@ -528,7 +538,8 @@ export class MlsClient {
     this.retryTimer = this.timers().setTimeout(() => {
       this.retryTimer = undefined
       if (this.closed) return
-      this.sync().then(
+      // A connection that failed or was closed under the client is replaced; otherwise catching up is enough.
+      ;(this.connectionUsable ? this.sync() : this.connect()).then(
         () => {
           this.retryDelayMs = 0
         },

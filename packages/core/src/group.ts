@@ -307,7 +307,10 @@ export class Group {
       }
     }
     const groupId = state?.groupContext.groupId ?? fromHex(groupIdHex)
-    return new Group(components, groupId, state, meta, pending)
+    const group = new Group(components, groupId, state, meta, pending)
+    const sentPrefix = storeKeys.groupSentPrefix(groupIdHex)
+    for (const entry of await store.list(sentPrefix)) group.sentMessages.set(entry.key.slice(sentPrefix.length), entry.value)
+    return group
   }
 
   /** The group's state in the state machine. */
@@ -374,9 +377,11 @@ export class Group {
       const result = await createApplicationMessage(state, data, this.components.cs)
       const bytes = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: result.privateMessage })
       // Persist the advanced ratchet before the message leaves: a restart can never reuse a key/nonce.
-      await this.commitState(result.newState, this.meta)
+      // The plaintext is kept with it until the channel echoes the message (a sender cannot decrypt its own).
+      const digest = await this.digest(bytes)
+      await this.commitState(result.newState, this.meta, [{ type: 'put', key: storeKeys.groupSent(this.groupIdHex, digest), value: data.slice() }])
       result.consumed.forEach(zeroOutUint8Array)
-      this.sentMessages.set(await this.digest(bytes), data.slice())
+      this.sentMessages.set(digest, data.slice())
       return bytes
     })
     return this.components.channel.postMessage(this.groupId, message)
@@ -578,7 +583,10 @@ export class Group {
     const own = this.sentMessages.get(digest)
     if (own !== undefined && postedBy === this.components.clientId) {
       const received = this.receivedMessage(seq, digest, this.components.clientId, own, pm.epoch, true)
-      await this.commitState(state, this.withProgress(seq, digest), this.inboxOperations(received))
+      await this.commitState(state, this.withProgress(seq, digest), [
+        ...this.inboxOperations(received),
+        { type: 'delete', key: storeKeys.groupSent(this.groupIdHex, digest) }
+      ])
       this.sentMessages.delete(digest)
       this.events.emit('message:received', received)
       return { kind: 'own-message' }
@@ -672,8 +680,10 @@ export class Group {
     await this.components.store.write([
       { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) },
       { type: 'delete', key: storeKeys.groupState(this.groupIdHex) },
-      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }
+      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
+      ...[...this.sentMessages.keys()].map((d) => ({ type: 'delete' as const, key: storeKeys.groupSent(this.groupIdHex, d) }))
     ])
+    this.sentMessages.clear()
     const from = this.meta.status
     this.wipeState()
     this.meta = meta
@@ -919,18 +929,22 @@ export class Group {
 }
 
 /**
- * The pending state's record of the epoch it was created in is a snapshot
- * taken when the commit was created. Messages of that epoch processed since
- * then advanced (and zeroed, as consumed) the current state's secret tree, so
- * the snapshot is stale and may share zeroed buffers: take the epoch's
- * receiver data from the current state instead.
+ * The pending state's records of past epochs (the epoch it was created in and
+ * the retained ones before it) are snapshots taken when the commit was
+ * created. Messages processed since then advanced (and zeroed, as consumed)
+ * the current state's secret trees, so the snapshots are stale and may share
+ * zeroed buffers: take each epoch's receiver data from the current state.
  */
 function withCurrentHistory(pendingState: ClientState, current: ClientState | undefined, epoch: bigint): ClientState {
   if (current === undefined || current.groupContext.epoch !== epoch) return pendingState
-  const past = pendingState.historicalReceiverData.get(epoch)
-  if (past === undefined) return pendingState
   const historical = new Map(pendingState.historicalReceiverData)
-  historical.set(epoch, { ...past, secretTree: current.secretTree })
+  for (const [past, data] of pendingState.historicalReceiverData) {
+    if (past === epoch) historical.set(past, { ...data, secretTree: current.secretTree })
+    else {
+      const fresher = current.historicalReceiverData.get(past)
+      if (fresher !== undefined) historical.set(past, fresher)
+    }
+  }
   return { ...pendingState, historicalReceiverData: historical }
 }
 

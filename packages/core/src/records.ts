@@ -50,5 +50,7 @@ export const storeKeys = {
   groupState: (gid: string) => `group/${gid}/state`,
   groupPending: (gid: string) => `group/${gid}/pending`,
   groupInboxPrefix: (gid: string) => `group/${gid}/inbox/`,
+  groupSentPrefix: (gid: string) => `group/${gid}/sent/`,
+  groupSent: (gid: string, digest: string) => `group/${gid}/sent/${digest}`,
   groupInbox: (gid: string, id: string) => `group/${gid}/inbox/${id}`
 } as const

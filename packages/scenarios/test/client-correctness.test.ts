@@ -241,4 +241,43 @@ describe('issue 7 defects', () => {
     await a.sync()
     expect(texts).toEqual(['one, epoch 1', 'two, epoch 1'])
   })
+
+  it('found by the simulator (seed 8): a reconnect that fails is retried until the client is online again', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const alice = await net.client('alice')
+    const bob = await net.client('bob', { retry: { initialDelayMs: 1, maxDelayMs: 8 } })
+    await bob.publishKeyPackages({ count: 1 })
+    const [a, b] = await groupWith(alice, [bob])
+    net.transport.setOnline('bob/phone', false)
+    await expect(bob.connect()).rejects.toMatchObject({ code: 'TRANSPORT_UNAVAILABLE' })
+    expect(bob.connectionState).toBe('offline')
+    const online = new Promise<void>((resolve) => bob.on('connection:state', ({ state }) => state === 'online' && resolve()))
+    net.transport.setOnline('bob/phone', true)
+    await online
+    const received = nextMessage(b)
+    await a.send('back')
+    expect(text(await received)).toBe('back')
+  })
+
+  it('found by the simulator (seed 4): a member receives its own message after a restart between sending and the echo', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const alice = await net.client('alice')
+    const store = memoryClientStore({ name: 'bob' })
+    const open = () => net.client('bob', { store: keepOpen(store), autoSync: false, start: false })
+    const first = await open()
+    await first.start()
+    await first.publishKeyPackages({ count: 1 })
+    const a = await alice.createGroup()
+    await alice.addUsers(a, ['bob'])
+    await first.processWelcomes()
+    await first.group(a.groupId)!.send('mine') // posted; the echo is not read before the restart
+    await first.close()
+    const bob = await open()
+    const b = bob.group(a.groupId)!
+    const received = nextMessage(b)
+    await bob.start()
+    const message = await received
+    expect([text(message), message.own, message.sender]).toEqual(['mine', true, 'bob/phone'])
+  })
 })
+

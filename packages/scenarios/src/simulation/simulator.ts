@@ -266,6 +266,9 @@ class World {
     client.on('message:rejected', ({ group, error, seq }) => {
       if (live()) this.log(`${sim.clientId} rejected seq ${String(seq)} of ${short(group.groupIdHex)}: ${describe(error)}`)
     })
+    client.on('sync:failed', ({ error }) => {
+      if (live()) this.log(`${sim.clientId} background sync failed: ${describe(error)}`)
+    })
     client.on('welcome:rejected', ({ error, seq }) => {
       if (live()) this.violation(`${sim.clientId} rejected Welcome ${seq}: ${describe(error)}`)
     })
@@ -363,7 +366,7 @@ class World {
       case 'reconnect':
         if (sim.client === undefined) return this.reopen(sim)
         if (sim.connected) return
-        return this.launch(sim, 'start', (c) => c.start().then(() => void (sim.connected = true)))
+        return this.launch(sim, 'connect', (c) => c.connect().then(() => void (sim.connected = true)))
       case 'publish':
         if (!sim.connected) return
         return this.launch(sim, 'publish', (c) => c.publishKeyPackages({ count: 2 }).then(() => undefined))
@@ -410,6 +413,9 @@ class World {
         this.log(`#${step} ${sim.clientId} ${what}: ${stale ? '(crashed) ' : ''}${describe(error)}`)
         if (stale) return
         const code = MlsToolkitError.isInstance(error) ? error.code : undefined
+        // A server restart during a handshake forgets the challenge: the connection attempt fails and is retried.
+        const connecting = what === 'start' || what === 'connect' || what === 'reconnect'
+        if (connecting && code === 'AUTHENTICATION_FAILED') return
         if (code === undefined || (!isOwnTrouble(error) && !EXPECTED_OPERATION_ERRORS.has(code))) {
           this.violation(`${sim.clientId} ${what} failed unexpectedly: ${describe(error)}`)
         }
@@ -429,11 +435,9 @@ class World {
     const client = sim.client
     if (client === undefined) return this.reopen(sim)
     this.log(`${sim.clientId} ${crash ? 'crashes' : 'restarts'}`)
-    if (crash) {
-      this.stats.crashes++
-      // Whatever the old process still has in flight can no longer touch the store.
-      sim.faults!.fenced = true
-    }
+    if (crash) this.stats.crashes++
+    // Whatever the old process still has in flight can no longer touch the store (closed, or the process is gone).
+    sim.faults!.fenced = true
     sim.incarnation++
     await client.close()
     await this.reopen(sim)
@@ -461,7 +465,7 @@ class World {
     void Promise.all(promises).then(() => (done = true))
     await Promise.resolve()
     for (let guard = 0; !done; guard++) {
-      if (guard > 200_000) this.violation('the simulation does not settle (livelock)')
+      if (guard > 20_000) this.violation('the simulation does not settle (livelock)')
       if (await this.network.step()) continue
       if (await this.network.fireTimer()) continue
       await new Promise((resolve) => setImmediate(resolve))
@@ -487,12 +491,14 @@ class World {
     await this.settle([...this.inflight])
     for (let round = 0; round < 2; round++) {
       for (const sim of this.clients) {
-        if (!sim.connected) this.launch(sim, 'start', (c) => c.start().then(() => void (sim.connected = true)))
+        if (!sim.connected) this.launch(sim, 'connect', (c) => c.connect().then(() => void (sim.connected = true)))
       }
       await this.settle([...this.inflight])
       await this.settle(this.clients.map((sim) => this.attempt(sim, 'sync', (c) => c.sync())))
     }
-    while (this.network.pendingTasks > 0 || this.network.pendingTimers > 0) {
+    // Let background retries finish; they must stop once everything succeeded.
+    for (let guard = 0; this.network.pendingTasks > 0 || this.network.pendingTimers > 0; guard++) {
+      if (guard > 20_000) this.violation('background retries never stop after quiescence')
       if (!(await this.network.step())) await this.network.fireTimer()
     }
     this.log('quiescent')
@@ -559,6 +565,7 @@ class World {
 
   private log(line: string): void {
     this.trace.push(line)
+    if (process.env.SIM_STREAM === '1') console.log(line)
   }
 }
 
