@@ -52,14 +52,22 @@ if (typeof process.getuid === 'function' && process.getuid() !== 0) fail(`Postgr
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
 // Wait for the dpkg lock rather than fail when another apt run holds it.
 const lockWait = ['-o', 'DPkg::Lock::Timeout=300']
-for (const args of [['update', ...lockWait], ['install', '-y', '--no-install-recommends', ...lockWait, 'postgresql']]) {
-  log(`running: apt-get ${args.join(' ')}`)
+// Several test files may run this at once on a fresh machine: when apt fails
+// (another apt-get holds a lock), wait and look again before retrying.
+let lastError
+for (let attempt = 1; attempt <= 5 && findBinDir() === undefined; attempt++) {
   try {
-    execFileSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env, timeout: 15 * 60_000 })
+    for (const args of [['update', ...lockWait], ['install', '-y', '--no-install-recommends', ...lockWait, 'postgresql']]) {
+      log(`running: apt-get ${args.join(' ')}`)
+      execFileSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env, timeout: 15 * 60_000 })
+    }
   } catch (error) {
-    fail(`apt-get ${args.join(' ')} failed: ${error instanceof Error ? error.message : String(error)}`)
+    lastError = error
+    log(`apt-get failed (attempt ${attempt} of 5): ${error instanceof Error ? error.message : String(error)}`)
+    execFileSync('sleep', [String(5 * attempt)])
   }
 }
+if (findBinDir() === undefined && lastError !== undefined) fail(`apt-get failed: ${lastError instanceof Error ? lastError.message : String(lastError)}`)
 dir = findBinDir()
 if (dir === undefined) fail('apt-get installed postgresql but no /usr/lib/postgresql/<major>/bin holds initdb, pg_ctl and postgres.')
 log(`installed ${dir}`)

@@ -11,7 +11,7 @@ import type {
 } from '@mls/core/interfaces'
 import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
-import type { ChannelService, FetchOptions, InstanceBus } from './services.js'
+import type { ChannelService, FetchOptions, InstanceBus, InstanceNotice } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
@@ -70,9 +70,10 @@ export function createChannelService(deps: {
 
   // Group records (epoch, roster, access) are cached: every mutation of a group
   // goes through this service under the group's mutex, so the cache is exact for
-  // one server process. With several instances (a bus) the cache is off
-  // (createServices sets groupCacheSize to 0): another instance may change the group. A commit invalidates it before it is stored; a load that
-  // raced with an invalidation is not cached (generation check).
+  // one server process. A commit invalidates it before it is stored; a load that
+  // raced with an invalidation is not cached (generation check). With several
+  // instances (a bus) the cache is off (createServices sets groupCacheSize to
+  // 0): another instance may change the group.
   const cache = new Map<string, GroupRecord>()
   const generations = new Map<string, number>()
 
@@ -113,7 +114,7 @@ export function createChannelService(deps: {
     relay(notice).catch(() => undefined)
   })
 
-  async function relay(notice: Parameters<Parameters<InstanceBus['subscribe']>[0]>[0]): Promise<void> {
+  async function relay(notice: InstanceNotice): Promise<void> {
     if (notice.type === 'welcome') {
       if (!subscriptions.has(notice.clientId)) return
       const [record] = await store.readWelcomes(notice.clientId, notice.seq - 1, 1)

@@ -205,8 +205,10 @@ export interface Services {
    * Push: `listener` is called (synchronously, in log order per group) for
    * every entry appended to a group the client may read (all members the
    * entry is visible to, the sender included, and a removed member for the
-   * commit that removed it) and for every Welcome put in its mailbox. A
-   * listener that throws is ignored. Returns a function that unsubscribes.
+   * commit that removed it) and for every Welcome put in its mailbox. With
+   * a bus, appends made through other instances are pushed too, as they
+   * arrive (possibly out of log order; clients order by seq and fetch gaps).
+   * A listener that throws is ignored. Returns a function that unsubscribes.
    */
   subscribe(clientId: ClientId, listener: (event: ChannelEvent) => void): () => void
   /** The limits in force. */

@@ -12,9 +12,22 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ENSURE_CHROMIUM = fileURLToPath(new URL('../../../scripts/ensure-chromium.mjs', import.meta.url))
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 
-/** Install Debian's Chromium when it is missing (the repo's own script). */
+/**
+ * Install Debian's Chromium when it is missing (the repo's own script). The
+ * browser tests run it too, maybe at the same moment on a fresh machine: when
+ * it fails (apt locked by the other run), wait and look again.
+ */
 export function ensureChromium(): void {
-  execFileSync(process.execPath, [ENSURE_CHROMIUM], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 15 * 60_000 })
+  for (let attempt = 1; ; attempt++) {
+    try {
+      execFileSync(process.execPath, [ENSURE_CHROMIUM], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 15 * 60_000 })
+      break
+    } catch (error) {
+      if (existsSync(CHROMIUM)) break
+      if (attempt >= 5) throw error
+      execFileSync('sleep', [String(5 * attempt)])
+    }
+  }
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing after scripts/ensure-chromium.mjs`)
 }
 
