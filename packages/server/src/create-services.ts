@@ -1,4 +1,4 @@
-import { ServiceError, assertCryptoProvider } from '@mls/core'
+import { ServiceError, assertCryptoProvider, basicCredentials } from '@mls/core'
 import { SERVER_STORE_SPECIFICATION_VERSION } from '@mls/core/interfaces'
 import type { Services, ServicesInit } from './services.js'
 import { resolveLimits } from './limits.js'
@@ -19,9 +19,11 @@ export function createServices(init: ServicesInit): Services {
   const now = init.now ?? Date.now
   const suites = new Suites(crypto, init.ciphersuites)
   const subscriptions = new Subscriptions()
+  const hook = init.authentication ?? {}
+  const validator = init.credentials ?? basicCredentials
   return {
-    auth: createAuthService({ store, suites, limits, now }),
-    directory: createDirectoryService({ store, suites, limits, now }),
+    auth: createAuthService({ store, suites, limits, now, hook, validator }),
+    directory: createDirectoryService({ store, suites, limits, now, hook, validator }),
     channel: createChannelService({ store, suites, limits, subscriptions }),
     subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
     limits

@@ -6,6 +6,9 @@ export type {
   DirectoryService,
   ChannelService,
   PresentedCredentials,
-  FetchOptions
+  FetchOptions,
+  AuthenticationHook,
+  RegistrationRequest,
+  ClaimRequest
 } from './services.js'
 export { defaultServiceLimits, type ServiceLimits } from './limits.js'

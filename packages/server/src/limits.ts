@@ -47,6 +47,23 @@ export interface ServiceLimits {
    */
   readonly groupCacheSize: number
   readonly maxGroupIdBytes: number
+  /**
+   * New identities registered per source address (as the transport reports
+   * it), per hour: a token bucket refilled at this rate. Default 60.
+   */
+  readonly registrationsPerHour: number
+  /** Size of the registration bucket per source address. Default 30. */
+  readonly registrationBurst: number
+  /**
+   * One-time KeyPackages of one user served per minute, across all
+   * requesters: a token bucket per target user, one token per device served.
+   * When it is spent, devices are served their last-resort KeyPackage (still
+   * enough to add the user), so no one drains a user's one-time pool faster.
+   * Default 10.
+   */
+  readonly oneTimeKeyPackagesPerMinute: number
+  /** Size of the per-user one-time bucket. Default 20. */
+  readonly oneTimeKeyPackageBurst: number
 }
 
 export const defaultServiceLimits: ServiceLimits = Object.freeze({
@@ -63,7 +80,11 @@ export const defaultServiceLimits: ServiceLimits = Object.freeze({
   groupCacheSize: 10_000,
   challengeTtlMs: 5 * 60_000,
   maxPendingChallenges: 10_000,
-  maxGroupIdBytes: 256
+  maxGroupIdBytes: 256,
+  registrationsPerHour: 60,
+  registrationBurst: 30,
+  oneTimeKeyPackagesPerMinute: 10,
+  oneTimeKeyPackageBurst: 20
 })
 
 export function resolveLimits(limits: Partial<ServiceLimits> = {}): ServiceLimits {
