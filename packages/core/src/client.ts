@@ -601,15 +601,14 @@ export class MlsClient {
   }
 
   private async collectKeyPackages(userIds: readonly string[]): Promise<{ keyPackages: ValidatedKeyPackage[]; skipped: SkippedDevice[] }> {
-    const result = await collectKeyPackages(userIds, {
+    return collectKeyPackages(userIds, {
       contacts: this.contacts,
       directory: this.directory,
       validator: this.init.credentials ?? basicCredentials,
       ciphersuite: this.ciphersuite,
-      cs: this.cs
+      cs: this.cs,
+      onSkip: (skipped) => this.events.emit('device:skipped', skipped)
     })
-    for (const skipped of result.skipped) this.events.emit('device:skipped', skipped)
-    return result
   }
 
   private deviceSigner(): DeviceSigner {

@@ -41,10 +41,10 @@ export interface ContactChange {
 }
 
 interface Pin {
+  userId: string
   version: number
   head: Uint8Array
   devices: { clientId: string; signaturePublicKey: Uint8Array; ciphersuite: string }[]
-  fingerprint: string
 }
 
 const pinKey = (userId: string): string => `contacts/${userId}`
@@ -109,21 +109,21 @@ export class ContactBook {
         this.verified.set(userId, list)
         return list
       }
-      const fingerprint = await deviceListFingerprint(list)
       const changes = diff(pin.devices, list.devices)
+      const changed = changes.added.length + changes.removed.length + changes.rekeyed.length > 0
+      // Fingerprints are computed only for a change to report (they are deliberately slow).
+      const fingerprints = async () => ({ previousFingerprint: await deviceListFingerprint(pin), fingerprint: await deviceListFingerprint(list) })
       if (!extendsDeviceList(list, pin)) {
-        this.deps.onChange({ userId, kind: 'replaced', ...changes, previousFingerprint: pin.fingerprint, fingerprint })
+        this.deps.onChange({ userId, kind: 'replaced', ...changes, ...(await fingerprints()) })
         throw new MessageError(
           'DEVICE_LIST_CHANGED',
           `The Directory serves a device list of ${userId} (version ${list.version}) that does not extend the one this client pinned (version ${pin.version}); call trustDeviceList after checking the fingerprint`,
           { details: { userId, pinnedVersion: pin.version, servedVersion: list.version } }
         )
       }
-      if (list.version > pin.version) await this.writePin(list, fingerprint)
+      if (list.version > pin.version) await this.writePin(list)
       this.verified.set(userId, list)
-      if (changes.added.length + changes.removed.length + changes.rekeyed.length > 0) {
-        this.deps.onChange({ userId, kind: 'devices-changed', ...changes, previousFingerprint: pin.fingerprint, fingerprint })
-      }
+      if (changed) this.deps.onChange({ userId, kind: 'devices-changed', ...changes, ...(await fingerprints()) })
       return list
     })
   }
@@ -199,12 +199,12 @@ export class ContactBook {
     return bytes === undefined ? undefined : decodeRecord<Pin>(bytes, 'device-list pin')
   }
 
-  private async writePin(list: VerifiedDeviceList, fingerprint?: string): Promise<void> {
+  private async writePin(list: VerifiedDeviceList): Promise<void> {
     const pin: Pin = {
+      userId: list.userId,
       version: list.version,
       head: list.head,
-      devices: list.devices.map((d) => ({ clientId: d.clientId, signaturePublicKey: d.signaturePublicKey, ciphersuite: d.ciphersuite })),
-      fingerprint: fingerprint ?? (await deviceListFingerprint(list))
+      devices: list.devices.map((d) => ({ clientId: d.clientId, signaturePublicKey: d.signaturePublicKey, ciphersuite: d.ciphersuite }))
     }
     await this.deps.store.write([{ type: 'put', key: pinKey(list.userId), value: encodeRecord(pin) }])
   }

@@ -48,7 +48,15 @@ async function verifies(check: () => Promise<boolean>): Promise<boolean> {
  */
 export async function collectKeyPackages(
   userIds: readonly string[],
-  deps: { contacts: ContactBook; directory: DirectoryClient; validator: CredentialValidator; ciphersuite: CiphersuiteName; cs: CiphersuiteImpl }
+  deps: {
+    contacts: ContactBook
+    directory: DirectoryClient
+    validator: CredentialValidator
+    ciphersuite: CiphersuiteName
+    cs: CiphersuiteImpl
+    /** Called for each skipped device as it is found (before a `NO_KEY_PACKAGE` is thrown). */
+    onSkip: (skipped: SkippedDevice) => void
+  }
 ): Promise<{ keyPackages: ValidatedKeyPackage[]; skipped: SkippedDevice[] }> {
   const keyPackages: ValidatedKeyPackage[] = []
   const skipped: SkippedDevice[] = []
@@ -59,7 +67,9 @@ export async function collectKeyPackages(
     const before = keyPackages.length
     const skippedForUser: SkippedDevice[] = []
     const skip = (clientId: ClientId, reason: SkipReason, message: string): void => {
-      skippedForUser.push({ userId, clientId, reason, message })
+      const skipped: SkippedDevice = { userId, clientId, reason, message }
+      skippedForUser.push(skipped)
+      deps.onSkip(skipped)
     }
     for (const f of fetched) {
       const listed = list.devices.find((d) => d.clientId === f.clientId)

@@ -86,8 +86,10 @@ export function createDirectoryService(deps: {
         // One token of the user's one-time budget per device; once spent, the last-resort KeyPackage is served.
         const wait = oneTimeBudget.take(userId)
         const record = wait === 0 ? await store.consumeKeyPackage(device.clientId, time, options) : await store.serveLastResortKeyPackage(device.clientId, time, options)
+        // An empty pool costs the user nothing: the token goes back.
+        if (wait === 0 && record?.lastResort !== false) oneTimeBudget.refund(userId)
         if (record !== undefined) out.push({ clientId: device.clientId, keyPackage: record.keyPackage, lastResort: record.lastResort })
-        else if (wait > 0) budgetRetryMs = Math.max(budgetRetryMs, wait)
+        else if (wait > 0 && (await store.countKeyPackages(device.clientId, options)).oneTime > 0) budgetRetryMs = Math.max(budgetRetryMs, wait)
       }
       if (out.length === 0 && budgetRetryMs > 0) {
         throw new ServiceError('RATE_LIMITED', `The one-time KeyPackages of ${userId} are rationed and no last-resort one is set; retry in ${budgetRetryMs} ms`, {

@@ -42,7 +42,7 @@ export async function validateKeyPackage(
   if (leaf.lifetime.notAfter < leaf.lifetime.notBefore) reject('lifetime ends before it starts')
   if (equalBytes(kp.initKey, leaf.hpkePublicKey)) reject('init_key equals the leaf encryption_key')
   const named = context.validator.clientIdFromCredential(leaf.credential)
-  if (named === undefined) reject(`credential is not one the ${context.validator.name} validator accepts`)
+  if (named === undefined) reject(`credential is not accepted by the '${context.validator.name}' credential validator (by default: a basic credential naming a client id)`)
   if (named !== caller) reject(`credential names ${named === undefined ? 'no valid client id' : JSON.stringify(named)}, not the caller ${JSON.stringify(caller)}`)
   if (!equalBytes(leaf.signaturePublicKey, identity.signaturePublicKey)) reject('signature key is not the caller’s registered key')
   const impl = await suites.impl(kp.cipherSuite)

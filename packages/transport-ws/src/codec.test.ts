@@ -24,8 +24,6 @@ const sampleRequests: Request[] = [
   { type: 'uploadKeyPackages', keyPackages: [], lastResort: undefined },
   { type: 'fetchKeyPackages', userId: 'bob' },
   { type: 'lookupIdentity', clientId: 'bob/phone' },
-  { type: 'fetchDeviceList', userId: 'bob' },
-  { type: 'publishDeviceListEntry', entry: b(1, 2, 3) },
   { type: 'countKeyPackages' },
   { type: 'createGroup', groupId: b(9, 9) },
   { type: 'postCommit', groupId: b(9), epoch: 2n ** 64n - 1n, commit: b(0, 1), welcome: b(3) },
@@ -33,7 +31,9 @@ const sampleRequests: Request[] = [
   { type: 'postMessage', groupId: b(9), message: b(0, 1, 2) },
   { type: 'fetchEntries', groupId: b(9), afterSeq: Number.MAX_SAFE_INTEGER, limit: 500 },
   { type: 'fetchWelcomes', afterSeq: 0, limit: 0 },
-  { type: 'ping' }
+  { type: 'ping' },
+  { type: 'fetchDeviceList', userId: 'bob' },
+  { type: 'publishDeviceListEntry', entry: b(1, 2, 3) }
 ]
 
 const sampleResponses: Response[] = [
@@ -42,9 +42,6 @@ const sampleResponses: Response[] = [
   { type: 'fetchKeyPackages', keyPackages: [{ clientId: 'bob/phone', keyPackage: b(1, 2), lastResort: false }] },
   { type: 'lookupIdentity', identity: { clientId: 'bob/phone', signaturePublicKey: b(7), ciphersuite: 'x' } },
   { type: 'lookupIdentity', identity: undefined },
-  { type: 'fetchDeviceList', entries: [b(1), b(2, 3)] },
-  { type: 'fetchDeviceList', entries: [] },
-  { type: 'publishDeviceListEntry', version: 2 },
   { type: 'countKeyPackages', oneTime: 0, lastResort: false },
   { type: 'createGroup' },
   { type: 'postCommit', result: { kind: 'accepted', seq: 4, epoch: 2n } },
@@ -52,7 +49,10 @@ const sampleResponses: Response[] = [
   { type: 'postMessage', seq: 12 },
   { type: 'fetchEntries', entries: [entry, { ...entry, kind: 'commit', seq: 8 }], more: true },
   { type: 'fetchWelcomes', welcomes: [welcome], more: false },
-  { type: 'ping' }
+  { type: 'ping' },
+  { type: 'fetchDeviceList', entries: [b(1), b(2, 3)] },
+  { type: 'fetchDeviceList', entries: [] },
+  { type: 'publishDeviceListEntry', version: 2 }
 ]
 
 function expectProtocolError(fn: () => unknown, code = 'TRANSPORT_PROTOCOL'): void {
