@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createPublicKey } from 'node:crypto'
 import { join } from 'node:path'
 import type { ServerStore } from '@mls/core/interfaces'
 import { nodeCrypto } from '@mls/crypto-node'
-import { createServices } from '@mls/server'
+import { createServices, jwtAuthentication } from '@mls/server'
 import { sqliteServerStore } from '@mls/storage-sqlite'
 import { webSocketServer, type WebSocketServerStats } from '@mls/transport-ws/server'
 import type { ServerConfig } from './config.js'
@@ -54,14 +55,29 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
   const sqlite = sqliteServerStore({ path: databasePath })
   const { store, idle } = trackInFlight(sqlite)
   const crypto = nodeCrypto()
+  const serviceLimits = {
+    ...(config.keyPackageFetchesPerMinute === undefined ? {} : { fetchesPerMinute: config.keyPackageFetchesPerMinute }),
+    ...(config.registrationsPerHour === undefined ? {} : { registrationsPerHour: config.registrationsPerHour })
+  }
+  const jwt = config.jwt
   const services = createServices({
     store,
     crypto,
-    ...(config.keyPackageFetchesPerMinute === undefined ? {} : { limits: { fetchesPerMinute: config.keyPackageFetchesPerMinute } })
+    limits: serviceLimits,
+    ...(jwt === undefined
+      ? {}
+      : {
+          authentication: jwtAuthentication({
+            key: createPublicKey(readFileSync(jwt.publicKeyPath)),
+            algorithms: [jwt.algorithm],
+            ...(jwt.issuer === undefined ? {} : { issuer: jwt.issuer }),
+            ...(jwt.audience === undefined ? {} : { audience: jwt.audience })
+          })
+        })
   })
   const limits = Object.fromEntries(Object.entries(config.limits).filter(([, v]) => v !== undefined))
   const ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger })
-  logger.info('server:started', { url: ws.url, host: ws.host, port: ws.port, database: databasePath, crypto: crypto.name })
+  logger.info('server:started', { url: ws.url, host: ws.host, port: ws.port, database: databasePath, crypto: crypto.name, authentication: jwt === undefined ? 'first-claim' : 'jwt' })
   let closing: Promise<void> | undefined
   return {
     url: ws.url,

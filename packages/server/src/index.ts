@@ -12,3 +12,4 @@ export type {
   ClaimRequest
 } from './services.js'
 export { defaultServiceLimits, type ServiceLimits } from './limits.js'
+export { jwtAuthentication, type JwtAuthenticationInit } from './jwt-authentication.js'
