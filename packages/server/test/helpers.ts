@@ -37,7 +37,7 @@ import {
   type Proposal
 } from '@mls/core/mls'
 import { memoryServerStore } from '@mls/storage-memory'
-import { createServices, type ServiceLimits, type Services } from '../src/index.js'
+import { createServices, type AuthenticationHook, type ServiceLimits, type Services } from '../src/index.js'
 
 export const SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 
@@ -54,13 +54,22 @@ export interface Harness {
 
 let sharedCrypto: CryptoProvider | undefined
 
-export async function harness(options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[] } = {}): Promise<Harness> {
+export async function harness(
+  options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[]; authentication?: AuthenticationHook } = {}
+): Promise<Harness> {
   sharedCrypto ??= tsMlsDefaultCrypto()
   const crypto = sharedCrypto
   const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(SUITE))
   const store = memoryServerStore()
   const clock = { now: Date.UTC(2026, 0, 1) }
-  const services = createServices({ store, crypto, limits: options.limits, ciphersuites: options.ciphersuites, now: () => clock.now })
+  const services = createServices({
+    store,
+    crypto,
+    limits: options.limits,
+    ciphersuites: options.ciphersuites,
+    now: () => clock.now,
+    ...(options.authentication === undefined ? {} : { authentication: options.authentication })
+  })
   const suites: SuiteResolver = async (name) => crypto.getCiphersuiteImpl(getCiphersuiteFromName(name as CiphersuiteName))
   return { crypto, cs, store, services, clock, claimed: new Map(), suites }
 }
@@ -80,11 +89,11 @@ export async function authenticate(
   clientId: ClientId,
   keys: KeyPair,
   register: boolean,
-  options: { signWith?: Uint8Array; signAs?: ClientId } = {}
+  options: { signWith?: Uint8Array; signAs?: ClientId; source?: string } = {}
 ): Promise<ClientId> {
   const challenge = h.services.auth.challenge()
   const signature = await signChallenge(challenge, options.signAs ?? clientId, options.signWith ?? keys.signKey, h.cs)
-  return h.services.auth.authenticate({ clientId, signaturePublicKey: keys.publicKey, ciphersuite: SUITE, register }, challenge, signature)
+  return h.services.auth.authenticate({ clientId, signaturePublicKey: keys.publicKey, ciphersuite: SUITE, register, source: options.source }, challenge, signature)
 }
 
 export interface GeneratedKeyPackage {
