@@ -9,7 +9,7 @@ import type {
   ServerStore,
   WelcomeEntry
 } from '@mls/core/interfaces'
-import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex } from '@mls/core'
+import { ServiceError, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
 import type { ChannelService, FetchOptions } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
@@ -47,8 +47,9 @@ export function createChannelService(deps: {
   suites: Suites
   limits: ServiceLimits
   subscriptions: Subscriptions
+  validator: CredentialValidator
 }): ChannelService {
-  const { store, suites, limits, subscriptions } = deps
+  const { store, suites, limits, subscriptions, validator } = deps
   const mutex = new KeyedMutex()
 
   function fetchArgs(options: FetchOptions | number | undefined, abortOptions: AbortOptions | undefined): { limit: number; signal: AbortSignal | undefined } {
@@ -151,7 +152,7 @@ export function createChannelService(deps: {
         }
         const pathLeaf = read.commit.path?.leafNode
         if (pathLeaf !== undefined) {
-          if (clientIdFromCredential(pathLeaf.credential) !== caller) throw invalid("The update path's leaf node does not name the caller")
+          if (validator.clientIdFromCredential(pathLeaf.credential) !== caller) throw invalid("The update path's leaf node does not name the caller")
           const identity = await store.getIdentity(caller, options)
           if (identity === undefined || !equalBytes(identity.signaturePublicKey, pathLeaf.signaturePublicKey)) {
             throw invalid("The update path's leaf node does not carry the caller's registered signature key")
@@ -159,6 +160,7 @@ export function createChannelService(deps: {
         }
         const change = await applyToRoster(group, committer, read.proposals, {
           suites,
+          validator,
           servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
         })
         const recipients = welcomeRecipients(request.welcome, change.added)

@@ -24,7 +24,7 @@ export function createServices(init: ServicesInit): Services {
   return {
     auth: createAuthService({ store, suites, limits, now, hook, validator }),
     directory: createDirectoryService({ store, suites, limits, now, hook, validator }),
-    channel: createChannelService({ store, suites, limits, subscriptions }),
+    channel: createChannelService({ store, suites, limits, subscriptions, validator }),
     subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
     limits
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createAddEntry, createClaimEntry, createDeviceLinkRequest, createRemoveEntry, verifyDeviceList } from '@mls/core'
+import { UsageError, basicCredentials, createAddEntry, createClaimEntry, createDeviceLinkRequest, createRemoveEntry, verifyDeviceList, type CredentialValidator } from '@mls/core'
 import type { ClaimRequest, RegistrationRequest } from '../src/index.js'
 import { TestClient, authenticate, expectCode, harness } from './helpers.js'
 
@@ -98,5 +98,40 @@ describe('authentication hook and abuse limits', () => {
     expect(await h.services.directory.countKeyPackages(bob.clientId)).toEqual({ oneTime: 2, lastResort: true })
     h.clock.now += 60_000
     expect((await h.services.directory.fetchKeyPackages(requesters[0]!.clientId, 'bob'))[0]?.lastResort).toBe(false)
+  })
+
+  it('follows the installed credential validator for every id check: registration, device lists and KeyPackages', async () => {
+    // An app whose ids are lower-case ASCII only (a stricter scheme than the default).
+    const asciiOnly = (id: string): void => {
+      if (!/^[a-z0-9.-]+$/.test(id)) throw new UsageError('INVALID_ARGUMENT', `${id} is not a lower-case ASCII id`)
+    }
+    const credentials: CredentialValidator = {
+      name: 'ascii',
+      parseClientId: (clientId) => {
+        const parts = basicCredentials.parseClientId(clientId)
+        asciiOnly(parts.userId)
+        asciiOnly(parts.deviceId)
+        return parts
+      },
+      checkUserId: (userId) => asciiOnly(userId),
+      clientIdFromCredential: (credential) => {
+        const clientId = basicCredentials.clientIdFromCredential(credential)
+        try {
+          if (clientId !== undefined) credentials.parseClientId(clientId)
+          return clientId
+        } catch {
+          return undefined
+        }
+      }
+    }
+    const strict = await harness({ credentials })
+    const keys = await strict.cs.signature.keygen()
+    await expectCode(authenticate(strict, 'Zoë/phone', keys, true), 'INVALID_ARGUMENT')
+    expect(await authenticate(strict, 'zoe/phone', keys, true)).toBe('zoe/phone')
+    await expectCode(strict.services.directory.fetchKeyPackages('zoe/phone', 'Zoë'), 'INVALID_ARGUMENT')
+    await expectCode(strict.services.directory.fetchDeviceList('zoe/phone', 'Zoë'), 'INVALID_ARGUMENT')
+    // The default accepts the same id.
+    const lenient = await harness()
+    expect(await authenticate(lenient, 'Zoë/phone', keys, true)).toBe('Zoë/phone')
   })
 })

@@ -10,6 +10,7 @@ import {
   tsMlsDefaultCrypto,
   utf8,
   verifyDeviceList,
+  type CredentialValidator,
   type DeviceSigner,
   type SuiteResolver
 } from '@mls/core'
@@ -55,7 +56,7 @@ export interface Harness {
 let sharedCrypto: CryptoProvider | undefined
 
 export async function harness(
-  options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[]; authentication?: AuthenticationHook } = {}
+  options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[]; authentication?: AuthenticationHook; credentials?: CredentialValidator } = {}
 ): Promise<Harness> {
   sharedCrypto ??= tsMlsDefaultCrypto()
   const crypto = sharedCrypto
@@ -68,7 +69,8 @@ export async function harness(
     limits: options.limits,
     ciphersuites: options.ciphersuites,
     now: () => clock.now,
-    ...(options.authentication === undefined ? {} : { authentication: options.authentication })
+    ...(options.authentication === undefined ? {} : { authentication: options.authentication }),
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials })
   })
   const suites: SuiteResolver = async (name) => crypto.getCiphersuiteImpl(getCiphersuiteFromName(name as CiphersuiteName))
   return { crypto, cs, store, services, clock, claimed: new Map(), suites }
