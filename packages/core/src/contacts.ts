@@ -112,7 +112,7 @@ export class ContactBook {
       const changes = diff(pin.devices, list.devices)
       const changed = changes.added.length + changes.removed.length + changes.rekeyed.length > 0
       // Fingerprints are computed only for a change to report (they are deliberately slow).
-      const fingerprints = async () => ({ previousFingerprint: await deviceListFingerprint(pin), fingerprint: await deviceListFingerprint(list) })
+      const fingerprints = async () => ({ previousFingerprint: await deviceListFingerprint(pin, this.deps.suites), fingerprint: await deviceListFingerprint(list, this.deps.suites) })
       if (!extendsDeviceList(list, pin)) {
         this.deps.onChange({ userId, kind: 'replaced', ...changes, ...(await fingerprints()) })
         throw new MessageError(
@@ -186,7 +186,7 @@ export class ContactBook {
 
   /** The safety number of `userId` over its verified list. */
   async fingerprint(userId: string): Promise<string> {
-    return deviceListFingerprint(await this.current(userId))
+    return deviceListFingerprint(await this.current(userId), this.deps.suites)
   }
 
   private async fetchVerified(userId: string): Promise<VerifiedDeviceList> {

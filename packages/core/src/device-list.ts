@@ -264,9 +264,25 @@ export function decodeDeviceLinkRequest(bytes: Uint8Array): DeviceLinkRequest {
   return { userId, device, signature }
 }
 
-/** SHA-256 (suite-independent, so one user's devices may use different suites). */
-export async function sha256(data: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', data.slice()))
+const SHA256_SUITES = [
+  'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519',
+  'MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519',
+  'MLS_128_DHKEMP256_AES128GCM_SHA256_P256'
+]
+
+/**
+ * SHA-256, the hash of device lists whatever the devices' suites: from the
+ * first SHA-256 suite `suites` supports, else WebCrypto (absent in a browser
+ * page that is not a secure context).
+ */
+export async function sha256Hasher(suites: SuiteResolver): Promise<(data: Uint8Array) => Promise<Uint8Array>> {
+  for (const name of SHA256_SUITES) {
+    const impl = await suites(name)
+    if (impl !== undefined) return (data) => impl.hash.digest(data)
+  }
+  const subtle = globalThis.crypto?.subtle
+  if (subtle !== undefined) return async (data) => new Uint8Array(await subtle.digest('SHA-256', data.slice()))
+  throw new UsageError('UNSUPPORTED_CIPHERSUITE', 'Device lists need SHA-256: no SHA-256 ciphersuite is supported and WebCrypto is not available')
 }
 
 async function verifySignature(label: string, content: Uint8Array, signature: Uint8Array, device: ListedDevice, suites: SuiteResolver): Promise<boolean> {
@@ -304,6 +320,7 @@ export async function verifyDeviceList(
   const { userId, suites } = context
   const validator = context.validator ?? basicCredentials
   const checkSignatures = context.signatures !== false
+  const sha256 = await sha256Hasher(suites)
   if (encoded.length > MAX_DEVICE_LIST_ENTRIES) throw invalid(`A device list holds at most ${MAX_DEVICE_LIST_ENTRIES} entries`)
   const current = new Map<ClientId, ListedDevice>()
   const history = new Map<ClientId, ListedDevice>()
@@ -479,7 +496,8 @@ const FINGERPRINT_ITERATIONS = 1024
  * mean both see the same devices with the same keys. It changes whenever a
  * device is added or removed or a key changes.
  */
-export async function deviceListFingerprint(list: Pick<VerifiedDeviceList, 'userId' | 'devices'>): Promise<string> {
+export async function deviceListFingerprint(list: Pick<VerifiedDeviceList, 'userId' | 'devices'>, suites: SuiteResolver): Promise<string> {
+  const sha256 = await sha256Hasher(suites)
   const w = new Writer().u8(3).string(list.userId).u32(list.devices.length)
   for (const d of [...list.devices].sort(byClientId)) writeDevice(w, d)
   const input = w.finish()
