@@ -75,6 +75,19 @@ describe('an outsider cannot speak for another user', () => {
     expect(group.members().map((m) => m.clientId)).toEqual(['alice/laptop', 'bob/phone'])
   })
 
+  it('an unlisted device cannot pass for its user in a group: alice refuses the Welcome of a group bob/evil created', async () => {
+    const proc = await server()
+    await client(proc.url, 'bob', 'phone')
+    const alice = await client(proc.url, 'alice')
+    await alice.publishKeyPackages({ count: 1 })
+    const evil = await client(proc.url, 'bob', 'evil')
+    const rejected = alice.once('welcome:rejected')
+    const group = await evil.createGroup()
+    expect(await evil.addUsers(group, ['alice'])).toMatchObject({ kind: 'committed', added: ['alice/laptop'] })
+    expect((await rejected).error.code).toBe('WELCOME_INVALID')
+    expect(alice.group(group.groupId)).toBeUndefined()
+  })
+
   it('a planted device of bob with a KeyPackage in another ciphersuite neither blocks adding bob nor burns his one-time KeyPackages', async () => {
     const proc = await server()
     const alice = await client(proc.url, 'alice')
