@@ -32,25 +32,45 @@ export interface ServerConfig {
   }
   /** KeyPackage fetches per requester per minute. `--key-package-fetches-per-minute`, `MLS_KEY_PACKAGE_FETCHES_PER_MINUTE`. */
   keyPackageFetchesPerMinute?: number
+  /** New identities per source address per hour. `--registrations-per-hour`, `MLS_REGISTRATIONS_PER_HOUR`. */
+  registrationsPerHour?: number
+  /**
+   * App authentication of user-id claims by JWT (docs/trust-model.md): set by
+   * `--auth-jwt-public-key <PEM file>` (`MLS_AUTH_JWT_PUBLIC_KEY`), with
+   * `--auth-jwt-algorithm` (`MLS_AUTH_JWT_ALGORITHM`, default ES256),
+   * `--auth-jwt-issuer` and `--auth-jwt-audience` (`MLS_AUTH_JWT_ISSUER`,
+   * `MLS_AUTH_JWT_AUDIENCE`). Unset: the first device claims a user id.
+   */
+  jwt?: { publicKeyPath: string; algorithm: string; issuer?: string; audience?: string }
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
-const numeric: Record<string, [keyof ServerConfig['limits'] | 'port' | 'keyPackageFetchesPerMinute', string]> = {
+const numeric: Record<string, [keyof ServerConfig['limits'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour', string]> = {
   '--port': ['port', 'MLS_PORT'],
   '--max-frame-bytes': ['maxFrameBytes', 'MLS_MAX_FRAME_BYTES'],
   '--requests-per-second': ['requestsPerSecond', 'MLS_REQUESTS_PER_SECOND'],
   '--identity-requests-per-second': ['identityRequestsPerSecond', 'MLS_IDENTITY_REQUESTS_PER_SECOND'],
   '--max-connections-per-identity': ['maxConnectionsPerIdentity', 'MLS_MAX_CONNECTIONS_PER_IDENTITY'],
   '--max-connections': ['maxConnections', 'MLS_MAX_CONNECTIONS'],
-  '--key-package-fetches-per-minute': ['keyPackageFetchesPerMinute', 'MLS_KEY_PACKAGE_FETCHES_PER_MINUTE']
+  '--key-package-fetches-per-minute': ['keyPackageFetchesPerMinute', 'MLS_KEY_PACKAGE_FETCHES_PER_MINUTE'],
+  '--registrations-per-hour': ['registrationsPerHour', 'MLS_REGISTRATIONS_PER_HOUR']
+}
+
+const textual: Record<string, string> = {
+  '--host': 'MLS_HOST',
+  '--data-dir': 'MLS_DATA_DIR',
+  '--log-level': 'MLS_LOG_LEVEL',
+  '--store': 'MLS_STORE',
+  '--auth-jwt-public-key': 'MLS_AUTH_JWT_PUBLIC_KEY',
+  '--auth-jwt-algorithm': 'MLS_AUTH_JWT_ALGORITHM',
+  '--auth-jwt-issuer': 'MLS_AUTH_JWT_ISSUER',
+  '--auth-jwt-audience': 'MLS_AUTH_JWT_AUDIENCE'
 }
 
 /** Every flag the server accepts, with its environment variable (what `--help` lists). */
 export const OPTIONS: readonly { flag: string; env: string }[] = [
-  { flag: '--host', env: 'MLS_HOST' },
-  { flag: '--data-dir', env: 'MLS_DATA_DIR' },
-  { flag: '--log-level', env: 'MLS_LOG_LEVEL' },
+  ...Object.entries(textual).map(([flag, env]) => ({ flag, env })),
   ...Object.entries(numeric).map(([flag, [, env]]) => ({ flag, env }))
 ]
 
@@ -69,7 +89,12 @@ Options (each also as an environment variable):
   --max-connections-per-identity <n>     MLS_MAX_CONNECTIONS_PER_IDENTITY
   --max-connections <n>                  MLS_MAX_CONNECTIONS
   --key-package-fetches-per-minute <n>   MLS_KEY_PACKAGE_FETCHES_PER_MINUTE per requester
-  --help                                                   print this and exit 0
+  --registrations-per-hour <n>           MLS_REGISTRATIONS_PER_HOUR         new identities per source address
+  --auth-jwt-public-key <pem file>       MLS_AUTH_JWT_PUBLIC_KEY   claims of a user id need a JWT (sub = user id) signed by this key
+  --auth-jwt-algorithm <alg>             MLS_AUTH_JWT_ALGORITHM    (default ES256)
+  --auth-jwt-issuer <iss>                MLS_AUTH_JWT_ISSUER       required iss, if set
+  --auth-jwt-audience <aud>              MLS_AUTH_JWT_AUDIENCE     required aud, if set
+  --help                                 print this and exit 0
 
 Logs are JSON lines on stdout. GET /health answers 200 while serving. The data
 dir holds server.sqlite and, while a server runs on it, server.lock (a second
@@ -100,7 +125,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
     const eq = arg.indexOf('=')
     const [name, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined]
-    if (!name.startsWith('--') || !(name in numeric || ['--host', '--data-dir', '--log-level', '--store'].includes(name))) {
+    if (!name.startsWith('--') || !(name in numeric || name in textual)) {
       throw new UsageError('INVALID_ARGUMENT', `Unknown option ${name}\n\n${USAGE}`)
     }
     const value = inline ?? argv[++i]
@@ -131,7 +156,19 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       config.port = n
     }
     else if (key === 'keyPackageFetchesPerMinute') config.keyPackageFetchesPerMinute = n
+    else if (key === 'registrationsPerHour') config.registrationsPerHour = n
     else config.limits[key] = n
+  }
+  const jwtKey = pick('--auth-jwt-public-key', 'MLS_AUTH_JWT_PUBLIC_KEY')
+  if (jwtKey !== undefined) {
+    const issuer = pick('--auth-jwt-issuer', 'MLS_AUTH_JWT_ISSUER')
+    const audience = pick('--auth-jwt-audience', 'MLS_AUTH_JWT_AUDIENCE')
+    config.jwt = {
+      publicKeyPath: resolve(jwtKey),
+      algorithm: pick('--auth-jwt-algorithm', 'MLS_AUTH_JWT_ALGORITHM') ?? 'ES256',
+      ...(issuer === undefined ? {} : { issuer }),
+      ...(audience === undefined ? {} : { audience })
+    }
   }
   if (flags.has('--help')) throw new UsageError('INVALID_ARGUMENT', USAGE, { details: { help: true } })
   return config

@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createPublicKey } from 'node:crypto'
 import { join } from 'node:path'
 import type { ServerStore } from '@mls/core/interfaces'
 import { nodeCrypto } from '@mls/crypto-node'
-import { createServices } from '@mls/server'
+import { createServices, jwtAuthentication } from '@mls/server'
 import { sqliteServerStore } from '@mls/storage-sqlite'
 import { openPostgresServerStore, postgresInstanceBus, type PostgresInstanceBus } from '@mls/storage-postgres'
 import { webSocketServer, type WebSocketServerStats } from '@mls/transport-ws/server'
@@ -104,11 +105,26 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
   }
   const { store, idle } = trackInFlight(backing)
   const crypto = nodeCrypto()
+  const serviceLimits = {
+    ...(config.keyPackageFetchesPerMinute === undefined ? {} : { fetchesPerMinute: config.keyPackageFetchesPerMinute }),
+    ...(config.registrationsPerHour === undefined ? {} : { registrationsPerHour: config.registrationsPerHour })
+  }
+  const jwt = config.jwt
   const services = createServices({
     store,
     crypto,
     ...(bus === undefined ? {} : { bus }),
-    ...(config.keyPackageFetchesPerMinute === undefined ? {} : { limits: { fetchesPerMinute: config.keyPackageFetchesPerMinute } })
+    limits: serviceLimits,
+    ...(jwt === undefined
+      ? {}
+      : {
+          authentication: jwtAuthentication({
+            key: createPublicKey(readFileSync(jwt.publicKeyPath)),
+            algorithms: [jwt.algorithm],
+            ...(jwt.issuer === undefined ? {} : { issuer: jwt.issuer }),
+            ...(jwt.audience === undefined ? {} : { audience: jwt.audience })
+          })
+        })
   })
   const limits = Object.fromEntries(Object.entries(config.limits).filter(([, v]) => v !== undefined))
   let ws: Awaited<ReturnType<typeof webSocketServer>>
@@ -127,6 +143,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     pid: process.pid,
     database: databasePath,
     crypto: crypto.name,
+    authentication: jwt === undefined ? 'first-claim' : 'jwt',
     ...(bus === undefined ? {} : { instance: bus.instanceId })
   })
   let closing: Promise<void> | undefined

@@ -1,5 +1,6 @@
 import type { AuthenticationService, CiphersuiteImpl, CiphersuiteName, ClientConfig, Credential, KeyPackage, PrivateKeyPackage } from 'ts-mls'
 import {
+  ciphersuites,
   createGroup as mlsCreateGroup,
   decodeMlsMessage,
   defaultCapabilities,
@@ -18,17 +19,27 @@ import type { ChannelEvent, GroupChannelClient, WelcomeEntry } from './interface
 import { CLIENT_STORE_SPECIFICATION_VERSION, type ClientStore, type StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
 import type { CryptoProvider } from './interfaces/crypto.js'
-import type { DirectoryClient, RegisteredIdentity } from './interfaces/directory.js'
+import type { DirectoryClient } from './interfaces/directory.js'
 import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type Transport } from './interfaces/transport.js'
-import { MessageError, MlsToolkitError, ServiceError, UsageError, errorCode } from './errors.js'
+import { MessageError, MlsToolkitError, UsageError, errorCode } from './errors.js'
 import { equalBytes, toHex } from './bytes.js'
 import { assertCryptoProvider } from './crypto.js'
-import { clientIdFromCredential, credentialFor, formatClientId, parseClientId } from './identity.js'
+import { basicCredentials, credentialFor, formatClientId, type CredentialValidator } from './identity.js'
+import { ContactBook, type ContactChange } from './contacts.js'
+import {
+  createAddEntry,
+  createDeviceLinkRequest,
+  createRemoveEntry,
+  type DeviceSigner,
+  type SuiteResolver,
+  type VerifiedDeviceList
+} from './device-list.js'
+import { collectKeyPackages, type SkippedDevice } from './key-package-check.js'
 import { signChallenge } from './session-auth.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
-import { Group, isOwnTrouble, type GroupComponents, type GroupEvents, type ValidatedKeyPackage } from './group.js'
+import { Group, isOwnTrouble, type CommitOutcome, type GroupComponents, type GroupEvents, type ValidatedKeyPackage } from './group.js'
 
 /** The mandatory-to-implement suite, the default. */
 export const DEFAULT_CIPHERSUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
@@ -85,6 +96,24 @@ export interface MlsClientInit {
   durableInbox?: boolean
   /** Milliseconds since the epoch; injectable for tests. */
   now?: () => number
+  /**
+   * The app's proof attached when this device claims its user id (the first
+   * device of an unclaimed user), checked by the server's
+   * `AuthenticationHook.authorizeClaim`: for example a JWT from the app's
+   * login server. Called only when a claim is made.
+   */
+  claimProof?: () => Uint8Array | string | Promise<Uint8Array | string>
+  /**
+   * How other clients' credentials and ids are checked (the client side of
+   * the Authentication Service). Default `basicCredentials`.
+   */
+  credentials?: CredentialValidator
+}
+
+/** What `addUsers` did: the commit outcome, and the devices left out. */
+export type AddUsersOutcome = CommitOutcome & {
+  /** Devices whose KeyPackage failed validation or who are outside their user's verified list. */
+  readonly skipped: readonly SkippedDevice[]
 }
 
 /** A timer source (the subset of the global timer functions the client uses). */
@@ -128,6 +157,10 @@ export interface ClientEvents {
   'group:removed': ClientGroupEvent<'group:removed'>
   /** Every group's state transitions. */
   'status:changed': ClientGroupEvent<'status:changed'>
+  /** A contact's device list changed, or was replaced by the Directory (see `ContactChange`). */
+  'contact:changed': ContactChange
+  /** A device was left out while adding its user (its KeyPackage failed validation). */
+  'device:skipped': SkippedDevice
 }
 
 interface IdentityRecord {
@@ -148,25 +181,21 @@ interface KeyPackageStoreRecord {
 }
 
 /**
- * Accepts a credential only when it is a basic credential naming a client
- * whose signature key, as the Directory registered it, is the one presented.
+ * Accepts a credential only when the validator accepts it and the client it
+ * names is, with the presented key, a device of its user's verified and
+ * pinned device list (removed devices included). The Directory's word alone
+ * is never enough.
  */
 export class DirectoryAuthenticationService implements AuthenticationService {
-  private readonly cache = new Map<ClientId, Uint8Array>()
-
-  constructor(private readonly directory: () => DirectoryClient) {}
+  constructor(
+    private readonly contacts: () => ContactBook,
+    private readonly validator: CredentialValidator = basicCredentials
+  ) {}
 
   async validateCredential(credential: Credential, signaturePublicKey: Uint8Array): Promise<boolean> {
-    const clientId = clientIdFromCredential(credential)
+    const clientId = this.validator.clientIdFromCredential(credential)
     if (clientId === undefined) return false
-    let key = this.cache.get(clientId)
-    if (key === undefined) {
-      const registered: RegisteredIdentity | undefined = await this.directory().lookupIdentity(clientId)
-      if (registered === undefined) return false
-      key = registered.signaturePublicKey
-      this.cache.set(clientId, key)
-    }
-    return equalBytes(key, signaturePublicKey)
+    return this.contacts().knows(clientId, signaturePublicKey)
   }
 }
 
@@ -189,6 +218,7 @@ export class MlsClient {
   private state: ConnectionState = 'offline'
   private retryTimer: unknown
   private retryDelayMs = 0
+  private contactBook: ContactBook | undefined
 
   /** @internal use `createMlsClient` */
   constructor(
@@ -302,6 +332,13 @@ export class MlsClient {
       this.identity = { ...identity, registered: true }
       await this.init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(this.identity) }])
     }
+    try {
+      await this.contacts.claimIfUnclaimed(this.userId, this.deviceSigner(), this.init.claimProof)
+    } catch (error) {
+      await this.connection.close()
+      this.connection = undefined
+      throw error
+    }
     this.unsubscribe = this.connection.channel.subscribe((event) => this.onChannelEvent(event))
     this.setConnectionState('online')
     await this.sync()
@@ -368,39 +405,27 @@ export class MlsClient {
 
   /**
    * Fetch one KeyPackage for every device of each user from the Directory and
-   * validate it (signature, suite, and a credential the AuthenticationService
-   * accepts: the Directory-registered key of the device it names).
-   * Throws `NO_KEY_PACKAGE` when a user has no device with a KeyPackage and
-   * `CREDENTIAL_REJECTED` for a forged credential; nothing is committed then.
+   * validate it: the device must be in its user's verified device list, and
+   * its KeyPackage must decode, carry a credential naming that device (as
+   * `MlsClientInit.credentials` reads it) with the listed signature key, use
+   * this client's ciphersuite, and verify. A device that fails is skipped
+   * (event `device:skipped`); it never blocks the user's valid devices.
+   * Throws `NO_KEY_PACKAGE` (details list the skipped devices) when a user
+   * has no valid device, `DEVICE_LIST_INVALID`/`DEVICE_LIST_CHANGED` when a
+   * user's list does not verify or does not extend the pinned one; nothing is
+   * committed then.
    */
   async fetchKeyPackages(userIds: readonly string[]): Promise<ValidatedKeyPackage[]> {
-    const out: ValidatedKeyPackage[] = []
-    for (const userId of userIds) {
-      const fetched = await this.directory.fetchKeyPackages(userId)
-      if (fetched.length === 0) throw new ServiceError('NO_KEY_PACKAGE', `No KeyPackage available for user ${userId}`)
-      for (const f of fetched) {
-        const decoded = decodeMlsMessage(f.keyPackage, 0)?.[0]
-        if (decoded?.wireformat !== 'mls_key_package') throw new MessageError('KEY_PACKAGE_INVALID', `Directory returned a non-KeyPackage for ${f.clientId}`)
-        const kp = decoded.keyPackage
-        const named = clientIdFromCredential(kp.leafNode.credential)
-        if (named !== f.clientId || parseClientId(named).userId !== userId) {
-          throw new MessageError('CREDENTIAL_REJECTED', `KeyPackage for ${f.clientId} names ${String(named)}`)
-        }
-        if (kp.cipherSuite !== this.ciphersuite) {
-          throw new MessageError('KEY_PACKAGE_INVALID', `KeyPackage of ${f.clientId} uses ${kp.cipherSuite}, not ${this.ciphersuite}`)
-        }
-        if (!(await this.clientConfig.authService.validateCredential(kp.leafNode.credential, kp.leafNode.signaturePublicKey))) {
-          throw new MessageError('CREDENTIAL_REJECTED', `Credential of ${f.clientId} does not match its registered signature key`)
-        }
-        out.push({ clientId: f.clientId, keyPackage: kp })
-      }
-    }
-    return out
+    return (await this.collectKeyPackages(userIds)).keyPackages
   }
 
-  /** Convenience: fetch the users' KeyPackages and add every device to `group`. */
-  async addUsers(group: Group, userIds: readonly string[]) {
-    return group.addMembers(await this.fetchKeyPackages(userIds))
+  /**
+   * Convenience: fetch the users' KeyPackages and add every valid device to
+   * `group`; the outcome lists the devices skipped.
+   */
+  async addUsers(group: Group, userIds: readonly string[]): Promise<AddUsersOutcome> {
+    const { keyPackages, skipped } = await this.collectKeyPackages(userIds)
+    return { ...(await group.addMembers(keyPackages)), skipped }
   }
 
   /**
@@ -640,6 +665,109 @@ export class MlsClient {
     if (this.connection === undefined || this.closed) throw new UsageError('INVALID_STATE', 'The client is not connected')
     return this.connection
   }
+
+  // ---- device lists (docs/trust-model.md)
+
+  /** @internal The verified, pinned device lists of users this client has seen. */
+  get contacts(): ContactBook {
+    this.contactBook ??= new ContactBook({
+      store: this.init.store,
+      directory: () => this.directory,
+      suites: this.suiteResolver(),
+      validator: this.init.credentials ?? basicCredentials,
+      onChange: (change) => this.events.emit('contact:changed', change)
+    })
+    return this.contactBook
+  }
+
+  /**
+   * On a new device: the request to carry to a listed device of the same user
+   * (as bytes, a QR code say). It names this device and its signature key and
+   * is signed with it. The listed device approves it with `linkDevice`.
+   */
+  async linkRequest(): Promise<Uint8Array> {
+    return createDeviceLinkRequest(this.userId, this.deviceSigner())
+  }
+
+  /**
+   * On a listed device: approve a new device of this user from its link
+   * request. Signs an `add` entry, publishes it, and returns the new list.
+   * `DEVICE_LIST_INVALID` for a request of another user, a bad signature, a
+   * device id used before, or a device the Directory has not registered with
+   * that key; `INVALID_STATE` when this device is not listed itself.
+   */
+  async linkDevice(request: Uint8Array): Promise<VerifiedDeviceList> {
+    return this.changeOwnList((list) => createAddEntry(list, request, this.deviceSigner(), this.suiteResolver(), { now: this.now() }))
+  }
+
+  /**
+   * On a listed device: remove another device (or this one) from this
+   * user's list, so nobody adds it to groups any more. It does not remove the
+   * device from groups it is in: use `group.removeMembers` for that.
+   */
+  async removeDevice(clientId: ClientId): Promise<VerifiedDeviceList> {
+    return this.changeOwnList((list) => createRemoveEntry(list, clientId, this.deviceSigner(), { now: this.now() }))
+  }
+
+  /** The verified device list of `userId` (this client's own user included), checked against the pin. */
+  async deviceList(userId: string = this.userId): Promise<VerifiedDeviceList> {
+    return this.contacts.refresh(userId)
+  }
+
+  /** The safety number of `userId` (default: this client's user) over its verified device list, to compare out of band. */
+  async fingerprint(userId: string = this.userId): Promise<string> {
+    await this.contacts.refresh(userId)
+    return this.contacts.fingerprint(userId)
+  }
+
+  /**
+   * Accept the device list the Directory serves now for `userId` as the new
+   * pin, after `contact:changed` reported it `replaced` and the user checked
+   * the new fingerprint out of band.
+   */
+  async trustDeviceList(userId: string): Promise<VerifiedDeviceList> {
+    return this.contacts.trust(userId)
+  }
+
+  private async changeOwnList(build: (list: VerifiedDeviceList) => Promise<Uint8Array>): Promise<VerifiedDeviceList> {
+    const list = await this.contacts.refresh(this.userId)
+    if (!list.devices.some((d) => d.clientId === this.clientId)) {
+      throw new UsageError('INVALID_STATE', `${this.clientId} is not in its user's device list; only a listed device can change it`)
+    }
+    await this.directory.publishDeviceListEntry(await build(list))
+    return this.contacts.refresh(this.userId)
+  }
+
+  private async collectKeyPackages(userIds: readonly string[]): Promise<{ keyPackages: ValidatedKeyPackage[]; skipped: SkippedDevice[] }> {
+    return collectKeyPackages(userIds, {
+      contacts: this.contacts,
+      directory: this.directory,
+      validator: this.init.credentials ?? basicCredentials,
+      ciphersuite: this.ciphersuite,
+      cs: this.cs,
+      onSkip: (skipped) => this.events.emit('device:skipped', skipped)
+    })
+  }
+
+  private deviceSigner(): DeviceSigner {
+    return {
+      device: { clientId: this.clientId, signaturePublicKey: this.identity.signaturePublicKey, ciphersuite: this.identity.ciphersuite },
+      signaturePrivateKey: this.identity.signaturePrivateKey,
+      cs: this.cs
+    }
+  }
+
+  private suiteResolver(): SuiteResolver {
+    const crypto = this.init.crypto
+    return async (name) => {
+      if (!(name in ciphersuites) || !crypto.supports(name as CiphersuiteName)) return undefined
+      return crypto.getCiphersuiteImpl(getCiphersuiteFromName(name as CiphersuiteName))
+    }
+  }
+
+  private now(): number {
+    return this.init.now?.() ?? Date.now()
+  }
 }
 
 /**
@@ -694,8 +822,8 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
     paddingConfig: defaultPaddingConfig,
     authService: new DirectoryAuthenticationService(() => {
       if (holder.client === undefined) throw new UsageError('INVALID_STATE', 'Client not started')
-      return holder.client.directory
-    })
+      return holder.client.contacts
+    }, init.credentials ?? basicCredentials)
   }
   const client = new MlsClient(init, cs, identity, clientConfig)
   holder.client = client

@@ -52,6 +52,11 @@ export type ErrorCode =
   | 'NOT_AUTHENTICATED'
   | 'UNSUPPORTED_PROTOCOL_VERSION'
   | 'TOO_MANY_CONNECTIONS'
+  // device lists (docs/trust-model.md)
+  | 'DEVICE_LIST_INVALID'
+  | 'DEVICE_LIST_CONFLICT'
+  | 'DEVICE_LIST_CHANGED'
+  | 'CLAIM_REFUSED'
 
 export interface MlsToolkitErrorOptions {
   cause?: unknown

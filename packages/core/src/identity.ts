@@ -5,11 +5,39 @@ import { utf8 } from './bytes.js'
 
 const MAX_PART_BYTES = 128
 
-function checkPart(kind: string, value: string): void {
+/**
+ * Characters no identifier may contain (docs/trust-model.md, "Identifiers"):
+ * controls (Cc), format characters (Cf: zero-width joiners and spaces, bidi
+ * controls, soft hyphen, BOM), surrogates, private use and unassigned code
+ * points, line and paragraph separators, any white space, and every
+ * default-ignorable code point (Hangul fillers, variation selectors).
+ */
+const FORBIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{White_Space}\p{Default_Ignorable_Code_Point}]/u
+const LEADING_MARK = /^\p{M}/u
+
+/** Why `value` is not a valid user or device id, or `undefined` when it is. */
+export function identifierProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return 'not a string'
   const length = utf8.encode(value).length
-  if (length === 0 || length > MAX_PART_BYTES || value.includes('/')) {
-    throw new UsageError('INVALID_ARGUMENT', `${kind} must be 1-${MAX_PART_BYTES} UTF-8 bytes without '/': ${JSON.stringify(value)}`)
+  if (length === 0 || length > MAX_PART_BYTES) return `must be 1-${MAX_PART_BYTES} UTF-8 bytes`
+  if (value.includes('/')) return "must not contain '/'"
+  if (value.normalize('NFC') !== value) return 'must be in Unicode normalization form NFC'
+  const forbidden = FORBIDDEN.exec(value)
+  if (forbidden !== null) {
+    return `must not contain U+${forbidden[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} (control, invisible, format, bidi or white-space character)`
   }
+  if (LEADING_MARK.test(value)) return 'must not start with a combining mark'
+  return undefined
+}
+
+function checkPart(kind: string, value: string): void {
+  const problem = identifierProblem(value)
+  if (problem !== undefined) throw new UsageError('INVALID_ARGUMENT', `${kind} ${JSON.stringify(value)} ${problem}`, { details: { reason: problem } })
+}
+
+/** Validate a user id (see `identifierProblem`). Throws `INVALID_ARGUMENT`. */
+export function checkUserId(userId: string): void {
+  checkPart('userId', userId)
 }
 
 /** `${userId}/${deviceId}`, validated. */
@@ -21,6 +49,7 @@ export function formatClientId(userId: string, deviceId: string): ClientId {
 
 /** Split and validate a client id. Throws `INVALID_ARGUMENT`. */
 export function parseClientId(clientId: string): { userId: string; deviceId: string } {
+  if (typeof clientId !== 'string') throw new UsageError('INVALID_ARGUMENT', 'A client id must be a string')
   const slash = clientId.indexOf('/')
   if (slash < 0) throw new UsageError('INVALID_ARGUMENT', `Not a client id: ${JSON.stringify(clientId)}`)
   const userId = clientId.slice(0, slash)
@@ -47,3 +76,38 @@ export function clientIdFromCredential(credential: Credential): ClientId | undef
     return undefined
   }
 }
+
+/**
+ * How identities are named and carried in MLS credentials: the client side
+ * of the Authentication Service, and the id checks of the server. The default
+ * (`basicCredentials`) is the basic credential whose identity is the UTF-8
+ * client id `user/device`. An app that talks to another implementation, or
+ * that uses other identity formats, installs its own validator in
+ * `MlsClientInit.credentials` and `ServicesInit.credentials`; core is not
+ * patched. A validator must be deterministic and must never accept two
+ * different credentials for one client id.
+ */
+export interface CredentialValidator {
+  /** Shown in errors and logs. */
+  readonly name: string
+  /**
+   * Split and validate a client id into its user and device. Throws
+   * `INVALID_ARGUMENT` (a `UsageError`) for an id this scheme refuses.
+   */
+  parseClientId(clientId: string): { userId: string; deviceId: string }
+  /** Validate a user id alone. Throws `INVALID_ARGUMENT`. */
+  checkUserId(userId: string): void
+  /**
+   * The client id a credential names, or `undefined` when the credential is
+   * not one this validator accepts (wrong type, malformed identity).
+   */
+  clientIdFromCredential(credential: Credential): ClientId | undefined
+}
+
+/** The default validator: basic credentials naming `user/device`, identifiers as `identifierProblem` allows. */
+export const basicCredentials: CredentialValidator = Object.freeze({
+  name: 'basic',
+  parseClientId,
+  checkUserId,
+  clientIdFromCredential
+})

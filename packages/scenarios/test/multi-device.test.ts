@@ -9,6 +9,9 @@ it('users with several devices: adding a user adds every device; a member can re
   const aliceLaptop = await net.client('alice', { deviceId: 'laptop' })
   const bobPhone = await net.client('bob', { deviceId: 'phone' })
   const bobTablet = await net.client('bob', { deviceId: 'tablet' })
+  // The first device of each user claimed it; each further device is linked by a listed one.
+  await alicePhone.linkDevice(await aliceLaptop.linkRequest())
+  await bobPhone.linkDevice(await bobTablet.linkRequest())
   for (const c of [aliceLaptop, bobPhone, bobTablet]) await c.publishKeyPackages({ count: 1 })
 
   const g = await alicePhone.createGroup()

@@ -143,7 +143,13 @@ describe('security properties', () => {
     const honestFetch = directory.fetchKeyPackages.bind(directory)
     directory.fetchKeyPackages = async () => [{ clientId: 'carol/phone', keyPackage: forgedBytes, lastResort: false }]
     const a = await alice.createGroup()
-    await expect(alice.addUsers(a, ['carol'])).rejects.toMatchObject({ code: 'CREDENTIAL_REJECTED' })
+    const skipped = alice.once('device:skipped')
+    // carol's only device is skipped (its key is not the one carol's signed device list holds), so nothing is added.
+    await expect(alice.addUsers(a, ['carol'])).rejects.toMatchObject({
+      code: 'NO_KEY_PACKAGE',
+      details: { userId: 'carol', skipped: [{ clientId: 'carol/phone', reason: 'key-mismatch' }] }
+    })
+    expect(await skipped).toMatchObject({ userId: 'carol', clientId: 'carol/phone', reason: 'key-mismatch' })
     expect(a.epoch).toBe(0n)
     expect(a.status).toBe('active')
     directory.fetchKeyPackages = honestFetch

@@ -1,14 +1,48 @@
 import type { AbortOptions, ClientId, ServerStore } from '@mls/core/interfaces'
-import { ServiceError, equalBytes, parseClientId, throwIfAborted, toHex, verifyChallenge } from '@mls/core'
+import { ServiceError, equalBytes, throwIfAborted, toHex, verifyChallenge, type CredentialValidator } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
-import type { AuthService, PresentedCredentials } from './services.js'
+import type { AuthService, AuthenticationHook, PresentedCredentials } from './services.js'
 import type { Suites } from './suites.js'
+import { TokenBuckets } from './token-bucket.js'
 
 const CHALLENGE_BYTES = 32
 
-export function createAuthService(deps: { store: ServerStore; suites: Suites; limits: ServiceLimits; now: () => number }): AuthService {
-  const { store, suites, limits, now } = deps
+export function createAuthService(deps: {
+  store: ServerStore
+  suites: Suites
+  limits: ServiceLimits
+  now: () => number
+  hook: AuthenticationHook
+  validator: CredentialValidator
+}): AuthService {
+  const { store, suites, limits, now, hook, validator } = deps
   const pending = new Map<string, number>()
+  const registrations = new TokenBuckets(limits.registrationsPerHour / 60, limits.registrationBurst, now)
+
+  /** A new registration: the source's budget, then the app's hook. */
+  async function admit(presented: PresentedCredentials, parts: { userId: string; deviceId: string }, options?: AbortOptions): Promise<void> {
+    if ((await store.getIdentity(presented.clientId, options)) !== undefined) return
+    if (presented.source !== undefined) {
+      const retryAfterMs = registrations.take(presented.source)
+      if (retryAfterMs > 0) {
+        throw new ServiceError('RATE_LIMITED', `Too many registrations from ${presented.source}; retry in ${retryAfterMs} ms`, { details: { retryAfterMs } })
+      }
+    }
+    if (hook.authorizeRegistration === undefined) return
+    let allowed: boolean
+    try {
+      allowed = await hook.authorizeRegistration({
+        clientId: presented.clientId,
+        ...parts,
+        signaturePublicKey: presented.signaturePublicKey.slice(),
+        ciphersuite: presented.ciphersuite,
+        source: presented.source
+      })
+    } catch (cause) {
+      throw new ServiceError('AUTHENTICATION_FAILED', `The registration of ${presented.clientId} was refused`, { cause })
+    }
+    if (allowed !== true) throw new ServiceError('AUTHENTICATION_FAILED', `The registration of ${presented.clientId} was refused`)
+  }
 
   function takeChallenge(challenge: Uint8Array): boolean {
     const key = toHex(challenge)
@@ -37,7 +71,7 @@ export function createAuthService(deps: { store: ServerStore; suites: Suites; li
       const fresh = challenge instanceof Uint8Array && takeChallenge(challenge)
       let parts: { userId: string; deviceId: string }
       try {
-        parts = parseClientId(clientId)
+        parts = validator.parseClientId(clientId)
       } catch (cause) {
         throw new ServiceError('INVALID_ARGUMENT', `Not a client id: ${JSON.stringify(clientId)}`, { cause })
       }
@@ -53,6 +87,7 @@ export function createAuthService(deps: { store: ServerStore; suites: Suites; li
         throw new ServiceError('AUTHENTICATION_FAILED', `The challenge signature of ${clientId} does not verify`)
       }
       if (register) {
+        await admit(credentials, parts, options)
         const outcome = await store.registerIdentity(
           { clientId, ...parts, signaturePublicKey: signaturePublicKey.slice(), ciphersuite, registeredAt: now() },
           options

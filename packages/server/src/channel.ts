@@ -9,7 +9,7 @@ import type {
   ServerStore,
   WelcomeEntry
 } from '@mls/core/interfaces'
-import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex } from '@mls/core'
+import { ServiceError, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
 import type { ChannelService, FetchOptions, InstanceBus, InstanceNotice } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
@@ -48,8 +48,9 @@ export function createChannelService(deps: {
   limits: ServiceLimits
   subscriptions: Subscriptions
   bus?: InstanceBus | undefined
+  validator: CredentialValidator
 }): ChannelService {
-  const { store, suites, limits, subscriptions, bus } = deps
+  const { store, suites, limits, subscriptions, bus, validator } = deps
   const mutex = new KeyedMutex()
 
   function fetchArgs(options: FetchOptions | number | undefined, abortOptions: AbortOptions | undefined): { limit: number; signal: AbortSignal | undefined } {
@@ -181,7 +182,7 @@ export function createChannelService(deps: {
         }
         const pathLeaf = read.commit.path?.leafNode
         if (pathLeaf !== undefined) {
-          if (clientIdFromCredential(pathLeaf.credential) !== caller) throw invalid("The update path's leaf node does not name the caller")
+          if (validator.clientIdFromCredential(pathLeaf.credential) !== caller) throw invalid("The update path's leaf node does not name the caller")
           const identity = await store.getIdentity(caller, options)
           if (identity === undefined || !equalBytes(identity.signaturePublicKey, pathLeaf.signaturePublicKey)) {
             throw invalid("The update path's leaf node does not carry the caller's registered signature key")
@@ -189,6 +190,7 @@ export function createChannelService(deps: {
         }
         const change = await applyToRoster(group, committer, read.proposals, {
           suites,
+          validator,
           servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
         })
         const recipients = welcomeRecipients(request.welcome, change.added)

@@ -1,5 +1,5 @@
 import type { AccessWindow, ClientId, GroupRecord, RosterEntry } from '@mls/core/interfaces'
-import { ServiceError, clientIdFromCredential, equalBytes, toHex } from '@mls/core'
+import { ServiceError, equalBytes, toHex, type CredentialValidator } from '@mls/core'
 import { makeKeyPackageRef, type Commit, type KeyPackage, type Proposal } from '@mls/core/mls'
 import { decodeMessage, type Suites } from './suites.js'
 
@@ -56,7 +56,7 @@ export async function applyToRoster(
   group: GroupRecord,
   committer: RosterEntry,
   proposals: readonly Proposal[],
-  deps: { suites: Suites; servedTo: (ref: string) => Promise<ClientId | undefined> }
+  deps: { suites: Suites; validator: CredentialValidator; servedTo: (ref: string) => Promise<ClientId | undefined> }
 ): Promise<RosterChange> {
   const byLeaf = new Map(group.roster.map((e) => [e.leafIndex, e.clientId]))
   const removed: ClientId[] = []
@@ -74,8 +74,8 @@ export async function applyToRoster(
   for (const p of proposals) {
     if (p.proposalType !== 'add') continue
     const kp: KeyPackage = p.add.keyPackage
-    const clientId = clientIdFromCredential(kp.leafNode.credential)
-    if (clientId === undefined) throw invalid('An added KeyPackage does not carry a basic credential with a client id')
+    const clientId = deps.validator.clientIdFromCredential(kp.leafNode.credential)
+    if (clientId === undefined) throw invalid(`An added KeyPackage does not carry a credential the '${deps.validator.name}' validator accepts`)
     if (present.has(clientId)) throw invalid(`${clientId} is already a member`)
     if (!deps.suites.isAccepted(kp.cipherSuite)) throw invalid(`An added KeyPackage uses ciphersuite ${kp.cipherSuite}, which is not accepted`)
     const impl = await deps.suites.impl(kp.cipherSuite)

@@ -1,4 +1,4 @@
-import { ServiceError, assertCryptoProvider } from '@mls/core'
+import { ServiceError, assertCryptoProvider, basicCredentials } from '@mls/core'
 import { SERVER_STORE_SPECIFICATION_VERSION } from '@mls/core/interfaces'
 import type { Services, ServicesInit } from './services.js'
 import { resolveLimits } from './limits.js'
@@ -19,11 +19,21 @@ export function createServices(init: ServicesInit): Services {
   const now = init.now ?? Date.now
   const suites = new Suites(crypto, init.ciphersuites)
   const subscriptions = new Subscriptions()
+  const hook = init.authentication ?? {}
+  const validator = init.credentials ?? basicCredentials
+  const shared = init.bus === undefined ? limits : { ...limits, groupCacheSize: 0 }
   return {
-    auth: createAuthService({ store, suites, limits, now }),
-    directory: createDirectoryService({ store, suites, limits, now }),
-    // With several instances (a bus) the channel keeps no group cache: any instance may change any group.
-    channel: createChannelService({ store, suites, limits: init.bus === undefined ? limits : { ...limits, groupCacheSize: 0 }, subscriptions, bus: init.bus }),
+    auth: createAuthService({ store, suites, limits, now, hook, validator }),
+    // With several instances (a bus) no group or device-list cache: any instance may change any group or list.
+    directory: createDirectoryService({ store, suites, limits: shared, now, hook, validator }),
+    channel: createChannelService({
+      store,
+      suites,
+      limits: shared,
+      subscriptions,
+      bus: init.bus,
+      validator
+    }),
     subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
     limits
   }

@@ -1,15 +1,33 @@
 import type { AbortOptions, ClientId, FetchedKeyPackage, KeyPackageCount, KeyPackageRecord, RegisteredIdentity, ServerStore } from '@mls/core/interfaces'
-import { ServiceError, formatClientId, parseClientId, throwIfAborted } from '@mls/core'
+import { ServiceError, throwIfAborted, type CredentialValidator } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
-import type { DirectoryService } from './services.js'
+import type { AuthenticationHook, DirectoryService } from './services.js'
 import type { Suites } from './suites.js'
 import { KeyPackageRejection, validateKeyPackage } from './key-package.js'
 import { TokenBuckets } from './token-bucket.js'
+import { DeviceLists } from './device-lists.js'
 
-export function createDirectoryService(deps: { store: ServerStore; suites: Suites; limits: ServiceLimits; now: () => number }): DirectoryService {
-  const { store, suites, limits, now } = deps
+export function createDirectoryService(deps: {
+  store: ServerStore
+  suites: Suites
+  limits: ServiceLimits
+  now: () => number
+  hook: AuthenticationHook
+  validator: CredentialValidator
+}): DirectoryService {
+  const { store, suites, limits, now, validator } = deps
   const fetchBudget = new TokenBuckets(limits.fetchesPerMinute, limits.fetchBurst, now)
+  const oneTimeBudget = new TokenBuckets(limits.oneTimeKeyPackagesPerMinute, limits.oneTimeKeyPackageBurst, now)
   const nowSeconds = (): number => Math.floor(now() / 1000)
+  const deviceLists = new DeviceLists({ store, suites, validator, hook: deps.hook, cacheSize: limits.groupCacheSize })
+
+  function checkUserId(userId: string): void {
+    try {
+      validator.checkUserId(userId)
+    } catch (cause) {
+      throw new ServiceError('INVALID_ARGUMENT', `Not a user id: ${JSON.stringify(userId)}`, { cause })
+    }
+  }
 
   return {
     async uploadKeyPackages(
@@ -33,7 +51,7 @@ export function createDirectoryService(deps: { store: ServerStore; suites: Suite
       const time = nowSeconds()
       for (const [index, upload] of uploads.entries()) {
         try {
-          records.push(await validateKeyPackage(upload.bytes, { caller, identity, suites, limits, nowSeconds: time, lastResort: upload.lastResort }))
+          records.push(await validateKeyPackage(upload.bytes, { caller, identity, suites, limits, nowSeconds: time, lastResort: upload.lastResort, validator }))
         } catch (error) {
           if (!(error instanceof KeyPackageRejection)) throw error
           throw new ServiceError('KEY_PACKAGE_INVALID', `KeyPackage ${index} rejected: ${error.message}`, { details: { index, reason: error.message } })
@@ -52,31 +70,50 @@ export function createDirectoryService(deps: { store: ServerStore; suites: Suite
 
     async fetchKeyPackages(caller: ClientId, userId: string, options?: AbortOptions): Promise<FetchedKeyPackage[]> {
       throwIfAborted(options?.signal)
-      try {
-        formatClientId(userId, 'device')
-      } catch (cause) {
-        throw new ServiceError('INVALID_ARGUMENT', `Not a user id: ${JSON.stringify(userId)}`, { cause })
-      }
+      checkUserId(userId)
       const retryAfterMs = fetchBudget.take(caller)
       if (retryAfterMs > 0) {
         throw new ServiceError('RATE_LIMITED', `Too many KeyPackage fetches by ${caller}; retry in ${retryAfterMs} ms`, { details: { retryAfterMs } })
       }
-      const devices = await store.listDevices(userId, options)
-      if (devices.length === 0) throw new ServiceError('UNKNOWN_USER', `No device of ${userId} is registered`)
+      // Only the devices of the user's signed list are served: a registered id is not a device of the user.
+      const devices = await deviceLists.currentDevices(userId, options)
+      if (devices.length === 0) throw new ServiceError('UNKNOWN_USER', `${userId} has no device list`)
       const out: FetchedKeyPackage[] = []
       const time = nowSeconds()
+      let budgetRetryMs = 0
       for (const device of devices) {
         if (device.clientId === caller) continue
-        const record = await store.consumeKeyPackage(device.clientId, time, options)
+        // One token of the user's one-time budget per device; once spent, the last-resort KeyPackage is served.
+        const wait = oneTimeBudget.take(userId)
+        const record = wait === 0 ? await store.consumeKeyPackage(device.clientId, time, options) : await store.serveLastResortKeyPackage(device.clientId, time, options)
+        // An empty pool costs the user nothing: the token goes back.
+        if (wait === 0 && record?.lastResort !== false) oneTimeBudget.refund(userId)
         if (record !== undefined) out.push({ clientId: device.clientId, keyPackage: record.keyPackage, lastResort: record.lastResort })
+        else if (wait > 0 && (await store.countKeyPackages(device.clientId, options)).oneTime > 0) budgetRetryMs = Math.max(budgetRetryMs, wait)
+      }
+      if (out.length === 0 && budgetRetryMs > 0) {
+        throw new ServiceError('RATE_LIMITED', `The one-time KeyPackages of ${userId} are rationed and no last-resort one is set; retry in ${budgetRetryMs} ms`, {
+          details: { retryAfterMs: budgetRetryMs }
+        })
       }
       return out
+    },
+
+    async fetchDeviceList(_caller: ClientId, userId: string, options?: AbortOptions): Promise<Uint8Array[]> {
+      throwIfAborted(options?.signal)
+      checkUserId(userId)
+      return store.readDeviceList(userId, options)
+    },
+
+    async publishDeviceListEntry(caller: ClientId, entry: Uint8Array, options?: AbortOptions): Promise<{ version: number }> {
+      throwIfAborted(options?.signal)
+      return deviceLists.append(caller, entry, options)
     },
 
     async lookupIdentity(_caller: ClientId, clientId: ClientId, options?: AbortOptions): Promise<RegisteredIdentity | undefined> {
       throwIfAborted(options?.signal)
       try {
-        parseClientId(clientId)
+        validator.parseClientId(clientId)
       } catch (cause) {
         throw new ServiceError('INVALID_ARGUMENT', `Not a client id: ${JSON.stringify(clientId)}`, { cause })
       }

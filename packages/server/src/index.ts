@@ -8,6 +8,10 @@ export type {
   PresentedCredentials,
   FetchOptions,
   InstanceBus,
-  InstanceNotice
+  InstanceNotice,
+  AuthenticationHook,
+  RegistrationRequest,
+  ClaimRequest
 } from './services.js'
 export { defaultServiceLimits, type ServiceLimits } from './limits.js'
+export { jwtAuthentication, type JwtAuthenticationInit } from './jwt-authentication.js'

@@ -1,5 +1,5 @@
 import type { ClientId, IdentityRecord, KeyPackageRecord } from '@mls/core/interfaces'
-import { clientIdFromCredential, equalBytes, toHex } from '@mls/core'
+import { equalBytes, toHex, type CredentialValidator } from '@mls/core'
 import { makeKeyPackageRef, verifyKeyPackage, verifyLeafNodeSignatureKeyPackage, type KeyPackage } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
 import { decodeMessage, type Suites } from './suites.js'
@@ -15,7 +15,15 @@ const MAX_NOT_AFTER = BigInt(Number.MAX_SAFE_INTEGER)
 /** Validate one uploaded KeyPackage of `caller`; throws `KeyPackageRejection` with a reason. */
 export async function validateKeyPackage(
   bytes: Uint8Array,
-  context: { caller: ClientId; identity: IdentityRecord; suites: Suites; limits: ServiceLimits; nowSeconds: number; lastResort: boolean }
+  context: {
+    caller: ClientId
+    identity: IdentityRecord
+    suites: Suites
+    limits: ServiceLimits
+    nowSeconds: number
+    lastResort: boolean
+    validator: CredentialValidator
+  }
 ): Promise<KeyPackageRecord> {
   const { caller, identity, suites, limits, nowSeconds } = context
   if (!(bytes instanceof Uint8Array)) reject('not bytes')
@@ -33,8 +41,8 @@ export async function validateKeyPackage(
   if (leaf.lifetime.notAfter < now) reject('expired (not_after is in the past)')
   if (leaf.lifetime.notAfter < leaf.lifetime.notBefore) reject('lifetime ends before it starts')
   if (equalBytes(kp.initKey, leaf.hpkePublicKey)) reject('init_key equals the leaf encryption_key')
-  if (leaf.credential.credentialType !== 'basic') reject('credential is not a basic credential')
-  const named = clientIdFromCredential(leaf.credential)
+  const named = context.validator.clientIdFromCredential(leaf.credential)
+  if (named === undefined) reject(`credential is not accepted by the '${context.validator.name}' credential validator (by default: a basic credential naming a client id)`)
   if (named !== caller) reject(`credential names ${named === undefined ? 'no valid client id' : JSON.stringify(named)}, not the caller ${JSON.stringify(caller)}`)
   if (!equalBytes(leaf.signaturePublicKey, identity.signaturePublicKey)) reject('signature key is not the caller’s registered key')
   const impl = await suites.impl(kp.cipherSuite)

@@ -39,14 +39,32 @@ export interface ServiceLimits {
   readonly challengeTtlMs: number
   /** Most outstanding challenges; the oldest are forgotten first. Default 10 000. */
   readonly maxPendingChallenges: number
-  /** Longest group id, in bytes (`INVALID_ARGUMENT`). Default 256. */
   /**
-   * Group records (epoch, roster, access) kept in memory, so a message does not
-   * read them from the store. Exact while this process is the only writer of its
-   * store (the supported deployment); 0 disables the cache. Default 10 000.
+   * Group records (epoch, roster, access) and device lists kept in memory, so a
+   * message does not read them from the store. Exact while this process is the
+   * only writer of its store; 0 disables the caches (`createServices` does so
+   * when given a bus: several instances). Default 10 000.
    */
   readonly groupCacheSize: number
+  /** Longest group id, in bytes (`INVALID_ARGUMENT`). Default 256. */
   readonly maxGroupIdBytes: number
+  /**
+   * New identities registered per source address (as the transport reports
+   * it), per hour: a token bucket refilled at this rate. Default 60.
+   */
+  readonly registrationsPerHour: number
+  /** Size of the registration bucket per source address. Default 30. */
+  readonly registrationBurst: number
+  /**
+   * One-time KeyPackages of one user served per minute, across all
+   * requesters: a token bucket per target user, one token per device served.
+   * When it is spent, devices are served their last-resort KeyPackage (still
+   * enough to add the user), so no one drains a user's one-time pool faster.
+   * Default 10.
+   */
+  readonly oneTimeKeyPackagesPerMinute: number
+  /** Size of the per-user one-time bucket. Default 20. */
+  readonly oneTimeKeyPackageBurst: number
 }
 
 export const defaultServiceLimits: ServiceLimits = Object.freeze({
@@ -63,7 +81,11 @@ export const defaultServiceLimits: ServiceLimits = Object.freeze({
   groupCacheSize: 10_000,
   challengeTtlMs: 5 * 60_000,
   maxPendingChallenges: 10_000,
-  maxGroupIdBytes: 256
+  maxGroupIdBytes: 256,
+  registrationsPerHour: 60,
+  registrationBurst: 30,
+  oneTimeKeyPackagesPerMinute: 10,
+  oneTimeKeyPackageBurst: 20
 })
 
 export function resolveLimits(limits: Partial<ServiceLimits> = {}): ServiceLimits {

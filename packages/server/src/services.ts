@@ -12,6 +12,7 @@ import type {
   WelcomeEntry
 } from '@mls/core/interfaces'
 import type { CiphersuiteName } from '@mls/core/mls'
+import type { CredentialValidator } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
 
 /** What `createServices` needs. */
@@ -36,6 +37,19 @@ export interface ServicesInit {
    * channel keeps no group cache: any instance may change any group.
    */
   bus?: InstanceBus
+  /**
+   * The app's Authentication Service hook: who may register an identity and
+   * who may claim a user id (docs/trust-model.md). Default: anyone may
+   * register an unused client id (within the per-address limit), and the
+   * first device to publish a claim owns an unclaimed user id.
+   */
+  authentication?: AuthenticationHook
+  /**
+   * How client ids and credentials are checked (ids of connections, device
+   * lists and KeyPackage credentials). Default `basicCredentials` of
+   * `@mls/core`; install the same validator in the clients.
+   */
+  credentials?: CredentialValidator
 }
 
 /** What one instance appended, as told to the others (after the store call resolved, so after its commit). */
@@ -54,6 +68,45 @@ export interface InstanceBus {
   subscribe(listener: (notice: InstanceNotice) => void): () => void
 }
 
+/** A new identity asking to be registered, as `AuthenticationHook.authorizeRegistration` sees it. */
+export interface RegistrationRequest {
+  readonly clientId: ClientId
+  readonly userId: string
+  readonly deviceId: string
+  readonly signaturePublicKey: Uint8Array
+  readonly ciphersuite: string
+  /** The network source the transport reports (an IP address for WebSocket), when it knows one. */
+  readonly source: string | undefined
+}
+
+/** A device claiming a user id (the first entry of the user's device list). */
+export interface ClaimRequest {
+  readonly userId: string
+  readonly clientId: ClientId
+  readonly signaturePublicKey: Uint8Array
+  readonly ciphersuite: string
+  /**
+   * The app's proof the client attached to its claim (`MlsClientInit.claimProof`),
+   * for example a JWT from the app's login server; empty when none.
+   */
+  readonly proof: Uint8Array
+}
+
+/**
+ * Binds user ids to an app's accounts (the server side of the
+ * Authentication Service, RFC 9420 section 5.3). Every method is optional;
+ * a missing one allows. A method that throws or returns `false` refuses:
+ * registration with `AUTHENTICATION_FAILED`, a claim with `CLAIM_REFUSED`.
+ * Linking and removing devices need no hook: they are signed by a device
+ * already in the user's list. See `jwtAuthentication` for a ready one.
+ */
+export interface AuthenticationHook {
+  /** May this new identity be registered? Called once, before it is stored (not on later logins). */
+  authorizeRegistration?(request: RegistrationRequest): boolean | Promise<boolean>
+  /** May this device claim the unclaimed `request.userId`? */
+  authorizeClaim?(request: ClaimRequest): boolean | Promise<boolean>
+}
+
 /** The identity a connection presents (the data of `SessionCredentials`, without the signer). */
 export interface PresentedCredentials {
   readonly clientId: ClientId
@@ -62,6 +115,11 @@ export interface PresentedCredentials {
   readonly ciphersuite: string
   /** `true` to register the identity (binding it to the key once), `false` to log in. */
   readonly register: boolean
+  /**
+   * Where the connection comes from (an IP address), when the transport knows:
+   * registrations are limited per source (`limits.registrationsPerHour`).
+   */
+  readonly source?: string | undefined
 }
 
 /** Fetch options: abort signal and page size. */
@@ -88,7 +146,10 @@ export interface AuthService {
    * authenticated ClientId.
    *
    * - `register: true` binds the identity to the key once; the same key again
-   *   is accepted; another key rejects with `IDENTITY_CONFLICT`.
+   *   is accepted; another key rejects with `IDENTITY_CONFLICT`. A new
+   *   registration takes a token of its source's budget (`RATE_LIMITED` when
+   *   spent) and must pass `AuthenticationHook.authorizeRegistration`
+   *   (`AUTHENTICATION_FAILED`).
    * - `register: false` requires a registered identity (`UNKNOWN_IDENTITY`)
    *   bound to the presented key (`AUTHENTICATION_FAILED`).
    * - `AUTHENTICATION_FAILED` for a bad signature or a challenge that was not
@@ -120,16 +181,30 @@ export interface DirectoryService {
     options?: AbortOptions
   ): Promise<KeyPackageCount>
   /**
-   * One KeyPackage for each registered device of `userId` except the caller:
-   * the oldest one-time KeyPackage (consumed), or the last-resort one when
-   * the pool is empty; devices with neither are left out. `UNKNOWN_USER` when
-   * the user has no device; `RATE_LIMITED` past the caller's fetch budget.
+   * One KeyPackage for each device in `userId`'s device list except the
+   * caller: the oldest one-time KeyPackage (consumed), or the last-resort one
+   * when the pool is empty or the user's one-time budget
+   * (`limits.oneTimeKeyPackagesPerMinute`) is spent; devices with neither are
+   * left out. Registered devices outside the list are never served.
+   * `UNKNOWN_USER` when the user has no device list; `RATE_LIMITED` past the
+   * caller's fetch budget, or when only the spent user budget kept every
+   * device out.
    */
   fetchKeyPackages(caller: ClientId, userId: string, options?: AbortOptions): Promise<FetchedKeyPackage[]>
   /** The identity registered for `clientId`, or `undefined`. */
   lookupIdentity(caller: ClientId, clientId: ClientId, options?: AbortOptions): Promise<RegisteredIdentity | undefined>
   /** How many KeyPackages of the caller remain. */
   countKeyPackages(caller: ClientId, options?: AbortOptions): Promise<KeyPackageCount>
+  /** The encoded entries of `userId`'s device list, oldest first; `[]` for an unclaimed user id. */
+  fetchDeviceList(caller: ClientId, userId: string, options?: AbortOptions): Promise<Uint8Array[]>
+  /**
+   * Check and append one entry (see `verifyDeviceList` of `@mls/core`): the
+   * caller must be its signer, registered with the signing key; an added
+   * device must be registered with the key the entry names; a claim must pass
+   * `AuthenticationHook.authorizeClaim`. Errors `DEVICE_LIST_INVALID`,
+   * `DEVICE_LIST_CONFLICT` (not the next version), `CLAIM_REFUSED`.
+   */
+  publishDeviceListEntry(caller: ClientId, entry: Uint8Array, options?: AbortOptions): Promise<{ version: number }>
 }
 
 /**

@@ -24,6 +24,12 @@ export class TokenBuckets {
     return Math.ceil(((1 - bucket.tokens) * 60_000) / this.ratePerMinute)
   }
 
+  /** Give back a token taken for work that turned out not to need it. */
+  refund(key: string): void {
+    const bucket = this.buckets.get(key)
+    if (bucket !== undefined) bucket.tokens = Math.min(this.burst, bucket.tokens + 1)
+  }
+
   private refill(key: string, now: number): Bucket {
     let bucket = this.buckets.get(key)
     if (bucket === undefined) {

@@ -1,6 +1,19 @@
 import { expect } from 'vitest'
 import type { ChannelEvent, ClientId, CryptoProvider, ServerStore } from '@mls/core/interfaces'
-import { credentialFor, signChallenge, tsMlsDefaultCrypto, utf8 } from '@mls/core'
+import {
+  createAddEntry,
+  createClaimEntry,
+  createDeviceLinkRequest,
+  credentialFor,
+  parseClientId,
+  signChallenge,
+  tsMlsDefaultCrypto,
+  utf8,
+  verifyDeviceList,
+  type CredentialValidator,
+  type DeviceSigner,
+  type SuiteResolver
+} from '@mls/core'
 import {
   createApplicationMessage,
   createCommit,
@@ -25,7 +38,7 @@ import {
   type Proposal
 } from '@mls/core/mls'
 import { memoryServerStore } from '@mls/storage-memory'
-import { createServices, type ServiceLimits, type Services } from '../src/index.js'
+import { createServices, type AuthenticationHook, type ServiceLimits, type Services } from '../src/index.js'
 
 export const SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 
@@ -35,18 +48,32 @@ export interface Harness {
   store: ServerStore
   services: Services
   clock: { now: number }
+  /** The first (claiming) device of each user, which links the user's later devices. */
+  claimed: Map<string, TestClient>
+  suites: SuiteResolver
 }
 
 let sharedCrypto: CryptoProvider | undefined
 
-export async function harness(options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[] } = {}): Promise<Harness> {
+export async function harness(
+  options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[]; authentication?: AuthenticationHook; credentials?: CredentialValidator } = {}
+): Promise<Harness> {
   sharedCrypto ??= tsMlsDefaultCrypto()
   const crypto = sharedCrypto
   const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(SUITE))
   const store = memoryServerStore()
   const clock = { now: Date.UTC(2026, 0, 1) }
-  const services = createServices({ store, crypto, limits: options.limits, ciphersuites: options.ciphersuites, now: () => clock.now })
-  return { crypto, cs, store, services, clock }
+  const services = createServices({
+    store,
+    crypto,
+    limits: options.limits,
+    ciphersuites: options.ciphersuites,
+    now: () => clock.now,
+    ...(options.authentication === undefined ? {} : { authentication: options.authentication }),
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials })
+  })
+  const suites: SuiteResolver = async (name) => crypto.getCiphersuiteImpl(getCiphersuiteFromName(name as CiphersuiteName))
+  return { crypto, cs, store, services, clock, claimed: new Map(), suites }
 }
 
 export async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
@@ -64,11 +91,11 @@ export async function authenticate(
   clientId: ClientId,
   keys: KeyPair,
   register: boolean,
-  options: { signWith?: Uint8Array; signAs?: ClientId } = {}
+  options: { signWith?: Uint8Array; signAs?: ClientId; source?: string } = {}
 ): Promise<ClientId> {
   const challenge = h.services.auth.challenge()
   const signature = await signChallenge(challenge, options.signAs ?? clientId, options.signWith ?? keys.signKey, h.cs)
-  return h.services.auth.authenticate({ clientId, signaturePublicKey: keys.publicKey, ciphersuite: SUITE, register }, challenge, signature)
+  return h.services.auth.authenticate({ clientId, signaturePublicKey: keys.publicKey, ciphersuite: SUITE, register, source: options.source }, challenge, signature)
 }
 
 export interface GeneratedKeyPackage {
@@ -100,12 +127,33 @@ export class TestClient {
     readonly keys: KeyPair
   ) {}
 
-  static async register(h: Harness, clientId: ClientId): Promise<TestClient> {
+  /**
+   * Register, then join the user's device list as a real client does: the
+   * first device of a user claims it, later ones are linked by that device.
+   * `listed: false` leaves the device out of the list (an outsider's id).
+   */
+  static async register(h: Harness, clientId: ClientId, options: { listed?: boolean } = {}): Promise<TestClient> {
     const keys = await h.cs.signature.keygen()
     const client = new TestClient(h, clientId, keys)
     expect(await authenticate(h, clientId, keys, true)).toBe(clientId)
     client.unsubscribe = h.services.subscribe(clientId, (event) => client.events.push(event))
+    if (options.listed !== false) {
+      const { userId } = parseClientId(clientId)
+      const first = h.claimed.get(userId)
+      if (first === undefined) {
+        await h.services.directory.publishDeviceListEntry(clientId, await createClaimEntry(userId, client.signer()))
+        h.claimed.set(userId, client)
+      } else {
+        const list = await verifyDeviceList(await h.services.directory.fetchDeviceList(clientId, userId), { userId, suites: h.suites })
+        const request = await createDeviceLinkRequest(userId, client.signer())
+        await h.services.directory.publishDeviceListEntry(first.clientId, await createAddEntry(list, request, first.signer(), h.suites))
+      }
+    }
     return client
+  }
+
+  signer(): DeviceSigner {
+    return { device: { clientId: this.clientId, signaturePublicKey: this.keys.publicKey, ciphersuite: SUITE }, signaturePrivateKey: this.keys.signKey, cs: this.h.cs }
   }
 
   async keyPackage(options: { lifetime?: Lifetime; credential?: Credential; keys?: KeyPair; cs?: CiphersuiteImpl } = {}): Promise<GeneratedKeyPackage> {

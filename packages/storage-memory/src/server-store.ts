@@ -63,6 +63,7 @@ class MemoryServerStore implements ServerStore {
   private readonly served = new Map<string, ClientId>()
   private readonly groups = new Map<GroupIdHex, GroupState>()
   private readonly mailboxes = new Map<ClientId, WelcomeRecord[]>()
+  private readonly deviceLists = new Map<string, Uint8Array[]>()
   private closed = false
 
   constructor(init: MemoryServerStoreInit) {
@@ -250,6 +251,30 @@ class MemoryServerStore implements ServerStore {
     const mailbox = this.mailboxes.get(clientId) ?? []
     if (limit <= 0) return []
     return mailbox.filter((w) => w.seq > afterSeq).slice(0, limit).map(copyWelcome)
+  }
+
+  async serveLastResortKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined> {
+    this.check(options)
+    const lastResort = this.lastResorts.get(clientId)
+    if (lastResort === undefined || lastResort.notAfter < nowSeconds) return undefined
+    this.served.set(lastResort.ref, clientId)
+    return copyKeyPackage(lastResort)
+  }
+
+  async readDeviceList(userId: string, options?: AbortOptions): Promise<Uint8Array[]> {
+    this.check(options)
+    return (this.deviceLists.get(userId) ?? []).map((e) => e.slice())
+  }
+
+  async appendDeviceListEntry(userId: string, expectedLength: number, entry: Uint8Array, options?: AbortOptions): Promise<'appended' | 'conflict'> {
+    this.check(options)
+    checkBytes(entry, 'device-list entry')
+    if (typeof userId !== 'string' || !Number.isSafeInteger(expectedLength)) throw invalid('userId must be a string and expectedLength an integer')
+    const list = this.deviceLists.get(userId) ?? []
+    if (list.length !== expectedLength) return 'conflict'
+    list.push(entry.slice())
+    this.deviceLists.set(userId, list)
+    return 'appended'
   }
 
   async close(): Promise<void> {

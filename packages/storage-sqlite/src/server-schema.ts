@@ -92,11 +92,23 @@ const v1: Migration = (db) => {
   `)
 }
 
+/** Version 2 (issue 8): the signed device list of each user, one row per entry. */
+const deviceLists: Migration = (db) => {
+  db.exec(`
+    CREATE TABLE device_list_entries (
+      user_id TEXT NOT NULL,
+      position INTEGER NOT NULL,
+      entry BLOB NOT NULL,
+      PRIMARY KEY (user_id, position)
+    ) STRICT, WITHOUT ROWID;
+  `)
+}
+
 export const SERVER_SCHEMA: SchemaDefinition = {
   kind: 'server store',
   // 'MLSS'
   applicationId: 0x4d4c5353,
-  migrations: [v1]
+  migrations: [v1, deviceLists]
 }
 
 /** The server store schema version this release writes (`PRAGMA user_version`). */

@@ -171,6 +171,9 @@ function prepareStatements(db: Connection) {
     insertWelcome: db.prepare<[string, number, string, Uint8Array, number]>(
       'INSERT INTO welcomes (client_id, seq, group_id, welcome, commit_seq) VALUES (?, ?, ?, ?, ?)'
     ),
+    readDeviceList: db.prepare<[string], { entry: Buffer }>('SELECT entry FROM device_list_entries WHERE user_id = ? ORDER BY position'),
+    countDeviceList: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM device_list_entries WHERE user_id = ?'),
+    insertDeviceListEntry: db.prepare<[string, number, Uint8Array]>('INSERT INTO device_list_entries (user_id, position, entry) VALUES (?, ?, ?)'),
     readWelcomes: db.prepare<[string, number, number], WelcomeRow>(
       'SELECT seq, group_id, welcome, commit_seq FROM welcomes WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?'
     )
@@ -277,6 +280,39 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
         .immediate()
       if (deleted) this.requestTruncate()
       return record
+    })
+  }
+
+  async serveLastResortKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined> {
+    return this.run('serveLastResortKeyPackage', options, (db) => {
+      if (typeof nowSeconds !== 'number' || Number.isNaN(nowSeconds)) throw invalid('nowSeconds must be a number')
+      return db
+        .transaction((): KeyPackageRecord | undefined => {
+          const last = this.sql.getLastResort.get(clientId)
+          if (last === undefined || last.not_after < nowSeconds) return undefined
+          this.sql.recordServed.run(last.ref, clientId)
+          return this.keyPackageOut(last, clientId, true)
+        })
+        .immediate()
+    })
+  }
+
+  async readDeviceList(userId: string, options?: AbortOptions): Promise<Uint8Array[]> {
+    return this.run('readDeviceList', options, () => this.sql.readDeviceList.all(userId).map((row) => bytesOut(row.entry)))
+  }
+
+  async appendDeviceListEntry(userId: string, expectedLength: number, entry: Uint8Array, options?: AbortOptions): Promise<'appended' | 'conflict'> {
+    return this.run('appendDeviceListEntry', options, (db) => {
+      checkString(userId, 'userId')
+      checkInteger(expectedLength, 'expectedLength')
+      checkBytes(entry, 'device-list entry')
+      return db
+        .transaction((): 'appended' | 'conflict' => {
+          if ((this.sql.countDeviceList.get(userId)?.n ?? 0) !== expectedLength) return 'conflict'
+          this.sql.insertDeviceListEntry.run(userId, expectedLength + 1, entry)
+          return 'appended'
+        })
+        .immediate()
     })
   }
 

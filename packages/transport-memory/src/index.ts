@@ -142,7 +142,9 @@ class MemoryTransport implements Transport, MemoryNetworkControls {
       uploadKeyPackages: (req, o) => guard(() => dir.uploadKeyPackages(clientId, copy(req)), o?.signal),
       fetchKeyPackages: (userId, o) => guard(() => dir.fetchKeyPackages(clientId, userId), o?.signal),
       lookupIdentity: (id, o) => guard(() => dir.lookupIdentity(clientId, id), o?.signal),
-      countKeyPackages: (o) => guard(() => dir.countKeyPackages(clientId), o?.signal)
+      countKeyPackages: (o) => guard(() => dir.countKeyPackages(clientId), o?.signal),
+      fetchDeviceList: (userId, o) => guard(() => dir.fetchDeviceList(clientId, userId), o?.signal),
+      publishDeviceListEntry: (entry, o) => guard(() => dir.publishDeviceListEntry(clientId, copy(entry)), o?.signal)
     }
     const channel: GroupChannelClient = {
       createGroup: (groupId, o) => guard(() => ch.createGroup(clientId, copy(groupId)), o?.signal),

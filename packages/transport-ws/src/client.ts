@@ -293,7 +293,9 @@ class Session implements Connection {
       countKeyPackages: async (o) => {
         const r = await this.call({ type: 'countKeyPackages' }, o)
         return { oneTime: r.oneTime, lastResort: r.lastResort }
-      }
+      },
+      fetchDeviceList: async (userId, o) => [...(await this.call({ type: 'fetchDeviceList', userId }, o)).entries],
+      publishDeviceListEntry: async (entry, o) => ({ version: (await this.call({ type: 'publishDeviceListEntry', entry }, o)).version })
     }
     this.channel = {
       createGroup: async (groupId, o) => {

@@ -31,7 +31,9 @@ const sampleRequests: Request[] = [
   { type: 'postMessage', groupId: b(9), message: b(0, 1, 2) },
   { type: 'fetchEntries', groupId: b(9), afterSeq: Number.MAX_SAFE_INTEGER, limit: 500 },
   { type: 'fetchWelcomes', afterSeq: 0, limit: 0 },
-  { type: 'ping' }
+  { type: 'ping' },
+  { type: 'fetchDeviceList', userId: 'bob' },
+  { type: 'publishDeviceListEntry', entry: b(1, 2, 3) }
 ]
 
 const sampleResponses: Response[] = [
@@ -47,7 +49,10 @@ const sampleResponses: Response[] = [
   { type: 'postMessage', seq: 12 },
   { type: 'fetchEntries', entries: [entry, { ...entry, kind: 'commit', seq: 8 }], more: true },
   { type: 'fetchWelcomes', welcomes: [welcome], more: false },
-  { type: 'ping' }
+  { type: 'ping' },
+  { type: 'fetchDeviceList', entries: [b(1), b(2, 3)] },
+  { type: 'fetchDeviceList', entries: [] },
+  { type: 'publishDeviceListEntry', version: 2 }
 ]
 
 function expectProtocolError(fn: () => unknown, code = 'TRANSPORT_PROTOCOL'): void {

@@ -40,7 +40,10 @@ export const RequestType = {
   postMessage: 0x08,
   fetchEntries: 0x09,
   fetchWelcomes: 0x0a,
-  ping: 0x0b
+  ping: 0x0b,
+  // device lists (issue 8)
+  fetchDeviceList: 0x20,
+  publishDeviceListEntry: 0x21
 } as const
 
 export type RequestName = keyof typeof RequestType
@@ -79,6 +82,8 @@ export type Request =
   | { readonly type: 'fetchEntries'; readonly groupId: Uint8Array; readonly afterSeq: number; readonly limit: number }
   | { readonly type: 'fetchWelcomes'; readonly afterSeq: number; readonly limit: number }
   | { readonly type: 'ping' }
+  | { readonly type: 'fetchDeviceList'; readonly userId: string }
+  | { readonly type: 'publishDeviceListEntry'; readonly entry: Uint8Array }
 
 export type Response =
   | { readonly type: 'authenticate'; readonly clientId: string }
@@ -92,6 +97,8 @@ export type Response =
   | { readonly type: 'fetchEntries'; readonly entries: readonly ChannelEntry[]; readonly more: boolean }
   | { readonly type: 'fetchWelcomes'; readonly welcomes: readonly WelcomeEntry[]; readonly more: boolean }
   | { readonly type: 'ping' }
+  | { readonly type: 'fetchDeviceList'; readonly entries: readonly Uint8Array[] }
+  | { readonly type: 'publishDeviceListEntry'; readonly version: number }
 
 /** Every frame a client sends is a request. */
 export interface ClientFrame {
@@ -440,6 +447,10 @@ export function encodeClientFrame(requestId: number, request: Request): Uint8Arr
         .finish()
     case 'fetchWelcomes':
       return new Writer(PROTOCOL_VERSION, type, requestId).seq(request.afterSeq, 'afterSeq').u32(request.limit, 'limit').finish()
+    case 'fetchDeviceList':
+      return new Writer(PROTOCOL_VERSION, type, requestId).string(request.userId, 'userId').finish()
+    case 'publishDeviceListEntry':
+      return new Writer(PROTOCOL_VERSION, type, requestId, 8 + request.entry.length).bytes(request.entry, 'entry').finish()
   }
 }
 
@@ -504,6 +515,12 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
       request = { type: name, afterSeq, limit: r.u32('limit') }
       break
     }
+    case 'fetchDeviceList':
+      request = { type: name, userId: r.string('userId') }
+      break
+    case 'publishDeviceListEntry':
+      request = { type: name, entry: r.bytesField('entry') }
+      break
   }
   r.end()
   return { requestId, request }
@@ -553,6 +570,13 @@ export function encodeResponse(requestId: number, response: Response): Uint8Arra
       w.list(response.welcomes, 'welcomes', (e) => writeWelcome(w, e))
       return w.bool(response.more).finish()
     }
+    case 'fetchDeviceList': {
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, response.entries.reduce((n, e) => n + e.length + 4, 8))
+      w.list(response.entries, 'entries', (e) => w.bytes(e, 'entry'))
+      return w.finish()
+    }
+    case 'publishDeviceListEntry':
+      return new Writer(PROTOCOL_VERSION, type, requestId).u32(response.version, 'version').finish()
   }
 }
 
@@ -684,5 +708,9 @@ function readResponse(r: Reader, name: RequestName): Response {
       const welcomes = r.list('welcomes', 24, () => readWelcome(r))
       return { type: name, welcomes, more: r.bool('more') }
     }
+    case 'fetchDeviceList':
+      return { type: name, entries: r.list('entries', 4, () => r.bytesField('entry')) }
+    case 'publishDeviceListEntry':
+      return { type: name, version: r.u32('version') }
   }
 }

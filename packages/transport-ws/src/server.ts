@@ -145,7 +145,9 @@ class Connection {
   constructor(
     private readonly hub: Hub,
     readonly socket: ProtocolWebSocket,
-    readonly remote: string
+    readonly remote: string,
+    /** The peer's IP address: registrations are limited per source. */
+    readonly source: string | undefined
   ) {
     const { limits } = hub
     this.bucket = new TokenBucket(limits.requestsPerSecond, limits.requestBurst)
@@ -308,7 +310,7 @@ class Connection {
   private authenticate(requestId: number, request: Extract<Request, { type: 'authenticate' }>): void {
     this.state = 'authenticating'
     const { clientId, signaturePublicKey, ciphersuite, register, signature } = request
-    this.hub.services.auth.authenticate({ clientId, signaturePublicKey, ciphersuite, register }, this.challenge, signature).then(
+    this.hub.services.auth.authenticate({ clientId, signaturePublicKey, ciphersuite, register, source: this.source }, this.challenge, signature).then(
       (authenticated) => {
         if (this.state !== 'authenticating') return
         if (!this.hub.attach(this, authenticated)) {
@@ -387,6 +389,10 @@ class Connection {
       }
       case 'ping':
         return { type: request.type }
+      case 'fetchDeviceList':
+        return { type: request.type, entries: await directory.fetchDeviceList(caller, request.userId) }
+      case 'publishDeviceListEntry':
+        return { type: request.type, version: (await directory.publishDeviceListEntry(caller, request.entry)).version }
     }
   }
 
@@ -458,7 +464,7 @@ export async function webSocketServer(init: WebSocketServerInit): Promise<WebSoc
         protocolSocket.close(CloseCode.tooManyConnections, 'Too many connections')
         return
       }
-      hub.connections.add(new Connection(hub, protocolSocket, remote))
+      hub.connections.add(new Connection(hub, protocolSocket, remote, req.socket.remoteAddress))
       logger.debug?.('connection:opened', { remote })
     })
   }

@@ -529,5 +529,70 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         })
       }
     })
+
+    describe('device lists and the last-resort budget path', () => {
+      it('serves the last-resort KeyPackage on request while one-time ones are pooled, remembering it as served', async () => {
+        expect(await store.serveLastResortKeyPackage(ALICE, NOW)).toBeUndefined()
+        await store.addKeyPackages(ALICE, [keyPackage('one', ALICE)], keyPackage('lr', ALICE, { lastResort: true }))
+        expect(await store.lookupServedKeyPackage('lr')).toBeUndefined()
+        expect(await store.serveLastResortKeyPackage(ALICE, NOW)).toEqual(keyPackage('lr', ALICE, { lastResort: true }))
+        expect(await store.lookupServedKeyPackage('lr')).toBe(ALICE)
+        expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 1, lastResort: true })
+        await store.addKeyPackages(BOB, [], keyPackage('blr', BOB, { lastResort: true, notAfter: NOW - 1 }))
+        expect(await store.serveLastResortKeyPackage(BOB, NOW)).toBeUndefined()
+        expect(await store.lookupServedKeyPackage('blr')).toBeUndefined()
+      })
+
+      it('appends entries in order with compare-and-set on the length, per user', async () => {
+        expect(await store.readDeviceList('alice')).toEqual([])
+        expect(await store.appendDeviceListEntry('alice', 0, payload('e1'))).toBe('appended')
+        expect(await store.appendDeviceListEntry('alice', 0, payload('other'))).toBe('conflict')
+        expect(await store.appendDeviceListEntry('alice', 2, payload('other'))).toBe('conflict')
+        expect(await store.appendDeviceListEntry('alice', 1, payload('e2'))).toBe('appended')
+        expect(await store.appendDeviceListEntry('bob', 0, payload('b1'))).toBe('appended')
+        expect(await store.readDeviceList('alice')).toEqual([payload('e1'), payload('e2')])
+        expect(await store.readDeviceList('bob')).toEqual([payload('b1')])
+      })
+
+      it('accepts exactly one of concurrent appends for the same length', async () => {
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.appendDeviceListEntry('alice', 0, payload(`race${i}`))))
+        expect(results.filter((r) => r === 'appended')).toHaveLength(1)
+        expect(await store.readDeviceList('alice')).toHaveLength(1)
+      })
+
+      it('returns copies of entries and copies what it is given', async () => {
+        const given = payload('e1')
+        await store.appendDeviceListEntry('alice', 0, given)
+        given.fill(1)
+        const [read] = await store.readDeviceList('alice')
+        expect(read).toEqual(payload('e1'))
+        read!.fill(2)
+        expect(await store.readDeviceList('alice')).toEqual([payload('e1')])
+      })
+
+      it('rejects device-list calls after close() and with an aborted signal', async () => {
+        const controller = new AbortController()
+        controller.abort()
+        await rejectsWithCode(store.appendDeviceListEntry('alice', 0, payload('e1'), { signal: controller.signal }), 'ABORTED')
+        await rejectsWithCode(store.readDeviceList('alice', { signal: controller.signal }), 'ABORTED')
+        await rejectsWithCode(store.serveLastResortKeyPackage(ALICE, NOW, { signal: controller.signal }), 'ABORTED')
+        expect(await store.readDeviceList('alice')).toEqual([])
+        await store.close()
+        await rejectsWithCode(store.readDeviceList('alice'), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.appendDeviceListEntry('alice', 0, payload('e1')), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.serveLastResortKeyPackage(ALICE, NOW), 'STORAGE_CLOSED')
+      })
+
+      if (init.reopen !== undefined) {
+        const reopen = init.reopen
+        it('keeps device lists across a reopen', async () => {
+          await store.appendDeviceListEntry('alice', 0, payload('e1'))
+          await store.appendDeviceListEntry('alice', 1, payload('e2'))
+          store = await reopen(store)
+          expect(await store.readDeviceList('alice')).toEqual([payload('e1'), payload('e2')])
+          expect(await store.appendDeviceListEntry('alice', 1, payload('x'))).toBe('conflict')
+        })
+      }
+    })
   })
 }

@@ -34,7 +34,9 @@ export interface KeyPackageCount {
  *   credential that is not the caller's registered identity and key). Nothing
  *   of the upload is stored.
  * - `RATE_LIMITED`: too many fetches by this requester; retry later.
- * - `UNKNOWN_USER`: no device of that user is registered.
+ * - `UNKNOWN_USER`: that user has no device list (no device claimed the user id).
+ * - `DEVICE_LIST_INVALID`, `DEVICE_LIST_CONFLICT`, `CLAIM_REFUSED`: see
+ *   `publishDeviceListEntry`.
  * - `TRANSPORT_*`: the request did not reach the service (see TransportError).
  */
 export interface DirectoryClient {
@@ -57,4 +59,21 @@ export interface DirectoryClient {
   lookupIdentity(clientId: ClientId, options?: AbortOptions): Promise<RegisteredIdentity | undefined>
   /** How many KeyPackages of the caller remain. */
   countKeyPackages(options?: AbortOptions): Promise<KeyPackageCount>
+
+  /**
+   * The encoded entries of `userId`'s device list, oldest first (see
+   * `verifyDeviceList`); `[]` when no device claimed the user id. The caller
+   * verifies them: the Directory is not trusted to list devices.
+   */
+  fetchDeviceList(userId: string, options?: AbortOptions): Promise<Uint8Array[]>
+  /**
+   * Append one signed entry to its user's device list; the caller must be
+   * the entry's signer. Resolves with the list's new version. Errors:
+   * `DEVICE_LIST_INVALID` (malformed, bad signature, breaks a rule of
+   * `verifyDeviceList`, or adds a device not registered with that key),
+   * `DEVICE_LIST_CONFLICT` (the entry is not for the next version: fetch and
+   * rebuild), `CLAIM_REFUSED` (the server's authentication hook refused the
+   * claim of a user id).
+   */
+  publishDeviceListEntry(entry: Uint8Array, options?: AbortOptions): Promise<{ version: number }>
 }

@@ -180,6 +180,24 @@ export interface ServerStore {
   /** Welcomes for `clientId` after `afterSeq`, ascending, at most `limit`; `[]` for an empty mailbox. */
   readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]>
 
+  // ---- device lists (docs/trust-model.md)
+
+  /**
+   * Serve the client's last-resort KeyPackage even when one-time ones are
+   * pooled (used when the target user's one-time budget is spent), remembering
+   * its ref as served like `consumeKeyPackage` does. `undefined` when the
+   * client has none or it expired.
+   */
+  serveLastResortKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined>
+  /** The encoded entries of a user's device list, oldest first; `[]` when it has none. */
+  readDeviceList(userId: string, options?: AbortOptions): Promise<Uint8Array[]>
+  /**
+   * Append `entry` to the user's device list if the list holds exactly
+   * `expectedLength` entries (compare-and-set); otherwise `conflict`, and
+   * nothing changes.
+   */
+  appendDeviceListEntry(userId: string, expectedLength: number, entry: Uint8Array, options?: AbortOptions): Promise<'appended' | 'conflict'>
+
   /** Release resources. Idempotent. Later calls reject with `STORAGE_CLOSED`. */
   close(): Promise<void>
 }
