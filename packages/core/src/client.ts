@@ -29,6 +29,7 @@ import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
 import { Group, type GroupComponents, type ValidatedKeyPackage } from './group.js'
+import { groupInfoMessage } from './group-info.js'
 
 /** The mandatory-to-implement suite, the default. */
 export const DEFAULT_CIPHERSUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
@@ -267,7 +268,7 @@ export class MlsClient {
     const { keyPackage, privatePackage } = await this.newKeyPackage()
     const state = await mlsCreateGroup(groupId, keyPackage, privatePackage, [], this.cs, this.clientConfig)
     zeroOutUint8Array(privatePackage.initPrivateKey)
-    await this.requireConnection().channel.createGroup(groupId)
+    await this.requireConnection().channel.createGroup(groupId, { groupInfo: await groupInfoMessage(state, this.cs) })
     const group = await Group.persistNew(this.components(), state, 0, [])
     this.groups.set(group.groupIdHex, group)
     return group

@@ -42,6 +42,8 @@ async function keyPackage(name: string, cs: CiphersuiteImpl): Promise<{ publicPa
   return generateKeyPackage(credentialFor(`${name}/phone`), defaultCapabilities(), defaultLifetime, [], cs)
 }
 
+type Handshake = Parameters<typeof processMessage>[0]
+
 function publicMessage(message: MLSMessage): PublicMessage {
   if (message.wireformat !== 'mls_public_message') throw new Error('not a public message')
   return message.publicMessage
@@ -108,23 +110,23 @@ describe('public group: the channel view of a group', () => {
     expect(afterUpdate.committerLeafIndex).toBe(1)
     view = afterUpdate.next
     bob = update.newState
-    alice = (await processMessage(update.commit, alice, emptyPskIndex, () => 'accept', cs)).newState as ClientState
-    carol = (await processMessage(update.commit, carol, emptyPskIndex, () => 'accept', cs)).newState as ClientState
+    alice = (await processMessage(update.commit as Handshake, alice, emptyPskIndex, () => 'accept', cs)).newState as ClientState
+    carol = (await processMessage(update.commit as Handshake, carol, emptyPskIndex, () => 'accept', cs)).newState as ClientState
     for (const member of [alice, bob, carol]) expectSameState(view, member)
 
     // carol proposes her own removal; alice commits it by reference
     const leave = await createProposal(carol, true, { proposalType: 'remove', remove: { removed: 2 } }, cs)
     const proposal = await verifyMemberProposal(view, publicMessage(leave.message), cs)
     const byRef = new Map<string, PendingProposal>([[proposal.ref, proposal.pending]])
-    alice = (await processMessage(leave.message, alice, emptyPskIndex, () => 'accept', cs)).newState as ClientState
-    bob = (await processMessage(leave.message, bob, emptyPskIndex, () => 'accept', cs)).newState as ClientState
+    alice = (await processMessage(leave.message as Handshake, alice, emptyPskIndex, () => 'accept', cs)).newState as ClientState
+    bob = (await processMessage(leave.message as Handshake, bob, emptyPskIndex, () => 'accept', cs)).newState as ClientState
     const commitLeave = await createCommit({ state: alice, cipherSuite: cs }, { wireAsPublicMessage: true })
     await expectReason(verifyCommit(view, publicMessage(commitLeave.commit), cs), 'INVALID_MESSAGE', 'unknown-proposal-reference')
     const afterLeave = await verifyCommit(view, publicMessage(commitLeave.commit), cs, { proposalsByRef: byRef })
     expect(afterLeave.removed.map((r) => r.leafIndex)).toEqual([2])
     view = afterLeave.next
     alice = commitLeave.newState
-    bob = (await processMessage(commitLeave.commit, bob, emptyPskIndex, () => 'accept', cs)).newState as ClientState
+    bob = (await processMessage(commitLeave.commit as Handshake, bob, emptyPskIndex, () => 'accept', cs)).newState as ClientState
     expectSameState(view, alice)
     expectSameState(view, bob)
 

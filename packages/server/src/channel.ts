@@ -16,6 +16,8 @@ import { decodeMessage, type Suites } from './suites.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { applyToRoster, readCommit, welcomeRecipients } from './commit.js'
+import { encodePublicGroupState, verifyCommit } from '@mls/core/public-group'
+import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState } from './public-state.js'
 
 function invalid(message: string): ServiceError {
   return new ServiceError('INVALID_MESSAGE', message)
@@ -50,6 +52,7 @@ export function createChannelService(deps: {
 }): ChannelService {
   const { store, suites, limits, subscriptions } = deps
   const mutex = new KeyedMutex()
+  const publicStates = new PublicStates(store, suites, limits.groupCacheSize)
 
   function fetchArgs(options: FetchOptions | number | undefined, abortOptions: AbortOptions | undefined): { limit: number; signal: AbortSignal | undefined } {
     const given = typeof options === 'number' ? options : options?.limit
@@ -106,17 +109,22 @@ export function createChannelService(deps: {
   }
 
   return {
-    async createGroup(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<void> {
+    async createGroup(caller: ClientId, groupId: Uint8Array, request: { groupInfo: Uint8Array }, options?: AbortOptions): Promise<void> {
       throwIfAborted(options?.signal)
       checkGroupId(groupId)
+      checkBytes(request?.groupInfo, 'groupInfo')
+      checkSize(request.groupInfo, limits.maxHandshakeBytes, 'The GroupInfo')
       const groupHex = toHex(groupId)
+      const publicState = await initialPublicState(caller, groupId, request.groupInfo, { store, suites, options })
+      throwIfAborted(options?.signal)
       const created = await store.createGroup(
         {
           groupId: groupHex,
           epoch: 0n,
           lastSeq: 0,
           roster: [{ leafIndex: 0, clientId: caller }],
-          access: [{ clientId: caller, fromSeq: 0, untilSeq: null }]
+          access: [{ clientId: caller, fromSeq: 0, untilSeq: null }],
+          publicState
         },
         options
       )
@@ -126,12 +134,16 @@ export function createChannelService(deps: {
     async postCommit(
       caller: ClientId,
       groupId: Uint8Array,
-      request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array },
+      request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
       options?: AbortOptions
     ): Promise<PostCommitResult> {
       throwIfAborted(options?.signal)
       checkGroupId(groupId)
       checkBytes(request?.commit, 'commit')
+      if (request.groupInfo !== undefined) {
+        checkBytes(request.groupInfo, 'groupInfo')
+        checkSize(request.groupInfo, limits.maxHandshakeBytes, 'The GroupInfo')
+      }
       if (typeof request.epoch !== 'bigint') throw new ServiceError('INVALID_ARGUMENT', 'epoch must be a bigint')
       checkSize(request.commit, limits.maxHandshakeBytes, 'The commit')
       if (request.welcome !== undefined) {
@@ -157,10 +169,24 @@ export function createChannelService(deps: {
             throw invalid("The update path's leaf node does not carry the caller's registered signature key")
           }
         }
+        // Verify the commit as a public group does, before anything else reads its proposals.
+        const loaded = await publicStates.load(group, options)
+        const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, options) }).catch((error: unknown) => {
+          throw asServiceError(error)
+        })
         const change = await applyToRoster(group, committer, read.proposals, {
           suites,
           servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
         })
+        for (const { leafIndex, keyPackage } of verified.added) {
+          const entry = change.roster.find((e) => e.leafIndex === leafIndex)
+          if (entry === undefined || entry.clientId !== clientIdFromCredential(keyPackage.leafNode.credential)) {
+            throw new ServiceError('INTERNAL', `The roster and the ratchet tree disagree on leaf ${leafIndex}`)
+          }
+        }
+        if (request.groupInfo !== undefined) await checkUploadedGroupInfo(verified.next, request.groupInfo, suites, loaded.cs)
+        const nextEpoch = group.epoch + 1n
+        const publicState = { epoch: nextEpoch, state: encodePublicGroupState(verified.next), groupInfo: request.groupInfo?.slice() }
         const recipients = welcomeRecipients(request.welcome, change.added)
         const welcome = request.welcome
         const digest = await suites.digest(request.commit)
@@ -174,12 +200,17 @@ export function createChannelService(deps: {
             entry,
             roster: change.roster,
             access: change.access,
-            welcomes: welcome === undefined ? [] : recipients.map((clientId) => ({ clientId, welcome }))
+            welcomes: welcome === undefined ? [] : recipients.map((clientId) => ({ clientId, welcome })),
+            publicState
           },
           options
         )
         invalidate(groupHex)
-        if (result.kind === 'conflict') return { kind: 'conflict', epoch: result.epoch }
+        if (result.kind === 'conflict') {
+          publicStates.forget(groupHex)
+          return { kind: 'conflict', epoch: result.epoch }
+        }
+        publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
         fanOutEntry(groupId, change.access, { ...entry, seq: result.seq })
         if (welcome !== undefined) {
           for (const { clientId, seq } of result.welcomeSeqs) {
@@ -189,7 +220,7 @@ export function createChannelService(deps: {
             }))
           }
         }
-        return { kind: 'accepted', seq: result.seq, epoch: group.epoch + 1n }
+        return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
       })
     },
 

@@ -1,6 +1,6 @@
 import type { AccessWindow, ClientId, GroupRecord, RosterEntry } from '@mls/core/interfaces'
 import { ServiceError, clientIdFromCredential, equalBytes, toHex } from '@mls/core'
-import { makeKeyPackageRef, type Commit, type KeyPackage, type Proposal } from '@mls/core/mls'
+import { makeKeyPackageRef, type Commit, type KeyPackage, type Proposal, type PublicMessage } from '@mls/core/mls'
 import { decodeMessage, type Suites } from './suites.js'
 
 /** A commit as the channel reads it from its PublicMessage. */
@@ -9,6 +9,8 @@ export interface ReadCommit {
   readonly senderLeaf: number
   readonly commit: Commit
   readonly proposals: readonly Proposal[]
+  /** The decoded PublicMessage, for the public-group verifier. */
+  readonly message: PublicMessage
 }
 
 function invalid(message: string, details?: Record<string, unknown>): ServiceError {
@@ -36,7 +38,7 @@ export function readCommit(bytes: Uint8Array, groupId: Uint8Array, epoch: bigint
     if (type === 'external_init') throw invalid('External commits are not supported')
     proposals.push(item.proposal)
   }
-  return { epoch: content.epoch, senderLeaf: content.sender.leafIndex, commit: content.commit, proposals }
+  return { epoch: content.epoch, senderLeaf: content.sender.leafIndex, commit: content.commit, proposals, message: message.publicMessage }
 }
 
 export interface RosterChange {

@@ -114,37 +114,52 @@ export interface DirectoryService {
  * the authenticated caller first. Same results and error codes.
  *
  * Membership is enforced with a roster the channel keeps from the commits it
- * accepts (see docs/server.md): handshake messages are PublicMessages, so the
- * channel reads each commit's sender and its Add and Remove proposals, but
- * never verifies MLS signatures or sees secrets. Mutations of one group are
- * serialized; the store's epoch compare-and-set is the final guard.
+ * accepts (see docs/server.md). Handshake messages are PublicMessages, and the
+ * channel keeps each group's public state (ratchet tree, GroupContext,
+ * confirmation tag; `@mls/core/public-group`) to verify every commit as a
+ * public observer before ordering it: sender, signature, proposals,
+ * UpdatePath. It never sees secrets. Mutations of one group are serialized;
+ * the store's epoch compare-and-set is the final guard.
  */
 export interface ChannelService {
   /**
-   * Create a group at epoch 0 whose only member (leaf 0) is the caller.
-   * `GROUP_EXISTS` when the id is taken; `INVALID_ARGUMENT` for an empty or
-   * too long id.
+   * Create a group at epoch 0 whose only member (leaf 0) is the caller, from
+   * the creator's signed GroupInfo (an `mls_group_info` MLSMessage carrying
+   * the `ratchet_tree` extension): for this group id, epoch 0, a valid tree
+   * with one leaf holding the caller's registered credential, signed by it.
+   * It becomes the group's public state. `GROUP_EXISTS` when the id is taken;
+   * `INVALID_ARGUMENT` for an empty or too long id; `INVALID_MESSAGE`
+   * (`details.reason` `invalid-group-info`) for a GroupInfo that does not fit.
    */
-  createGroup(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<void>
+  createGroup(caller: ClientId, groupId: Uint8Array, request: { groupInfo: Uint8Array }, options?: AbortOptions): Promise<void>
   /**
    * Order a commit. It must be an `mls_public_message` commit for this group,
    * with `request.epoch` equal to its epoch, sent by the member leaf that the
-   * roster maps to the caller, carrying proposals by value only (Add, Remove,
-   * PSK, ReInit, GroupContextExtensions, custom). Every Add must use a
-   * KeyPackage the Directory served for the client its credential names; a
-   * commit that adds members must come with a Welcome whose recipients are
-   * exactly the added KeyPackage refs.
+   * roster maps to the caller, carrying proposals by value only. It is
+   * verified against the group's public state (`verifyCommit` of
+   * `@mls/core/public-group`): signature over the current GroupContext,
+   * proposals valid (Remove of an occupied leaf other than the committer's,
+   * Adds whose KeyPackages verify and whose credentials the Directory
+   * registered; no ReInit, PSK or custom proposals), an UpdatePath whose leaf
+   * node signature, credential and parent hashes verify; `details.reason`
+   * says which check failed. Every Add must use a KeyPackage the Directory
+   * served for the client its credential names; a commit that adds members
+   * must come with a Welcome whose recipients are exactly the added KeyPackage
+   * refs. `request.groupInfo`, when given, is the committer's signed GroupInfo
+   * for the new epoch; it must describe the state the commit leads to, and is
+   * kept for external joiners.
    *
    * Results: `accepted` with the entry's `seq` and the group's new epoch
    * (`request.epoch + 1`); `conflict` with the current epoch when the commit
    * is for any other epoch (nothing is stored, the Welcome is dropped).
-   * Errors: `UNKNOWN_GROUP`, `NOT_A_MEMBER` (caller not in the roster),
-   * `INVALID_MESSAGE`, `WELCOME_INVALID`, `PAYLOAD_TOO_LARGE`.
+   * Errors: `UNKNOWN_GROUP`, `NOT_A_MEMBER` (caller not in the roster, or
+   * the sender leaf blank), `INVALID_MESSAGE`, `WELCOME_INVALID`,
+   * `PAYLOAD_TOO_LARGE`.
    */
   postCommit(
     caller: ClientId,
     groupId: Uint8Array,
-    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array },
+    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
     options?: AbortOptions
   ): Promise<PostCommitResult>
   /**

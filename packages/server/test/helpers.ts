@@ -5,6 +5,7 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
   defaultCapabilities,
   defaultLifetime,
@@ -22,8 +23,10 @@ import {
   type KeyPackage,
   type Lifetime,
   type PrivateKeyPackage,
-  type Proposal
+  type Proposal,
+  type PublicMessage
 } from '@mls/core/mls'
+import { framedContentTbs, signFramedContentTBS } from '@mls/core/mls-internals'
 import { memoryServerStore } from '@mls/storage-memory'
 import { createServices, type ServiceLimits, type Services } from '../src/index.js'
 
@@ -169,7 +172,7 @@ export class Member {
   static async create(client: TestClient, groupId: Uint8Array, onServer = true): Promise<Member> {
     const kp = await client.keyPackage()
     const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], client.h.cs)
-    if (onServer) await client.h.services.channel.createGroup(client.clientId, groupId)
+    if (onServer) await client.h.services.channel.createGroup(client.clientId, groupId, { groupInfo: await groupInfoOf(state, client.h.cs) })
     return new Member(client, state)
   }
 
@@ -236,6 +239,35 @@ export class Member {
   get leafIndex(): number {
     return this.state.privatePath.leafIndex
   }
+}
+
+/** The signed GroupInfo (with ratchet tree and external_pub) of a member's state, as an MLSMessage. */
+export async function groupInfoOf(state: ClientState, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(state, [], cs)
+  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo })
+}
+
+type CommitContent = Extract<PublicMessage['content'], { contentType: 'commit' }>
+
+/**
+ * A member's commit changed by `change` and signed again with the member's
+ * key: a validly signed commit that says whatever the attacker wants.
+ */
+export async function forgeCommit(member: Member, commit: Uint8Array, change: (c: CommitContent['commit'], content: CommitContent) => CommitContent['commit'] | CommitContent): Promise<Uint8Array> {
+  const message = decodeMlsMessage(commit, 0)?.[0]
+  if (message?.wireformat !== 'mls_public_message' || message.publicMessage.content.contentType !== 'commit') throw new Error('not a commit')
+  const content = message.publicMessage.content
+  const changed = change(content.commit, content)
+  const newContent: CommitContent = 'contentType' in changed ? changed : { ...content, commit: changed }
+  const cs = member.client.h.cs
+  const signature = await signFramedContentTBS(member.state.signaturePrivateKey, framedContentTbs(newContent, 'mls_public_message', member.state.groupContext), cs.signature)
+  return encodeMlsMessage({ ...message, publicMessage: { ...message.publicMessage, content: newContent, auth: { ...message.publicMessage.auth, signature } } as PublicMessage })
+}
+
+/** The GroupInfo of a new one-member group of `client` with `groupId` (what `createGroup` needs). */
+export async function newGroupInfo(client: TestClient, groupId: Uint8Array): Promise<Uint8Array> {
+  const kp = await client.keyPackage()
+  return groupInfoOf(await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], client.h.cs), client.h.cs)
 }
 
 export const add = (keyPackage: KeyPackage): Proposal => ({ proposalType: 'add', add: { keyPackage } })

@@ -9,6 +9,8 @@ import type {
   IdentityRecord,
   KeyPackageRecord,
   LogRecord,
+  NewGroupRecord,
+  PublicStateRecord,
   RosterEntry,
   ServerStore,
   WelcomeRecord
@@ -27,6 +29,7 @@ interface GroupState {
   access: AccessWindow[]
   log: LogRecord[]
   digests: Set<string>
+  publicState: PublicStateRecord | undefined
 }
 
 const copyIdentity = (r: IdentityRecord): IdentityRecord => ({ ...r, signaturePublicKey: r.signaturePublicKey.slice() })
@@ -34,6 +37,16 @@ const copyKeyPackage = (r: KeyPackageRecord): KeyPackageRecord => ({ ...r, keyPa
 const copyLog = (r: LogRecord): LogRecord => ({ ...r, message: r.message.slice() })
 const copyWelcome = (r: WelcomeRecord): WelcomeRecord => ({ ...r, welcome: r.welcome.slice() })
 const copyRoster = (roster: readonly RosterEntry[]): RosterEntry[] => roster.map((e) => ({ leafIndex: e.leafIndex, clientId: e.clientId }))
+const copyPublicState = (r: PublicStateRecord | undefined): PublicStateRecord | undefined =>
+  r === undefined ? undefined : { epoch: r.epoch, state: r.state.slice(), groupInfo: r.groupInfo?.slice() }
+
+function checkPublicState(r: PublicStateRecord | undefined): void {
+  if (r === undefined) return
+  if (typeof r.epoch !== 'bigint') throw invalid('Public state epoch must be a bigint')
+  checkBytes(r.state, 'Public state')
+  if (r.groupInfo !== undefined) checkBytes(r.groupInfo, 'GroupInfo')
+}
+
 const copyAccess = (access: readonly AccessWindow[]): AccessWindow[] =>
   access.map((w) => ({ clientId: w.clientId, fromSeq: w.fromSeq, untilSeq: w.untilSeq }))
 
@@ -157,8 +170,9 @@ class MemoryServerStore implements ServerStore {
     return this.served.get(ref)
   }
 
-  async createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean> {
+  async createGroup(group: NewGroupRecord, options?: AbortOptions): Promise<boolean> {
     this.check(options)
+    checkPublicState(group.publicState)
     if (this.groups.has(group.groupId)) return false
     this.groups.set(group.groupId, {
       epoch: group.epoch,
@@ -166,7 +180,8 @@ class MemoryServerStore implements ServerStore {
       roster: copyRoster(group.roster),
       access: copyAccess(group.access),
       log: [],
-      digests: new Set()
+      digests: new Set(),
+      publicState: copyPublicState(group.publicState)
     })
     return true
   }
@@ -192,12 +207,14 @@ class MemoryServerStore implements ServerStore {
       roster: readonly RosterEntry[]
       access: readonly AccessWindow[]
       welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+      publicState?: PublicStateRecord
     },
     options?: AbortOptions
   ): Promise<AppendCommitResult> {
     this.check(options)
     const g = this.group(groupId)
     checkLogEntry(commit.entry)
+    checkPublicState(commit.publicState)
     for (const w of commit.welcomes) checkBytes(w.welcome, 'welcome')
     if (g.epoch !== commit.expectedEpoch) return { kind: 'conflict', epoch: g.epoch }
     const seq = g.lastSeq + 1
@@ -207,6 +224,7 @@ class MemoryServerStore implements ServerStore {
     g.lastSeq = seq
     g.epoch = commit.expectedEpoch + 1n
     g.roster = copyRoster(commit.roster)
+    if (commit.publicState !== undefined) g.publicState = copyPublicState(commit.publicState)
     g.access = commit.access.map((w) => ({ clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }))
     const welcomeSeqs = commit.welcomes.map(({ clientId, welcome }) => {
       const mailbox = this.mailboxes.get(clientId) ?? []
@@ -258,6 +276,11 @@ class MemoryServerStore implements ServerStore {
     for (const r of this.lastResorts.values()) r.keyPackage.fill(0)
     this.pools.clear()
     this.lastResorts.clear()
+  }
+
+  async getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined> {
+    this.check(options)
+    return copyPublicState(this.groups.get(groupId)?.publicState)
   }
 
   /** Test hook: every KeyPackage byte array the store holds (pooled and last-resort). */

@@ -92,11 +92,26 @@ const v1: Migration = (db) => {
   `)
 }
 
+/**
+ * Schema version 2: the public state the channel keeps per group (issue 9),
+ * replaced with every accepted commit.
+ */
+const v2PublicState: Migration = (db) => {
+  db.exec(`
+    CREATE TABLE group_public_state (
+      group_id TEXT PRIMARY KEY REFERENCES groups (group_id),
+      epoch INTEGER NOT NULL,
+      state BLOB NOT NULL,
+      group_info BLOB
+    ) STRICT;
+  `)
+}
+
 export const SERVER_SCHEMA: SchemaDefinition = {
   kind: 'server store',
   // 'MLSS'
   applicationId: 0x4d4c5353,
-  migrations: [v1]
+  migrations: [v1, v2PublicState]
 }
 
 /** The server store schema version this release writes (`PRAGMA user_version`). */

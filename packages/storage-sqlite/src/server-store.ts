@@ -9,6 +9,8 @@ import type {
   IdentityRecord,
   KeyPackageRecord,
   LogRecord,
+  NewGroupRecord,
+  PublicStateRecord,
   RosterEntry,
   ServerStore,
   WelcomeRecord
@@ -95,6 +97,13 @@ function checkAccess(access: readonly AccessWindow[]): void {
   }
 }
 
+function checkPublicState(r: PublicStateRecord | undefined): void {
+  if (r === undefined) return
+  checkEpoch(r.epoch, 'Public state epoch')
+  checkBytes(r.state, 'Public state')
+  if (r.groupInfo !== undefined) checkBytes(r.groupInfo, 'GroupInfo')
+}
+
 function checkKeyPackage(r: KeyPackageRecord): void {
   checkString(r.ref, 'KeyPackage ref')
   checkBytes(r.keyPackage, 'keyPackage')
@@ -136,6 +145,13 @@ function prepareStatements(db: Connection) {
     hasLastResort: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM last_resort_key_packages WHERE client_id = ?'),
     lookupServed: db.prepare<[string], { client_id: string }>('SELECT client_id FROM served_key_packages WHERE ref = ?'),
 
+    putPublicState: db.prepare<[string, bigint, Uint8Array, Uint8Array | null]>(
+      `INSERT INTO group_public_state (group_id, epoch, state, group_info) VALUES (?, ?, ?, ?)
+       ON CONFLICT (group_id) DO UPDATE SET epoch = excluded.epoch, state = excluded.state, group_info = excluded.group_info`
+    ),
+    getPublicState: db
+      .prepare<[string], { epoch: bigint; state: Buffer; group_info: Buffer | null }>('SELECT epoch, state, group_info FROM group_public_state WHERE group_id = ?')
+      .safeIntegers(true),
     insertGroup: db.prepare<[string, bigint, number]>(
       'INSERT INTO groups (group_id, epoch, last_seq) VALUES (?, ?, ?) ON CONFLICT (group_id) DO NOTHING'
     ),
@@ -296,9 +312,10 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
     return this.run('lookupServedKeyPackage', options, () => this.sql.lookupServed.get(ref)?.client_id)
   }
 
-  async createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean> {
+  async createGroup(group: NewGroupRecord, options?: AbortOptions): Promise<boolean> {
     return this.run('createGroup', options, (db) => {
       checkString(group.groupId, 'groupId')
+      checkPublicState(group.publicState)
       checkEpoch(group.epoch, 'Group epoch')
       checkInteger(group.lastSeq, 'Group lastSeq')
       checkRoster(group.roster)
@@ -307,6 +324,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
         .transaction((): boolean => {
           if (this.sql.insertGroup.run(group.groupId, group.epoch, group.lastSeq).changes === 0) return false
           this.writeMembers(group.groupId, group.roster, group.access)
+          if (group.publicState !== undefined) this.writePublicState(group.groupId, group.publicState)
           return true
         })
         .immediate()
@@ -318,6 +336,18 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
     this.sql.deleteAccess.run(groupId)
     roster.forEach((e, i) => this.sql.insertRoster.run(groupId, i, e.leafIndex, e.clientId))
     access.forEach((w, i) => this.sql.insertAccess.run(groupId, i, w.clientId, w.fromSeq, w.untilSeq))
+  }
+
+  private writePublicState(groupId: GroupIdHex, record: PublicStateRecord): void {
+    this.sql.putPublicState.run(groupId, record.epoch, record.state, record.groupInfo ?? null)
+  }
+
+  async getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined> {
+    return this.run('getPublicState', options, () => {
+      const row = this.sql.getPublicState.get(groupId)
+      if (row === undefined) return undefined
+      return { epoch: row.epoch, state: bytesOut(row.state), groupInfo: row.group_info === null ? undefined : bytesOut(row.group_info) }
+    })
   }
 
   async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
@@ -350,6 +380,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
       roster: readonly RosterEntry[]
       access: readonly AccessWindow[]
       welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+      publicState?: PublicStateRecord
     },
     options?: AbortOptions
   ): Promise<AppendCommitResult> {
@@ -360,6 +391,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
           checkLogEntry(commit.entry)
           checkRoster(commit.roster)
           checkAccess(commit.access)
+          checkPublicState(commit.publicState)
           for (const w of commit.welcomes) {
             checkString(w.clientId, 'Welcome clientId')
             checkBytes(w.welcome, 'welcome')
@@ -378,6 +410,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
             commit.roster,
             commit.access.map((w) => ({ clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }))
           )
+          if (commit.publicState !== undefined) this.writePublicState(groupId, commit.publicState)
           const welcomeSeqs = commit.welcomes.map(({ clientId, welcome }) => {
             const mailboxSeq = this.sql.nextWelcomeSeq.get(clientId)?.n ?? 1
             this.sql.insertWelcome.run(clientId, mailboxSeq, groupId, welcome, seq)

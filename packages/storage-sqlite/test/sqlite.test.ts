@@ -60,7 +60,7 @@ describe('opening a database', () => {
     await sqliteServerStore({ path }).close()
     rawPragma(path, `user_version = ${SQLITE_SERVER_STORE_SCHEMA_VERSION + 1}`)
     expect(() => sqliteServerStore({ path })).toThrow(
-      expect.objectContaining({ code: 'UNSUPPORTED_SPECIFICATION', name: 'StorageError', details: { schemaVersion: 2, supportedVersion: 1 } })
+      expect.objectContaining({ code: 'UNSUPPORTED_SPECIFICATION', name: 'StorageError', details: { schemaVersion: SQLITE_SERVER_STORE_SCHEMA_VERSION + 1, supportedVersion: SQLITE_SERVER_STORE_SCHEMA_VERSION } })
     )
     expect(rawPragma(path, 'user_version')).toBe(SQLITE_SERVER_STORE_SCHEMA_VERSION + 1)
   })

@@ -141,7 +141,7 @@ class MemoryTransport implements Transport, MemoryNetworkControls {
       countKeyPackages: (o) => guard(() => dir.countKeyPackages(clientId), o?.signal)
     }
     const channel: GroupChannelClient = {
-      createGroup: (groupId, o) => guard(() => ch.createGroup(clientId, copy(groupId)), o?.signal),
+      createGroup: (groupId, req, o) => guard(() => ch.createGroup(clientId, copy(groupId), copy(req)), o?.signal),
       postCommit: (groupId, req, o) => guard(() => ch.postCommit(clientId, copy(groupId), copy(req)), o?.signal),
       postMessage: (groupId, message, o) => guard(() => ch.postMessage(clientId, copy(groupId), copy(message)), o?.signal),
       fetchEntries: (groupId, afterSeq, o) => guard(() => ch.fetchEntries(clientId, copy(groupId), afterSeq, o?.limit), o?.signal),

@@ -254,11 +254,12 @@ class Session implements Connection {
       }
     }
     this.channel = {
-      createGroup: async (groupId, o) => {
-        await this.call({ type: 'createGroup', groupId }, o)
+      createGroup: async (groupId, request, o) => {
+        await this.call({ type: 'createGroup', groupId, groupInfo: request.groupInfo }, o)
       },
       postCommit: async (groupId, request, o) =>
-        (await this.call({ type: 'postCommit', groupId, epoch: request.epoch, commit: request.commit, welcome: request.welcome }, o)).result,
+        (await this.call({ type: 'postCommit', groupId, epoch: request.epoch, commit: request.commit, welcome: request.welcome, groupInfo: request.groupInfo }, o))
+          .result,
       postMessage: async (groupId, message, o) => ({ seq: (await this.call({ type: 'postMessage', groupId, message }, o)).seq }),
       fetchEntries: (groupId, afterSeq, o) =>
         this.paged<ChannelEntry>(o, async (from, limit) => {

@@ -25,9 +25,11 @@ const sampleRequests: Request[] = [
   { type: 'fetchKeyPackages', userId: 'bob' },
   { type: 'lookupIdentity', clientId: 'bob/phone' },
   { type: 'countKeyPackages' },
-  { type: 'createGroup', groupId: b(9, 9) },
+  { type: 'createGroup', groupId: b(9, 9), groupInfo: b(0, 3, 7) },
   { type: 'postCommit', groupId: b(9), epoch: 2n ** 64n - 1n, commit: b(0, 1), welcome: b(3) },
   { type: 'postCommit', groupId: b(9), epoch: 0n, commit: b(0, 1), welcome: undefined },
+  { type: 'postCommit', groupId: b(9), epoch: 1n, commit: b(0, 1), welcome: b(3), groupInfo: b(4, 5) },
+  { type: 'postCommit', groupId: b(9), epoch: 1n, commit: b(0, 1), groupInfo: b(4) },
   { type: 'postMessage', groupId: b(9), message: b(0, 1, 2) },
   { type: 'fetchEntries', groupId: b(9), afterSeq: Number.MAX_SAFE_INTEGER, limit: 500 },
   { type: 'fetchWelcomes', afterSeq: 0, limit: 0 },
@@ -186,6 +188,6 @@ describe('codec of protocol version 1', () => {
     expect(() => encodeClientFrame(1, { type: 'fetchEntries', groupId: b(1), afterSeq: -1, limit: 1 })).toThrow(/afterSeq/)
     expect(() => encodeClientFrame(1, { type: 'postCommit', groupId: b(1), epoch: -1n, commit: b(1) })).toThrow(/epoch/)
     expect(() => encodeClientFrame(2 ** 32, { type: 'ping' })).toThrow(/requestId/)
-    expect(() => encodeClientFrame(1, { type: 'createGroup', groupId: 'x' as unknown as Uint8Array })).toThrow(/Uint8Array/)
+    expect(() => encodeClientFrame(1, { type: 'createGroup', groupId: 'x' as unknown as Uint8Array, groupInfo: b(1) })).toThrow(/Uint8Array/)
   })
 })

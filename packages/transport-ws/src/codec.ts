@@ -67,13 +67,14 @@ export type Request =
   | { readonly type: 'fetchKeyPackages'; readonly userId: string }
   | { readonly type: 'lookupIdentity'; readonly clientId: string }
   | { readonly type: 'countKeyPackages' }
-  | { readonly type: 'createGroup'; readonly groupId: Uint8Array }
+  | { readonly type: 'createGroup'; readonly groupId: Uint8Array; readonly groupInfo: Uint8Array }
   | {
       readonly type: 'postCommit'
       readonly groupId: Uint8Array
       readonly epoch: bigint
       readonly commit: Uint8Array
       readonly welcome?: Uint8Array | undefined
+      readonly groupInfo?: Uint8Array | undefined
     }
   | { readonly type: 'postMessage'; readonly groupId: Uint8Array; readonly message: Uint8Array }
   | { readonly type: 'fetchEntries'; readonly groupId: Uint8Array; readonly afterSeq: number; readonly limit: number }
@@ -420,11 +421,16 @@ export function encodeClientFrame(requestId: number, request: Request): Uint8Arr
     case 'ping':
       return new Writer(PROTOCOL_VERSION, type, requestId, 0).finish()
     case 'createGroup':
-      return new Writer(PROTOCOL_VERSION, type, requestId).bytes(request.groupId, 'groupId').finish()
+      return new Writer(PROTOCOL_VERSION, type, requestId, 16 + request.groupId.length + request.groupInfo.length)
+        .bytes(request.groupId, 'groupId')
+        .bytes(request.groupInfo, 'groupInfo')
+        .finish()
     case 'postCommit': {
-      const w = new Writer(PROTOCOL_VERSION, type, requestId, 32 + request.groupId.length + request.commit.length + (request.welcome?.length ?? 0))
+      const size = 40 + request.groupId.length + request.commit.length + (request.welcome?.length ?? 0) + (request.groupInfo?.length ?? 0)
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, size)
       w.bytes(request.groupId, 'groupId').u64(request.epoch, 'epoch').bytes(request.commit, 'commit')
       w.optional(request.welcome, (v) => w.bytes(v, 'welcome'))
+      w.optional(request.groupInfo, (v) => w.bytes(v, 'groupInfo'))
       return w.finish()
     }
     case 'postMessage':
@@ -477,15 +483,18 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
     case 'ping':
       request = { type: name }
       break
-    case 'createGroup':
-      request = { type: name, groupId: r.bytesField('groupId') }
+    case 'createGroup': {
+      const groupId = r.bytesField('groupId')
+      request = { type: name, groupId, groupInfo: r.bytesField('groupInfo') }
       break
+    }
     case 'postCommit': {
       const groupId = r.bytesField('groupId')
       const epoch = r.u64('epoch')
       const commit = r.bytesField('commit')
       const welcome = r.optional('welcome', () => r.bytesField('welcome'))
-      request = { type: name, groupId, epoch, commit, welcome }
+      const groupInfo = r.optional('groupInfo', () => r.bytesField('groupInfo'))
+      request = { type: name, groupId, epoch, commit, welcome, groupInfo }
       break
     }
     case 'postMessage': {

@@ -362,7 +362,7 @@ class Connection {
         return { type: request.type, oneTime: count.oneTime, lastResort: count.lastResort }
       }
       case 'createGroup':
-        await channel.createGroup(caller, request.groupId)
+        await channel.createGroup(caller, request.groupId, { groupInfo: request.groupInfo })
         return { type: request.type }
       case 'postCommit':
         return {
@@ -370,7 +370,8 @@ class Connection {
           result: await channel.postCommit(caller, request.groupId, {
             epoch: request.epoch,
             commit: request.commit,
-            ...(request.welcome === undefined ? {} : { welcome: request.welcome })
+            ...(request.welcome === undefined ? {} : { welcome: request.welcome }),
+            ...(request.groupInfo === undefined ? {} : { groupInfo: request.groupInfo })
           })
         }
       case 'postMessage':

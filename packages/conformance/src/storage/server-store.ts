@@ -528,5 +528,48 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         })
       }
     })
+
+    describe('public group state', () => {
+      const state = (label: string, epoch: bigint, withGroupInfo = true) => ({
+        epoch,
+        state: payload(`state:${label}`, 96),
+        groupInfo: withGroupInfo ? payload(`gi:${label}`, 80) : undefined
+      })
+
+      it('is written with the group and replaced by each accepted commit that carries one, atomically', async () => {
+        expect(await store.getPublicState(G)).toBeUndefined()
+        await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+        expect(await store.getGroup(G)).toEqual(group())
+        expect(await store.getPublicState(G)).toEqual(state('s0', 0n))
+        expect(await store.appendCommit(G, { ...commit(0n, 'c1'), publicState: state('s1', 1n, false) })).toMatchObject({ kind: 'accepted', seq: 1 })
+        expect(await store.getPublicState(G)).toEqual(state('s1', 1n, false))
+        expect(await store.appendCommit(G, { ...commit(0n, 'late'), publicState: state('late', 1n) })).toEqual({ kind: 'conflict', epoch: 1n })
+        expect(await store.getPublicState(G)).toEqual(state('s1', 1n, false))
+        await store.appendCommit(G, commit(1n, 'c2'))
+        expect(await store.getPublicState(G)).toEqual(state('s1', 1n, false))
+        expect(await store.createGroup({ ...group(), publicState: state('again', 0n) })).toBe(false)
+        expect(await store.getPublicState(G)).toEqual(state('s1', 1n, false))
+      })
+
+      it('returns copies and keeps none of the caller\'s arrays', async () => {
+        const given = state('s0', 0n)
+        await store.createGroup({ ...group(), publicState: given })
+        given.state.fill(0)
+        const read = await store.getPublicState(G)
+        expect(read).toEqual(state('s0', 0n))
+        read?.state.fill(0)
+        expect(await store.getPublicState(G)).toEqual(state('s0', 0n))
+      })
+
+      if (init.reopen !== undefined) {
+        const reopen = init.reopen
+        it('survives a reopen', async () => {
+          await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+          await store.appendCommit(G, { ...commit(0n, 'c1'), publicState: state('s1', 1n) })
+          store = await reopen(store)
+          expect(await store.getPublicState(G)).toEqual(state('s1', 1n))
+        })
+      }
+    })
   })
 }

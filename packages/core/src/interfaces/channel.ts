@@ -60,15 +60,21 @@ export type ChannelEvent =
  * `PAYLOAD_TOO_LARGE`, `TRANSPORT_*`.
  */
 export interface GroupChannelClient {
-  /** Create a group whose only member is the caller, at epoch 0. */
-  createGroup(groupId: Uint8Array, options?: AbortOptions): Promise<void>
+  /**
+   * Create a group whose only member is the caller, at epoch 0. `groupInfo`
+   * is the creator's signed GroupInfo (an `mls_group_info` MLSMessage with the
+   * `ratchet_tree` extension): the channel's public state of the group.
+   */
+  createGroup(groupId: Uint8Array, request: { groupInfo: Uint8Array }, options?: AbortOptions): Promise<void>
   /**
    * Post a commit (a PublicMessage) for `epoch`, with the Welcome for the
-   * members it adds. Accepted only if `epoch` is the group's current epoch.
+   * members it adds and, optionally, the committer's signed GroupInfo for the
+   * new epoch. Accepted only if `epoch` is the group's current epoch and the
+   * channel verifies the commit against its public state of the group.
    */
   postCommit(
     groupId: Uint8Array,
-    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array },
+    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
     options?: AbortOptions
   ): Promise<PostCommitResult>
   /** Post an application message (a PrivateMessage). */
