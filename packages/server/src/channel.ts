@@ -159,7 +159,7 @@ export function createChannelService(deps: {
         if (read.epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
         const committer = group.roster.find((e) => e.leafIndex === read.senderLeaf)
         if (committer === undefined || committer.clientId !== caller) {
-          throw invalid(`The commit is sent by leaf ${read.senderLeaf}, which is not the caller's`)
+          throw new ServiceError('INVALID_MESSAGE', `The commit is sent by leaf ${read.senderLeaf}, which is not the caller's`, { details: { reason: 'unknown-sender' } })
         }
         const pathLeaf = read.commit.path?.leafNode
         if (pathLeaf !== undefined) {

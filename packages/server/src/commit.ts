@@ -20,14 +20,14 @@ function invalid(message: string, details?: Record<string, unknown>): ServiceErr
 /** Decode a posted commit; everything that does not need the group's state. */
 export function readCommit(bytes: Uint8Array, groupId: Uint8Array, epoch: bigint): ReadCommit {
   const message = decodeMessage(bytes)
-  if (message === undefined) throw invalid('The commit is not a decodable MLSMessage')
+  if (message === undefined) throw invalid('The commit is not a decodable MLSMessage', { reason: 'undecodable' })
   if (message.version !== 'mls10') throw invalid('The commit is not MLS 1.0')
   if (message.wireformat !== 'mls_public_message') {
-    throw invalid(`A commit must be an mls_public_message, got ${message.wireformat}`, { wireformat: message.wireformat })
+    throw invalid(`A commit must be an mls_public_message, got ${message.wireformat}`, { reason: 'not-a-commit', wireformat: message.wireformat })
   }
   const { content } = message.publicMessage
-  if (content.contentType !== 'commit') throw invalid(`Expected a commit, got ${content.contentType} content`)
-  if (!equalBytes(content.groupId, groupId)) throw invalid('The commit is for another group')
+  if (content.contentType !== 'commit') throw invalid(`Expected a commit, got ${content.contentType} content`, { reason: 'not-a-commit' })
+  if (!equalBytes(content.groupId, groupId)) throw invalid('The commit is for another group', { reason: 'wrong-group' })
   if (content.epoch !== epoch) throw invalid(`The commit is for epoch ${content.epoch}, the request says ${epoch}`)
   if (content.sender.senderType !== 'member') throw invalid(`Only members may commit, the sender is ${content.sender.senderType}`)
   const proposals: Proposal[] = []
@@ -84,7 +84,7 @@ export async function applyToRoster(
     const ref = toHex(await makeKeyPackageRef(kp, impl.hash))
     const servedTo = await deps.servedTo(ref)
     if (servedTo !== clientId) {
-      throw invalid(`The KeyPackage adding ${clientId} was not handed out by the Directory for that client`, { ref })
+      throw invalid(`The KeyPackage adding ${clientId} was not handed out by the Directory for that client`, { reason: 'key-package-not-served', ref })
     }
     let leaf = 0
     while (byLeaf.has(leaf)) leaf++

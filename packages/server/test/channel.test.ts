@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { utf8 } from '@mls/core'
-import { createProposal, decodeMlsMessage, encodeMlsMessage, type Proposal } from '@mls/core/mls'
+import { createProposal, encodeMlsMessage, type Proposal } from '@mls/core/mls'
 import { Member, TestClient, add, expectCode, forgeCommit, groupOf, harness, newGroupInfo, remove } from './helpers.js'
 
 async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[]): Promise<TestClient[]> {
