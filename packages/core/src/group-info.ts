@@ -9,3 +9,20 @@ export async function groupInfoMessage(state: ClientState, cs: CiphersuiteImpl):
   const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(state, [], cs)
   return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo })
 }
+
+/**
+ * The `postCommit` request for a pending commit: the commit, its Welcome, and
+ * the committer's signed GroupInfo of the epoch the commit leads to (the
+ * channel checks it against its public state and keeps it for external joins).
+ */
+export async function commitRequest(
+  pending: { epoch: bigint; commit: Uint8Array; welcome: Uint8Array | undefined; newState: ClientState },
+  cs: CiphersuiteImpl
+): Promise<{ epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo: Uint8Array }> {
+  return {
+    epoch: pending.epoch,
+    commit: pending.commit,
+    ...(pending.welcome === undefined ? {} : { welcome: pending.welcome }),
+    groupInfo: await groupInfoMessage(pending.newState, cs)
+  }
+}

@@ -21,6 +21,7 @@ import { clientIdFromCredential, parseClientId } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
+import { commitRequest } from './group-info.js'
 
 /**
  * The named states of a group, and their transitions:
@@ -393,11 +394,7 @@ export class Group {
         const created = await this.lock.run(() => this.createPendingCommit(intent))
         if (created.kind === 'not-needed') return { ...created, attempts: attempt }
         const pending = created.pending
-        const posted = await this.components.channel.postCommit(this.groupId, {
-          epoch: pending.epoch,
-          commit: pending.commit,
-          ...(pending.welcome === undefined ? {} : { welcome: pending.welcome })
-        })
+        const posted = await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
         if (posted.kind === 'accepted') {
           await this.syncThrough(posted.seq)
           if (this.pending === pending) throw new MessageError('INTERNAL', 'The channel accepted the commit but did not deliver it')
@@ -745,11 +742,7 @@ export class Group {
       await this.lock.run(() => this.discardPending(pending))
       return
     }
-    const posted = await this.components.channel.postCommit(this.groupId, {
-      epoch: pending.epoch,
-      commit: pending.commit,
-      ...(pending.welcome === undefined ? {} : { welcome: pending.welcome })
-    })
+    const posted = await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
     if (posted.kind === 'accepted') await this.syncThrough(posted.seq)
     else await this.sync()
     await this.lock.run(() => this.discardPending(pending))
