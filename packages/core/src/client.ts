@@ -10,10 +10,10 @@ import {
   encodeMlsMessage,
   generateKeyPackageWithKey,
   getCiphersuiteFromName,
-  joinGroup,
   zeroOutUint8Array
 } from 'ts-mls'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
+import { joinGroup } from './ts-mls-fixes.js'
 import type { ChannelEvent, GroupChannelClient, WelcomeEntry } from './interfaces/channel.js'
 import { CLIENT_STORE_SPECIFICATION_VERSION, type ClientStore, type StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
