@@ -1,6 +1,5 @@
 import type { AuthenticationService, CiphersuiteImpl, CiphersuiteName, ClientConfig, Credential, KeyPackage, PrivateKeyPackage } from 'ts-mls'
 import {
-  createGroup as mlsCreateGroup,
   decodeMlsMessage,
   defaultCapabilities,
   defaultKeyPackageEqualityConfig,
@@ -13,7 +12,7 @@ import {
   zeroOutUint8Array
 } from 'ts-mls'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
-import { joinGroup } from './ts-mls-fixes.js'
+import { createGroup as mlsCreateGroup, joinGroup } from './ts-mls-fixes.js'
 import type { ChannelEvent, GroupChannelClient, WelcomeEntry } from './interfaces/channel.js'
 import { CLIENT_STORE_SPECIFICATION_VERSION, type ClientStore, type StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'

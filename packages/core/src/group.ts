@@ -1,16 +1,15 @@
 import type { CiphersuiteImpl, ClientState, ClientConfig, KeyPackage, MLSMessage, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
 import {
   createApplicationMessage,
-  createCommit,
   decodeGroupState,
   decodeMlsMessage,
   emptyPskIndex,
   encodeGroupState,
   encodeMlsMessage,
   mlsExporter,
-  processPublicMessage,
   zeroOutUint8Array
 } from 'ts-mls'
+import { createCommit, processPublicMessage } from './ts-mls-fixes.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'

@@ -17,7 +17,8 @@
  */
 import type { AuthenticationService, CiphersuiteImpl, GroupContext, GroupInfo, KeyPackage, LeafNode, Proposal, ProposalOrRef, PublicMessage, RatchetTree } from 'ts-mls'
 import { makeProposalRef, type AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
-import { applyProposals, nextEpochContext, validateLeafNodeCredentialAndKeyUniqueness, validateLeafNodeUpdateOrCommit, validateRatchetTree } from 'ts-mls/clientState.js'
+import { nextEpochContext, validateLeafNodeCredentialAndKeyUniqueness, validateLeafNodeUpdateOrCommit } from 'ts-mls/clientState.js'
+import { applyProposals, validateRatchetTree } from '../ts-mls-fixes.js'
 import type { ClientState } from 'ts-mls/clientState.js'
 import { defaultClientConfig } from 'ts-mls/clientConfig.js'
 import { contramapBufferEncoders, encode } from 'ts-mls/codec/tlsEncoder.js'
