@@ -487,6 +487,7 @@ export class MlsClient {
         postMessage: (...a) => this.requireConnection().channel.postMessage(...a),
         fetchEntries: (...a) => this.requireConnection().channel.fetchEntries(...a),
         fetchWelcomes: (...a) => this.requireConnection().channel.fetchWelcomes(...a),
+        fetchGroupInfo: (...a) => this.requireConnection().channel.fetchGroupInfo(...a),
         subscribe: (...a) => this.requireConnection().channel.subscribe(...a)
       },
       cs: this.cs,

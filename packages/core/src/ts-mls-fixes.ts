@@ -13,6 +13,7 @@ import type { applyProposals as upstreamApplyProposals, validateRatchetTree as u
 import * as patchedClientState from './vendor/ts-mls/clientState.js'
 import type {
   createCommit as upstreamCreateCommit,
+  joinGroupExternal as upstreamJoinGroupExternal,
   processMessage as upstreamProcessMessage,
   processPublicMessage as upstreamProcessPublicMessage,
   proposeExternal as upstreamProposeExternal
@@ -51,3 +52,5 @@ export const senderFromExtension: typeof upstreamSenderFromExtension = patchedPu
 export const createGroup: typeof upstreamCreateGroup = patchedClientState.createGroup as unknown as typeof upstreamCreateGroup
 /** Proposal validation and application, with both fixes (the Group Channel's public-group verifier uses it). */
 export const applyProposals: typeof upstreamApplyProposals = patchedClientState.applyProposals as unknown as typeof upstreamApplyProposals
+/** `joinGroupExternal` (external commit) through the patched tree and proposal validation. */
+export const joinGroupExternal: typeof upstreamJoinGroupExternal = patchedCreateCommit.joinGroupExternal as unknown as typeof upstreamJoinGroupExternal

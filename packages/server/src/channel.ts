@@ -11,11 +11,11 @@ import type {
 } from '@mls/core/interfaces'
 import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
-import type { ChannelService, FetchOptions } from './services.js'
+import type { ChannelService, ExternalJoinPolicy, FetchOptions } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
-import { applyToRoster, readCommit, welcomeRecipients } from './commit.js'
+import { applyToRoster, readCommit, welcomeRecipients, type ReadCommit } from './commit.js'
 import { encodePublicGroupState, verifyCommit } from '@mls/core/public-group'
 import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState } from './public-state.js'
 
@@ -49,6 +49,7 @@ export function createChannelService(deps: {
   suites: Suites
   limits: ServiceLimits
   subscriptions: Subscriptions
+  externalJoinPolicy?: ExternalJoinPolicy
 }): ChannelService {
   const { store, suites, limits, subscriptions } = deps
   const mutex = new KeyedMutex()
@@ -108,6 +109,70 @@ export function createChannelService(deps: {
     for (const clientId of readers) subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
   }
 
+  /** Whether `caller` may join `groupHex` by an external commit without being in its roster. */
+  async function mayJoinExternally(caller: ClientId, groupId: Uint8Array): Promise<boolean> {
+    if (deps.externalJoinPolicy === undefined) return false
+    return (await deps.externalJoinPolicy({ caller, groupId: groupId.slice() })) === true
+  }
+
+  /**
+   * An external commit (RFC 9420 section 12.4.3.2). Resync: a device in the
+   * roster replaces its own leaf (the commit removes exactly that leaf).
+   * Join: a device not in the roster, only if `externalJoinPolicy` allows it;
+   * it removes nobody. Either way the new leaf names the caller with its
+   * registered key, and the commit is verified against the public state.
+   */
+  async function externalCommit(
+    caller: ClientId,
+    groupId: Uint8Array,
+    group: GroupRecord,
+    read: ReadCommit,
+    request: { commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
+    options: AbortOptions | undefined
+  ): Promise<PostCommitResult> {
+    const groupHex = group.groupId
+    const own = group.roster.find((e) => e.clientId === caller)
+    if (own === undefined && !(await mayJoinExternally(caller, groupId))) {
+      throw new ServiceError('NOT_A_MEMBER', `${caller} may not join group ${groupHex} by an external commit: only a device in its roster may (resync)`, {
+        details: { reason: 'external-join-refused' }
+      })
+    }
+    if (read.epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
+    if (request.welcome !== undefined) throw new ServiceError('WELCOME_INVALID', 'An external commit adds nobody, so it has no Welcome')
+    const loaded = await publicStates.load(group, options)
+    const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, options) }).catch((error: unknown) => {
+      throw asServiceError(error)
+    })
+    const refuse = (message: string): ServiceError => new ServiceError('INVALID_MESSAGE', message, { details: { reason: 'invalid-external-commit' } })
+    if (clientIdFromCredential(verified.committerNewLeafNode.credential) !== caller) throw refuse("The external commit's leaf node does not name the caller")
+    const removedLeaves = verified.removed.map((r) => r.leafIndex)
+    if (own !== undefined && (removedLeaves.length !== 1 || removedLeaves[0] !== own.leafIndex)) {
+      throw refuse(`A resync by ${caller} must remove exactly its own leaf ${own.leafIndex}`)
+    }
+    if (own === undefined && removedLeaves.length !== 0) throw refuse('An external join removes nobody')
+    if (request.groupInfo !== undefined) await checkUploadedGroupInfo(verified.next, request.groupInfo, suites, loaded.cs)
+    const roster = [...group.roster.filter((e) => e.clientId !== caller), { leafIndex: verified.committerLeafIndex, clientId: caller }].sort(
+      (x, y) => x.leafIndex - y.leafIndex
+    )
+    const access: AccessWindow[] = group.access.map((w) => ({ ...w }))
+    if (own === undefined) access.push({ clientId: caller, fromSeq: -1, untilSeq: null })
+    const nextEpoch = group.epoch + 1n
+    const publicState = { epoch: nextEpoch, state: encodePublicGroupState(verified.next), groupInfo: request.groupInfo?.slice() }
+    const digest = await suites.digest(request.commit)
+    throwIfAborted(options?.signal)
+    const entry = { kind: 'commit' as const, epoch: read.epoch, sender: caller, message: request.commit.slice(), digest }
+    invalidate(groupHex)
+    const result = await store.appendCommit(groupHex, { expectedEpoch: group.epoch, entry, roster, access, welcomes: [], publicState }, options)
+    invalidate(groupHex)
+    if (result.kind === 'conflict') {
+      publicStates.forget(groupHex)
+      return { kind: 'conflict', epoch: result.epoch }
+    }
+    publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
+    fanOutEntry(groupId, access, { ...entry, seq: result.seq })
+    return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
+  }
+
   return {
     async createGroup(caller: ClientId, groupId: Uint8Array, request: { groupInfo: Uint8Array }, options?: AbortOptions): Promise<void> {
       throwIfAborted(options?.signal)
@@ -155,6 +220,7 @@ export function createChannelService(deps: {
       return mutex.run(groupHex, async () => {
         throwIfAborted(options?.signal)
         const group = await loadGroup(groupHex, options)
+        if (read.external) return externalCommit(caller, groupId, group, read, request, options)
         requireMember(group, caller)
         if (read.epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
         const committer = group.roster.find((e) => e.leafIndex === read.senderLeaf)
@@ -286,6 +352,19 @@ export function createChannelService(deps: {
         if (last !== undefined) cursor = last.seq
       }
       return out
+    },
+
+    async fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      const groupHex = toHex(groupId)
+      const group = await loadGroup(groupHex, options)
+      if (!group.roster.some((e) => e.clientId === caller) && !(await mayJoinExternally(caller, groupId))) {
+        throw new ServiceError('NOT_A_MEMBER', `${caller} may not fetch the GroupInfo of group ${groupHex}`, { details: { reason: 'external-join-refused' } })
+      }
+      const record = await store.getPublicState(groupHex, options)
+      if (record?.groupInfo === undefined || record.epoch !== group.epoch) return undefined
+      return { epoch: record.epoch, groupInfo: record.groupInfo }
     },
 
     async fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]> {

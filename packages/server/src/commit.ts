@@ -6,7 +6,10 @@ import { decodeMessage, type Suites } from './suites.js'
 /** A commit as the channel reads it from its PublicMessage. */
 export interface ReadCommit {
   readonly epoch: bigint
-  readonly senderLeaf: number
+  /** The sender's leaf; `undefined` for an external commit. */
+  readonly senderLeaf: number | undefined
+  /** An external commit (`new_member_commit` sender, RFC 9420 section 12.4.3.2). */
+  readonly external: boolean
   readonly commit: Commit
   readonly proposals: readonly Proposal[]
   /** The decoded PublicMessage, for the public-group verifier. */
@@ -29,16 +32,27 @@ export function readCommit(bytes: Uint8Array, groupId: Uint8Array, epoch: bigint
   if (content.contentType !== 'commit') throw invalid(`Expected a commit, got ${content.contentType} content`, { reason: 'not-a-commit' })
   if (!equalBytes(content.groupId, groupId)) throw invalid('The commit is for another group', { reason: 'wrong-group' })
   if (content.epoch !== epoch) throw invalid(`The commit is for epoch ${content.epoch}, the request says ${epoch}`)
-  if (content.sender.senderType !== 'member') throw invalid(`Only members may commit, the sender is ${content.sender.senderType}`)
+  const sender = content.sender
+  if (sender.senderType !== 'member' && sender.senderType !== 'new_member_commit') {
+    throw invalid(`A commit is sent by a member or, for an external commit, a new member; the sender is ${sender.senderType}`, { reason: 'unknown-sender' })
+  }
+  const external = sender.senderType === 'new_member_commit'
   const proposals: Proposal[] = []
   for (const item of content.commit.proposals) {
-    if (item.proposalOrRefType !== 'proposal') throw invalid('Proposals by reference are not supported; commit proposals by value')
+    if (item.proposalOrRefType !== 'proposal') throw invalid('Proposals by reference are not supported; commit proposals by value', { reason: 'unsupported-proposal' })
     const type = item.proposal.proposalType
-    if (type === 'update') throw invalid('A commit cannot carry an Update by value; use an update path')
-    if (type === 'external_init') throw invalid('External commits are not supported')
+    if (type === 'update') throw invalid('A commit cannot carry an Update by value; use an update path', { reason: 'invalid-proposals' })
+    if (type === 'external_init' && !external) throw invalid('Only an external commit carries ExternalInit', { reason: 'invalid-proposals' })
     proposals.push(item.proposal)
   }
-  return { epoch: content.epoch, senderLeaf: content.sender.leafIndex, commit: content.commit, proposals, message: message.publicMessage }
+  return {
+    epoch: content.epoch,
+    senderLeaf: sender.senderType === 'member' ? sender.leafIndex : undefined,
+    external,
+    commit: content.commit,
+    proposals,
+    message: message.publicMessage
+  }
 }
 
 export interface RosterChange {

@@ -22,7 +22,7 @@ export function createServices(init: ServicesInit): Services {
   return {
     auth: createAuthService({ store, suites, limits, now }),
     directory: createDirectoryService({ store, suites, limits, now }),
-    channel: createChannelService({ store, suites, limits, subscriptions }),
+    channel: createChannelService({ store, suites, limits, subscriptions, ...(init.externalJoinPolicy === undefined ? {} : { externalJoinPolicy: init.externalJoinPolicy }) }),
     subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
     limits
   }

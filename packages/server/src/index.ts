@@ -6,6 +6,7 @@ export type {
   DirectoryService,
   ChannelService,
   PresentedCredentials,
-  FetchOptions
+  FetchOptions,
+  ExternalJoinPolicy
 } from './services.js'
 export { defaultServiceLimits, type ServiceLimits } from './limits.js'

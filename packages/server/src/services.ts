@@ -29,7 +29,16 @@ export interface ServicesInit {
   limits?: Partial<ServiceLimits>
   /** Clock in milliseconds since the epoch. Default `Date.now`. */
   now?: () => number
+  /**
+   * Whether a client that is not in a group's roster may fetch its GroupInfo
+   * and join it by an external commit. Default: never (only a device in the
+   * roster may, to resync its own leaf). See docs/server.md.
+   */
+  externalJoinPolicy?: ExternalJoinPolicy
 }
+
+/** The app's rule for external joins by clients outside a group's roster; `true` allows. */
+export type ExternalJoinPolicy = (request: { caller: ClientId; groupId: Uint8Array }) => boolean | Promise<boolean>
 
 /** The identity a connection presents (the data of `SessionCredentials`, without the signer). */
 export interface PresentedCredentials {
@@ -186,6 +195,19 @@ export interface ChannelService {
   ): Promise<ChannelEntry[]>
   /** The caller's Welcomes with `seq > afterSeq`, in order. */
   fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]>
+  /**
+   * The group's latest signed GroupInfo (an `mls_group_info` MLSMessage with
+   * the ratchet tree and `external_pub`), for an external commit; `undefined`
+   * when none was uploaded for the current epoch. Only for a device in the
+   * roster (resync) or one the `externalJoinPolicy` allows (`NOT_A_MEMBER`);
+   * `UNKNOWN_GROUP`.
+   *
+   * External commits go through `postCommit`: a `new_member_commit` sender,
+   * verified against the public state; from a device in the roster it must
+   * remove exactly that device's own leaf (resync), from any other device
+   * (allowed by the policy) it removes nobody.
+   */
+  fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined>
 }
 
 /** The Directory and the Group Channel, independent of any transport. */

@@ -216,7 +216,8 @@ export class Member {
     const result = await this.client.h.services.channel.postCommit(this.client.clientId, this.groupId, {
       epoch: prepared.epoch,
       commit: prepared.commit,
-      welcome: prepared.welcome
+      welcome: prepared.welcome,
+      groupInfo: await groupInfoOf(prepared.newState, this.client.h.cs)
     })
     if (result.kind === 'accepted') this.state = prepared.newState
     return result

@@ -146,6 +146,7 @@ class MemoryTransport implements Transport, MemoryNetworkControls {
       postMessage: (groupId, message, o) => guard(() => ch.postMessage(clientId, copy(groupId), copy(message)), o?.signal),
       fetchEntries: (groupId, afterSeq, o) => guard(() => ch.fetchEntries(clientId, copy(groupId), afterSeq, o?.limit), o?.signal),
       fetchWelcomes: (afterSeq, o) => guard(() => ch.fetchWelcomes(clientId, afterSeq, o?.limit), o?.signal),
+      fetchGroupInfo: (groupId, o) => guard(() => ch.fetchGroupInfo(clientId, copy(groupId)), o?.signal),
       subscribe: (listener: (event: ChannelEvent) => void) => {
         const unsubscribe = this.services.subscribe(clientId, (event) => {
           if (closed) return

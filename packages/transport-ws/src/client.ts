@@ -266,6 +266,7 @@ class Session implements Connection {
           const r = await this.call({ type: 'fetchEntries', groupId, afterSeq: from, limit }, o)
           return { items: r.entries, more: r.more }
         }, afterSeq),
+      fetchGroupInfo: async (groupId, o) => (await this.call({ type: 'fetchGroupInfo', groupId }, o)).groupInfo,
       fetchWelcomes: (afterSeq, o) =>
         this.paged<WelcomeEntry>(o, async (from, limit) => {
           const r = await this.call({ type: 'fetchWelcomes', afterSeq: from, limit }, o)

@@ -40,7 +40,8 @@ export const RequestType = {
   postMessage: 0x08,
   fetchEntries: 0x09,
   fetchWelcomes: 0x0a,
-  ping: 0x0b
+  ping: 0x0b,
+  fetchGroupInfo: 0x0c
 } as const
 
 export type RequestName = keyof typeof RequestType
@@ -80,6 +81,7 @@ export type Request =
   | { readonly type: 'fetchEntries'; readonly groupId: Uint8Array; readonly afterSeq: number; readonly limit: number }
   | { readonly type: 'fetchWelcomes'; readonly afterSeq: number; readonly limit: number }
   | { readonly type: 'ping' }
+  | { readonly type: 'fetchGroupInfo'; readonly groupId: Uint8Array }
 
 export type Response =
   | { readonly type: 'authenticate'; readonly clientId: string }
@@ -93,6 +95,7 @@ export type Response =
   | { readonly type: 'fetchEntries'; readonly entries: readonly ChannelEntry[]; readonly more: boolean }
   | { readonly type: 'fetchWelcomes'; readonly welcomes: readonly WelcomeEntry[]; readonly more: boolean }
   | { readonly type: 'ping' }
+  | { readonly type: 'fetchGroupInfo'; readonly groupInfo: { readonly epoch: bigint; readonly groupInfo: Uint8Array } | undefined }
 
 /** Every frame a client sends is a request. */
 export interface ClientFrame {
@@ -446,6 +449,8 @@ export function encodeClientFrame(requestId: number, request: Request): Uint8Arr
         .finish()
     case 'fetchWelcomes':
       return new Writer(PROTOCOL_VERSION, type, requestId).seq(request.afterSeq, 'afterSeq').u32(request.limit, 'limit').finish()
+    case 'fetchGroupInfo':
+      return new Writer(PROTOCOL_VERSION, type, requestId).bytes(request.groupId, 'groupId').finish()
   }
 }
 
@@ -513,6 +518,9 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
       request = { type: name, afterSeq, limit: r.u32('limit') }
       break
     }
+    case 'fetchGroupInfo':
+      request = { type: name, groupId: r.bytesField('groupId') }
+      break
   }
   r.end()
   return { requestId, request }
@@ -561,6 +569,11 @@ export function encodeResponse(requestId: number, response: Response): Uint8Arra
       const w = new Writer(PROTOCOL_VERSION, type, requestId, response.welcomes.reduce((n, e) => n + e.welcome.length + e.groupId.length + 32, 8))
       w.list(response.welcomes, 'welcomes', (e) => writeWelcome(w, e))
       return w.bool(response.more).finish()
+    }
+    case 'fetchGroupInfo': {
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, 16 + (response.groupInfo?.groupInfo.length ?? 0))
+      w.optional(response.groupInfo, (g) => w.u64(g.epoch, 'epoch').bytes(g.groupInfo, 'groupInfo'))
+      return w.finish()
     }
   }
 }
@@ -693,5 +706,13 @@ function readResponse(r: Reader, name: RequestName): Response {
       const welcomes = r.list('welcomes', 24, () => readWelcome(r))
       return { type: name, welcomes, more: r.bool('more') }
     }
+    case 'fetchGroupInfo':
+      return {
+        type: name,
+        groupInfo: r.optional('groupInfo', () => {
+          const epoch = r.u64('epoch')
+          return { epoch, groupInfo: r.bytesField('groupInfo') }
+        })
+      }
   }
 }

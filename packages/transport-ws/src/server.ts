@@ -388,6 +388,8 @@ class Connection {
       }
       case 'ping':
         return { type: request.type }
+      case 'fetchGroupInfo':
+        return { type: request.type, groupInfo: await channel.fetchGroupInfo(caller, request.groupId) }
     }
   }
 

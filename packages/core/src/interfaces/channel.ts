@@ -85,6 +85,14 @@ export interface GroupChannelClient {
     afterSeq: number,
     options?: AbortOptions & { limit?: number }
   ): Promise<ChannelEntry[]>
+  /**
+   * The group's latest signed GroupInfo (an `mls_group_info` MLSMessage with
+   * the ratchet tree and `external_pub`) and its epoch, to rejoin by an
+   * external commit; `undefined` when the channel holds none for the current
+   * epoch. Only for a device in the group's roster, or one the server's
+   * policy lets join (`NOT_A_MEMBER`).
+   */
+  fetchGroupInfo(groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined>
   /** The caller's Welcomes after `afterSeq`, in order. */
   fetchWelcomes(afterSeq: number, options?: AbortOptions & { limit?: number }): Promise<WelcomeEntry[]>
   /** Receive pushed events. Returns a function that unsubscribes. */
