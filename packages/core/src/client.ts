@@ -485,6 +485,7 @@ export class MlsClient {
         createGroup: (...a) => this.requireConnection().channel.createGroup(...a),
         postCommit: (...a) => this.requireConnection().channel.postCommit(...a),
         postMessage: (...a) => this.requireConnection().channel.postMessage(...a),
+        postProposal: (...a) => this.requireConnection().channel.postProposal(...a),
         fetchEntries: (...a) => this.requireConnection().channel.fetchEntries(...a),
         fetchWelcomes: (...a) => this.requireConnection().channel.fetchWelcomes(...a),
         fetchGroupInfo: (...a) => this.requireConnection().channel.fetchGroupInfo(...a),

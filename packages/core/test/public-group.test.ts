@@ -28,6 +28,7 @@ import {
   publicGroupFromGroupInfo,
   verifyCommit,
   verifyMemberProposal,
+  withPendingProposal,
   type PendingProposal,
   type PublicGroupState
 } from '../src/public-group/index.js'
@@ -122,7 +123,14 @@ describe('public group: the channel view of a group', () => {
     bob = (await processMessage(leave.message as Handshake, bob, emptyPskIndex, () => 'accept', cs)).newState as ClientState
     const commitLeave = await createCommit({ state: alice, cipherSuite: cs }, { wireAsPublicMessage: true })
     await expectReason(verifyCommit(view, publicMessage(commitLeave.commit), cs), 'INVALID_MESSAGE', 'unknown-proposal-reference')
-    const afterLeave = await verifyCommit(view, publicMessage(commitLeave.commit), cs, { proposalsByRef: byRef })
+    expect((await verifyCommit(view, publicMessage(commitLeave.commit), cs, { proposalsByRef: byRef })).removed.map((r) => r.leafIndex)).toEqual([2])
+    // The pending proposal is part of the stored state, and commits resolve references against it.
+    const withLeave = withPendingProposal(view, proposal.ref, proposal.pending)
+    const reloaded = decodePublicGroupState(encodePublicGroupState(withLeave))!
+    expect([...reloaded.proposals!.keys()]).toEqual([proposal.ref])
+    expect(reloaded.proposals!.get(proposal.ref)).toEqual(proposal.pending)
+    const afterLeave = await verifyCommit(reloaded, publicMessage(commitLeave.commit), cs)
+    expect(afterLeave.next.proposals ?? new Map()).toEqual(new Map())
     expect(afterLeave.removed.map((r) => r.leafIndex)).toEqual([2])
     view = afterLeave.next
     alice = commitLeave.newState

@@ -16,7 +16,7 @@ import { decodeMessage, type Suites } from './suites.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { applyToRoster, readCommit, welcomeRecipients, type ReadCommit } from './commit.js'
-import { encodePublicGroupState, verifyCommit } from '@mls/core/public-group'
+import { encodePublicGroupState, verifyCommit, verifyMemberProposal, withPendingProposal } from '@mls/core/public-group'
 import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState } from './public-state.js'
 
 function invalid(message: string): ServiceError {
@@ -240,7 +240,7 @@ export function createChannelService(deps: {
         const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, options) }).catch((error: unknown) => {
           throw asServiceError(error)
         })
-        const change = await applyToRoster(group, committer, read.proposals, {
+        const change = await applyToRoster(group, committer, verified.proposals.map((p) => p.proposal), {
           suites,
           servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
         })
@@ -287,6 +287,48 @@ export function createChannelService(deps: {
           }
         }
         return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
+      })
+    },
+
+    async postProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ seq: number }> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      checkBytes(proposal, 'proposal')
+      checkSize(proposal, limits.maxHandshakeBytes, 'The proposal')
+      const decoded = decodeMessage(proposal)
+      if (decoded === undefined) throw new ServiceError('INVALID_MESSAGE', 'The proposal is not a decodable MLSMessage', { details: { reason: 'undecodable' } })
+      if (decoded.wireformat !== 'mls_public_message' || decoded.publicMessage.content.contentType !== 'proposal') {
+        throw new ServiceError('INVALID_MESSAGE', 'A proposal must be an mls_public_message with proposal content', { details: { reason: 'not-a-proposal' } })
+      }
+      const pm = decoded.publicMessage
+      const groupHex = toHex(groupId)
+      const digest = await suites.digest(proposal)
+      return mutex.run(groupHex, async () => {
+        throwIfAborted(options?.signal)
+        const group = await loadGroup(groupHex, options)
+        requireMember(group, caller)
+        const sender = pm.content.sender
+        const own = group.roster.find((e) => e.clientId === caller)
+        if (sender.senderType !== 'member' || sender.leafIndex !== own?.leafIndex) {
+          throw new ServiceError('INVALID_MESSAGE', "The proposal is not sent from the caller's leaf", { details: { reason: 'unknown-sender' } })
+        }
+        const loaded = await publicStates.load(group, options)
+        const { ref, pending } = await verifyMemberProposal(loaded.state, pm, loaded.cs).catch((error: unknown) => {
+          throw asServiceError(error)
+        })
+        const next = withPendingProposal(loaded.state, ref, pending)
+        const publicState = { epoch: group.epoch, state: encodePublicGroupState(next), groupInfo: loaded.groupInfo }
+        const entry = { kind: 'proposal' as const, epoch: group.epoch, sender: caller, message: proposal.slice(), digest }
+        const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, entry, publicState }, options)
+        if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This proposal is already in the group log')
+        if (result.kind === 'conflict') {
+          publicStates.forget(groupHex)
+          throw new ServiceError('WRONG_EPOCH', `The group moved on to epoch ${result.epoch}`, { details: { epoch: group.epoch, currentEpoch: result.epoch } })
+        }
+        if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
+        publicStates.remember(groupHex, { state: next, cs: loaded.cs, groupInfo: loaded.groupInfo, epoch: group.epoch })
+        fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
+        return { seq: result.seq }
       })
     },
 

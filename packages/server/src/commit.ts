@@ -11,6 +11,7 @@ export interface ReadCommit {
   /** An external commit (`new_member_commit` sender, RFC 9420 section 12.4.3.2). */
   readonly external: boolean
   readonly commit: Commit
+  /** The proposals it carries by value (by-reference ones are resolved by the verifier). */
   readonly proposals: readonly Proposal[]
   /** The decoded PublicMessage, for the public-group verifier. */
   readonly message: PublicMessage
@@ -39,7 +40,8 @@ export function readCommit(bytes: Uint8Array, groupId: Uint8Array, epoch: bigint
   const external = sender.senderType === 'new_member_commit'
   const proposals: Proposal[] = []
   for (const item of content.commit.proposals) {
-    if (item.proposalOrRefType !== 'proposal') throw invalid('Proposals by reference are not supported; commit proposals by value', { reason: 'unsupported-proposal' })
+    // Proposals by reference are resolved against the channel's pending proposals by the verifier.
+    if (item.proposalOrRefType !== 'proposal') continue
     const type = item.proposal.proposalType
     if (type === 'update') throw invalid('A commit cannot carry an Update by value; use an update path', { reason: 'invalid-proposals' })
     if (type === 'external_init' && !external) throw invalid('Only an external commit carries ExternalInit', { reason: 'invalid-proposals' })

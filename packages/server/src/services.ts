@@ -172,6 +172,19 @@ export interface ChannelService {
     options?: AbortOptions
   ): Promise<PostCommitResult>
   /**
+   * Order a standalone proposal: an `mls_public_message` with proposal content
+   * for the current epoch, sent from the caller's leaf and verified against
+   * the group's public state (`verifyMemberProposal`: signature, epoch). Only
+   * Remove proposals of an occupied leaf not already proposed for removal are
+   * accepted; a member leaves by proposing its own removal, which the next
+   * committer includes by reference. The proposal is appended to the log
+   * (kind `proposal`, fanned out to every member) and kept in the public state
+   * until the next commit. Errors: `UNKNOWN_GROUP`, `NOT_A_MEMBER`,
+   * `INVALID_MESSAGE` (`details.reason`), `WRONG_EPOCH`, `REPLAYED_MESSAGE`,
+   * `PAYLOAD_TOO_LARGE`.
+   */
+  postProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
+  /**
    * Append an application message: an `mls_private_message` with content
    * type application for this group, from a current member, for an epoch in
    * `[current - limits.epochWindow, current]`. Errors: `UNKNOWN_GROUP`,

@@ -166,7 +166,7 @@ describe('channel: groups and commits', () => {
     const withRef = await new Member(bob!, proposal.newState).prepareCommit()
     await expect(channel.postCommit(bob!.clientId, a.groupId, { epoch: 1n, commit: withRef.commit })).rejects.toMatchObject({
       code: 'INVALID_MESSAGE',
-      message: expect.stringMatching(/by reference/)
+      details: { reason: 'unknown-proposal-reference' }
     })
     await expectCode(channel.postCommit(alice!.clientId, utf8.encode('nope'), { epoch: 0n, commit: fromA.commit }), 'INVALID_MESSAGE')
     expect(await a.post(fromA)).toMatchObject({ kind: 'accepted', seq: 2 })

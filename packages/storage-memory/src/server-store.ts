@@ -3,6 +3,7 @@ import type {
   AccessWindow,
   AppendCommitResult,
   AppendMessageResult,
+  AppendProposalResult,
   ClientId,
   GroupIdHex,
   GroupRecord,
@@ -59,7 +60,7 @@ function checkBytes(value: unknown, what: string): void {
 }
 
 function checkLogEntry(entry: Omit<LogRecord, 'seq'>): void {
-  if (entry.kind !== 'commit' && entry.kind !== 'application') throw invalid('Log entry kind must be commit or application')
+  if (entry.kind !== 'commit' && entry.kind !== 'application' && entry.kind !== 'proposal') throw invalid('Log entry kind must be commit, application or proposal')
   if (typeof entry.epoch !== 'bigint') throw invalid('Log entry epoch must be a bigint')
   if (typeof entry.sender !== 'string' || typeof entry.digest !== 'string') throw invalid('Log entry sender and digest must be strings')
   checkBytes(entry.message, 'Log entry message')
@@ -281,6 +282,26 @@ class MemoryServerStore implements ServerStore {
   async getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined> {
     this.check(options)
     return copyPublicState(this.groups.get(groupId)?.publicState)
+  }
+
+  async appendProposal(
+    groupId: GroupIdHex,
+    proposal: { expectedEpoch: bigint; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
+    options?: AbortOptions
+  ): Promise<AppendProposalResult> {
+    this.check(options)
+    const g = this.group(groupId)
+    checkLogEntry(proposal.entry)
+    checkPublicState(proposal.publicState)
+    if (proposal.publicState === undefined) throw invalid('A proposal comes with the public state that holds it')
+    if (g.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: g.epoch }
+    if (g.digests.has(proposal.entry.digest)) return { kind: 'duplicate' }
+    const seq = g.lastSeq + 1
+    g.log.push(copyLog({ ...proposal.entry, seq }))
+    g.digests.add(proposal.entry.digest)
+    g.lastSeq = seq
+    g.publicState = copyPublicState(proposal.publicState)
+    return { kind: 'accepted', seq }
   }
 
   /** Test hook: every KeyPackage byte array the store holds (pooled and last-resort). */

@@ -93,8 +93,9 @@ const v1: Migration = (db) => {
 }
 
 /**
- * Schema version 2: the public state the channel keeps per group (issue 9),
- * replaced with every accepted commit.
+ * Schema version 2 (issue 9): the public state the channel keeps per group,
+ * replaced with every accepted commit and proposal; log entries may be
+ * standalone proposals (the table is rebuilt to widen its CHECK).
  */
 const v2PublicState: Migration = (db) => {
   db.exec(`
@@ -104,6 +105,22 @@ const v2PublicState: Migration = (db) => {
       state BLOB NOT NULL,
       group_info BLOB
     ) STRICT;
+
+    CREATE TABLE log_entries_v2 (
+      group_id TEXT NOT NULL REFERENCES groups (group_id),
+      seq INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('commit', 'application', 'proposal')),
+      epoch INTEGER NOT NULL,
+      sender TEXT NOT NULL,
+      message BLOB NOT NULL,
+      digest TEXT NOT NULL,
+      UNIQUE (group_id, seq)
+    ) STRICT;
+    INSERT INTO log_entries_v2 (group_id, seq, kind, epoch, sender, message, digest)
+      SELECT group_id, seq, kind, epoch, sender, message, digest FROM log_entries;
+    DROP TABLE log_entries;
+    ALTER TABLE log_entries_v2 RENAME TO log_entries;
+    CREATE INDEX log_entries_by_digest ON log_entries (group_id, digest);
   `)
 }
 

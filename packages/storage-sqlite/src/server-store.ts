@@ -3,6 +3,7 @@ import type {
   AccessWindow,
   AppendCommitResult,
   AppendMessageResult,
+  AppendProposalResult,
   ClientId,
   GroupIdHex,
   GroupRecord,
@@ -42,7 +43,7 @@ interface KeyPackageRow {
 
 interface LogRow {
   seq: bigint
-  kind: 'commit' | 'application'
+  kind: 'commit' | 'application' | 'proposal'
   epoch: bigint
   sender: string
   message: Buffer
@@ -75,7 +76,7 @@ function checkEpoch(value: unknown, what: string): void {
 }
 
 function checkLogEntry(entry: NewLogEntry): void {
-  if (entry.kind !== 'commit' && entry.kind !== 'application') throw invalid('Log entry kind must be commit or application')
+  if (entry.kind !== 'commit' && entry.kind !== 'application' && entry.kind !== 'proposal') throw invalid('Log entry kind must be commit, application or proposal')
   checkEpoch(entry.epoch, 'Log entry epoch')
   checkString(entry.sender, 'Log entry sender')
   checkString(entry.digest, 'Log entry digest')
@@ -432,6 +433,32 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
           const seq = group.lastSeq + 1
           this.sql.insertLog.run(groupId, seq, entry.kind, entry.epoch, entry.sender, entry.message, entry.digest)
           this.sql.setLastSeq.run(seq, groupId)
+          return { kind: 'accepted', seq }
+        })
+        .immediate()
+    )
+  }
+
+  async appendProposal(
+    groupId: GroupIdHex,
+    proposal: { expectedEpoch: bigint; entry: NewLogEntry; publicState: PublicStateRecord },
+    options?: AbortOptions
+  ): Promise<AppendProposalResult> {
+    return this.run('appendProposal', options, (db) =>
+      db
+        .transaction((): AppendProposalResult => {
+          const group = this.lockGroup(groupId)
+          checkLogEntry(proposal.entry)
+          if (proposal.publicState === undefined) throw invalid('A proposal comes with the public state that holds it')
+          checkPublicState(proposal.publicState)
+          if (typeof proposal.expectedEpoch !== 'bigint') throw invalid('expectedEpoch must be a bigint')
+          if (group.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
+          const { entry } = proposal
+          if ((this.sql.hasDigest.get(groupId, entry.digest)?.n ?? 0) > 0) return { kind: 'duplicate' }
+          const seq = group.lastSeq + 1
+          this.sql.insertLog.run(groupId, seq, entry.kind, entry.epoch, entry.sender, entry.message, entry.digest)
+          this.sql.setLastSeq.run(seq, groupId)
+          this.writePublicState(groupId, proposal.publicState)
           return { kind: 'accepted', seq }
         })
         .immediate()

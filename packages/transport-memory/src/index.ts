@@ -144,6 +144,7 @@ class MemoryTransport implements Transport, MemoryNetworkControls {
       createGroup: (groupId, req, o) => guard(() => ch.createGroup(clientId, copy(groupId), copy(req)), o?.signal),
       postCommit: (groupId, req, o) => guard(() => ch.postCommit(clientId, copy(groupId), copy(req)), o?.signal),
       postMessage: (groupId, message, o) => guard(() => ch.postMessage(clientId, copy(groupId), copy(message)), o?.signal),
+      postProposal: (groupId, proposal, o) => guard(() => ch.postProposal(clientId, copy(groupId), copy(proposal)), o?.signal),
       fetchEntries: (groupId, afterSeq, o) => guard(() => ch.fetchEntries(clientId, copy(groupId), afterSeq, o?.limit), o?.signal),
       fetchWelcomes: (afterSeq, o) => guard(() => ch.fetchWelcomes(clientId, afterSeq, o?.limit), o?.signal),
       fetchGroupInfo: (groupId, o) => guard(() => ch.fetchGroupInfo(clientId, copy(groupId)), o?.signal),

@@ -266,6 +266,7 @@ class Session implements Connection {
           const r = await this.call({ type: 'fetchEntries', groupId, afterSeq: from, limit }, o)
           return { items: r.entries, more: r.more }
         }, afterSeq),
+      postProposal: async (groupId, proposal, o) => ({ seq: (await this.call({ type: 'postProposal', groupId, proposal }, o)).seq }),
       fetchGroupInfo: async (groupId, o) => (await this.call({ type: 'fetchGroupInfo', groupId }, o)).groupInfo,
       fetchWelcomes: (afterSeq, o) =>
         this.paged<WelcomeEntry>(o, async (from, limit) => {

@@ -27,6 +27,7 @@ const sampleRequests: Request[] = [
   { type: 'countKeyPackages' },
   { type: 'createGroup', groupId: b(9, 9), groupInfo: b(0, 3, 7) },
   { type: 'fetchGroupInfo', groupId: b(9, 9) },
+  { type: 'postProposal', groupId: b(9), proposal: b(0, 1, 2) },
   { type: 'postCommit', groupId: b(9), epoch: 2n ** 64n - 1n, commit: b(0, 1), welcome: b(3) },
   { type: 'postCommit', groupId: b(9), epoch: 0n, commit: b(0, 1), welcome: undefined },
   { type: 'postCommit', groupId: b(9), epoch: 1n, commit: b(0, 1), welcome: b(3), groupInfo: b(4, 5) },
@@ -46,11 +47,12 @@ const sampleResponses: Response[] = [
   { type: 'countKeyPackages', oneTime: 0, lastResort: false },
   { type: 'createGroup' },
   { type: 'fetchGroupInfo', groupInfo: undefined },
+  { type: 'postProposal', seq: 12 },
   { type: 'fetchGroupInfo', groupInfo: { epoch: 7n, groupInfo: b(1, 2, 3) } },
   { type: 'postCommit', result: { kind: 'accepted', seq: 4, epoch: 2n } },
   { type: 'postCommit', result: { kind: 'conflict', epoch: 5n } },
   { type: 'postMessage', seq: 12 },
-  { type: 'fetchEntries', entries: [entry, { ...entry, kind: 'commit', seq: 8 }], more: true },
+  { type: 'fetchEntries', entries: [entry, { ...entry, kind: 'commit', seq: 8 }, { ...entry, kind: 'proposal', seq: 9 }], more: true },
   { type: 'fetchWelcomes', welcomes: [welcome], more: false },
   { type: 'ping' }
 ]
@@ -142,7 +144,7 @@ describe('codec of protocol version 1', () => {
     expectProtocolError(() => decodeClientFrame(hugeList))
 
     const badKind = encodeEntryPush(entry)
-    badKind[HEADER_BYTES + 4 + 2 + 8] = 3
+    badKind[HEADER_BYTES + 4 + 2 + 8] = 4
     expectProtocolError(() => decodeServerFrame(badKind))
 
     const badOutcome = encodeResponse(1, sampleResponses[7]!)

@@ -41,7 +41,8 @@ export const RequestType = {
   fetchEntries: 0x09,
   fetchWelcomes: 0x0a,
   ping: 0x0b,
-  fetchGroupInfo: 0x0c
+  fetchGroupInfo: 0x0c,
+  postProposal: 0x0d
 } as const
 
 export type RequestName = keyof typeof RequestType
@@ -82,6 +83,7 @@ export type Request =
   | { readonly type: 'fetchWelcomes'; readonly afterSeq: number; readonly limit: number }
   | { readonly type: 'ping' }
   | { readonly type: 'fetchGroupInfo'; readonly groupId: Uint8Array }
+  | { readonly type: 'postProposal'; readonly groupId: Uint8Array; readonly proposal: Uint8Array }
 
 export type Response =
   | { readonly type: 'authenticate'; readonly clientId: string }
@@ -96,6 +98,7 @@ export type Response =
   | { readonly type: 'fetchWelcomes'; readonly welcomes: readonly WelcomeEntry[]; readonly more: boolean }
   | { readonly type: 'ping' }
   | { readonly type: 'fetchGroupInfo'; readonly groupInfo: { readonly epoch: bigint; readonly groupInfo: Uint8Array } | undefined }
+  | { readonly type: 'postProposal'; readonly seq: number }
 
 /** Every frame a client sends is a request. */
 export interface ClientFrame {
@@ -358,7 +361,7 @@ export function peekRequestId(bytes: Uint8Array): number {
 function writeEntry(w: Writer, e: ChannelEntry): void {
   w.bytes(e.groupId, 'groupId')
     .seq(e.seq, 'seq')
-    .u8(e.kind === 'commit' ? 1 : e.kind === 'application' ? 2 : kindError(e.kind))
+    .u8(e.kind === 'commit' ? 1 : e.kind === 'application' ? 2 : e.kind === 'proposal' ? 3 : kindError(e.kind))
     .u64(e.epoch, 'epoch')
     .string(e.sender, 'sender')
     .bytes(e.message, 'message')
@@ -372,11 +375,11 @@ function readEntry(r: Reader): ChannelEntry {
   const groupId = r.bytesField('groupId')
   const seq = r.seq('seq')
   const kindByte = r.u8('kind')
-  if (kindByte !== 1 && kindByte !== 2) r.fail(`entry kind ${kindByte}`)
+  if (kindByte !== 1 && kindByte !== 2 && kindByte !== 3) r.fail(`entry kind ${kindByte}`)
   const epoch = r.u64('epoch')
   const sender = r.string('sender')
   const message = r.bytesField('message')
-  return { groupId, seq, kind: kindByte === 1 ? 'commit' : 'application', epoch, sender, message }
+  return { groupId, seq, kind: kindByte === 1 ? 'commit' : kindByte === 2 ? 'application' : 'proposal', epoch, sender, message }
 }
 
 function writeWelcome(w: Writer, e: WelcomeEntry): void {
@@ -451,6 +454,11 @@ export function encodeClientFrame(requestId: number, request: Request): Uint8Arr
       return new Writer(PROTOCOL_VERSION, type, requestId).seq(request.afterSeq, 'afterSeq').u32(request.limit, 'limit').finish()
     case 'fetchGroupInfo':
       return new Writer(PROTOCOL_VERSION, type, requestId).bytes(request.groupId, 'groupId').finish()
+    case 'postProposal':
+      return new Writer(PROTOCOL_VERSION, type, requestId, 16 + request.groupId.length + request.proposal.length)
+        .bytes(request.groupId, 'groupId')
+        .bytes(request.proposal, 'proposal')
+        .finish()
   }
 }
 
@@ -521,6 +529,11 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
     case 'fetchGroupInfo':
       request = { type: name, groupId: r.bytesField('groupId') }
       break
+    case 'postProposal': {
+      const groupId = r.bytesField('groupId')
+      request = { type: name, groupId, proposal: r.bytesField('proposal') }
+      break
+    }
   }
   r.end()
   return { requestId, request }
@@ -575,6 +588,8 @@ export function encodeResponse(requestId: number, response: Response): Uint8Arra
       w.optional(response.groupInfo, (g) => w.u64(g.epoch, 'epoch').bytes(g.groupInfo, 'groupInfo'))
       return w.finish()
     }
+    case 'postProposal':
+      return new Writer(PROTOCOL_VERSION, type, requestId).seq(response.seq, 'seq').finish()
   }
 }
 
@@ -714,5 +729,7 @@ function readResponse(r: Reader, name: RequestName): Response {
           return { epoch, groupInfo: r.bytesField('groupInfo') }
         })
       }
+    case 'postProposal':
+      return { type: name, seq: r.seq('seq') }
   }
 }

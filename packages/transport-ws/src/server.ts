@@ -390,6 +390,8 @@ class Connection {
         return { type: request.type }
       case 'fetchGroupInfo':
         return { type: request.type, groupInfo: await channel.fetchGroupInfo(caller, request.groupId) }
+      case 'postProposal':
+        return { type: request.type, seq: (await channel.postProposal(caller, request.groupId, request.proposal)).seq }
     }
   }
 

@@ -45,7 +45,7 @@ function keyPackage(ref: string, clientId: string, options: { notAfter?: number;
   return { ref, clientId, keyPackage: payload(`kp:${ref}`), lastResort: options.lastResort ?? false, notAfter: options.notAfter ?? FAR }
 }
 
-function entry(label: string, kind: 'commit' | 'application' = 'application', epoch = 0n, sender = 'alice/phone'): Omit<LogRecord, 'seq'> {
+function entry(label: string, kind: 'commit' | 'application' | 'proposal' = 'application', epoch = 0n, sender = 'alice/phone'): Omit<LogRecord, 'seq'> {
   return { kind, epoch, sender, message: payload(`msg:${label}`, 64), digest: `digest-${label}` }
 }
 
@@ -559,6 +559,20 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         expect(read).toEqual(state('s0', 0n))
         read?.state.fill(0)
         expect(await store.getPublicState(G)).toEqual(state('s0', 0n))
+      })
+
+      it('appends a proposal with the public state that holds it, in the current epoch only, once', async () => {
+        await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p1', 'proposal'), publicState: state('s0+p1', 0n, false) })).toEqual({ kind: 'accepted', seq: 1 })
+        expect(await store.getGroup(G)).toMatchObject({ epoch: 0n, lastSeq: 1 })
+        expect(await store.getPublicState(G)).toEqual(state('s0+p1', 0n, false))
+        expect((await store.readLog(G, 0, 10)).map((r) => [r.seq, r.kind, r.digest])).toEqual([[1, 'proposal', 'digest-p1']])
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p1', 'proposal'), publicState: state('again', 0n) })).toEqual({ kind: 'duplicate' })
+        expect(await store.appendProposal(G, { expectedEpoch: 1n, entry: entry('p2', 'proposal'), publicState: state('late', 1n) })).toEqual({ kind: 'conflict', epoch: 0n })
+        expect(await store.getPublicState(G)).toEqual(state('s0+p1', 0n, false))
+        expect(await store.appendCommit(G, { ...commit(0n, 'c1'), publicState: state('s1', 1n) })).toMatchObject({ kind: 'accepted', seq: 2 })
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p3', 'proposal'), publicState: state('stale', 0n) })).toEqual({ kind: 'conflict', epoch: 1n })
+        await rejectsWithCode(store.appendProposal('ffff', { expectedEpoch: 0n, entry: entry('p4', 'proposal'), publicState: state('x', 0n) }), 'UNKNOWN_GROUP')
       })
 
       if (init.reopen !== undefined) {

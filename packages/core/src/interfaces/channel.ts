@@ -5,8 +5,12 @@ export interface ChannelEntry {
   readonly groupId: Uint8Array
   /** Position in the group's log, starting at 1, without gaps. */
   readonly seq: number
-  /** `commit` for handshake messages the channel ordered, `application` otherwise. */
-  readonly kind: 'commit' | 'application'
+  /**
+   * `commit` for the commits the channel ordered, `proposal` for standalone
+   * proposals (PublicMessages, valid until the next commit), `application`
+   * otherwise.
+   */
+  readonly kind: 'commit' | 'application' | 'proposal'
   /** The epoch the message was sent in. */
   readonly epoch: bigint
   /** The authenticated client that posted it. */
@@ -77,6 +81,12 @@ export interface GroupChannelClient {
     request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
     options?: AbortOptions
   ): Promise<PostCommitResult>
+  /**
+   * Post a standalone proposal (a PublicMessage for the current epoch; the
+   * channel accepts Remove proposals, e.g. a member's own removal to leave),
+   * which the next commit may include by reference.
+   */
+  postProposal(groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
   /** Post an application message (a PrivateMessage). */
   postMessage(groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
   /** Entries after `afterSeq` that the caller may read, in order, at most `limit` (default 500). */

@@ -57,7 +57,7 @@ export interface GroupRecord {
 /** One entry of a group's log, as stored. */
 export interface LogRecord {
   readonly seq: number
-  readonly kind: 'commit' | 'application'
+  readonly kind: 'commit' | 'application' | 'proposal'
   readonly epoch: bigint
   readonly sender: ClientId
   readonly message: Uint8Array
@@ -94,6 +94,12 @@ export type NewGroupRecord = GroupRecord & { readonly publicState?: PublicStateR
 export type AppendCommitResult =
   | { readonly kind: 'accepted'; readonly seq: number; readonly welcomeSeqs: readonly { clientId: ClientId; seq: number }[] }
   | { readonly kind: 'conflict'; readonly epoch: bigint }
+
+/** Outcome of `appendProposal`. */
+export type AppendProposalResult =
+  | { readonly kind: 'accepted'; readonly seq: number }
+  | { readonly kind: 'conflict'; readonly epoch: bigint }
+  | { readonly kind: 'duplicate' }
 
 /** Outcome of `appendMessage`. */
 export type AppendMessageResult = { readonly kind: 'accepted'; readonly seq: number } | { readonly kind: 'duplicate' }
@@ -206,4 +212,16 @@ export interface ServerStore {
 
   /** The group's public state as last written; `undefined` for an unknown group or one created without it. */
   getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined>
+  /**
+   * If the group's epoch is still `expectedEpoch` and the entry's digest is
+   * not in its log: append `entry` (kind `proposal`) at `lastSeq + 1` and
+   * replace the public state (which now holds the proposal), in one
+   * transaction; the epoch does not change. Otherwise `conflict` with the
+   * current epoch or `duplicate`, and nothing changes.
+   */
+  appendProposal(
+    groupId: GroupIdHex,
+    proposal: { expectedEpoch: bigint; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
+    options?: AbortOptions
+  ): Promise<AppendProposalResult>
 }

@@ -23,8 +23,9 @@ import type { ClientState } from 'ts-mls/clientState.js'
 import { defaultClientConfig } from 'ts-mls/clientConfig.js'
 import { contramapBufferEncoders, encode } from 'ts-mls/codec/tlsEncoder.js'
 import { mapDecoders } from 'ts-mls/codec/tlsDecoder.js'
-import { decodeUint8, uint8Encoder } from 'ts-mls/codec/number.js'
-import { decodeVarLenData, varLenDataEncoder } from 'ts-mls/codec/variableLength.js'
+import { decodeUint32, decodeUint8, uint32Encoder, uint8Encoder } from 'ts-mls/codec/number.js'
+import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncoder } from 'ts-mls/codec/variableLength.js'
+import { decodeProposal, proposalEncoder } from 'ts-mls/proposal.js'
 import { verifyFramedContentSignature, type FramedContentCommit } from 'ts-mls/framedContent.js'
 import { decodeGroupContext, encodeGroupContext, groupContextEncoder } from 'ts-mls/groupContext.js'
 import { ratchetTreeFromExtension, verifyGroupInfoSignature } from 'ts-mls/groupInfo.js'
@@ -48,6 +49,12 @@ export interface PublicGroupState {
    * it gives the interim transcript hash the next commit builds on.
    */
   readonly confirmationTag: Uint8Array
+  /**
+   * Standalone proposals received in this epoch, by the hex of their
+   * ProposalRef, in the order received: what a commit may include by
+   * reference. Emptied by every commit. Absent means none.
+   */
+  readonly proposals?: ReadonlyMap<string, PendingProposal>
 }
 
 /** Why a commit or GroupInfo was refused; in `details.reason` of the error. */
@@ -106,7 +113,8 @@ export interface PublicGroupOptions {
   readonly authService?: AuthenticationService
   /**
    * Proposals received on their own in this epoch, by the hex of their
-   * ProposalRef (RFC 9420 section 5.2): what proposals by reference resolve to.
+   * ProposalRef (RFC 9420 section 5.2): what proposals by reference resolve
+   * to. Default: the state's own `proposals`.
    */
   readonly proposalsByRef?: ReadonlyMap<string, PendingProposal>
 }
@@ -170,7 +178,7 @@ function resolveProposals(items: readonly ProposalOrRef[], committerLeaf: number
  */
 export async function verifyCommit(state: PublicGroupState, message: PublicMessage, cs: CiphersuiteImpl, options: PublicGroupOptions = {}): Promise<VerifiedCommit> {
   const authService = options.authService ?? acceptAll
-  const byRef = options.proposalsByRef ?? new Map<string, PendingProposal>()
+  const byRef = options.proposalsByRef ?? state.proposals ?? new Map<string, PendingProposal>()
   const content = message.content
   if (content.contentType !== 'commit') throw reject('not-a-commit', `Expected a commit, got ${content.contentType} content`)
   if (!constantTimeEqual(content.groupId, state.groupContext.groupId)) throw reject('wrong-group', 'The commit is for another group')
@@ -337,8 +345,9 @@ export async function proposalRefOf(message: PublicMessage, cs: CiphersuiteImpl)
 /**
  * Verify a standalone proposal sent as a PublicMessage by a member of the
  * group (signature with the current GroupContext, current epoch) and return it
- * with its ProposalRef. Proposals by external senders need the group's
- * `external_senders` extension and are not accepted here.
+ * with its ProposalRef. Only Remove proposals of an occupied leaf not already
+ * proposed for removal are accepted (a member's self-Remove is how it leaves).
+ * Proposals by external senders are not accepted here.
  */
 export async function verifyMemberProposal(state: PublicGroupState, message: PublicMessage, cs: CiphersuiteImpl): Promise<{ ref: string; pending: PendingProposal }> {
   const content = message.content
@@ -353,12 +362,25 @@ export async function verifyMemberProposal(state: PublicGroupState, message: Pub
   if (!(await verifyFramedContentSignature(leaf.signaturePublicKey, 'mls_public_message', content, message.auth, state.groupContext, cs.signature))) {
     throw reject('bad-signature', 'The proposal signature does not verify')
   }
-  const type = content.proposal.proposalType
-  if (type !== 'remove' && type !== 'add' && type !== 'update') throw reject('unsupported-proposal', `Standalone ${String(type)} proposals are not supported`)
-  if (type === 'remove' && publicGroupLeaf(state, content.proposal.remove.removed) === undefined) {
-    throw reject('invalid-proposals', `The proposal removes leaf ${content.proposal.remove.removed}, which is blank`)
+  // Only Remove: every pending proposal must be one that any member's next commit can include and every
+  // observer can validate now (a hostile Add or Update would otherwise poison the next honest commit).
+  const proposal = content.proposal
+  if (proposal.proposalType !== 'remove') throw reject('unsupported-proposal', `Standalone ${String(proposal.proposalType)} proposals are not supported, only Remove`)
+  const removed = proposal.remove.removed
+  if (publicGroupLeaf(state, removed) === undefined) throw reject('invalid-proposals', `The proposal removes leaf ${removed}, which is blank`)
+  for (const pending of state.proposals?.values() ?? []) {
+    if (pending.proposal.proposalType === 'remove' && pending.proposal.remove.removed === removed) {
+      throw reject('invalid-proposals', `Leaf ${removed} is already proposed for removal in this epoch`)
+    }
   }
   return { ref: await proposalRefOf(message, cs), pending: { proposal: content.proposal, senderLeafIndex: content.sender.leafIndex } }
+}
+
+/** `state` with one more pending proposal (as `verifyMemberProposal` returned it). */
+export function withPendingProposal(state: PublicGroupState, ref: string, pending: PendingProposal): PublicGroupState {
+  const proposals = new Map(state.proposals ?? [])
+  proposals.set(ref, pending)
+  return { ...state, proposals }
 }
 
 /**
@@ -420,9 +442,28 @@ export function publicGroupOf(state: { groupContext: GroupContext; ratchetTree: 
 
 const FORMAT_VERSION = 1
 
+interface StoredProposal {
+  ref: Uint8Array
+  proposal: Proposal
+  /** The sender's leaf plus one; 0 for an external sender. */
+  sender: number
+}
+
+const storedProposalEncoder = contramapBufferEncoders([varLenDataEncoder, proposalEncoder, uint32Encoder], (p: StoredProposal) => [p.ref, p.proposal, p.sender] as const)
+const decodeStoredProposal = mapDecoders([decodeVarLenData, decodeProposal, decodeUint32], (ref, proposal, sender): StoredProposal => ({ ref, proposal, sender }))
+
 const publicGroupStateEncoder = contramapBufferEncoders(
-  [uint8Encoder, groupContextEncoder, ratchetTreeEncoder, varLenDataEncoder],
-  (s: PublicGroupState) => [FORMAT_VERSION, s.groupContext, s.ratchetTree, s.confirmationTag] as const
+  [uint8Encoder, groupContextEncoder, ratchetTreeEncoder, varLenDataEncoder, varLenTypeEncoder(storedProposalEncoder)],
+  (s: PublicGroupState) =>
+    [
+      FORMAT_VERSION,
+      s.groupContext,
+      s.ratchetTree,
+      s.confirmationTag,
+      [...(s.proposals ?? new Map<string, PendingProposal>())].map(
+        ([ref, p]): StoredProposal => ({ ref: fromHex(ref), proposal: p.proposal, sender: p.senderLeafIndex === undefined ? 0 : p.senderLeafIndex + 1 })
+      )
+    ] as const
 )
 
 /** Encode a public state for storage (a version byte, then TLS encodings of its parts). */
@@ -430,8 +471,13 @@ export const encodePublicGroupState: (state: PublicGroupState) => Uint8Array = e
 
 /** Decode what `encodePublicGroupState` wrote; `undefined` for anything else. */
 export function decodePublicGroupState(bytes: Uint8Array): PublicGroupState | undefined {
-  const decoded = mapDecoders([decodeUint8, decodeGroupContext, decodeRatchetTree, decodeVarLenData], (version, groupContext, ratchetTree, confirmationTag) =>
-    version === FORMAT_VERSION ? { groupContext, ratchetTree, confirmationTag } : undefined
+  const decoded = mapDecoders(
+    [decodeUint8, decodeGroupContext, decodeRatchetTree, decodeVarLenData, decodeVarLenType(decodeStoredProposal)],
+    (version, groupContext, ratchetTree, confirmationTag, stored) => {
+      if (version !== FORMAT_VERSION) return undefined
+      const proposals = new Map(stored.map((p): [string, PendingProposal] => [toHex(p.ref), { proposal: p.proposal, senderLeafIndex: p.sender === 0 ? undefined : p.sender - 1 }]))
+      return { groupContext, ratchetTree, confirmationTag, proposals }
+    }
   )(bytes, 0)
   if (decoded === undefined || decoded[1] !== bytes.length) return undefined
   return decoded[0]
