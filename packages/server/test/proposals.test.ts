@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createProposal, decodeMlsMessage, emptyPskIndex, encodeMlsMessage, processPublicMessage, type Proposal } from '@mls/core/mls'
-import { Member, TestClient, expectCode, groupOf, harness, remove } from './helpers.js'
+import type { Member} from './helpers.js';
+import { TestClient, expectCode, groupOf, harness, remove } from './helpers.js'
 
 async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[]): Promise<TestClient[]> {
   const out = []
