@@ -10,13 +10,14 @@ import type {
   WelcomeEntry
 } from '@mls/core/interfaces'
 import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex } from '@mls/core'
+import type { CiphersuiteImpl } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
-import type { ChannelService, ExternalJoinPolicy, FetchOptions } from './services.js'
+import { SERVER_SENDER, type ChannelService, type ExternalJoinPolicy, type FetchOptions } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { applyToRoster, readCommit, welcomeRecipients, type ReadCommit } from './commit.js'
-import { encodePublicGroupState, verifyCommit, verifyMemberProposal, withPendingProposal } from '@mls/core/public-group'
+import { encodePublicGroupState, externalRemoveProposal, verifyCommit, verifyMemberProposal, withPendingProposal, type PendingProposal, type PublicGroupState } from '@mls/core/public-group'
 import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState } from './public-state.js'
 
 function invalid(message: string): ServiceError {
@@ -50,6 +51,7 @@ export function createChannelService(deps: {
   limits: ServiceLimits
   subscriptions: Subscriptions
   externalJoinPolicy?: ExternalJoinPolicy
+  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array }
 }): ChannelService {
   const { store, suites, limits, subscriptions } = deps
   const mutex = new KeyedMutex()
@@ -171,6 +173,31 @@ export function createChannelService(deps: {
     publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
     fanOutEntry(groupId, access, { ...entry, seq: result.seq })
     return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
+  }
+
+  /** Append a verified proposal to the log and to the pending set of the public state (under the group's mutex). */
+  async function appendProposal(
+    groupId: Uint8Array,
+    group: GroupRecord,
+    loaded: { state: PublicGroupState; cs: CiphersuiteImpl; groupInfo: Uint8Array | undefined },
+    proposal: { ref: string; pending: PendingProposal; message: Uint8Array; sender: ClientId; digest: string },
+    options: AbortOptions | undefined
+  ): Promise<{ seq: number }> {
+    const groupHex = group.groupId
+    const next = withPendingProposal(loaded.state, proposal.ref, proposal.pending)
+    const publicState = { epoch: group.epoch, state: encodePublicGroupState(next), groupInfo: loaded.groupInfo }
+    const entry = { kind: 'proposal' as const, epoch: group.epoch, sender: proposal.sender, message: proposal.message.slice(), digest: proposal.digest }
+    throwIfAborted(options?.signal)
+    const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, entry, publicState }, options)
+    if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This proposal is already in the group log')
+    if (result.kind === 'conflict') {
+      publicStates.forget(groupHex)
+      throw new ServiceError('WRONG_EPOCH', `The group moved on to epoch ${result.epoch}`, { details: { epoch: group.epoch, currentEpoch: result.epoch } })
+    }
+    if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
+    publicStates.remember(groupHex, { state: next, cs: loaded.cs, groupInfo: loaded.groupInfo, epoch: group.epoch })
+    fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
+    return { seq: result.seq }
   }
 
   return {
@@ -316,19 +343,31 @@ export function createChannelService(deps: {
         const { ref, pending } = await verifyMemberProposal(loaded.state, pm, loaded.cs).catch((error: unknown) => {
           throw asServiceError(error)
         })
-        const next = withPendingProposal(loaded.state, ref, pending)
-        const publicState = { epoch: group.epoch, state: encodePublicGroupState(next), groupInfo: loaded.groupInfo }
-        const entry = { kind: 'proposal' as const, epoch: group.epoch, sender: caller, message: proposal.slice(), digest }
-        const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, entry, publicState }, options)
-        if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This proposal is already in the group log')
-        if (result.kind === 'conflict') {
-          publicStates.forget(groupHex)
-          throw new ServiceError('WRONG_EPOCH', `The group moved on to epoch ${result.epoch}`, { details: { epoch: group.epoch, currentEpoch: result.epoch } })
-        }
-        if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
-        publicStates.remember(groupHex, { state: next, cs: loaded.cs, groupInfo: loaded.groupInfo, epoch: group.epoch })
-        fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
-        return { seq: result.seq }
+        return appendProposal(groupId, group, loaded, { ref, pending, message: proposal, sender: caller, digest }, options)
+      })
+    },
+
+    async proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{ seq: number } | undefined> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      const signer = deps.externalSender
+      if (signer === undefined) throw new ServiceError('INVALID_STATE', 'This server has no external sender key (ServicesInit.externalSender)')
+      const groupHex = toHex(groupId)
+      return mutex.run(groupHex, async () => {
+        throwIfAborted(options?.signal)
+        const group = await loadGroup(groupHex, options)
+        const leaf = group.roster.find((e) => e.clientId === clientId)
+        if (leaf === undefined) return undefined
+        const loaded = await publicStates.load(group, options)
+        const already = [...(loaded.state.proposals?.values() ?? [])].some((p) => p.proposal.proposalType === 'remove' && p.proposal.remove.removed === leaf.leafIndex)
+        if (already) return undefined
+        const made = await externalRemoveProposal(loaded.state, leaf.leafIndex, { publicKey: signer.signaturePublicKey, signKey: signer.signaturePrivateKey }, loaded.cs).catch(
+          (error: unknown) => {
+            throw asServiceError(error)
+          }
+        )
+        const digest = await suites.digest(made.message)
+        return appendProposal(groupId, group, loaded, { ...made, sender: SERVER_SENDER, digest }, options)
       })
     },
 

@@ -22,7 +22,14 @@ export function createServices(init: ServicesInit): Services {
   return {
     auth: createAuthService({ store, suites, limits, now }),
     directory: createDirectoryService({ store, suites, limits, now }),
-    channel: createChannelService({ store, suites, limits, subscriptions, ...(init.externalJoinPolicy === undefined ? {} : { externalJoinPolicy: init.externalJoinPolicy }) }),
+    channel: createChannelService({
+      store,
+      suites,
+      limits,
+      subscriptions,
+      ...(init.externalJoinPolicy === undefined ? {} : { externalJoinPolicy: init.externalJoinPolicy }),
+      ...(init.externalSender === undefined ? {} : { externalSender: init.externalSender })
+    }),
     subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
     limits
   }

@@ -10,3 +10,4 @@ export type {
   ExternalJoinPolicy
 } from './services.js'
 export { defaultServiceLimits, type ServiceLimits } from './limits.js'
+export { SERVER_SENDER } from './services.js'

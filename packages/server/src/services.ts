@@ -35,7 +35,17 @@ export interface ServicesInit {
    * roster may, to resync its own leaf). See docs/server.md.
    */
   externalJoinPolicy?: ExternalJoinPolicy
+  /**
+   * The server's own signature key pair as an external sender (RFC 9420
+   * section 12.1.8.1), for `channel.proposeRemoval`. Groups that let the
+   * server remove devices list its public key in their `external_senders`
+   * extension. Its algorithm must be the groups' signature algorithm.
+   */
+  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array }
 }
+
+/** The `sender` of log entries the server itself posts (its external proposals). */
+export const SERVER_SENDER = '@server'
 
 /** The app's rule for external joins by clients outside a group's roster; `true` allows. */
 export type ExternalJoinPolicy = (request: { caller: ClientId; groupId: Uint8Array }) => boolean | Promise<boolean>
@@ -221,6 +231,18 @@ export interface ChannelService {
    * (allowed by the policy) it removes nobody.
    */
   fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined>
+  /**
+   * Server-initiated removal (e.g. of a deleted device): as the external
+   * sender `externalSender`, propose the removal of `clientId`'s leaf in the
+   * group, ordered like a member's proposal (a log entry of kind `proposal`
+   * with sender `SERVER_SENDER`, pending until the next commit, which members
+   * include by reference). Resolves `undefined` when the client holds no leaf
+   * in the group or its removal is already proposed. `INVALID_STATE` when the
+   * server has no `externalSender` key or the group does not list it in
+   * `external_senders`; `UNKNOWN_GROUP`. Not reachable over the transport: an
+   * administrative call of the server application.
+   */
+  proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{ seq: number } | undefined>
 }
 
 /** The Directory and the Group Channel, independent of any transport. */

@@ -20,6 +20,7 @@ import {
   type CiphersuiteName,
   type ClientState,
   type Credential,
+  type Extension,
   type KeyPackage,
   type Lifetime,
   type PrivateKeyPackage,
@@ -28,7 +29,7 @@ import {
 } from '@mls/core/mls'
 import { framedContentTbs, signFramedContentTBS } from '@mls/core/mls-internals'
 import { memoryServerStore } from '@mls/storage-memory'
-import { createServices, type ServiceLimits, type Services } from '../src/index.js'
+import { createServices, type ServiceLimits, type Services, type ServicesInit } from '../src/index.js'
 
 export const SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 
@@ -42,13 +43,22 @@ export interface Harness {
 
 let sharedCrypto: CryptoProvider | undefined
 
-export async function harness(options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[] } = {}): Promise<Harness> {
+export async function harness(
+  options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[]; externalSender?: ServicesInit['externalSender'] } = {}
+): Promise<Harness> {
   sharedCrypto ??= tsMlsDefaultCrypto()
   const crypto = sharedCrypto
   const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(SUITE))
   const store = memoryServerStore()
   const clock = { now: Date.UTC(2026, 0, 1) }
-  const services = createServices({ store, crypto, limits: options.limits, ciphersuites: options.ciphersuites, now: () => clock.now })
+  const services = createServices({
+    store,
+    crypto,
+    limits: options.limits,
+    ciphersuites: options.ciphersuites,
+    now: () => clock.now,
+    ...(options.externalSender === undefined ? {} : { externalSender: options.externalSender })
+  })
   return { crypto, cs, store, services, clock }
 }
 
@@ -169,9 +179,9 @@ export class Member {
   }
 
   /** Create the group in MLS and, unless `onServer` is false, on the channel. */
-  static async create(client: TestClient, groupId: Uint8Array, onServer = true): Promise<Member> {
+  static async create(client: TestClient, groupId: Uint8Array, onServer = true, extensions: Extension[] = []): Promise<Member> {
     const kp = await client.keyPackage()
-    const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], client.h.cs)
+    const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, extensions, client.h.cs)
     if (onServer) await client.h.services.channel.createGroup(client.clientId, groupId, { groupInfo: await groupInfoOf(state, client.h.cs) })
     return new Member(client, state)
   }
@@ -275,8 +285,8 @@ export const add = (keyPackage: KeyPackage): Proposal => ({ proposalType: 'add',
 export const remove = (leafIndex: number): Proposal => ({ proposalType: 'remove', remove: { removed: leafIndex } })
 
 /** A creates a group and adds the given clients (each must have uploaded a KeyPackage); every one joins. */
-export async function groupOf(creator: TestClient, others: TestClient[], groupId = utf8.encode(`group-${Math.random()}`)) {
-  const a = await Member.create(creator, groupId)
+export async function groupOf(creator: TestClient, others: TestClient[], groupId = utf8.encode(`group-${Math.random()}`), extensions: Extension[] = []) {
+  const a = await Member.create(creator, groupId, true, extensions)
   const members: Member[] = [a]
   if (others.length > 0) {
     const fetched = await a.fetch(...others.map((c) => c.clientId.split('/')[0] as string))

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { createProposal, decodeMlsMessage, emptyPskIndex, encodeMlsMessage, processPublicMessage, type Proposal } from '@mls/core/mls'
+import { credentialFor, utf8 } from '@mls/core'
+import { createProposal, decodeMlsMessage, emptyPskIndex, encodeExternalSender, encodeMlsMessage, processPublicMessage, type ExternalSender, type Extension, type Proposal } from '@mls/core/mls'
+import { SERVER_SENDER, createServices } from '../src/index.js'
 import type { Member} from './helpers.js';
 import { TestClient, expectCode, groupOf, harness, remove } from './helpers.js'
 
@@ -9,6 +11,22 @@ async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[
     const client = await TestClient.register(h, `${name}/phone`)
     await client.upload(2)
     out.push(client)
+  }
+  return out
+}
+
+/** RFC 9420 section 12.1.8.1: `ExternalSender external_senders<V>`, a vector (QUIC varint length, then the entries). */
+function encodeExternalSenders(senders: ExternalSender[]): Uint8Array {
+  const body = senders.map((s) => encodeExternalSender(s))
+  const length = body.reduce((n, b) => n + b.length, 0)
+  if (length >= 1 << 14) throw new Error('too long for this test')
+  const prefix = length < 64 ? [length] : [0x40 | (length >> 8), length & 0xff]
+  const out = new Uint8Array(prefix.length + length)
+  out.set(prefix, 0)
+  let offset = prefix.length
+  for (const b of body) {
+    out.set(b, offset)
+    offset += b.length
   }
   return out
 }
@@ -83,5 +101,52 @@ describe('channel: standalone proposals', () => {
     expect(await b.post(update)).toMatchObject({ kind: 'accepted', epoch: 2n })
     const late = await propose(a, remove(c.leafIndex))
     await expectCode(post(alice!, late), 'WRONG_EPOCH')
+  })
+})
+
+describe('channel: server-initiated removal (the server as an external sender)', () => {
+  it('proposes the removal of a device as an external sender; the next commit includes it and the device is out', async () => {
+    const probe = await harness()
+    const serverKeys = await probe.cs.signature.keygen()
+    const h = await harness({ externalSender: { signaturePublicKey: serverKeys.publicKey, signaturePrivateKey: serverKeys.signKey } })
+    const [alice, bob, carol] = await clients(h, 'alice', 'bob', 'carol')
+    // The group lists an auditor and then the server as external senders (RFC 9420 section 12.1.8.1: a list).
+    const auditor = await h.cs.signature.keygen()
+    const externalSenders: Extension = {
+      extensionType: 'external_senders',
+      extensionData: encodeExternalSenders([
+        { signaturePublicKey: auditor.publicKey, credential: credentialFor('auditor/x') },
+        { signaturePublicKey: serverKeys.publicKey, credential: credentialFor('server/x') }
+      ])
+    }
+    const { groupId, members } = await groupOf(alice!, [bob!, carol!], utf8.encode('with-server'), [externalSenders])
+    const [a, b, c] = members as [Member, Member, Member]
+    const proposed = await h.services.channel.proposeRemoval(groupId, bob!.clientId)
+    expect(proposed).toEqual({ seq: 2 })
+    const [entry] = await h.services.channel.fetchEntries(carol!.clientId, groupId, 1)
+    expect(entry).toMatchObject({ seq: 2, kind: 'proposal', sender: SERVER_SENDER })
+    // Asked again, or for a device not in the group, the server does nothing.
+    expect(await h.services.channel.proposeRemoval(groupId, bob!.clientId)).toBeUndefined()
+    expect(await h.services.channel.proposeRemoval(groupId, 'dave/phone')).toBeUndefined()
+    // Every member verifies it against the server's key at index 1 of the list.
+    for (const member of [a, b, c]) await receive(member, entry!.message)
+    const prepared = await c.prepareCommit()
+    expect(await c.post(prepared)).toMatchObject({ kind: 'accepted', epoch: 2n })
+    expect((await h.store.getGroup(Buffer.from(groupId).toString('hex')))!.roster.map((e) => e.clientId)).toEqual(['alice/phone', 'carol/phone'])
+    await receive(a, prepared.commit)
+    await receive(b, prepared.commit)
+    expect(b.state.groupActiveState.kind).toBe('removedFromGroup')
+    expect(a.state.keySchedule.epochAuthenticator).toEqual(c.state.keySchedule.epochAuthenticator)
+  })
+
+  it('refuses when the server has no key or the group does not list it', async () => {
+    const plain = await harness()
+    const [alice, bob] = await clients(plain, 'alice', 'bob')
+    const { groupId } = await groupOf(alice!, [bob!])
+    await expectCode(plain.services.channel.proposeRemoval(groupId, bob!.clientId), 'INVALID_STATE')
+    const serverKeys = await plain.cs.signature.keygen()
+    const keyed = createServices({ store: plain.store, crypto: plain.crypto, externalSender: { signaturePublicKey: serverKeys.publicKey, signaturePrivateKey: serverKeys.signKey } })
+    await expectCode(keyed.channel.proposeRemoval(groupId, bob!.clientId), 'INVALID_STATE')
+    await expectCode(keyed.channel.proposeRemoval(utf8.encode('nope'), bob!.clientId), 'UNKNOWN_GROUP')
   })
 })

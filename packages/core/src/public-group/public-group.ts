@@ -36,6 +36,9 @@ import { leafToNodeIndex, nodeToLeafIndex, toLeafIndex } from 'ts-mls/treemath.j
 import { applyUpdatePath } from 'ts-mls/updatePath.js'
 import { constantTimeEqual } from 'ts-mls/util/constantTimeCompare.js'
 import { bytesToBase64 } from 'ts-mls/util/byteArray.js'
+import { decodeExternalSender } from 'ts-mls/externalSender.js'
+import { protectExternalProposalPublic } from 'ts-mls/messageProtectionPublic.js'
+import { encodeMlsMessage } from 'ts-mls'
 import { fromHex, toHex } from '../bytes.js'
 import { MessageError, type ErrorCode } from '../errors.js'
 
@@ -374,6 +377,46 @@ export async function verifyMemberProposal(state: PublicGroupState, message: Pub
     }
   }
   return { ref: await proposalRefOf(message, cs), pending: { proposal: content.proposal, senderLeafIndex: content.sender.leafIndex } }
+}
+
+/** The index of the external sender with `signaturePublicKey` in the group's `external_senders` list (RFC 9420 section 12.1.8.1), or `undefined`. */
+export function externalSenderIndex(state: PublicGroupState, signaturePublicKey: Uint8Array): number | undefined {
+  const extension = state.groupContext.extensions.find((e) => e.extensionType === 'external_senders')
+  if (extension === undefined) return undefined
+  const decoded = decodeVarLenType(decodeExternalSender)(extension.extensionData, 0)
+  if (decoded === undefined || decoded[1] !== extension.extensionData.length) return undefined
+  const index = decoded[0].findIndex((sender) => constantTimeEqual(sender.signaturePublicKey, signaturePublicKey))
+  return index === -1 ? undefined : index
+}
+
+/**
+ * A Remove proposal of `removedLeaf` by an external sender (the server),
+ * signed with its key over the current GroupContext: an `mls_public_message`
+ * MLSMessage with its ProposalRef and the pending proposal to keep. Throws
+ * `INVALID_STATE` when the group does not list that key in `external_senders`
+ * and `INVALID_MESSAGE` when the leaf is blank or already proposed for removal.
+ */
+export async function externalRemoveProposal(
+  state: PublicGroupState,
+  removedLeaf: number,
+  signer: { readonly publicKey: Uint8Array; readonly signKey: Uint8Array },
+  cs: CiphersuiteImpl
+): Promise<{ message: Uint8Array; ref: string; pending: PendingProposal }> {
+  const senderIndex = externalSenderIndex(state, signer.publicKey)
+  if (senderIndex === undefined) throw new MessageError('INVALID_STATE', "The group does not list this key in its external_senders extension")
+  if (publicGroupLeaf(state, removedLeaf) === undefined) throw reject('invalid-proposals', `Leaf ${removedLeaf} is blank`)
+  for (const pending of state.proposals?.values() ?? []) {
+    if (pending.proposal.proposalType === 'remove' && pending.proposal.remove.removed === removedLeaf) {
+      throw reject('invalid-proposals', `Leaf ${removedLeaf} is already proposed for removal in this epoch`)
+    }
+  }
+  const proposal: Proposal = { proposalType: 'remove', remove: { removed: removedLeaf } }
+  const { publicMessage } = await protectExternalProposalPublic(signer.signKey, state.groupContext, new Uint8Array(), proposal, { senderType: 'external', senderIndex }, cs)
+  return {
+    message: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage }),
+    ref: await proposalRefOf(publicMessage, cs),
+    pending: { proposal, senderLeafIndex: undefined }
+  }
 }
 
 /** `state` with one more pending proposal (as `verifyMemberProposal` returned it). */
