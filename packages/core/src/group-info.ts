@@ -1,4 +1,6 @@
-import { createGroupInfoWithExternalPubAndRatchetTree, encodeMlsMessage, type CiphersuiteImpl, type ClientState } from 'ts-mls'
+import { createGroupInfoWithExternalPubAndRatchetTree, encodeMlsMessage, type CiphersuiteImpl, type ClientState, type PublicMessage } from 'ts-mls'
+import type { ClientId } from './interfaces/common.js'
+import { clientIdFromCredential } from './identity.js'
 
 /**
  * The signed GroupInfo of `state`'s epoch as an `mls_group_info` MLSMessage,
@@ -25,4 +27,12 @@ export async function commitRequest(
     ...(pending.welcome === undefined ? {} : { welcome: pending.welcome }),
     groupInfo: await groupInfoMessage(pending.newState, cs)
   }
+}
+
+/** The device an external commit (a `new_member_commit` sender) brings in: the one its UpdatePath's leaf names. */
+export function externalCommitter(message: PublicMessage): ClientId | undefined {
+  const content = message.content
+  if (content.sender.senderType !== 'new_member_commit' || content.contentType !== 'commit') return undefined
+  const leaf = content.commit.path?.leafNode
+  return leaf === undefined ? undefined : clientIdFromCredential(leaf.credential)
 }

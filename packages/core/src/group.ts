@@ -20,7 +20,7 @@ import { clientIdFromCredential, parseClientId } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
-import { commitRequest } from './group-info.js'
+import { commitRequest, externalCommitter } from './group-info.js'
 
 /**
  * The named states of a group, and their transitions:
@@ -573,7 +573,10 @@ export class Group {
       throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`)
     }
     const sender = pm.content.sender
-    const committer = sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, sender.leafIndex) : undefined
+    const committer =
+      sender.senderType === 'member'
+        ? memberAtLeaf(state.ratchetTree, sender.leafIndex)
+        : externalCommitter(pm) // an external commit (a resync): the device its new leaf names
     if (postedBy !== undefined && committer !== postedBy) {
       throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
     }
