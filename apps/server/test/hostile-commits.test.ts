@@ -3,11 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
-import { createMlsClient, credentialFor, signChallenge, type MlsClient } from '@mls/core'
+import { createExternalRejoin, createMlsClient, credentialFor, signChallenge, type MlsClient } from '@mls/core'
 import type { Connection } from '@mls/core/interfaces'
 import {
   createCommit,
+  createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
+  defaultClientConfig,
   defaultCapabilities,
   defaultLifetime,
   emptyPskIndex,
@@ -169,9 +171,23 @@ describe('hostile members against a real server process', () => {
     for (const [what, commit, expected] of attacks) {
       await expect(post(commit), what).rejects.toMatchObject(expected)
     }
+    // A genuine commit with a GroupInfo that does not describe the epoch it leads to (so the channel would hand
+    // external joiners a wrong one) is refused as a whole.
+    const staleGroupInfo = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo: await createGroupInfoWithExternalPubAndRatchetTree(state, [], mallory.cs) })
+    await expect(mallory.connection.channel.postCommit(groupId, { epoch: 2n, commit: encodeMlsMessage(genuine.commit), groupInfo: staleGroupInfo })).rejects.toMatchObject(
+      refused('group-info-mismatch')
+    )
+    // External commits: mallory may only replace her own leaf, not add a second one.
+    const groupInfo = (await mallory.connection.channel.fetchGroupInfo(groupId))!.groupInfo
+    const secondLeaf = await createExternalRejoin(groupInfo, { credential: credentialFor(mallory.clientId), signatureKeys: mallory.keys, cs: mallory.cs, clientConfig: defaultClientConfig, resync: false })
+    await expect(post(secondLeaf.commit)).rejects.toMatchObject(refused('invalid-external-commit'))
     // A stranger cannot post even a well-formed commit.
     const eve = await rawSession(url, 'eve/phone')
     await expect(eve.connection.channel.postCommit(groupId, { epoch: 2n, commit: encodeMlsMessage(genuine.commit) })).rejects.toMatchObject({ code: 'NOT_A_MEMBER' })
+    // Nor fetch the GroupInfo, nor join by an external commit built from one.
+    await expect(eve.connection.channel.fetchGroupInfo(groupId)).rejects.toMatchObject({ code: 'NOT_A_MEMBER' })
+    const eveJoin = await createExternalRejoin(groupInfo, { credential: credentialFor(eve.clientId), signatureKeys: eve.keys, cs: eve.cs, clientConfig: defaultClientConfig, resync: false })
+    await expect(eve.connection.channel.postCommit(groupId, { epoch: 2n, commit: eveJoin.commit })).rejects.toMatchObject({ code: 'NOT_A_MEMBER' })
 
     // Nothing reached the members: mallory (who reads from after the commit that added her, seq 2) sees an empty log,
     // and the next honest commit is the next entry.
