@@ -1,7 +1,6 @@
 import type { AuthenticationService, CiphersuiteImpl, CiphersuiteName, ClientConfig, Credential, KeyPackage, PrivateKeyPackage } from 'ts-mls'
 import {
   ciphersuites,
-  createGroup as mlsCreateGroup,
   decodeMlsMessage,
   defaultCapabilities,
   defaultKeyPackageEqualityConfig,
@@ -14,7 +13,7 @@ import {
   zeroOutUint8Array
 } from 'ts-mls'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
-import { joinGroup } from './ts-mls-fixes.js'
+import { createGroup as mlsCreateGroup, joinGroup } from './ts-mls-fixes.js'
 import type { ChannelEvent, GroupChannelClient, WelcomeEntry } from './interfaces/channel.js'
 import { CLIENT_STORE_SPECIFICATION_VERSION, type ClientStore, type StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
@@ -40,6 +39,7 @@ import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
 import { Group, isOwnTrouble, type CommitOutcome, type GroupComponents, type GroupEvents, type ValidatedKeyPackage } from './group.js'
+import { groupInfoMessage } from './group-info.js'
 
 /** The mandatory-to-implement suite, the default. */
 export const DEFAULT_CIPHERSUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
@@ -399,7 +399,7 @@ export class MlsClient {
     const { keyPackage, privatePackage } = await this.newKeyPackage()
     const state = await mlsCreateGroup(groupId, keyPackage, privatePackage, [], this.cs, this.clientConfig)
     zeroOutUint8Array(privatePackage.initPrivateKey)
-    await this.requireConnection().channel.createGroup(groupId)
+    await this.requireConnection().channel.createGroup(groupId, { groupInfo: await groupInfoMessage(state, this.cs) })
     return this.adopt(await Group.persistNew(this.components(), state, 0, []))
   }
 
@@ -648,8 +648,10 @@ export class MlsClient {
         createGroup: (...a) => this.requireConnection().channel.createGroup(...a),
         postCommit: (...a) => this.requireConnection().channel.postCommit(...a),
         postMessage: (...a) => this.requireConnection().channel.postMessage(...a),
+        postProposal: (...a) => this.requireConnection().channel.postProposal(...a),
         fetchEntries: (...a) => this.requireConnection().channel.fetchEntries(...a),
         fetchWelcomes: (...a) => this.requireConnection().channel.fetchWelcomes(...a),
+        fetchGroupInfo: (...a) => this.requireConnection().channel.fetchGroupInfo(...a),
         subscribe: (...a) => this.requireConnection().channel.subscribe(...a)
       },
       cs: this.cs,

@@ -9,8 +9,8 @@ import {
   mlsExporter,
   zeroOutUint8Array
 } from 'ts-mls'
-import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import { createCommit, processPublicMessage } from './ts-mls-fixes.js'
+import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
@@ -20,6 +20,7 @@ import { clientIdFromCredential, parseClientId } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
+import { commitRequest, externalCommitter } from './group-info.js'
 
 /**
  * The named states of a group, and their transitions:
@@ -424,11 +425,7 @@ export class Group {
         const created = await this.lock.run(() => this.createPendingCommit(intent))
         if (created.kind === 'not-needed') return { ...created, attempts: attempt }
         const pending = created.pending
-        const posted = await this.components.channel.postCommit(this.groupId, {
-          epoch: pending.epoch,
-          commit: pending.commit,
-          ...(pending.welcome === undefined ? {} : { welcome: pending.welcome })
-        })
+        const posted = await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
         if (posted.kind === 'accepted') {
           await this.syncThrough(posted.seq)
           if (this.pending === pending) throw new MessageError('INTERNAL', 'The channel accepted the commit but did not deliver it')
@@ -621,7 +618,10 @@ export class Group {
       throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`)
     }
     const sender = pm.content.sender
-    const committer = sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, sender.leafIndex) : undefined
+    const committer =
+      sender.senderType === 'member'
+        ? memberAtLeaf(state.ratchetTree, sender.leafIndex)
+        : externalCommitter(pm) // an external commit (a resync): the device its new leaf names
     if (postedBy !== undefined && committer !== postedBy) {
       throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
     }
@@ -791,11 +791,7 @@ export class Group {
       await this.lock.run(() => this.discardPending(pending))
       return
     }
-    const posted = await this.components.channel.postCommit(this.groupId, {
-      epoch: pending.epoch,
-      commit: pending.commit,
-      ...(pending.welcome === undefined ? {} : { welcome: pending.welcome })
-    })
+    const posted = await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
     if (posted.kind === 'accepted') await this.syncThrough(posted.seq)
     else await this.sync()
     await this.lock.run(() => this.discardPending(pending))

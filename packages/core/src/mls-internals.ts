@@ -51,6 +51,11 @@ export { leafToNodeIndex, type NodeIndex } from 'ts-mls/treemath.js'
 export { decryptGroupInfo, decryptGroupSecrets } from 'ts-mls/welcome.js'
 export { verifyGroupInfoConfirmationTag, verifyGroupInfoSignature } from 'ts-mls/groupInfo.js'
 export { type KeyRetentionConfig } from 'ts-mls/keyRetentionConfig.js'
+// For the public-group verifier's tests and hostile tests: forge validly signed but invalid handshakes.
+export { signFramedContentTBS, toTbs as framedContentTbs, verifyFramedContentSignature } from 'ts-mls/framedContent.js'
+export { signLeafNodeCommit } from 'ts-mls/leafNode.js'
+export { encodeRatchetTree } from 'ts-mls/ratchetTree.js'
+export { createGroupInfoWithRatchetTree } from 'ts-mls/createCommit.js'
 
 /** The DH-based KEMs of RFC 9180 that MLS ciphersuites 1 to 7 use. */
 export type DhKemAlgorithm = Extract<

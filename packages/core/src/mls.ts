@@ -22,3 +22,7 @@ export { getCiphersuiteFromId, getCiphersuiteNameFromId, type CiphersuiteId } fr
 export { defaultClientConfig } from 'ts-mls/clientConfig.js'
 export { toLeafIndex } from 'ts-mls/treemath.js'
 export { verifyLeafNodeSignatureKeyPackage } from 'ts-mls/leafNode.js'
+
+// ts-mls functions that core carries patched (docs/ts-mls-fixes.md): these named exports take precedence over
+// `export * from 'ts-mls'`, so users of `@mls/core/mls` get the fixes too.
+export { createCommit, createGroup, joinGroup, joinGroupWithExtensions, joinGroupExternal, processMessage, processPublicMessage, proposeExternal } from './ts-mls-fixes.js'

@@ -19,10 +19,16 @@ import {
 } from 'ts-mls'
 import * as upstreamClientState from 'ts-mls/clientState.js'
 import * as upstreamCreateCommit from 'ts-mls/createCommit.js'
+import * as upstreamExternalProposal from 'ts-mls/externalProposal.js'
+import * as upstreamMessageProtectionPublic from 'ts-mls/messageProtectionPublic.js'
 import * as upstreamProcessMessages from 'ts-mls/processMessages.js'
+import * as upstreamPublicMessage from 'ts-mls/publicMessage.js'
 import * as patchedClientState from '../src/vendor/ts-mls/clientState.js'
 import * as patchedCreateCommit from '../src/vendor/ts-mls/createCommit.js'
+import * as patchedExternalProposal from '../src/vendor/ts-mls/externalProposal.js'
+import * as patchedMessageProtectionPublic from '../src/vendor/ts-mls/messageProtectionPublic.js'
 import * as patchedProcessMessages from '../src/vendor/ts-mls/processMessages.js'
+import * as patchedPublicMessage from '../src/vendor/ts-mls/publicMessage.js'
 import { joinGroup, processPublicMessage as patchedProcessPublicMessage, validateRatchetTree } from '../src/ts-mls-fixes.js'
 
 const coreDir = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -45,7 +51,10 @@ describe('vendored ts-mls modules', () => {
   it.each([
     ['clientState', patchedClientState, upstreamClientState],
     ['createCommit', patchedCreateCommit, upstreamCreateCommit],
-    ['processMessages', patchedProcessMessages, upstreamProcessMessages]
+    ['externalProposal', patchedExternalProposal, upstreamExternalProposal],
+    ['messageProtectionPublic', patchedMessageProtectionPublic, upstreamMessageProtectionPublic],
+    ['processMessages', patchedProcessMessages, upstreamProcessMessages],
+    ['publicMessage', patchedPublicMessage, upstreamPublicMessage]
   ])('%s exports exactly what the ts-mls module it replaces exports', (_name, patched, upstream) => {
     expect(Object.keys(patched).sort()).toEqual(Object.keys(upstream).sort())
   })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createCommit, encodeMlsMessage } from '@mls/core/mls'
-import type { Group, GroupStatus } from '@mls/core'
+import { toHex, type Group, type GroupStatus } from '@mls/core'
 import { converged, createTestNetwork, groupWith, providerCases, waitFor } from '../src/index.js'
 
 const [defaultCase] = providerCases()
@@ -71,7 +71,7 @@ describe('group state machine transitions', () => {
     await expect(b.update()).rejects.toMatchObject({ code: 'INVALID_STATE' })
   })
 
-  it('active -> failed when the channel orders a commit the member cannot verify; state unchanged', async () => {
+  it('active -> failed when a hostile server orders a commit the member cannot verify (the channel itself refuses it); state unchanged', async () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, bob] = await Promise.all(['alice', 'bob'].map((u) => net.client(u)))
     await bob!.publishKeyPackages({ count: 1 })
@@ -84,7 +84,25 @@ describe('group state machine transitions', () => {
     const forged = await createCommit({ state: b.mlsState!, cipherSuite: cs }, { wireAsPublicMessage: true })
     if (forged.commit.wireformat !== 'mls_public_message') throw new Error('expected a PublicMessage')
     forged.commit.publicMessage.auth.signature[0]! ^= 0xff
-    await net.services.channel.postCommit('bob/phone', a.groupId, { epoch: 1n, commit: encodeMlsMessage(forged.commit) })
+    const message = encodeMlsMessage(forged.commit)
+    // The channel verifies commits and refuses it...
+    await expect(net.services.channel.postCommit('bob/phone', a.groupId, { epoch: 1n, commit: message })).rejects.toMatchObject({
+      code: 'INVALID_MESSAGE',
+      details: { reason: 'bad-signature' }
+    })
+    expect(a.status).toBe('active')
+    // ...so only a hostile server delivers it: written straight into its store, then fetched by alice.
+    const groupHex = toHex(a.groupId)
+    const record = await net.serverStore.getGroup(groupHex)
+    const appended = await net.serverStore.appendCommit(groupHex, {
+      expectedEpoch: 1n,
+      entry: { kind: 'commit', epoch: 1n, sender: 'bob/phone', message, digest: 'forged' },
+      roster: record!.roster,
+      access: record!.access,
+      welcomes: []
+    })
+    expect(appended.kind).toBe('accepted')
+    void a.sync().catch(() => {})
     const event = await rejected
     expect(event.error.code).toBe('MESSAGE_REJECTED')
     await waitFor(() => a.status === 'failed', 'alice to fail the group')

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   createCommit,
   createGroup,
-  decodeMlsMessage,
+  createGroupInfoWithExternalPubAndRatchetTree,
   defaultCapabilities,
   encodeMlsMessage,
   generateKeyPackageWithKey,
@@ -156,33 +156,24 @@ describe('security properties', () => {
     await expect(alice.addUsers(a, ['carol'])).resolves.toMatchObject({ kind: 'committed' })
   })
 
-  it('a forged credential is refused when joining: a group whose tree claims an identity with the wrong key', async () => {
+  it('a forged credential is refused by the channel: a group whose tree claims an identity with the wrong key is never created', async () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const bob = await net.client('bob')
     await net.client('alice')
     await bob.publishKeyPackages({ count: 1 })
-    const rejected = bob.once('welcome:rejected')
     // Mallory builds a group in which her own leaf claims to be alice.
     const mallory = await rawSession(net, 'mallory/phone')
     const own = await forgedKeyPackage(mallory, 'alice/phone')
     const groupId = new TextEncoder().encode('forged-group')
     const state = await createGroup(groupId, own.publicPackage, own.privatePackage, [], mallory.cs)
-    await mallory.connection.channel.createGroup(groupId)
-    const [bobKp] = await mallory.connection.directory.fetchKeyPackages('bob')
-    const decoded = decodeMlsMessage(bobKp!.keyPackage, 0)![0]
-    if (decoded.wireformat !== 'mls_key_package') throw new Error('expected a KeyPackage')
-    const result = await createCommit(
-      { state, cipherSuite: mallory.cs },
-      { extraProposals: [{ proposalType: 'add', add: { keyPackage: decoded.keyPackage } }], wireAsPublicMessage: true, ratchetTreeExtension: true }
-    )
-    const posted = await mallory.connection.channel.postCommit(groupId, {
-      epoch: 0n,
-      commit: encodeMlsMessage(result.commit),
-      welcome: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: result.welcome! })
+    const groupInfo = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo: await createGroupInfoWithExternalPubAndRatchetTree(state, [], mallory.cs) })
+    await expect(mallory.connection.channel.createGroup(groupId, { groupInfo })).rejects.toMatchObject({
+      code: 'INVALID_MESSAGE',
+      details: { reason: 'invalid-group-info' }
     })
-    expect(posted.kind).toBe('accepted')
-    const event = await rejected
-    expect(event.error.code).toBe('WELCOME_INVALID')
+    // Nor can she post commits to it: the group does not exist.
+    const result = await createCommit({ state, cipherSuite: mallory.cs }, { wireAsPublicMessage: true })
+    await expect(mallory.connection.channel.postCommit(groupId, { epoch: 0n, commit: encodeMlsMessage(result.commit) })).rejects.toMatchObject({ code: 'UNKNOWN_GROUP' })
     expect(bob.group(groupId)).toBeUndefined()
   })
 })

@@ -9,13 +9,16 @@ import type {
   ServerStore,
   WelcomeEntry
 } from '@mls/core/interfaces'
-import { ServiceError, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
+import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
+import type { CiphersuiteImpl } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
-import type { ChannelService, FetchOptions, InstanceBus, InstanceNotice } from './services.js'
+import { SERVER_SENDER, type ChannelService, type ExternalJoinPolicy, type FetchOptions, type InstanceBus, type InstanceNotice } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
-import { applyToRoster, readCommit, welcomeRecipients } from './commit.js'
+import { applyToRoster, readCommit, welcomeRecipients, type ReadCommit } from './commit.js'
+import { encodePublicGroupState, externalRemoveProposal, verifyCommit, verifyMemberProposal, withPendingProposal, type PendingProposal, type PublicGroupState } from '@mls/core/public-group'
+import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState } from './public-state.js'
 
 function invalid(message: string): ServiceError {
   return new ServiceError('INVALID_MESSAGE', message)
@@ -49,9 +52,12 @@ export function createChannelService(deps: {
   subscriptions: Subscriptions
   bus?: InstanceBus | undefined
   validator: CredentialValidator
+  externalJoinPolicy?: ExternalJoinPolicy
+  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array }
 }): ChannelService {
   const { store, suites, limits, subscriptions, bus, validator } = deps
   const mutex = new KeyedMutex()
+  const publicStates = new PublicStates(store, suites, limits.groupCacheSize)
 
   function fetchArgs(options: FetchOptions | number | undefined, abortOptions: AbortOptions | undefined): { limit: number; signal: AbortSignal | undefined } {
     const given = typeof options === 'number' ? options : options?.limit
@@ -136,18 +142,112 @@ export function createChannelService(deps: {
     for (const clientId of readers) subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
   }
 
+  /** Whether `caller` may join `groupHex` by an external commit without being in its roster. */
+  async function mayJoinExternally(caller: ClientId, groupId: Uint8Array): Promise<boolean> {
+    if (deps.externalJoinPolicy === undefined) return false
+    return (await deps.externalJoinPolicy({ caller, groupId: groupId.slice() })) === true
+  }
+
+  /**
+   * An external commit (RFC 9420 section 12.4.3.2). Resync: a device in the
+   * roster replaces its own leaf (the commit removes exactly that leaf).
+   * Join: a device not in the roster, only if `externalJoinPolicy` allows it;
+   * it removes nobody. Either way the new leaf names the caller with its
+   * registered key, and the commit is verified against the public state.
+   */
+  async function externalCommit(
+    caller: ClientId,
+    groupId: Uint8Array,
+    group: GroupRecord,
+    read: ReadCommit,
+    request: { commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
+    options: AbortOptions | undefined
+  ): Promise<PostCommitResult> {
+    const groupHex = group.groupId
+    const own = group.roster.find((e) => e.clientId === caller)
+    if (own === undefined && !(await mayJoinExternally(caller, groupId))) {
+      throw new ServiceError('NOT_A_MEMBER', `${caller} may not join group ${groupHex} by an external commit: only a device in its roster may (resync)`, {
+        details: { reason: 'external-join-refused' }
+      })
+    }
+    if (read.epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
+    if (request.welcome !== undefined) throw new ServiceError('WELCOME_INVALID', 'An external commit adds nobody, so it has no Welcome')
+    const loaded = await publicStates.load(group, options)
+    const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, options) }).catch((error: unknown) => {
+      throw asServiceError(error)
+    })
+    const refuse = (message: string): ServiceError => new ServiceError('INVALID_MESSAGE', message, { details: { reason: 'invalid-external-commit' } })
+    if (clientIdFromCredential(verified.committerNewLeafNode.credential) !== caller) throw refuse("The external commit's leaf node does not name the caller")
+    const removedLeaves = verified.removed.map((r) => r.leafIndex)
+    if (own !== undefined && (removedLeaves.length !== 1 || removedLeaves[0] !== own.leafIndex)) {
+      throw refuse(`A resync by ${caller} must remove exactly its own leaf ${own.leafIndex}`)
+    }
+    if (own === undefined && removedLeaves.length !== 0) throw refuse('An external join removes nobody')
+    if (request.groupInfo !== undefined) await checkUploadedGroupInfo(verified.next, request.groupInfo, suites, loaded.cs)
+    const roster = [...group.roster.filter((e) => e.clientId !== caller), { leafIndex: verified.committerLeafIndex, clientId: caller }].sort(
+      (x, y) => x.leafIndex - y.leafIndex
+    )
+    const access: AccessWindow[] = group.access.map((w) => ({ ...w }))
+    if (own === undefined) access.push({ clientId: caller, fromSeq: -1, untilSeq: null })
+    const nextEpoch = group.epoch + 1n
+    const publicState = { epoch: nextEpoch, state: encodePublicGroupState(verified.next), groupInfo: request.groupInfo?.slice() }
+    const digest = await suites.digest(request.commit)
+    throwIfAborted(options?.signal)
+    const entry = { kind: 'commit' as const, epoch: read.epoch, sender: caller, message: request.commit.slice(), digest }
+    invalidate(groupHex)
+    const result = await store.appendCommit(groupHex, { expectedEpoch: group.epoch, entry, roster, access, welcomes: [], publicState }, options)
+    invalidate(groupHex)
+    if (result.kind === 'conflict') {
+      publicStates.forget(groupHex)
+      return { kind: 'conflict', epoch: result.epoch }
+    }
+    publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
+    fanOutEntry(groupId, access, { ...entry, seq: result.seq })
+    return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
+  }
+
+  /** Append a verified proposal to the log and to the pending set of the public state (under the group's mutex). */
+  async function appendProposal(
+    groupId: Uint8Array,
+    group: GroupRecord,
+    loaded: { state: PublicGroupState; cs: CiphersuiteImpl; groupInfo: Uint8Array | undefined },
+    proposal: { ref: string; pending: PendingProposal; message: Uint8Array; sender: ClientId; digest: string },
+    options: AbortOptions | undefined
+  ): Promise<{ seq: number }> {
+    const groupHex = group.groupId
+    const next = withPendingProposal(loaded.state, proposal.ref, proposal.pending)
+    const publicState = { epoch: group.epoch, state: encodePublicGroupState(next), groupInfo: loaded.groupInfo }
+    const entry = { kind: 'proposal' as const, epoch: group.epoch, sender: proposal.sender, message: proposal.message.slice(), digest: proposal.digest }
+    throwIfAborted(options?.signal)
+    const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, entry, publicState }, options)
+    if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This proposal is already in the group log')
+    if (result.kind === 'conflict') {
+      publicStates.forget(groupHex)
+      throw new ServiceError('WRONG_EPOCH', `The group moved on to epoch ${result.epoch}`, { details: { epoch: group.epoch, currentEpoch: result.epoch } })
+    }
+    if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
+    publicStates.remember(groupHex, { state: next, cs: loaded.cs, groupInfo: loaded.groupInfo, epoch: group.epoch })
+    fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
+    return { seq: result.seq }
+  }
+
   return {
-    async createGroup(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<void> {
+    async createGroup(caller: ClientId, groupId: Uint8Array, request: { groupInfo: Uint8Array }, options?: AbortOptions): Promise<void> {
       throwIfAborted(options?.signal)
       checkGroupId(groupId)
+      checkBytes(request?.groupInfo, 'groupInfo')
+      checkSize(request.groupInfo, limits.maxHandshakeBytes, 'The GroupInfo')
       const groupHex = toHex(groupId)
+      const publicState = await initialPublicState(caller, groupId, request.groupInfo, { store, suites, options })
+      throwIfAborted(options?.signal)
       const created = await store.createGroup(
         {
           groupId: groupHex,
           epoch: 0n,
           lastSeq: 0,
           roster: [{ leafIndex: 0, clientId: caller }],
-          access: [{ clientId: caller, fromSeq: 0, untilSeq: null }]
+          access: [{ clientId: caller, fromSeq: 0, untilSeq: null }],
+          publicState
         },
         options
       )
@@ -157,12 +257,16 @@ export function createChannelService(deps: {
     async postCommit(
       caller: ClientId,
       groupId: Uint8Array,
-      request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array },
+      request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
       options?: AbortOptions
     ): Promise<PostCommitResult> {
       throwIfAborted(options?.signal)
       checkGroupId(groupId)
       checkBytes(request?.commit, 'commit')
+      if (request.groupInfo !== undefined) {
+        checkBytes(request.groupInfo, 'groupInfo')
+        checkSize(request.groupInfo, limits.maxHandshakeBytes, 'The GroupInfo')
+      }
       if (typeof request.epoch !== 'bigint') throw new ServiceError('INVALID_ARGUMENT', 'epoch must be a bigint')
       checkSize(request.commit, limits.maxHandshakeBytes, 'The commit')
       if (request.welcome !== undefined) {
@@ -174,11 +278,12 @@ export function createChannelService(deps: {
       return mutex.run(groupHex, async () => {
         throwIfAborted(options?.signal)
         const group = await loadGroup(groupHex, options)
+        if (read.external) return externalCommit(caller, groupId, group, read, request, options)
         requireMember(group, caller)
         if (read.epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
         const committer = group.roster.find((e) => e.leafIndex === read.senderLeaf)
         if (committer === undefined || committer.clientId !== caller) {
-          throw invalid(`The commit is sent by leaf ${read.senderLeaf}, which is not the caller's`)
+          throw new ServiceError('INVALID_MESSAGE', `The commit is sent by leaf ${read.senderLeaf}, which is not the caller's`, { details: { reason: 'unknown-sender' } })
         }
         const pathLeaf = read.commit.path?.leafNode
         if (pathLeaf !== undefined) {
@@ -188,11 +293,25 @@ export function createChannelService(deps: {
             throw invalid("The update path's leaf node does not carry the caller's registered signature key")
           }
         }
-        const change = await applyToRoster(group, committer, read.proposals, {
+        // Verify the commit as a public group does, before anything else reads its proposals.
+        const loaded = await publicStates.load(group, options)
+        const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, options) }).catch((error: unknown) => {
+          throw asServiceError(error)
+        })
+        const change = await applyToRoster(group, committer, verified.proposals.map((p) => p.proposal), {
           suites,
           validator,
           servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
         })
+        for (const { leafIndex, keyPackage } of verified.added) {
+          const entry = change.roster.find((e) => e.leafIndex === leafIndex)
+          if (entry === undefined || entry.clientId !== clientIdFromCredential(keyPackage.leafNode.credential)) {
+            throw new ServiceError('INTERNAL', `The roster and the ratchet tree disagree on leaf ${leafIndex}`)
+          }
+        }
+        if (request.groupInfo !== undefined) await checkUploadedGroupInfo(verified.next, request.groupInfo, suites, loaded.cs)
+        const nextEpoch = group.epoch + 1n
+        const publicState = { epoch: nextEpoch, state: encodePublicGroupState(verified.next), groupInfo: request.groupInfo?.slice() }
         const recipients = welcomeRecipients(request.welcome, change.added)
         const welcome = request.welcome
         const digest = await suites.digest(request.commit)
@@ -206,12 +325,17 @@ export function createChannelService(deps: {
             entry,
             roster: change.roster,
             access: change.access,
-            welcomes: welcome === undefined ? [] : recipients.map((clientId) => ({ clientId, welcome }))
+            welcomes: welcome === undefined ? [] : recipients.map((clientId) => ({ clientId, welcome })),
+            publicState
           },
           options
         )
         invalidate(groupHex)
-        if (result.kind === 'conflict') return { kind: 'conflict', epoch: result.epoch }
+        if (result.kind === 'conflict') {
+          publicStates.forget(groupHex)
+          return { kind: 'conflict', epoch: result.epoch }
+        }
+        publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
         fanOutEntry(groupId, change.access, { ...entry, seq: result.seq })
         if (welcome !== undefined) {
           for (const { clientId, seq } of result.welcomeSeqs) {
@@ -222,7 +346,61 @@ export function createChannelService(deps: {
             bus?.publish({ type: 'welcome', clientId, seq })
           }
         }
-        return { kind: 'accepted', seq: result.seq, epoch: group.epoch + 1n }
+        return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
+      })
+    },
+
+    async postProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ seq: number }> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      checkBytes(proposal, 'proposal')
+      checkSize(proposal, limits.maxHandshakeBytes, 'The proposal')
+      const decoded = decodeMessage(proposal)
+      if (decoded === undefined) throw new ServiceError('INVALID_MESSAGE', 'The proposal is not a decodable MLSMessage', { details: { reason: 'undecodable' } })
+      if (decoded.wireformat !== 'mls_public_message' || decoded.publicMessage.content.contentType !== 'proposal') {
+        throw new ServiceError('INVALID_MESSAGE', 'A proposal must be an mls_public_message with proposal content', { details: { reason: 'not-a-proposal' } })
+      }
+      const pm = decoded.publicMessage
+      const groupHex = toHex(groupId)
+      const digest = await suites.digest(proposal)
+      return mutex.run(groupHex, async () => {
+        throwIfAborted(options?.signal)
+        const group = await loadGroup(groupHex, options)
+        requireMember(group, caller)
+        const sender = pm.content.sender
+        const own = group.roster.find((e) => e.clientId === caller)
+        if (sender.senderType !== 'member' || sender.leafIndex !== own?.leafIndex) {
+          throw new ServiceError('INVALID_MESSAGE', "The proposal is not sent from the caller's leaf", { details: { reason: 'unknown-sender' } })
+        }
+        const loaded = await publicStates.load(group, options)
+        const { ref, pending } = await verifyMemberProposal(loaded.state, pm, loaded.cs).catch((error: unknown) => {
+          throw asServiceError(error)
+        })
+        return appendProposal(groupId, group, loaded, { ref, pending, message: proposal, sender: caller, digest }, options)
+      })
+    },
+
+    async proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{ seq: number } | undefined> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      const signer = deps.externalSender
+      if (signer === undefined) throw new ServiceError('INVALID_STATE', 'This server has no external sender key (ServicesInit.externalSender)')
+      const groupHex = toHex(groupId)
+      return mutex.run(groupHex, async () => {
+        throwIfAborted(options?.signal)
+        const group = await loadGroup(groupHex, options)
+        const leaf = group.roster.find((e) => e.clientId === clientId)
+        if (leaf === undefined) return undefined
+        const loaded = await publicStates.load(group, options)
+        const already = [...(loaded.state.proposals?.values() ?? [])].some((p) => p.proposal.proposalType === 'remove' && p.proposal.remove.removed === leaf.leafIndex)
+        if (already) return undefined
+        const made = await externalRemoveProposal(loaded.state, leaf.leafIndex, { publicKey: signer.signaturePublicKey, signKey: signer.signaturePrivateKey }, loaded.cs).catch(
+          (error: unknown) => {
+            throw asServiceError(error)
+          }
+        )
+        const digest = await suites.digest(made.message)
+        return appendProposal(groupId, group, loaded, { ...made, sender: SERVER_SENDER, digest }, options)
       })
     },
 
@@ -288,6 +466,19 @@ export function createChannelService(deps: {
         if (last !== undefined) cursor = last.seq
       }
       return out
+    },
+
+    async fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined> {
+      throwIfAborted(options?.signal)
+      checkGroupId(groupId)
+      const groupHex = toHex(groupId)
+      const group = await loadGroup(groupHex, options)
+      if (!group.roster.some((e) => e.clientId === caller) && !(await mayJoinExternally(caller, groupId))) {
+        throw new ServiceError('NOT_A_MEMBER', `${caller} may not fetch the GroupInfo of group ${groupHex}`, { details: { reason: 'external-join-refused' } })
+      }
+      const record = await store.getPublicState(groupHex, options)
+      if (record?.groupInfo === undefined || record.epoch !== group.epoch) return undefined
+      return { epoch: record.epoch, groupInfo: record.groupInfo }
     },
 
     async fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]> {

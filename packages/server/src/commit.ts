@@ -1,14 +1,20 @@
 import type { AccessWindow, ClientId, GroupRecord, RosterEntry } from '@mls/core/interfaces'
-import { ServiceError, equalBytes, toHex, type CredentialValidator } from '@mls/core'
-import { makeKeyPackageRef, type Commit, type KeyPackage, type Proposal } from '@mls/core/mls'
+import { ServiceError, clientIdFromCredential, equalBytes, toHex, type CredentialValidator } from '@mls/core'
+import { makeKeyPackageRef, type Commit, type KeyPackage, type Proposal, type PublicMessage } from '@mls/core/mls'
 import { decodeMessage, type Suites } from './suites.js'
 
 /** A commit as the channel reads it from its PublicMessage. */
 export interface ReadCommit {
   readonly epoch: bigint
-  readonly senderLeaf: number
+  /** The sender's leaf; `undefined` for an external commit. */
+  readonly senderLeaf: number | undefined
+  /** An external commit (`new_member_commit` sender, RFC 9420 section 12.4.3.2). */
+  readonly external: boolean
   readonly commit: Commit
+  /** The proposals it carries by value (by-reference ones are resolved by the verifier). */
   readonly proposals: readonly Proposal[]
+  /** The decoded PublicMessage, for the public-group verifier. */
+  readonly message: PublicMessage
 }
 
 function invalid(message: string, details?: Record<string, unknown>): ServiceError {
@@ -18,25 +24,37 @@ function invalid(message: string, details?: Record<string, unknown>): ServiceErr
 /** Decode a posted commit; everything that does not need the group's state. */
 export function readCommit(bytes: Uint8Array, groupId: Uint8Array, epoch: bigint): ReadCommit {
   const message = decodeMessage(bytes)
-  if (message === undefined) throw invalid('The commit is not a decodable MLSMessage')
+  if (message === undefined) throw invalid('The commit is not a decodable MLSMessage', { reason: 'undecodable' })
   if (message.version !== 'mls10') throw invalid('The commit is not MLS 1.0')
   if (message.wireformat !== 'mls_public_message') {
-    throw invalid(`A commit must be an mls_public_message, got ${message.wireformat}`, { wireformat: message.wireformat })
+    throw invalid(`A commit must be an mls_public_message, got ${message.wireformat}`, { reason: 'not-a-commit', wireformat: message.wireformat })
   }
   const { content } = message.publicMessage
-  if (content.contentType !== 'commit') throw invalid(`Expected a commit, got ${content.contentType} content`)
-  if (!equalBytes(content.groupId, groupId)) throw invalid('The commit is for another group')
+  if (content.contentType !== 'commit') throw invalid(`Expected a commit, got ${content.contentType} content`, { reason: 'not-a-commit' })
+  if (!equalBytes(content.groupId, groupId)) throw invalid('The commit is for another group', { reason: 'wrong-group' })
   if (content.epoch !== epoch) throw invalid(`The commit is for epoch ${content.epoch}, the request says ${epoch}`)
-  if (content.sender.senderType !== 'member') throw invalid(`Only members may commit, the sender is ${content.sender.senderType}`)
+  const sender = content.sender
+  if (sender.senderType !== 'member' && sender.senderType !== 'new_member_commit') {
+    throw invalid(`A commit is sent by a member or, for an external commit, a new member; the sender is ${sender.senderType}`, { reason: 'unknown-sender' })
+  }
+  const external = sender.senderType === 'new_member_commit'
   const proposals: Proposal[] = []
   for (const item of content.commit.proposals) {
-    if (item.proposalOrRefType !== 'proposal') throw invalid('Proposals by reference are not supported; commit proposals by value')
+    // Proposals by reference are resolved against the channel's pending proposals by the verifier.
+    if (item.proposalOrRefType !== 'proposal') continue
     const type = item.proposal.proposalType
-    if (type === 'update') throw invalid('A commit cannot carry an Update by value; use an update path')
-    if (type === 'external_init') throw invalid('External commits are not supported')
+    if (type === 'update') throw invalid('A commit cannot carry an Update by value; use an update path', { reason: 'invalid-proposals' })
+    if (type === 'external_init' && !external) throw invalid('Only an external commit carries ExternalInit', { reason: 'invalid-proposals' })
     proposals.push(item.proposal)
   }
-  return { epoch: content.epoch, senderLeaf: content.sender.leafIndex, commit: content.commit, proposals }
+  return {
+    epoch: content.epoch,
+    senderLeaf: sender.senderType === 'member' ? sender.leafIndex : undefined,
+    external,
+    commit: content.commit,
+    proposals,
+    message: message.publicMessage
+  }
 }
 
 export interface RosterChange {
@@ -82,7 +100,7 @@ export async function applyToRoster(
     const ref = toHex(await makeKeyPackageRef(kp, impl.hash))
     const servedTo = await deps.servedTo(ref)
     if (servedTo !== clientId) {
-      throw invalid(`The KeyPackage adding ${clientId} was not handed out by the Directory for that client`, { ref })
+      throw invalid(`The KeyPackage adding ${clientId} was not handed out by the Directory for that client`, { reason: 'key-package-not-served', ref })
     }
     let leaf = 0
     while (byLeaf.has(leaf)) leaf++

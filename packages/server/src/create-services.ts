@@ -32,7 +32,9 @@ export function createServices(init: ServicesInit): Services {
       limits: shared,
       subscriptions,
       bus: init.bus,
-      validator
+      validator,
+      ...(init.externalJoinPolicy === undefined ? {} : { externalJoinPolicy: init.externalJoinPolicy }),
+      ...(init.externalSender === undefined ? {} : { externalSender: init.externalSender })
     }),
     subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
     limits

@@ -11,7 +11,9 @@ export type {
   InstanceNotice,
   AuthenticationHook,
   RegistrationRequest,
-  ClaimRequest
+  ClaimRequest,
+  ExternalJoinPolicy
 } from './services.js'
 export { defaultServiceLimits, type ServiceLimits } from './limits.js'
 export { jwtAuthentication, type JwtAuthenticationInit } from './jwt-authentication.js'
+export { SERVER_SENDER } from './services.js'

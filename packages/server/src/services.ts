@@ -50,6 +50,19 @@ export interface ServicesInit {
    * `@mls/core`; install the same validator in the clients.
    */
   credentials?: CredentialValidator
+  /**
+   * Whether a client that is not in a group's roster may fetch its GroupInfo
+   * and join it by an external commit. Default: never (only a device in the
+   * roster may, to resync its own leaf). See docs/server.md.
+   */
+  externalJoinPolicy?: ExternalJoinPolicy
+  /**
+   * The server's own signature key pair as an external sender (RFC 9420
+   * section 12.1.8.1), for `channel.proposeRemoval`. Groups that let the
+   * server remove devices list its public key in their `external_senders`
+   * extension. Its algorithm must be the groups' signature algorithm.
+   */
+  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array }
 }
 
 /** What one instance appended, as told to the others (after the store call resolved, so after its commit). */
@@ -106,6 +119,12 @@ export interface AuthenticationHook {
   /** May this device claim the unclaimed `request.userId`? */
   authorizeClaim?(request: ClaimRequest): boolean | Promise<boolean>
 }
+
+/** The `sender` of log entries the server itself posts (its external proposals). */
+export const SERVER_SENDER = '@server'
+
+/** The app's rule for external joins by clients outside a group's roster; `true` allows. */
+export type ExternalJoinPolicy = (request: { caller: ClientId; groupId: Uint8Array }) => boolean | Promise<boolean>
 
 /** The identity a connection presents (the data of `SessionCredentials`, without the signer). */
 export interface PresentedCredentials {
@@ -212,39 +231,67 @@ export interface DirectoryService {
  * the authenticated caller first. Same results and error codes.
  *
  * Membership is enforced with a roster the channel keeps from the commits it
- * accepts (see docs/server.md): handshake messages are PublicMessages, so the
- * channel reads each commit's sender and its Add and Remove proposals, but
- * never verifies MLS signatures or sees secrets. Mutations of one group are
- * serialized; the store's epoch compare-and-set is the final guard.
+ * accepts (see docs/server.md). Handshake messages are PublicMessages, and the
+ * channel keeps each group's public state (ratchet tree, GroupContext,
+ * confirmation tag; `@mls/core/public-group`) to verify every commit as a
+ * public observer before ordering it: sender, signature, proposals,
+ * UpdatePath. It never sees secrets. Mutations of one group are serialized;
+ * the store's epoch compare-and-set is the final guard.
  */
 export interface ChannelService {
   /**
-   * Create a group at epoch 0 whose only member (leaf 0) is the caller.
-   * `GROUP_EXISTS` when the id is taken; `INVALID_ARGUMENT` for an empty or
-   * too long id.
+   * Create a group at epoch 0 whose only member (leaf 0) is the caller, from
+   * the creator's signed GroupInfo (an `mls_group_info` MLSMessage carrying
+   * the `ratchet_tree` extension): for this group id, epoch 0, a valid tree
+   * with one leaf holding the caller's registered credential, signed by it.
+   * It becomes the group's public state. `GROUP_EXISTS` when the id is taken;
+   * `INVALID_ARGUMENT` for an empty or too long id; `INVALID_MESSAGE`
+   * (`details.reason` `invalid-group-info`) for a GroupInfo that does not fit.
    */
-  createGroup(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<void>
+  createGroup(caller: ClientId, groupId: Uint8Array, request: { groupInfo: Uint8Array }, options?: AbortOptions): Promise<void>
   /**
    * Order a commit. It must be an `mls_public_message` commit for this group,
    * with `request.epoch` equal to its epoch, sent by the member leaf that the
-   * roster maps to the caller, carrying proposals by value only (Add, Remove,
-   * PSK, ReInit, GroupContextExtensions, custom). Every Add must use a
-   * KeyPackage the Directory served for the client its credential names; a
-   * commit that adds members must come with a Welcome whose recipients are
-   * exactly the added KeyPackage refs.
+   * roster maps to the caller, carrying proposals by value only. It is
+   * verified against the group's public state (`verifyCommit` of
+   * `@mls/core/public-group`): signature over the current GroupContext,
+   * proposals valid (Remove of an occupied leaf other than the committer's,
+   * Adds whose KeyPackages verify and whose credentials the Directory
+   * registered; no ReInit, PSK or custom proposals), an UpdatePath whose leaf
+   * node signature, credential and parent hashes verify; `details.reason`
+   * says which check failed. Every Add must use a KeyPackage the Directory
+   * served for the client its credential names; a commit that adds members
+   * must come with a Welcome whose recipients are exactly the added KeyPackage
+   * refs. `request.groupInfo`, when given, is the committer's signed GroupInfo
+   * for the new epoch; it must describe the state the commit leads to, and is
+   * kept for external joiners.
    *
    * Results: `accepted` with the entry's `seq` and the group's new epoch
    * (`request.epoch + 1`); `conflict` with the current epoch when the commit
    * is for any other epoch (nothing is stored, the Welcome is dropped).
-   * Errors: `UNKNOWN_GROUP`, `NOT_A_MEMBER` (caller not in the roster),
-   * `INVALID_MESSAGE`, `WELCOME_INVALID`, `PAYLOAD_TOO_LARGE`.
+   * Errors: `UNKNOWN_GROUP`, `NOT_A_MEMBER` (caller not in the roster, or
+   * the sender leaf blank), `INVALID_MESSAGE`, `WELCOME_INVALID`,
+   * `PAYLOAD_TOO_LARGE`.
    */
   postCommit(
     caller: ClientId,
     groupId: Uint8Array,
-    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array },
+    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
     options?: AbortOptions
   ): Promise<PostCommitResult>
+  /**
+   * Order a standalone proposal: an `mls_public_message` with proposal content
+   * for the current epoch, sent from the caller's leaf and verified against
+   * the group's public state (`verifyMemberProposal`: signature, epoch). Only
+   * Remove proposals of an occupied leaf not already proposed for removal are
+   * accepted; a member leaves by proposing its own removal, which the next
+   * committer includes by reference. The proposal is appended to the log
+   * (kind `proposal`, fanned out to every member) and kept in the public state
+   * until the next commit. Errors: `UNKNOWN_GROUP`, `NOT_A_MEMBER`,
+   * `INVALID_MESSAGE` (`details.reason`), `WRONG_EPOCH`, `REPLAYED_MESSAGE`,
+   * `PAYLOAD_TOO_LARGE`.
+   */
+  postProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
   /**
    * Append an application message: an `mls_private_message` with content
    * type application for this group, from a current member, for an epoch in
@@ -269,6 +316,31 @@ export interface ChannelService {
   ): Promise<ChannelEntry[]>
   /** The caller's Welcomes with `seq > afterSeq`, in order. */
   fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]>
+  /**
+   * The group's latest signed GroupInfo (an `mls_group_info` MLSMessage with
+   * the ratchet tree and `external_pub`), for an external commit; `undefined`
+   * when none was uploaded for the current epoch. Only for a device in the
+   * roster (resync) or one the `externalJoinPolicy` allows (`NOT_A_MEMBER`);
+   * `UNKNOWN_GROUP`.
+   *
+   * External commits go through `postCommit`: a `new_member_commit` sender,
+   * verified against the public state; from a device in the roster it must
+   * remove exactly that device's own leaf (resync), from any other device
+   * (allowed by the policy) it removes nobody.
+   */
+  fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined>
+  /**
+   * Server-initiated removal (e.g. of a deleted device): as the external
+   * sender `externalSender`, propose the removal of `clientId`'s leaf in the
+   * group, ordered like a member's proposal (a log entry of kind `proposal`
+   * with sender `SERVER_SENDER`, pending until the next commit, which members
+   * include by reference). Resolves `undefined` when the client holds no leaf
+   * in the group or its removal is already proposed. `INVALID_STATE` when the
+   * server has no `externalSender` key or the group does not list it in
+   * `external_senders`; `UNKNOWN_GROUP`. Not reachable over the transport: an
+   * administrative call of the server application.
+   */
+  proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{ seq: number } | undefined>
 }
 
 /** The Directory and the Group Channel, independent of any transport. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { utf8 } from '@mls/core'
-import { createProposal, decodeMlsMessage, encodeMlsMessage, type Proposal } from '@mls/core/mls'
-import { Member, TestClient, add, expectCode, groupOf, harness, remove } from './helpers.js'
+import { createProposal, encodeMlsMessage, type Proposal } from '@mls/core/mls'
+import { Member, TestClient, add, expectCode, forgeCommit, groupOf, harness, newGroupInfo, remove } from './helpers.js'
 
 async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[]): Promise<TestClient[]> {
   const out = []
@@ -14,12 +14,26 @@ async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[
 }
 
 describe('channel: groups and commits', () => {
-  it('creates a group once, with the creator as its only member', async () => {
+  it('creates a group once, from its creator\'s signed GroupInfo, with the creator as its only member', async () => {
     const h = await harness()
     const [alice, bob] = await clients(h, 'alice', 'bob')
     const groupId = utf8.encode('g1')
-    await h.services.channel.createGroup(alice!.clientId, groupId)
-    await expectCode(h.services.channel.createGroup(bob!.clientId, groupId), 'GROUP_EXISTS')
+    const aliceInfo = await newGroupInfo(alice!, groupId)
+    // Refused before anything is stored: another client's GroupInfo, another group's, another epoch's, garbage, none.
+    await expect(h.services.channel.createGroup(bob!.clientId, groupId, { groupInfo: aliceInfo })).rejects.toMatchObject({
+      code: 'INVALID_MESSAGE',
+      details: { reason: 'invalid-group-info' }
+    })
+    await expect(h.services.channel.createGroup(alice!.clientId, utf8.encode('g2'), { groupInfo: aliceInfo })).rejects.toMatchObject({
+      code: 'INVALID_MESSAGE',
+      details: { reason: 'invalid-group-info' }
+    })
+    await expectCode(h.services.channel.createGroup(alice!.clientId, groupId, { groupInfo: new Uint8Array(40).fill(7) }), 'INVALID_MESSAGE')
+    await expectCode(h.services.channel.createGroup(alice!.clientId, groupId, undefined as unknown as { groupInfo: Uint8Array }), 'INVALID_ARGUMENT')
+    expect(await h.store.getGroup('6731')).toBeUndefined()
+
+    await h.services.channel.createGroup(alice!.clientId, groupId, { groupInfo: aliceInfo })
+    await expectCode(h.services.channel.createGroup(bob!.clientId, groupId, { groupInfo: await newGroupInfo(bob!, groupId) }), 'GROUP_EXISTS')
     expect(await h.store.getGroup('6731')).toEqual({
       groupId: '6731',
       epoch: 0n,
@@ -27,8 +41,9 @@ describe('channel: groups and commits', () => {
       roster: [{ leafIndex: 0, clientId: 'alice/phone' }],
       access: [{ clientId: 'alice/phone', fromSeq: 0, untilSeq: null }]
     })
-    await expectCode(h.services.channel.createGroup(alice!.clientId, new Uint8Array(0)), 'INVALID_ARGUMENT')
-    await expectCode(h.services.channel.createGroup(alice!.clientId, new Uint8Array(257)), 'INVALID_ARGUMENT')
+    expect(await h.store.getPublicState('6731')).toMatchObject({ epoch: 0n, groupInfo: aliceInfo })
+    await expectCode(h.services.channel.createGroup(alice!.clientId, new Uint8Array(0), { groupInfo: aliceInfo }), 'INVALID_ARGUMENT')
+    await expectCode(h.services.channel.createGroup(alice!.clientId, new Uint8Array(257), { groupInfo: aliceInfo }), 'INVALID_ARGUMENT')
   })
 
   it('orders an Add, delivers its Welcome only to the added client, and the joiner reads from after it', async () => {
@@ -151,7 +166,7 @@ describe('channel: groups and commits', () => {
     const withRef = await new Member(bob!, proposal.newState).prepareCommit()
     await expect(channel.postCommit(bob!.clientId, a.groupId, { epoch: 1n, commit: withRef.commit })).rejects.toMatchObject({
       code: 'INVALID_MESSAGE',
-      message: expect.stringMatching(/by reference/)
+      details: { reason: 'unknown-proposal-reference' }
     })
     await expectCode(channel.postCommit(alice!.clientId, utf8.encode('nope'), { epoch: 0n, commit: fromA.commit }), 'INVALID_MESSAGE')
     expect(await a.post(fromA)).toMatchObject({ kind: 'accepted', seq: 2 })
@@ -372,20 +387,6 @@ describe('channel: reading and push', () => {
   })
 })
 
-/** Re-encode a prepared commit with other proposals (its signature no longer verifies; the channel does not check it). */
-function withProposals(commit: Uint8Array, proposals: Proposal[]): Uint8Array {
-  const message = decodeMlsMessage(commit, 0)?.[0]
-  if (message?.wireformat !== 'mls_public_message' || message.publicMessage.content.contentType !== 'commit') throw new Error('not a commit')
-  const content = message.publicMessage.content
-  return encodeMlsMessage({
-    ...message,
-    publicMessage: {
-      ...message.publicMessage,
-      content: { ...content, commit: { ...content.commit, proposals: proposals.map((proposal) => ({ proposalOrRefType: 'proposal' as const, proposal })) } }
-    }
-  })
-}
-
 describe('channel: roster rules', () => {
   it('refuses commits that remove the committer or a blank leaf, or re-add a member', async () => {
     const h = await harness()
@@ -394,11 +395,14 @@ describe('channel: roster rules', () => {
     const [a, b] = members as [Member, Member]
     const prepared = await a.prepareCommit()
     const [bobAgain] = await a.fetch('bob')
-    const post = (proposals: Proposal[]) => h.services.channel.postCommit(alice!.clientId, groupId, { epoch: 1n, commit: withProposals(prepared.commit, proposals) })
-    await expect(post([remove(a.leafIndex)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/own removal/) })
-    await expect(post([remove(5)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/blank/) })
-    await expect(post([remove(b.leafIndex), remove(b.leafIndex)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/blank/) })
-    await expect(post([add(bobAgain!.decoded)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/already a member/) })
+    const byValue = (proposals: Proposal[]) => proposals.map((proposal) => ({ proposalOrRefType: 'proposal' as const, proposal }))
+    const post = async (proposals: Proposal[]) =>
+      h.services.channel.postCommit(alice!.clientId, groupId, { epoch: 1n, commit: await forgeCommit(a, prepared.commit, (c) => ({ ...c, proposals: byValue(proposals) })) })
+    const invalidProposals = { code: 'INVALID_MESSAGE', details: { reason: 'invalid-proposals' } }
+    await expect(post([remove(a.leafIndex)])).rejects.toMatchObject(invalidProposals)
+    await expect(post([remove(5)])).rejects.toMatchObject(invalidProposals)
+    await expect(post([remove(b.leafIndex), remove(b.leafIndex)])).rejects.toMatchObject(invalidProposals)
+    await expect(post([add(bobAgain!.decoded)])).rejects.toMatchObject(invalidProposals)
     expect(await a.post(prepared)).toMatchObject({ kind: 'accepted', epoch: 2n })
   })
 })

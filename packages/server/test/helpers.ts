@@ -18,6 +18,7 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage,
   defaultCapabilities,
   defaultLifetime,
@@ -32,13 +33,16 @@ import {
   type CiphersuiteName,
   type ClientState,
   type Credential,
+  type Extension,
   type KeyPackage,
   type Lifetime,
   type PrivateKeyPackage,
-  type Proposal
+  type Proposal,
+  type PublicMessage
 } from '@mls/core/mls'
+import { framedContentTbs, signFramedContentTBS } from '@mls/core/mls-internals'
 import { memoryServerStore } from '@mls/storage-memory'
-import { createServices, type AuthenticationHook, type ServiceLimits, type Services } from '../src/index.js'
+import { createServices, type AuthenticationHook, type ServiceLimits, type Services, type ServicesInit } from '../src/index.js'
 
 export const SUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 
@@ -56,7 +60,13 @@ export interface Harness {
 let sharedCrypto: CryptoProvider | undefined
 
 export async function harness(
-  options: { limits?: Partial<ServiceLimits>; ciphersuites?: CiphersuiteName[]; authentication?: AuthenticationHook; credentials?: CredentialValidator } = {}
+  options: {
+    limits?: Partial<ServiceLimits>
+    ciphersuites?: CiphersuiteName[]
+    authentication?: AuthenticationHook
+    credentials?: CredentialValidator
+    externalSender?: ServicesInit['externalSender']
+  } = {}
 ): Promise<Harness> {
   sharedCrypto ??= tsMlsDefaultCrypto()
   const crypto = sharedCrypto
@@ -70,7 +80,8 @@ export async function harness(
     ciphersuites: options.ciphersuites,
     now: () => clock.now,
     ...(options.authentication === undefined ? {} : { authentication: options.authentication }),
-    ...(options.credentials === undefined ? {} : { credentials: options.credentials })
+    ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    ...(options.externalSender === undefined ? {} : { externalSender: options.externalSender })
   })
   const suites: SuiteResolver = async (name) => crypto.getCiphersuiteImpl(getCiphersuiteFromName(name as CiphersuiteName))
   return { crypto, cs, store, services, clock, claimed: new Map(), suites }
@@ -214,10 +225,10 @@ export class Member {
   }
 
   /** Create the group in MLS and, unless `onServer` is false, on the channel. */
-  static async create(client: TestClient, groupId: Uint8Array, onServer = true): Promise<Member> {
+  static async create(client: TestClient, groupId: Uint8Array, onServer = true, extensions: Extension[] = []): Promise<Member> {
     const kp = await client.keyPackage()
-    const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], client.h.cs)
-    if (onServer) await client.h.services.channel.createGroup(client.clientId, groupId)
+    const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, extensions, client.h.cs)
+    if (onServer) await client.h.services.channel.createGroup(client.clientId, groupId, { groupInfo: await groupInfoOf(state, client.h.cs) })
     return new Member(client, state)
   }
 
@@ -261,7 +272,8 @@ export class Member {
     const result = await this.client.h.services.channel.postCommit(this.client.clientId, this.groupId, {
       epoch: prepared.epoch,
       commit: prepared.commit,
-      welcome: prepared.welcome
+      welcome: prepared.welcome,
+      groupInfo: await groupInfoOf(prepared.newState, this.client.h.cs)
     })
     if (result.kind === 'accepted') this.state = prepared.newState
     return result
@@ -286,12 +298,41 @@ export class Member {
   }
 }
 
+/** The signed GroupInfo (with ratchet tree and external_pub) of a member's state, as an MLSMessage. */
+export async function groupInfoOf(state: ClientState, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(state, [], cs)
+  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo })
+}
+
+type CommitContent = Extract<PublicMessage['content'], { contentType: 'commit' }>
+
+/**
+ * A member's commit changed by `change` and signed again with the member's
+ * key: a validly signed commit that says whatever the attacker wants.
+ */
+export async function forgeCommit(member: Member, commit: Uint8Array, change: (c: CommitContent['commit'], content: CommitContent) => CommitContent['commit'] | CommitContent): Promise<Uint8Array> {
+  const message = decodeMlsMessage(commit, 0)?.[0]
+  if (message?.wireformat !== 'mls_public_message' || message.publicMessage.content.contentType !== 'commit') throw new Error('not a commit')
+  const content = message.publicMessage.content
+  const changed = change(content.commit, content)
+  const newContent: CommitContent = 'contentType' in changed ? changed : { ...content, commit: changed }
+  const cs = member.client.h.cs
+  const signature = await signFramedContentTBS(member.state.signaturePrivateKey, framedContentTbs(newContent, 'mls_public_message', member.state.groupContext), cs.signature)
+  return encodeMlsMessage({ ...message, publicMessage: { ...message.publicMessage, content: newContent, auth: { ...message.publicMessage.auth, signature } } as PublicMessage })
+}
+
+/** The GroupInfo of a new one-member group of `client` with `groupId` (what `createGroup` needs). */
+export async function newGroupInfo(client: TestClient, groupId: Uint8Array): Promise<Uint8Array> {
+  const kp = await client.keyPackage()
+  return groupInfoOf(await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], client.h.cs), client.h.cs)
+}
+
 export const add = (keyPackage: KeyPackage): Proposal => ({ proposalType: 'add', add: { keyPackage } })
 export const remove = (leafIndex: number): Proposal => ({ proposalType: 'remove', remove: { removed: leafIndex } })
 
 /** A creates a group and adds the given clients (each must have uploaded a KeyPackage); every one joins. */
-export async function groupOf(creator: TestClient, others: TestClient[], groupId = utf8.encode(`group-${Math.random()}`)) {
-  const a = await Member.create(creator, groupId)
+export async function groupOf(creator: TestClient, others: TestClient[], groupId = utf8.encode(`group-${Math.random()}`), extensions: Extension[] = []) {
+  const a = await Member.create(creator, groupId, true, extensions)
   const members: Member[] = [a]
   if (others.length > 0) {
     const fetched = await a.fetch(...others.map((c) => c.clientId.split('/')[0] as string))

@@ -3,12 +3,15 @@ import type {
   AccessWindow,
   AppendCommitResult,
   AppendMessageResult,
+  AppendProposalResult,
   ClientId,
   GroupIdHex,
   GroupRecord,
   IdentityRecord,
   KeyPackageRecord,
   LogRecord,
+  NewGroupRecord,
+  PublicStateRecord,
   RosterEntry,
   ServerStore,
   WelcomeRecord
@@ -28,6 +31,7 @@ interface GroupState {
   access: AccessWindow[]
   log: LogRecord[]
   digests: Set<string>
+  publicState: PublicStateRecord | undefined
 }
 
 const copyIdentity = (r: IdentityRecord): IdentityRecord => ({ ...r, signaturePublicKey: r.signaturePublicKey.slice() })
@@ -35,6 +39,16 @@ const copyKeyPackage = (r: KeyPackageRecord): KeyPackageRecord => ({ ...r, keyPa
 const copyLog = (r: LogRecord): LogRecord => ({ ...r, message: r.message.slice() })
 const copyWelcome = (r: WelcomeRecord): WelcomeRecord => ({ ...r, welcome: r.welcome.slice() })
 const copyRoster = (roster: readonly RosterEntry[]): RosterEntry[] => roster.map((e) => ({ leafIndex: e.leafIndex, clientId: e.clientId }))
+const copyPublicState = (r: PublicStateRecord | undefined): PublicStateRecord | undefined =>
+  r === undefined ? undefined : { epoch: r.epoch, state: r.state.slice(), groupInfo: r.groupInfo?.slice() }
+
+function checkPublicState(r: PublicStateRecord | undefined): void {
+  if (r === undefined) return
+  if (typeof r.epoch !== 'bigint') throw invalid('Public state epoch must be a bigint')
+  checkBytes(r.state, 'Public state')
+  if (r.groupInfo !== undefined) checkBytes(r.groupInfo, 'GroupInfo')
+}
+
 const copyAccess = (access: readonly AccessWindow[]): AccessWindow[] =>
   access.map((w) => ({ clientId: w.clientId, fromSeq: w.fromSeq, untilSeq: w.untilSeq }))
 
@@ -47,7 +61,7 @@ function checkBytes(value: unknown, what: string): void {
 }
 
 function checkLogEntry(entry: Omit<LogRecord, 'seq'>): void {
-  if (entry.kind !== 'commit' && entry.kind !== 'application') throw invalid('Log entry kind must be commit or application')
+  if (entry.kind !== 'commit' && entry.kind !== 'application' && entry.kind !== 'proposal') throw invalid('Log entry kind must be commit, application or proposal')
   if (typeof entry.epoch !== 'bigint') throw invalid('Log entry epoch must be a bigint')
   if (typeof entry.sender !== 'string' || typeof entry.digest !== 'string') throw invalid('Log entry sender and digest must be strings')
   checkBytes(entry.message, 'Log entry message')
@@ -159,8 +173,9 @@ class MemoryServerStore implements ServerStore {
     return this.served.get(ref)
   }
 
-  async createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean> {
+  async createGroup(group: NewGroupRecord, options?: AbortOptions): Promise<boolean> {
     this.check(options)
+    checkPublicState(group.publicState)
     if (this.groups.has(group.groupId)) return false
     this.groups.set(group.groupId, {
       epoch: group.epoch,
@@ -168,7 +183,8 @@ class MemoryServerStore implements ServerStore {
       roster: copyRoster(group.roster),
       access: copyAccess(group.access),
       log: [],
-      digests: new Set()
+      digests: new Set(),
+      publicState: copyPublicState(group.publicState)
     })
     return true
   }
@@ -194,12 +210,14 @@ class MemoryServerStore implements ServerStore {
       roster: readonly RosterEntry[]
       access: readonly AccessWindow[]
       welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+      publicState?: PublicStateRecord
     },
     options?: AbortOptions
   ): Promise<AppendCommitResult> {
     this.check(options)
     const g = this.group(groupId)
     checkLogEntry(commit.entry)
+    checkPublicState(commit.publicState)
     for (const w of commit.welcomes) checkBytes(w.welcome, 'welcome')
     if (g.epoch !== commit.expectedEpoch) return { kind: 'conflict', epoch: g.epoch }
     const seq = g.lastSeq + 1
@@ -209,6 +227,7 @@ class MemoryServerStore implements ServerStore {
     g.lastSeq = seq
     g.epoch = commit.expectedEpoch + 1n
     g.roster = copyRoster(commit.roster)
+    if (commit.publicState !== undefined) g.publicState = copyPublicState(commit.publicState)
     g.access = commit.access.map((w) => ({ clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }))
     const welcomeSeqs = commit.welcomes.map(({ clientId, welcome }) => {
       const mailbox = this.mailboxes.get(clientId) ?? []
@@ -284,6 +303,31 @@ class MemoryServerStore implements ServerStore {
     for (const r of this.lastResorts.values()) r.keyPackage.fill(0)
     this.pools.clear()
     this.lastResorts.clear()
+  }
+
+  async getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined> {
+    this.check(options)
+    return copyPublicState(this.groups.get(groupId)?.publicState)
+  }
+
+  async appendProposal(
+    groupId: GroupIdHex,
+    proposal: { expectedEpoch: bigint; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
+    options?: AbortOptions
+  ): Promise<AppendProposalResult> {
+    this.check(options)
+    const g = this.group(groupId)
+    checkLogEntry(proposal.entry)
+    checkPublicState(proposal.publicState)
+    if (proposal.publicState === undefined) throw invalid('A proposal comes with the public state that holds it')
+    if (g.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: g.epoch }
+    if (g.digests.has(proposal.entry.digest)) return { kind: 'duplicate' }
+    const seq = g.lastSeq + 1
+    g.log.push(copyLog({ ...proposal.entry, seq }))
+    g.digests.add(proposal.entry.digest)
+    g.lastSeq = seq
+    g.publicState = copyPublicState(proposal.publicState)
+    return { kind: 'accepted', seq }
   }
 
   /** Test hook: every KeyPackage byte array the store holds (pooled and last-resort). */

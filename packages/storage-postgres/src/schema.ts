@@ -83,6 +83,27 @@ const MIGRATIONS: readonly ((s: string) => string)[] = [
       commit_seq BIGINT NOT NULL,
       PRIMARY KEY (client_id, seq)
     );
+  `,
+  // Version 2: signed device lists (issue 8), one row per entry; the public
+  // state the channel keeps per group (issue 9), replaced with every accepted
+  // commit and proposal; log entries may be standalone proposals.
+  (s) => `
+    CREATE TABLE ${s}.device_list_entries (
+      user_id TEXT NOT NULL,
+      position INTEGER NOT NULL,
+      entry BYTEA NOT NULL,
+      PRIMARY KEY (user_id, position)
+    );
+
+    CREATE TABLE ${s}.group_public_state (
+      group_id TEXT PRIMARY KEY REFERENCES ${s}.groups (group_id),
+      epoch BIGINT NOT NULL,
+      state BYTEA NOT NULL,
+      group_info BYTEA
+    );
+
+    ALTER TABLE ${s}.log_entries DROP CONSTRAINT log_entries_kind_check;
+    ALTER TABLE ${s}.log_entries ADD CONSTRAINT log_entries_kind_check CHECK (kind IN ('commit', 'application', 'proposal'));
   `
 ]
 

@@ -3,12 +3,15 @@ import type {
   AccessWindow,
   AppendCommitResult,
   AppendMessageResult,
+  AppendProposalResult,
   ClientId,
   GroupIdHex,
   GroupRecord,
   IdentityRecord,
   KeyPackageRecord,
   LogRecord,
+  NewGroupRecord,
+  PublicStateRecord,
   RosterEntry,
   ServerStore,
   WelcomeRecord
@@ -62,11 +65,23 @@ function checkEpoch(value: unknown, what: string): void {
 }
 
 function checkLogEntry(entry: NewLogEntry): void {
-  if (entry.kind !== 'commit' && entry.kind !== 'application') throw invalid('Log entry kind must be commit or application')
+  if (entry.kind !== 'commit' && entry.kind !== 'application' && entry.kind !== 'proposal') throw invalid('Log entry kind must be commit, application or proposal')
   checkEpoch(entry.epoch, 'Log entry epoch')
   checkString(entry.sender, 'Log entry sender')
   checkString(entry.digest, 'Log entry digest')
   checkBytes(entry.message, 'Log entry message')
+}
+
+function checkPublicState(r: PublicStateRecord | undefined): void {
+  if (r === undefined) return
+  checkEpoch(r.epoch, 'Public state epoch')
+  checkBytes(r.state, 'Public state')
+  if (r.groupInfo !== undefined) checkBytes(r.groupInfo, 'GroupInfo')
+}
+
+/** A copy of the record as query parameters (taken before any await, so later changes by the caller do not leak in). */
+function publicStateIn(r: PublicStateRecord): { epoch: string; state: Buffer; groupInfo: Buffer | null } {
+  return { epoch: r.epoch.toString(), state: bytesIn(r.state), groupInfo: r.groupInfo === undefined ? null : bytesIn(r.groupInfo) }
 }
 
 /** A copy of the roster with only its fields (what goes into the JSON column). */
@@ -230,20 +245,44 @@ class PostgresServerStore implements ServerStore {
     return rows[0]?.client_id
   }
 
-  async createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean> {
+  async createGroup(group: NewGroupRecord, options?: AbortOptions): Promise<boolean> {
     this.db.check(options)
     checkString(group.groupId, 'groupId')
     checkEpoch(group.epoch, 'Group epoch')
     checkInteger(group.lastSeq, 'Group lastSeq')
+    checkPublicState(group.publicState)
     const roster = rosterIn(group.roster)
     const access = accessIn(group.access)
-    const rows = await this.db.query(
-      'createGroup',
-      options,
-      `INSERT INTO ${this.s}.groups (group_id, epoch, last_seq, roster, access) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id) DO NOTHING RETURNING 1`,
-      [group.groupId, group.epoch.toString(), group.lastSeq, JSON.stringify(roster), JSON.stringify(access)]
+    const publicState = group.publicState === undefined ? undefined : publicStateIn(group.publicState)
+    return this.db.transaction('createGroup', options, async (c) => {
+      const inserted = await c.query(
+        `INSERT INTO ${this.s}.groups (group_id, epoch, last_seq, roster, access) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id) DO NOTHING RETURNING 1`,
+        [group.groupId, group.epoch.toString(), group.lastSeq, JSON.stringify(roster), JSON.stringify(access)]
+      )
+      if (inserted.rowCount !== 1) return false
+      if (publicState !== undefined) await this.writePublicState(c, group.groupId, publicState)
+      return true
+    })
+  }
+
+  private async writePublicState(c: Queryable, groupId: GroupIdHex, record: { epoch: string; state: Buffer; groupInfo: Buffer | null }): Promise<void> {
+    await c.query(
+      `INSERT INTO ${this.s}.group_public_state (group_id, epoch, state, group_info) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (group_id) DO UPDATE SET epoch = excluded.epoch, state = excluded.state, group_info = excluded.group_info`,
+      [groupId, record.epoch, record.state, record.groupInfo]
     )
-    return rows.length === 1
+  }
+
+  async getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined> {
+    const rows = await this.db.query<{ epoch: string; state: Buffer; group_info: Buffer | null }>(
+      'getPublicState',
+      options,
+      `SELECT epoch, state, group_info FROM ${this.s}.group_public_state WHERE group_id = $1`,
+      [groupId]
+    )
+    const row = rows[0]
+    if (row === undefined) return undefined
+    return { epoch: BigInt(row.epoch), state: bytesOut(row.state), groupInfo: row.group_info === null ? undefined : bytesOut(row.group_info) }
   }
 
   async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
@@ -281,11 +320,14 @@ class PostgresServerStore implements ServerStore {
       roster: readonly RosterEntry[]
       access: readonly AccessWindow[]
       welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+      publicState?: PublicStateRecord
     },
     options?: AbortOptions
   ): Promise<AppendCommitResult> {
     this.db.check(options)
     checkLogEntry(commit.entry)
+    checkPublicState(commit.publicState)
+    const publicState = commit.publicState === undefined ? undefined : publicStateIn(commit.publicState)
     if (typeof commit.expectedEpoch !== 'bigint') throw invalid('expectedEpoch must be a bigint')
     const roster = rosterIn(commit.roster)
     accessIn(commit.access)
@@ -310,6 +352,7 @@ class PostgresServerStore implements ServerStore {
         JSON.stringify(access),
         groupId
       ])
+      if (publicState !== undefined) await this.writePublicState(c, groupId, publicState)
       // Mailbox heads are locked in client id order, so two commits welcoming the same clients cannot deadlock.
       const order = welcomes.map((w, i) => ({ ...w, i })).sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.i - b.i))
       const welcomeSeqs: { clientId: ClientId; seq: number }[] = new Array<{ clientId: ClientId; seq: number }>(welcomes.length)
@@ -348,10 +391,77 @@ class PostgresServerStore implements ServerStore {
     })
   }
 
+  async appendProposal(
+    groupId: GroupIdHex,
+    proposal: { expectedEpoch: bigint; entry: NewLogEntry; publicState: PublicStateRecord },
+    options?: AbortOptions
+  ): Promise<AppendProposalResult> {
+    this.db.check(options)
+    checkLogEntry(proposal.entry)
+    if (proposal.publicState === undefined) throw invalid('A proposal comes with the public state that holds it')
+    checkPublicState(proposal.publicState)
+    if (typeof proposal.expectedEpoch !== 'bigint') throw invalid('expectedEpoch must be a bigint')
+    const entry = { ...proposal.entry, message: bytesIn(proposal.entry.message) }
+    const publicState = publicStateIn(proposal.publicState)
+    return this.db.transaction('appendProposal', options, async (c): Promise<AppendProposalResult> => {
+      const group = await this.lockGroup(c, groupId)
+      if (group.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
+      const seen = await c.query(`SELECT 1 FROM ${this.s}.log_entries WHERE group_id = $1 AND digest = $2`, [groupId, entry.digest])
+      if (seen.rowCount !== null && seen.rowCount > 0) return { kind: 'duplicate' }
+      const seq = group.lastSeq + 1
+      await this.insertLog(c, groupId, seq, entry)
+      await c.query(`UPDATE ${this.s}.groups SET last_seq = $1 WHERE group_id = $2`, [seq, groupId])
+      await this.writePublicState(c, groupId, publicState)
+      return { kind: 'accepted', seq }
+    })
+  }
+
+  async serveLastResortKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined> {
+    this.db.check(options)
+    if (typeof nowSeconds !== 'number' || Number.isNaN(nowSeconds)) throw invalid('nowSeconds must be a number')
+    return this.db.transaction('serveLastResortKeyPackage', options, async (c) => {
+      await this.lockClientKeyPackages(c, clientId)
+      const last = await c.query<KeyPackageRow>(`SELECT ref, key_package, not_after FROM ${this.s}.last_resort_key_packages WHERE client_id = $1`, [clientId])
+      const row = last.rows[0]
+      if (row === undefined || Number(row.not_after) < nowSeconds) return undefined
+      await c.query(
+        `INSERT INTO ${this.s}.served_key_packages (ref, client_id) VALUES ($1, $2) ON CONFLICT (ref) DO UPDATE SET client_id = excluded.client_id`,
+        [row.ref, clientId]
+      )
+      return { ref: row.ref, clientId, keyPackage: bytesOut(row.key_package), lastResort: true, notAfter: Number(row.not_after) }
+    })
+  }
+
+  async readDeviceList(userId: string, options?: AbortOptions): Promise<Uint8Array[]> {
+    const rows = await this.db.query<{ entry: Buffer }>(
+      'readDeviceList',
+      options,
+      `SELECT entry FROM ${this.s}.device_list_entries WHERE user_id = $1 ORDER BY position`,
+      [userId]
+    )
+    return rows.map((r) => bytesOut(r.entry))
+  }
+
+  async appendDeviceListEntry(userId: string, expectedLength: number, entry: Uint8Array, options?: AbortOptions): Promise<'appended' | 'conflict'> {
+    this.db.check(options)
+    checkString(userId, 'userId')
+    checkInteger(expectedLength, 'expectedLength')
+    checkBytes(entry, 'device-list entry')
+    const copy = bytesIn(entry)
+    return this.db.transaction('appendDeviceListEntry', options, async (c) => {
+      // One writer per user list at a time, across connections and processes: the count and the insert are one step.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mls-device-list:${this.s}:${userId}`])
+      const count = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${this.s}.device_list_entries WHERE user_id = $1`, [userId])
+      if (Number(count.rows[0]?.n ?? 0) !== expectedLength) return 'conflict'
+      await c.query(`INSERT INTO ${this.s}.device_list_entries (user_id, position, entry) VALUES ($1, $2, $3)`, [userId, expectedLength + 1, copy])
+      return 'appended'
+    })
+  }
+
   async readLog(groupId: GroupIdHex, afterSeq: number, limit: number, untilSeq?: number, options?: AbortOptions): Promise<LogRecord[]> {
     this.db.check(options)
     if (!(limit > 0)) return []
-    const rows = await this.db.query<{ seq: string; kind: 'commit' | 'application'; epoch: string; sender: string; message: Buffer; digest: string }>(
+    const rows = await this.db.query<{ seq: string; kind: 'commit' | 'application' | 'proposal'; epoch: string; sender: string; message: Buffer; digest: string }>(
       'readLog',
       options,
       `SELECT seq, kind, epoch, sender, message, digest FROM ${this.s}.log_entries

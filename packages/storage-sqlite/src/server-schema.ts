@@ -92,7 +92,7 @@ const v1: Migration = (db) => {
   `)
 }
 
-/** Version 2 (issue 8): the signed device list of each user, one row per entry. */
+/** Part of version 2 (issue 8): the signed device list of each user, one row per entry. */
 const deviceLists: Migration = (db) => {
   db.exec(`
     CREATE TABLE device_list_entries (
@@ -104,11 +104,52 @@ const deviceLists: Migration = (db) => {
   `)
 }
 
+/**
+ * Part of version 2 (issue 9): the public state the channel keeps per group,
+ * replaced with every accepted commit and proposal; log entries may be
+ * standalone proposals (the table is rebuilt to widen its CHECK).
+ */
+const publicState: Migration = (db) => {
+  db.exec(`
+    CREATE TABLE group_public_state (
+      group_id TEXT PRIMARY KEY REFERENCES groups (group_id),
+      epoch INTEGER NOT NULL,
+      state BLOB NOT NULL,
+      group_info BLOB
+    ) STRICT;
+
+    CREATE TABLE log_entries_v2 (
+      group_id TEXT NOT NULL REFERENCES groups (group_id),
+      seq INTEGER NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('commit', 'application', 'proposal')),
+      epoch INTEGER NOT NULL,
+      sender TEXT NOT NULL,
+      message BLOB NOT NULL,
+      digest TEXT NOT NULL,
+      UNIQUE (group_id, seq)
+    ) STRICT;
+    INSERT INTO log_entries_v2 (group_id, seq, kind, epoch, sender, message, digest)
+      SELECT group_id, seq, kind, epoch, sender, message, digest FROM log_entries;
+    DROP TABLE log_entries;
+    ALTER TABLE log_entries_v2 RENAME TO log_entries;
+    CREATE INDEX log_entries_by_digest ON log_entries (group_id, digest);
+  `)
+}
+
 export const SERVER_SCHEMA: SchemaDefinition = {
   kind: 'server store',
   // 'MLSS'
   applicationId: 0x4d4c5353,
-  migrations: [v1, deviceLists]
+  // Version 2 is one migration: device lists (issue 8) and public state (issue 9)
+  // were developed in parallel and released together, so no store was ever
+  // written with only one of them.
+  migrations: [
+    v1,
+    (db) => {
+      deviceLists(db)
+      publicState(db)
+    }
+  ]
 }
 
 /** The server store schema version this release writes (`PRAGMA user_version`). */

@@ -3,12 +3,15 @@ import type {
   AccessWindow,
   AppendCommitResult,
   AppendMessageResult,
+  AppendProposalResult,
   ClientId,
   GroupIdHex,
   GroupRecord,
   IdentityRecord,
   KeyPackageRecord,
   LogRecord,
+  NewGroupRecord,
+  PublicStateRecord,
   RosterEntry,
   ServerStore,
   WelcomeRecord
@@ -41,7 +44,7 @@ interface KeyPackageRow {
 
 interface LogRow {
   seq: bigint
-  kind: 'commit' | 'application'
+  kind: 'commit' | 'application' | 'proposal'
   epoch: bigint
   sender: string
   message: Buffer
@@ -74,7 +77,7 @@ function checkEpoch(value: unknown, what: string): void {
 }
 
 function checkLogEntry(entry: NewLogEntry): void {
-  if (entry.kind !== 'commit' && entry.kind !== 'application') throw invalid('Log entry kind must be commit or application')
+  if (entry.kind !== 'commit' && entry.kind !== 'application' && entry.kind !== 'proposal') throw invalid('Log entry kind must be commit, application or proposal')
   checkEpoch(entry.epoch, 'Log entry epoch')
   checkString(entry.sender, 'Log entry sender')
   checkString(entry.digest, 'Log entry digest')
@@ -94,6 +97,13 @@ function checkAccess(access: readonly AccessWindow[]): void {
     checkInteger(w.fromSeq, 'Access fromSeq')
     if (w.untilSeq !== null) checkInteger(w.untilSeq, 'Access untilSeq')
   }
+}
+
+function checkPublicState(r: PublicStateRecord | undefined): void {
+  if (r === undefined) return
+  checkEpoch(r.epoch, 'Public state epoch')
+  checkBytes(r.state, 'Public state')
+  if (r.groupInfo !== undefined) checkBytes(r.groupInfo, 'GroupInfo')
 }
 
 function checkKeyPackage(r: KeyPackageRecord): void {
@@ -137,6 +147,13 @@ function prepareStatements(db: Connection) {
     hasLastResort: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM last_resort_key_packages WHERE client_id = ?'),
     lookupServed: db.prepare<[string], { client_id: string }>('SELECT client_id FROM served_key_packages WHERE ref = ?'),
 
+    putPublicState: db.prepare<[string, bigint, Uint8Array, Uint8Array | null]>(
+      `INSERT INTO group_public_state (group_id, epoch, state, group_info) VALUES (?, ?, ?, ?)
+       ON CONFLICT (group_id) DO UPDATE SET epoch = excluded.epoch, state = excluded.state, group_info = excluded.group_info`
+    ),
+    getPublicState: db
+      .prepare<[string], { epoch: bigint; state: Buffer; group_info: Buffer | null }>('SELECT epoch, state, group_info FROM group_public_state WHERE group_id = ?')
+      .safeIntegers(true),
     insertGroup: db.prepare<[string, bigint, number]>(
       'INSERT INTO groups (group_id, epoch, last_seq) VALUES (?, ?, ?) ON CONFLICT (group_id) DO NOTHING'
     ),
@@ -333,9 +350,10 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
     return this.run('lookupServedKeyPackage', options, () => this.sql.lookupServed.get(ref)?.client_id)
   }
 
-  async createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean> {
+  async createGroup(group: NewGroupRecord, options?: AbortOptions): Promise<boolean> {
     return this.run('createGroup', options, (db) => {
       checkString(group.groupId, 'groupId')
+      checkPublicState(group.publicState)
       checkEpoch(group.epoch, 'Group epoch')
       checkInteger(group.lastSeq, 'Group lastSeq')
       checkRoster(group.roster)
@@ -344,6 +362,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
         .transaction((): boolean => {
           if (this.sql.insertGroup.run(group.groupId, group.epoch, group.lastSeq).changes === 0) return false
           this.writeMembers(group.groupId, group.roster, group.access)
+          if (group.publicState !== undefined) this.writePublicState(group.groupId, group.publicState)
           return true
         })
         .immediate()
@@ -355,6 +374,18 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
     this.sql.deleteAccess.run(groupId)
     roster.forEach((e, i) => this.sql.insertRoster.run(groupId, i, e.leafIndex, e.clientId))
     access.forEach((w, i) => this.sql.insertAccess.run(groupId, i, w.clientId, w.fromSeq, w.untilSeq))
+  }
+
+  private writePublicState(groupId: GroupIdHex, record: PublicStateRecord): void {
+    this.sql.putPublicState.run(groupId, record.epoch, record.state, record.groupInfo ?? null)
+  }
+
+  async getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined> {
+    return this.run('getPublicState', options, () => {
+      const row = this.sql.getPublicState.get(groupId)
+      if (row === undefined) return undefined
+      return { epoch: row.epoch, state: bytesOut(row.state), groupInfo: row.group_info === null ? undefined : bytesOut(row.group_info) }
+    })
   }
 
   async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
@@ -387,6 +418,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
       roster: readonly RosterEntry[]
       access: readonly AccessWindow[]
       welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+      publicState?: PublicStateRecord
     },
     options?: AbortOptions
   ): Promise<AppendCommitResult> {
@@ -397,6 +429,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
           checkLogEntry(commit.entry)
           checkRoster(commit.roster)
           checkAccess(commit.access)
+          checkPublicState(commit.publicState)
           for (const w of commit.welcomes) {
             checkString(w.clientId, 'Welcome clientId')
             checkBytes(w.welcome, 'welcome')
@@ -415,6 +448,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
             commit.roster,
             commit.access.map((w) => ({ clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }))
           )
+          if (commit.publicState !== undefined) this.writePublicState(groupId, commit.publicState)
           const welcomeSeqs = commit.welcomes.map(({ clientId, welcome }) => {
             const mailboxSeq = this.sql.nextWelcomeSeq.get(clientId)?.n ?? 1
             this.sql.insertWelcome.run(clientId, mailboxSeq, groupId, welcome, seq)
@@ -436,6 +470,32 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
           const seq = group.lastSeq + 1
           this.sql.insertLog.run(groupId, seq, entry.kind, entry.epoch, entry.sender, entry.message, entry.digest)
           this.sql.setLastSeq.run(seq, groupId)
+          return { kind: 'accepted', seq }
+        })
+        .immediate()
+    )
+  }
+
+  async appendProposal(
+    groupId: GroupIdHex,
+    proposal: { expectedEpoch: bigint; entry: NewLogEntry; publicState: PublicStateRecord },
+    options?: AbortOptions
+  ): Promise<AppendProposalResult> {
+    return this.run('appendProposal', options, (db) =>
+      db
+        .transaction((): AppendProposalResult => {
+          const group = this.lockGroup(groupId)
+          checkLogEntry(proposal.entry)
+          if (proposal.publicState === undefined) throw invalid('A proposal comes with the public state that holds it')
+          checkPublicState(proposal.publicState)
+          if (typeof proposal.expectedEpoch !== 'bigint') throw invalid('expectedEpoch must be a bigint')
+          if (group.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
+          const { entry } = proposal
+          if ((this.sql.hasDigest.get(groupId, entry.digest)?.n ?? 0) > 0) return { kind: 'duplicate' }
+          const seq = group.lastSeq + 1
+          this.sql.insertLog.run(groupId, seq, entry.kind, entry.epoch, entry.sender, entry.message, entry.digest)
+          this.sql.setLastSeq.run(seq, groupId)
+          this.writePublicState(groupId, proposal.publicState)
           return { kind: 'accepted', seq }
         })
         .immediate()

@@ -76,6 +76,22 @@ describe('opening a database', () => {
     await again.close()
   })
 
+  it('migrates a version 1 file with a log to version 2: entries kept, proposals allowed, no public state for old groups', async () => {
+    const path = freshPath()
+    const v1 = openDatabase({ path }, { ...SERVER_SCHEMA, migrations: SERVER_SCHEMA.migrations.slice(0, 1) })
+    v1.prepare("INSERT INTO groups (group_id, epoch, last_seq) VALUES ('aa', 0, 1)").run()
+    v1.prepare("INSERT INTO log_entries (group_id, seq, kind, epoch, sender, message, digest) VALUES ('aa', 1, 'application', 0, 'a/b', x'01', 'd1')").run()
+    v1.close()
+    const store = sqliteServerStore({ path })
+    expect((await store.readLog('aa', 0, 10)).map((r) => [r.seq, r.kind, r.digest])).toEqual([[1, 'application', 'd1']])
+    expect(await store.getPublicState('aa')).toBeUndefined()
+    const publicState = { epoch: 0n, state: new Uint8Array([1]), groupInfo: undefined }
+    const entry = { kind: 'proposal' as const, epoch: 0n, sender: 'a/b', message: new Uint8Array([2]), digest: 'd2' }
+    expect(await store.appendProposal('aa', { expectedEpoch: 0n, entry, publicState })).toEqual({ kind: 'accepted', seq: 2 })
+    expect(await store.appendMessage('aa', { ...entry, kind: 'application', digest: 'd1' })).toEqual({ kind: 'duplicate' })
+    await store.close()
+  })
+
   it('refuses a file that holds another kind of store or foreign tables (INVALID_ARGUMENT)', async () => {
     const client = freshPath()
     await sqliteClientStore({ path: client }).close()

@@ -147,11 +147,13 @@ class MemoryTransport implements Transport, MemoryNetworkControls {
       publishDeviceListEntry: (entry, o) => guard(() => dir.publishDeviceListEntry(clientId, copy(entry)), o?.signal)
     }
     const channel: GroupChannelClient = {
-      createGroup: (groupId, o) => guard(() => ch.createGroup(clientId, copy(groupId)), o?.signal),
+      createGroup: (groupId, req, o) => guard(() => ch.createGroup(clientId, copy(groupId), copy(req)), o?.signal),
       postCommit: (groupId, req, o) => guard(() => ch.postCommit(clientId, copy(groupId), copy(req)), o?.signal),
       postMessage: (groupId, message, o) => guard(() => ch.postMessage(clientId, copy(groupId), copy(message)), o?.signal),
+      postProposal: (groupId, proposal, o) => guard(() => ch.postProposal(clientId, copy(groupId), copy(proposal)), o?.signal),
       fetchEntries: (groupId, afterSeq, o) => guard(() => ch.fetchEntries(clientId, copy(groupId), afterSeq, o?.limit), o?.signal),
       fetchWelcomes: (afterSeq, o) => guard(() => ch.fetchWelcomes(clientId, afterSeq, o?.limit), o?.signal),
+      fetchGroupInfo: (groupId, o) => guard(() => ch.fetchGroupInfo(clientId, copy(groupId)), o?.signal),
       subscribe: (listener: (event: ChannelEvent) => void) => {
         const unsubscribe = this.services.subscribe(clientId, (event) => {
           if (closed) return

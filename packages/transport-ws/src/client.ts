@@ -298,17 +298,20 @@ class Session implements Connection {
       publishDeviceListEntry: async (entry, o) => ({ version: (await this.call({ type: 'publishDeviceListEntry', entry }, o)).version })
     }
     this.channel = {
-      createGroup: async (groupId, o) => {
-        await this.call({ type: 'createGroup', groupId }, o)
+      createGroup: async (groupId, request, o) => {
+        await this.call({ type: 'createGroup', groupId, groupInfo: request.groupInfo }, o)
       },
       postCommit: async (groupId, request, o) =>
-        (await this.call({ type: 'postCommit', groupId, epoch: request.epoch, commit: request.commit, welcome: request.welcome }, o)).result,
+        (await this.call({ type: 'postCommit', groupId, epoch: request.epoch, commit: request.commit, welcome: request.welcome, groupInfo: request.groupInfo }, o))
+          .result,
       postMessage: async (groupId, message, o) => ({ seq: (await this.call({ type: 'postMessage', groupId, message }, o)).seq }),
       fetchEntries: (groupId, afterSeq, o) =>
         this.paged<ChannelEntry>(o, async (from, limit) => {
           const r = await this.call({ type: 'fetchEntries', groupId, afterSeq: from, limit }, o)
           return { items: r.entries, more: r.more }
         }, afterSeq),
+      postProposal: async (groupId, proposal, o) => ({ seq: (await this.call({ type: 'postProposal', groupId, proposal }, o)).seq }),
+      fetchGroupInfo: async (groupId, o) => (await this.call({ type: 'fetchGroupInfo', groupId }, o)).groupInfo,
       fetchWelcomes: (afterSeq, o) =>
         this.paged<WelcomeEntry>(o, async (from, limit) => {
           const r = await this.call({ type: 'fetchWelcomes', afterSeq: from, limit }, o)

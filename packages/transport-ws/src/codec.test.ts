@@ -25,9 +25,13 @@ const sampleRequests: Request[] = [
   { type: 'fetchKeyPackages', userId: 'bob' },
   { type: 'lookupIdentity', clientId: 'bob/phone' },
   { type: 'countKeyPackages' },
-  { type: 'createGroup', groupId: b(9, 9) },
+  { type: 'createGroup', groupId: b(9, 9), groupInfo: b(0, 3, 7) },
+  { type: 'fetchGroupInfo', groupId: b(9, 9) },
+  { type: 'postProposal', groupId: b(9), proposal: b(0, 1, 2) },
   { type: 'postCommit', groupId: b(9), epoch: 2n ** 64n - 1n, commit: b(0, 1), welcome: b(3) },
   { type: 'postCommit', groupId: b(9), epoch: 0n, commit: b(0, 1), welcome: undefined },
+  { type: 'postCommit', groupId: b(9), epoch: 1n, commit: b(0, 1), welcome: b(3), groupInfo: b(4, 5) },
+  { type: 'postCommit', groupId: b(9), epoch: 1n, commit: b(0, 1), groupInfo: b(4) },
   { type: 'postMessage', groupId: b(9), message: b(0, 1, 2) },
   { type: 'fetchEntries', groupId: b(9), afterSeq: Number.MAX_SAFE_INTEGER, limit: 500 },
   { type: 'fetchWelcomes', afterSeq: 0, limit: 0 },
@@ -44,10 +48,13 @@ const sampleResponses: Response[] = [
   { type: 'lookupIdentity', identity: undefined },
   { type: 'countKeyPackages', oneTime: 0, lastResort: false },
   { type: 'createGroup' },
+  { type: 'fetchGroupInfo', groupInfo: undefined },
+  { type: 'postProposal', seq: 12 },
+  { type: 'fetchGroupInfo', groupInfo: { epoch: 7n, groupInfo: b(1, 2, 3) } },
   { type: 'postCommit', result: { kind: 'accepted', seq: 4, epoch: 2n } },
   { type: 'postCommit', result: { kind: 'conflict', epoch: 5n } },
   { type: 'postMessage', seq: 12 },
-  { type: 'fetchEntries', entries: [entry, { ...entry, kind: 'commit', seq: 8 }], more: true },
+  { type: 'fetchEntries', entries: [entry, { ...entry, kind: 'commit', seq: 8 }, { ...entry, kind: 'proposal', seq: 9 }], more: true },
   { type: 'fetchWelcomes', welcomes: [welcome], more: false },
   { type: 'ping' },
   { type: 'fetchDeviceList', entries: [b(1), b(2, 3)] },
@@ -142,7 +149,7 @@ describe('codec of protocol version 1', () => {
     expectProtocolError(() => decodeClientFrame(hugeList))
 
     const badKind = encodeEntryPush(entry)
-    badKind[HEADER_BYTES + 4 + 2 + 8] = 3
+    badKind[HEADER_BYTES + 4 + 2 + 8] = 4
     expectProtocolError(() => decodeServerFrame(badKind))
 
     const badOutcome = encodeResponse(1, sampleResponses[7]!)
@@ -191,6 +198,6 @@ describe('codec of protocol version 1', () => {
     expect(() => encodeClientFrame(1, { type: 'fetchEntries', groupId: b(1), afterSeq: -1, limit: 1 })).toThrow(/afterSeq/)
     expect(() => encodeClientFrame(1, { type: 'postCommit', groupId: b(1), epoch: -1n, commit: b(1) })).toThrow(/epoch/)
     expect(() => encodeClientFrame(2 ** 32, { type: 'ping' })).toThrow(/requestId/)
-    expect(() => encodeClientFrame(1, { type: 'createGroup', groupId: 'x' as unknown as Uint8Array })).toThrow(/Uint8Array/)
+    expect(() => encodeClientFrame(1, { type: 'createGroup', groupId: 'x' as unknown as Uint8Array, groupInfo: b(1) })).toThrow(/Uint8Array/)
   })
 })

@@ -41,6 +41,8 @@ export const RequestType = {
   fetchEntries: 0x09,
   fetchWelcomes: 0x0a,
   ping: 0x0b,
+  fetchGroupInfo: 0x0c,
+  postProposal: 0x0d,
   // device lists (issue 8)
   fetchDeviceList: 0x20,
   publishDeviceListEntry: 0x21
@@ -70,13 +72,14 @@ export type Request =
   | { readonly type: 'fetchKeyPackages'; readonly userId: string }
   | { readonly type: 'lookupIdentity'; readonly clientId: string }
   | { readonly type: 'countKeyPackages' }
-  | { readonly type: 'createGroup'; readonly groupId: Uint8Array }
+  | { readonly type: 'createGroup'; readonly groupId: Uint8Array; readonly groupInfo: Uint8Array }
   | {
       readonly type: 'postCommit'
       readonly groupId: Uint8Array
       readonly epoch: bigint
       readonly commit: Uint8Array
       readonly welcome?: Uint8Array | undefined
+      readonly groupInfo?: Uint8Array | undefined
     }
   | { readonly type: 'postMessage'; readonly groupId: Uint8Array; readonly message: Uint8Array }
   | { readonly type: 'fetchEntries'; readonly groupId: Uint8Array; readonly afterSeq: number; readonly limit: number }
@@ -84,6 +87,8 @@ export type Request =
   | { readonly type: 'ping' }
   | { readonly type: 'fetchDeviceList'; readonly userId: string }
   | { readonly type: 'publishDeviceListEntry'; readonly entry: Uint8Array }
+  | { readonly type: 'fetchGroupInfo'; readonly groupId: Uint8Array }
+  | { readonly type: 'postProposal'; readonly groupId: Uint8Array; readonly proposal: Uint8Array }
 
 export type Response =
   | { readonly type: 'authenticate'; readonly clientId: string }
@@ -99,6 +104,8 @@ export type Response =
   | { readonly type: 'ping' }
   | { readonly type: 'fetchDeviceList'; readonly entries: readonly Uint8Array[] }
   | { readonly type: 'publishDeviceListEntry'; readonly version: number }
+  | { readonly type: 'fetchGroupInfo'; readonly groupInfo: { readonly epoch: bigint; readonly groupInfo: Uint8Array } | undefined }
+  | { readonly type: 'postProposal'; readonly seq: number }
 
 /** Every frame a client sends is a request. */
 export interface ClientFrame {
@@ -361,7 +368,7 @@ export function peekRequestId(bytes: Uint8Array): number {
 function writeEntry(w: Writer, e: ChannelEntry): void {
   w.bytes(e.groupId, 'groupId')
     .seq(e.seq, 'seq')
-    .u8(e.kind === 'commit' ? 1 : e.kind === 'application' ? 2 : kindError(e.kind))
+    .u8(e.kind === 'commit' ? 1 : e.kind === 'application' ? 2 : e.kind === 'proposal' ? 3 : kindError(e.kind))
     .u64(e.epoch, 'epoch')
     .string(e.sender, 'sender')
     .bytes(e.message, 'message')
@@ -375,11 +382,11 @@ function readEntry(r: Reader): ChannelEntry {
   const groupId = r.bytesField('groupId')
   const seq = r.seq('seq')
   const kindByte = r.u8('kind')
-  if (kindByte !== 1 && kindByte !== 2) r.fail(`entry kind ${kindByte}`)
+  if (kindByte !== 1 && kindByte !== 2 && kindByte !== 3) r.fail(`entry kind ${kindByte}`)
   const epoch = r.u64('epoch')
   const sender = r.string('sender')
   const message = r.bytesField('message')
-  return { groupId, seq, kind: kindByte === 1 ? 'commit' : 'application', epoch, sender, message }
+  return { groupId, seq, kind: kindByte === 1 ? 'commit' : kindByte === 2 ? 'application' : 'proposal', epoch, sender, message }
 }
 
 function writeWelcome(w: Writer, e: WelcomeEntry): void {
@@ -427,11 +434,16 @@ export function encodeClientFrame(requestId: number, request: Request): Uint8Arr
     case 'ping':
       return new Writer(PROTOCOL_VERSION, type, requestId, 0).finish()
     case 'createGroup':
-      return new Writer(PROTOCOL_VERSION, type, requestId).bytes(request.groupId, 'groupId').finish()
+      return new Writer(PROTOCOL_VERSION, type, requestId, 16 + request.groupId.length + request.groupInfo.length)
+        .bytes(request.groupId, 'groupId')
+        .bytes(request.groupInfo, 'groupInfo')
+        .finish()
     case 'postCommit': {
-      const w = new Writer(PROTOCOL_VERSION, type, requestId, 32 + request.groupId.length + request.commit.length + (request.welcome?.length ?? 0))
+      const size = 40 + request.groupId.length + request.commit.length + (request.welcome?.length ?? 0) + (request.groupInfo?.length ?? 0)
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, size)
       w.bytes(request.groupId, 'groupId').u64(request.epoch, 'epoch').bytes(request.commit, 'commit')
       w.optional(request.welcome, (v) => w.bytes(v, 'welcome'))
+      w.optional(request.groupInfo, (v) => w.bytes(v, 'groupInfo'))
       return w.finish()
     }
     case 'postMessage':
@@ -451,6 +463,13 @@ export function encodeClientFrame(requestId: number, request: Request): Uint8Arr
       return new Writer(PROTOCOL_VERSION, type, requestId).string(request.userId, 'userId').finish()
     case 'publishDeviceListEntry':
       return new Writer(PROTOCOL_VERSION, type, requestId, 8 + request.entry.length).bytes(request.entry, 'entry').finish()
+    case 'fetchGroupInfo':
+      return new Writer(PROTOCOL_VERSION, type, requestId).bytes(request.groupId, 'groupId').finish()
+    case 'postProposal':
+      return new Writer(PROTOCOL_VERSION, type, requestId, 16 + request.groupId.length + request.proposal.length)
+        .bytes(request.groupId, 'groupId')
+        .bytes(request.proposal, 'proposal')
+        .finish()
   }
 }
 
@@ -488,15 +507,18 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
     case 'ping':
       request = { type: name }
       break
-    case 'createGroup':
-      request = { type: name, groupId: r.bytesField('groupId') }
+    case 'createGroup': {
+      const groupId = r.bytesField('groupId')
+      request = { type: name, groupId, groupInfo: r.bytesField('groupInfo') }
       break
+    }
     case 'postCommit': {
       const groupId = r.bytesField('groupId')
       const epoch = r.u64('epoch')
       const commit = r.bytesField('commit')
       const welcome = r.optional('welcome', () => r.bytesField('welcome'))
-      request = { type: name, groupId, epoch, commit, welcome }
+      const groupInfo = r.optional('groupInfo', () => r.bytesField('groupInfo'))
+      request = { type: name, groupId, epoch, commit, welcome, groupInfo }
       break
     }
     case 'postMessage': {
@@ -521,6 +543,14 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
     case 'publishDeviceListEntry':
       request = { type: name, entry: r.bytesField('entry') }
       break
+    case 'fetchGroupInfo':
+      request = { type: name, groupId: r.bytesField('groupId') }
+      break
+    case 'postProposal': {
+      const groupId = r.bytesField('groupId')
+      request = { type: name, groupId, proposal: r.bytesField('proposal') }
+      break
+    }
   }
   r.end()
   return { requestId, request }
@@ -577,6 +607,13 @@ export function encodeResponse(requestId: number, response: Response): Uint8Arra
     }
     case 'publishDeviceListEntry':
       return new Writer(PROTOCOL_VERSION, type, requestId).u32(response.version, 'version').finish()
+    case 'fetchGroupInfo': {
+      const w = new Writer(PROTOCOL_VERSION, type, requestId, 16 + (response.groupInfo?.groupInfo.length ?? 0))
+      w.optional(response.groupInfo, (g) => w.u64(g.epoch, 'epoch').bytes(g.groupInfo, 'groupInfo'))
+      return w.finish()
+    }
+    case 'postProposal':
+      return new Writer(PROTOCOL_VERSION, type, requestId).seq(response.seq, 'seq').finish()
   }
 }
 
@@ -712,5 +749,15 @@ function readResponse(r: Reader, name: RequestName): Response {
       return { type: name, entries: r.list('entries', 4, () => r.bytesField('entry')) }
     case 'publishDeviceListEntry':
       return { type: name, version: r.u32('version') }
+    case 'fetchGroupInfo':
+      return {
+        type: name,
+        groupInfo: r.optional('groupInfo', () => {
+          const epoch = r.u64('epoch')
+          return { epoch, groupInfo: r.bytesField('groupInfo') }
+        })
+      }
+    case 'postProposal':
+      return { type: name, seq: r.seq('seq') }
   }
 }

@@ -364,7 +364,7 @@ class Connection {
         return { type: request.type, oneTime: count.oneTime, lastResort: count.lastResort }
       }
       case 'createGroup':
-        await channel.createGroup(caller, request.groupId)
+        await channel.createGroup(caller, request.groupId, { groupInfo: request.groupInfo })
         return { type: request.type }
       case 'postCommit':
         return {
@@ -372,7 +372,8 @@ class Connection {
           result: await channel.postCommit(caller, request.groupId, {
             epoch: request.epoch,
             commit: request.commit,
-            ...(request.welcome === undefined ? {} : { welcome: request.welcome })
+            ...(request.welcome === undefined ? {} : { welcome: request.welcome }),
+            ...(request.groupInfo === undefined ? {} : { groupInfo: request.groupInfo })
           })
         }
       case 'postMessage':
@@ -393,6 +394,10 @@ class Connection {
         return { type: request.type, entries: await directory.fetchDeviceList(caller, request.userId) }
       case 'publishDeviceListEntry':
         return { type: request.type, version: (await directory.publishDeviceListEntry(caller, request.entry)).version }
+      case 'fetchGroupInfo':
+        return { type: request.type, groupInfo: await channel.fetchGroupInfo(caller, request.groupId) }
+      case 'postProposal':
+        return { type: request.type, seq: (await channel.postProposal(caller, request.groupId, request.proposal)).seq }
     }
   }
 

@@ -115,9 +115,10 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
       { type: 'fetchKeyPackages', userId: 'fuzz-target' },
       { type: 'fetchWelcomes', afterSeq: 0, limit: 10 },
       { type: 'fetchEntries', groupId: a.groupId, afterSeq: 0, limit: 10 },
-      { type: 'createGroup', groupId: new Uint8Array(16).fill(0xaa) },
+      { type: 'createGroup', groupId: new Uint8Array(16).fill(0xaa), groupInfo: sampleEntry!.message },
       { type: 'postMessage', groupId: a.groupId, message: sampleEntry!.message },
       { type: 'postCommit', groupId: a.groupId, epoch: 1n, commit: sampleEntry!.message, welcome: new Uint8Array([0, 1, 0, 3]) },
+      { type: 'postCommit', groupId: a.groupId, epoch: 1n, commit: sampleEntry!.message, groupInfo: new Uint8Array([0, 1, 0, 4]) },
       { type: 'uploadKeyPackages', keyPackages: [sampleEntry!.message], lastResort: new Uint8Array([0, 1, 0, 5]) }
     ]
     const staleCreds = await credentialsFor('stale/phone')

@@ -1,6 +1,14 @@
 import { WebSocket } from 'ws'
-import { createMlsClient, signChallenge, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
-import { getCiphersuiteFromName } from '@mls/core/mls'
+import { createMlsClient, credentialFor, signChallenge, tsMlsDefaultCrypto, type Group, type MlsClient } from '@mls/core'
+import {
+  createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
+  defaultCapabilities,
+  defaultLifetime,
+  encodeMlsMessage,
+  generateKeyPackageWithKey,
+  getCiphersuiteFromName
+} from '@mls/core/mls'
 import type { ClientStore, Connection, ServerStore, SessionCredentials, Transport } from '@mls/core/interfaces'
 import { createServices, type ServiceLimits, type Services } from '@mls/server'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
@@ -165,6 +173,15 @@ export async function credentialsFor(clientId: string, register = true): Promise
 }
 
 export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
+
+/** The signed GroupInfo of a new one-member group of `creds` (what `createGroup` needs), as an MLSMessage. */
+export async function newGroupInfo(creds: { clientId: string; signaturePublicKey: Uint8Array; signaturePrivateKey: Uint8Array }, groupId: Uint8Array): Promise<Uint8Array> {
+  const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(SUITE))
+  const kp = await generateKeyPackageWithKey(credentialFor(creds.clientId), defaultCapabilities(), defaultLifetime, [], { publicKey: creds.signaturePublicKey, signKey: creds.signaturePrivateKey }, cs)
+  const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], cs)
+  const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(state, [], cs)
+  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo })
+}
 
 /** A server store that records every byte string and string handed to it (what the server stores). */
 export function recordingStore(store: ServerStore, captured: Uint8Array[]): ServerStore {

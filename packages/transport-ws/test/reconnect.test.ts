@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { errorCode } from '@mls/core'
 import type { ChannelEvent } from '@mls/core/interfaces'
-import { converged, createWsNetwork, credentialsFor, groupWith, inbox, waitFor, type WsNetwork } from './helpers.js'
+import { converged, createWsNetwork, credentialsFor, groupWith, inbox, newGroupInfo, waitFor, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 afterEach(async () => {
@@ -86,7 +86,7 @@ describe('reconnecting over real sockets', () => {
     const connection = await net.transport(link.url, { heartbeatIntervalMs: 0 }).connect(creds)
     const events: ChannelEvent['type'][] = []
     connection.channel.subscribe((e) => events.push(e.type))
-    await connection.channel.createGroup(new Uint8Array([1, 2, 3]))
+    await connection.channel.createGroup(new Uint8Array([1, 2, 3]), { groupInfo: await newGroupInfo(creds, new Uint8Array([1, 2, 3])) })
 
     link.blackhole()
     const inFlight = connection.directory.countKeyPackages()

@@ -27,7 +27,7 @@ const everyRequestButAuthenticate: Request[] = [
   { type: 'fetchKeyPackages', userId: 'alice' },
   { type: 'lookupIdentity', clientId: 'alice/phone' },
   { type: 'countKeyPackages' },
-  { type: 'createGroup', groupId: new Uint8Array([9, 9, 9]) },
+  { type: 'createGroup', groupId: new Uint8Array([9, 9, 9]), groupInfo: new Uint8Array([0, 1]) },
   { type: 'postCommit', groupId: new Uint8Array([9]), epoch: 0n, commit: new Uint8Array([0, 1]) },
   { type: 'postMessage', groupId: new Uint8Array([9]), message: new Uint8Array([0, 1]) },
   { type: 'fetchEntries', groupId: new Uint8Array([9]), afterSeq: 0, limit: 10 },

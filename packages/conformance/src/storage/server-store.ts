@@ -46,7 +46,7 @@ function keyPackage(ref: string, clientId: string, options: { notAfter?: number;
   return { ref, clientId, keyPackage: payload(`kp:${ref}`), lastResort: options.lastResort ?? false, notAfter: options.notAfter ?? FAR }
 }
 
-function entry(label: string, kind: 'commit' | 'application' = 'application', epoch = 0n, sender = 'alice/phone'): Omit<LogRecord, 'seq'> {
+function entry(label: string, kind: 'commit' | 'application' | 'proposal' = 'application', epoch = 0n, sender = 'alice/phone'): Omit<LogRecord, 'seq'> {
   return { kind, epoch, sender, message: payload(`msg:${label}`, 64), digest: `digest-${label}` }
 }
 
@@ -591,6 +591,63 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
           store = await reopen(store)
           expect(await store.readDeviceList('alice')).toEqual([payload('e1'), payload('e2')])
           expect(await store.appendDeviceListEntry('alice', 1, payload('x'))).toBe('conflict')
+        })
+      }
+    })
+
+    describe('public group state', () => {
+      const state = (label: string, epoch: bigint, withGroupInfo = true) => ({
+        epoch,
+        state: payload(`state:${label}`, 96),
+        groupInfo: withGroupInfo ? payload(`gi:${label}`, 80) : undefined
+      })
+
+      it('is written with the group and replaced by each accepted commit that carries one, atomically', async () => {
+        expect(await store.getPublicState(G)).toBeUndefined()
+        await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+        expect(await store.getGroup(G)).toEqual(group())
+        expect(await store.getPublicState(G)).toEqual(state('s0', 0n))
+        expect(await store.appendCommit(G, { ...commit(0n, 'c1'), publicState: state('s1', 1n, false) })).toMatchObject({ kind: 'accepted', seq: 1 })
+        expect(await store.getPublicState(G)).toEqual(state('s1', 1n, false))
+        expect(await store.appendCommit(G, { ...commit(0n, 'late'), publicState: state('late', 1n) })).toEqual({ kind: 'conflict', epoch: 1n })
+        expect(await store.getPublicState(G)).toEqual(state('s1', 1n, false))
+        await store.appendCommit(G, commit(1n, 'c2'))
+        expect(await store.getPublicState(G)).toEqual(state('s1', 1n, false))
+        expect(await store.createGroup({ ...group(), publicState: state('again', 0n) })).toBe(false)
+        expect(await store.getPublicState(G)).toEqual(state('s1', 1n, false))
+      })
+
+      it('returns copies and keeps none of the caller\'s arrays', async () => {
+        const given = state('s0', 0n)
+        await store.createGroup({ ...group(), publicState: given })
+        given.state.fill(0)
+        const read = await store.getPublicState(G)
+        expect(read).toEqual(state('s0', 0n))
+        read?.state.fill(0)
+        expect(await store.getPublicState(G)).toEqual(state('s0', 0n))
+      })
+
+      it('appends a proposal with the public state that holds it, in the current epoch only, once', async () => {
+        await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p1', 'proposal'), publicState: state('s0+p1', 0n, false) })).toEqual({ kind: 'accepted', seq: 1 })
+        expect(await store.getGroup(G)).toMatchObject({ epoch: 0n, lastSeq: 1 })
+        expect(await store.getPublicState(G)).toEqual(state('s0+p1', 0n, false))
+        expect((await store.readLog(G, 0, 10)).map((r) => [r.seq, r.kind, r.digest])).toEqual([[1, 'proposal', 'digest-p1']])
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p1', 'proposal'), publicState: state('again', 0n) })).toEqual({ kind: 'duplicate' })
+        expect(await store.appendProposal(G, { expectedEpoch: 1n, entry: entry('p2', 'proposal'), publicState: state('late', 1n) })).toEqual({ kind: 'conflict', epoch: 0n })
+        expect(await store.getPublicState(G)).toEqual(state('s0+p1', 0n, false))
+        expect(await store.appendCommit(G, { ...commit(0n, 'c1'), publicState: state('s1', 1n) })).toMatchObject({ kind: 'accepted', seq: 2 })
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p3', 'proposal'), publicState: state('stale', 0n) })).toEqual({ kind: 'conflict', epoch: 1n })
+        await rejectsWithCode(store.appendProposal('ffff', { expectedEpoch: 0n, entry: entry('p4', 'proposal'), publicState: state('x', 0n) }), 'UNKNOWN_GROUP')
+      })
+
+      if (init.reopen !== undefined) {
+        const reopen = init.reopen
+        it('survives a reopen', async () => {
+          await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+          await store.appendCommit(G, { ...commit(0n, 'c1'), publicState: state('s1', 1n) })
+          store = await reopen(store)
+          expect(await store.getPublicState(G)).toEqual(state('s1', 1n))
         })
       }
     })

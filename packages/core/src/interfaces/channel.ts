@@ -5,8 +5,12 @@ export interface ChannelEntry {
   readonly groupId: Uint8Array
   /** Position in the group's log, starting at 1, without gaps. */
   readonly seq: number
-  /** `commit` for handshake messages the channel ordered, `application` otherwise. */
-  readonly kind: 'commit' | 'application'
+  /**
+   * `commit` for the commits the channel ordered, `proposal` for standalone
+   * proposals (PublicMessages, valid until the next commit), `application`
+   * otherwise.
+   */
+  readonly kind: 'commit' | 'application' | 'proposal'
   /** The epoch the message was sent in. */
   readonly epoch: bigint
   /** The authenticated client that posted it. */
@@ -60,17 +64,29 @@ export type ChannelEvent =
  * `PAYLOAD_TOO_LARGE`, `TRANSPORT_*`.
  */
 export interface GroupChannelClient {
-  /** Create a group whose only member is the caller, at epoch 0. */
-  createGroup(groupId: Uint8Array, options?: AbortOptions): Promise<void>
+  /**
+   * Create a group whose only member is the caller, at epoch 0. `groupInfo`
+   * is the creator's signed GroupInfo (an `mls_group_info` MLSMessage with the
+   * `ratchet_tree` extension): the channel's public state of the group.
+   */
+  createGroup(groupId: Uint8Array, request: { groupInfo: Uint8Array }, options?: AbortOptions): Promise<void>
   /**
    * Post a commit (a PublicMessage) for `epoch`, with the Welcome for the
-   * members it adds. Accepted only if `epoch` is the group's current epoch.
+   * members it adds and, optionally, the committer's signed GroupInfo for the
+   * new epoch. Accepted only if `epoch` is the group's current epoch and the
+   * channel verifies the commit against its public state of the group.
    */
   postCommit(
     groupId: Uint8Array,
-    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array },
+    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
     options?: AbortOptions
   ): Promise<PostCommitResult>
+  /**
+   * Post a standalone proposal (a PublicMessage for the current epoch; the
+   * channel accepts Remove proposals, e.g. a member's own removal to leave),
+   * which the next commit may include by reference.
+   */
+  postProposal(groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
   /** Post an application message (a PrivateMessage). */
   postMessage(groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
   /** Entries after `afterSeq` that the caller may read, in order, at most `limit` (default 500). */
@@ -79,6 +95,14 @@ export interface GroupChannelClient {
     afterSeq: number,
     options?: AbortOptions & { limit?: number }
   ): Promise<ChannelEntry[]>
+  /**
+   * The group's latest signed GroupInfo (an `mls_group_info` MLSMessage with
+   * the ratchet tree and `external_pub`) and its epoch, to rejoin by an
+   * external commit; `undefined` when the channel holds none for the current
+   * epoch. Only for a device in the group's roster, or one the server's
+   * policy lets join (`NOT_A_MEMBER`).
+   */
+  fetchGroupInfo(groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined>
   /** The caller's Welcomes after `afterSeq`, in order. */
   fetchWelcomes(afterSeq: number, options?: AbortOptions & { limit?: number }): Promise<WelcomeEntry[]>
   /** Receive pushed events. Returns a function that unsubscribes. */

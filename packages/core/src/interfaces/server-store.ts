@@ -57,7 +57,7 @@ export interface GroupRecord {
 /** One entry of a group's log, as stored. */
 export interface LogRecord {
   readonly seq: number
-  readonly kind: 'commit' | 'application'
+  readonly kind: 'commit' | 'application' | 'proposal'
   readonly epoch: bigint
   readonly sender: ClientId
   readonly message: Uint8Array
@@ -73,10 +73,33 @@ export interface WelcomeRecord {
   readonly commitSeq: number
 }
 
+/**
+ * The public state the channel keeps for a group (docs/server.md): what it
+ * verifies the next commit against, and the GroupInfo it hands to external
+ * joiners. Adapters store the bytes as given.
+ */
+export interface PublicStateRecord {
+  /** The epoch the state is for (the group's epoch). */
+  readonly epoch: bigint
+  /** The encoded public state (`encodePublicGroupState` of `@mls/core/public-group`). */
+  readonly state: Uint8Array
+  /** The latest signed GroupInfo for this epoch (an encoded MLSMessage), if one was uploaded. */
+  readonly groupInfo: Uint8Array | undefined
+}
+
+/** A group to create, with its public state at epoch 0. */
+export type NewGroupRecord = GroupRecord & { readonly publicState?: PublicStateRecord }
+
 /** Outcome of `appendCommit`. */
 export type AppendCommitResult =
   | { readonly kind: 'accepted'; readonly seq: number; readonly welcomeSeqs: readonly { clientId: ClientId; seq: number }[] }
   | { readonly kind: 'conflict'; readonly epoch: bigint }
+
+/** Outcome of `appendProposal`. */
+export type AppendProposalResult =
+  | { readonly kind: 'accepted'; readonly seq: number }
+  | { readonly kind: 'conflict'; readonly epoch: bigint }
+  | { readonly kind: 'duplicate' }
 
 /** Outcome of `appendMessage`. */
 export type AppendMessageResult = { readonly kind: 'accepted'; readonly seq: number } | { readonly kind: 'duplicate' }
@@ -144,8 +167,8 @@ export interface ServerStore {
   /** The client a KeyPackage ref was served for by `consumeKeyPackage`; `undefined` for refs never served. */
   lookupServedKeyPackage(ref: string, options?: AbortOptions): Promise<ClientId | undefined>
 
-  /** Create a group; `false` when it exists. */
-  createGroup(group: GroupRecord, options?: AbortOptions): Promise<boolean>
+  /** Create a group (with its public state when given); `false` when it exists. */
+  createGroup(group: NewGroupRecord, options?: AbortOptions): Promise<boolean>
   getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined>
   /**
    * If the group's epoch is still `expectedEpoch`: append `entry` at
@@ -153,8 +176,9 @@ export interface ServerStore {
    * access (windows given with `fromSeq`/`untilSeq` of `-1` mean "this
    * entry's seq"), and put each Welcome in its recipient's mailbox with
    * `commitSeq` set to the entry's seq; `welcomeSeqs` lists the mailbox seq
-   * of each Welcome, in the order given. Otherwise `conflict` with the
-   * current epoch, and nothing changes.
+   * of each Welcome, in the order given. When `publicState` is given it
+   * replaces the group's public state in the same transaction. Otherwise
+   * `conflict` with the current epoch, and nothing changes.
    */
   appendCommit(
     groupId: GroupIdHex,
@@ -164,6 +188,7 @@ export interface ServerStore {
       roster: readonly RosterEntry[]
       access: readonly AccessWindow[]
       welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+      publicState?: PublicStateRecord
     },
     options?: AbortOptions
   ): Promise<AppendCommitResult>
@@ -200,4 +225,21 @@ export interface ServerStore {
 
   /** Release resources. Idempotent. Later calls reject with `STORAGE_CLOSED`. */
   close(): Promise<void>
+
+  // Public group state (issue 9): written by `createGroup` and `appendCommit`.
+
+  /** The group's public state as last written; `undefined` for an unknown group or one created without it. */
+  getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined>
+  /**
+   * If the group's epoch is still `expectedEpoch` and the entry's digest is
+   * not in its log: append `entry` (kind `proposal`) at `lastSeq + 1` and
+   * replace the public state (which now holds the proposal), in one
+   * transaction; the epoch does not change. Otherwise `conflict` with the
+   * current epoch or `duplicate`, and nothing changes.
+   */
+  appendProposal(
+    groupId: GroupIdHex,
+    proposal: { expectedEpoch: bigint; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
+    options?: AbortOptions
+  ): Promise<AppendProposalResult>
 }

@@ -154,12 +154,16 @@ export function faultyTransport(inner: Transport, random: Random, faults: () => 
         uploadKeyPackages: request(d.uploadKeyPackages.bind(d)),
         fetchKeyPackages: request(d.fetchKeyPackages.bind(d)),
         lookupIdentity: request(d.lookupIdentity.bind(d)),
-        countKeyPackages: request(d.countKeyPackages.bind(d))
+        countKeyPackages: request(d.countKeyPackages.bind(d)),
+        fetchDeviceList: request(d.fetchDeviceList.bind(d)),
+        publishDeviceListEntry: request(d.publishDeviceListEntry.bind(d))
       }
       const channel: GroupChannelClient = {
         createGroup: request(c.createGroup.bind(c)),
         postCommit: request(c.postCommit.bind(c)),
         postMessage: request(c.postMessage.bind(c)),
+        postProposal: request(c.postProposal.bind(c)),
+        fetchGroupInfo: request(c.fetchGroupInfo.bind(c)),
         fetchEntries: request(c.fetchEntries.bind(c)),
         fetchWelcomes: request(c.fetchWelcomes.bind(c)),
         subscribe: (listener: (event: ChannelEvent) => void) =>

@@ -11,7 +11,7 @@ import { ratchetTreeFromExtension, signGroupInfo, verifyGroupInfoSignature, } fr
 import { makeKeyPackageRef } from "ts-mls/keyPackage.js";
 import { initializeEpoch } from "ts-mls/keySchedule.js";
 import { protect } from "ts-mls/messageProtection.js";
-import { protectPublicMessage } from "ts-mls/messageProtectionPublic.js";
+import { protectPublicMessage } from "./messageProtectionPublic.js";
 import { getCommitSecret, pathToPathSecrets } from "ts-mls/pathSecrets.js";
 import { mergePrivateKeyPaths, updateLeafKey, toPrivateKeyPath } from "ts-mls/privateKeyPath.js";
 import { addLeafNode, ratchetTreeEncoder, getCredentialFromLeafIndex, getSignaturePublicKeyFromLeafIndex, removeLeafNode, } from "ts-mls/ratchetTree.js";

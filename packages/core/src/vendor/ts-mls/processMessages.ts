@@ -9,7 +9,7 @@ import { verifyConfirmationTag } from "ts-mls/framedContent.js";
 import { acceptAll } from "ts-mls/incomingMessageAction.js";
 import { initializeEpoch } from "ts-mls/keySchedule.js";
 import { unprotectPrivateMessage } from "ts-mls/messageProtection.js";
-import { unprotectPublicMessage } from "ts-mls/messageProtectionPublic.js";
+import { unprotectPublicMessage } from "./messageProtectionPublic.js";
 import { CryptoVerificationError, InternalError, ValidationError } from "ts-mls/mlsError.js";
 import { pathToRoot } from "ts-mls/pathSecrets.js";
 import { mergePrivateKeyPaths, toPrivateKeyPath } from "ts-mls/privateKeyPath.js";

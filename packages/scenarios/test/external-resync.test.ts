@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest'
+import { createExternalRejoin, credentialFor, equalBytes, signChallenge } from '@mls/core'
+import {
+  decodeMlsMessage,
+  defaultCapabilities,
+  defaultClientConfig,
+  defaultLifetime,
+  emptyPskIndex,
+  encodeMlsMessage,
+  generateKeyPackageWithKey,
+  getCiphersuiteFromName,
+  createProposal,
+  joinGroup
+} from '@mls/core/mls'
+import { converged, createTestNetwork, groupWith, providerCases, waitFor } from '../src/index.js'
+
+const [defaultCase] = providerCases()
+const { crypto, ciphersuite } = defaultCase!
+
+describe('a member resyncs by external commit', () => {
+  it('the channel orders it and every client processes it: same epoch authenticator, the group stays active', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const [alice, carol] = await Promise.all(['alice', 'carol'].map((u) => net.client(u)))
+    await carol!.publishKeyPackages({ count: 1 })
+    const [a, c] = await groupWith(alice!, [carol!])
+    // Dave is a device outside MlsClient (his state is his own to lose); alice adds him.
+    const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(ciphersuite))
+    const keys = await cs.signature.keygen()
+    const dave = 'dave/phone'
+    const connection = await net.transport.connect({
+      clientId: dave,
+      signaturePublicKey: keys.publicKey,
+      ciphersuite,
+      register: true,
+      signChallenge: (challenge) => signChallenge(challenge, dave, keys.signKey, cs)
+    })
+    const kp = await generateKeyPackageWithKey(credentialFor(dave), defaultCapabilities(), defaultLifetime, [], keys, cs)
+    await connection.directory.uploadKeyPackages({ keyPackages: [encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })] })
+    await alice!.addUsers(a, ['dave'])
+    await converged([a, c], 2n)
+    const [welcome] = await connection.channel.fetchWelcomes(0)
+    const decoded = decodeMlsMessage(welcome!.welcome, 0)?.[0]
+    if (decoded?.wireformat !== 'mls_welcome') throw new Error('expected a Welcome')
+    await joinGroup(decoded.welcome, kp.publicPackage, kp.privatePackage, emptyPskIndex, cs)
+
+    // Dave loses his state and rejoins from the channel's GroupInfo.
+    const fetched = await connection.channel.fetchGroupInfo(a.groupId)
+    expect(fetched?.epoch).toBe(2n)
+    const rejoin = await createExternalRejoin(fetched!.groupInfo, { credential: credentialFor(dave), signatureKeys: keys, cs, clientConfig: defaultClientConfig, resync: true })
+    expect(await connection.channel.postCommit(a.groupId, { epoch: rejoin.epoch, commit: rejoin.commit, groupInfo: rejoin.groupInfo })).toMatchObject({ kind: 'accepted', epoch: 3n })
+    await converged([a, c], 3n)
+    expect(equalBytes(a.epochAuthenticator(), rejoin.state.keySchedule.epochAuthenticator)).toBe(true)
+    expect(a.members().map((m) => m.clientId).sort()).toEqual(['alice/phone', 'carol/phone', 'dave/phone'])
+    // The group goes on: an honest commit after the resync is applied by everyone.
+    await c.update()
+    await converged([a, c], 4n)
+    await waitFor(() => a.status === 'active' && c.status === 'active', 'both to stay active')
+    await connection.close()
+  })
+
+  it('a standalone proposal reaches every client as a channel entry; clients that do not handle proposals yet skip it and stay active', async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const [alice, carol] = await Promise.all(['alice', 'carol'].map((u) => net.client(u)))
+    await carol!.publishKeyPackages({ count: 1 })
+    const [a, c] = await groupWith(alice!, [carol!])
+    const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(ciphersuite))
+    const keys = await cs.signature.keygen()
+    const dave = 'dave/phone'
+    const connection = await net.transport.connect({
+      clientId: dave,
+      signaturePublicKey: keys.publicKey,
+      ciphersuite,
+      register: true,
+      signChallenge: (challenge) => signChallenge(challenge, dave, keys.signKey, cs)
+    })
+    const kp = await generateKeyPackageWithKey(credentialFor(dave), defaultCapabilities(), defaultLifetime, [], keys, cs)
+    await connection.directory.uploadKeyPackages({ keyPackages: [encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })] })
+    await alice!.addUsers(a, ['dave'])
+    await converged([a, c], 2n)
+    const [welcome] = await connection.channel.fetchWelcomes(0)
+    const decoded = decodeMlsMessage(welcome!.welcome, 0)?.[0]
+    if (decoded?.wireformat !== 'mls_welcome') throw new Error('expected a Welcome')
+    const state = await joinGroup(decoded.welcome, kp.publicPackage, kp.privatePackage, emptyPskIndex, cs)
+    // Dave leaves: he proposes his own removal.
+    const rejected = [a.once('message:rejected'), c.once('message:rejected')]
+    const leave = await createProposal(state, true, { proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }, cs)
+    const { seq } = await connection.channel.postProposal(a.groupId, encodeMlsMessage(leave.message))
+    await Promise.all(rejected)
+    await waitFor(() => a.cursor === seq && c.cursor === seq, 'both clients to move past the proposal')
+    expect([a.status, c.status]).toEqual(['active', 'active'])
+    await c.update()
+    await converged([a, c], 3n)
+    await connection.close()
+  })
+})
