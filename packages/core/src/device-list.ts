@@ -30,7 +30,9 @@ const HASH_BYTES = 32
 
 /** A device as its user's list names it. */
 export interface ListedDevice {
+  /** The device's client id, `user/device`. */
   readonly clientId: ClientId
+  /** The device's signature key. */
   readonly signaturePublicKey: Uint8Array
   /** Ciphersuite name of the signature key. */
   readonly ciphersuite: string
@@ -41,11 +43,13 @@ export type DeviceListAction = 'claim' | 'add' | 'remove'
 
 /** One entry of a user's device list, decoded. */
 export interface DeviceListEntry {
+  /** The user whose list this is. */
   readonly userId: string
   /** Position in the chain, from 1. */
   readonly version: number
   /** SHA-256 of the previous encoded entry; empty for version 1. */
   readonly previous: Uint8Array
+  /** What the entry does. */
   readonly action: DeviceListAction
   /** The device claimed, added or removed. */
   readonly device: ListedDevice
@@ -63,7 +67,9 @@ export interface DeviceListEntry {
 
 /** A new device's request to be linked: produced on the new device, carried to an existing one (a QR code, say). */
 export interface DeviceLinkRequest {
+  /** The user the device joins. */
   readonly userId: string
+  /** The new device. */
   readonly device: ListedDevice
   /** The new device's SignWithLabel signature (label `DEVICE_LINK_LABEL`) over the request. */
   readonly signature: Uint8Array
@@ -71,6 +77,7 @@ export interface DeviceLinkRequest {
 
 /** A device list whose every entry verified. */
 export interface VerifiedDeviceList {
+  /** The user whose list this is. */
   readonly userId: string
   /** Number of entries; 0 for a user with no list. */
   readonly version: number
@@ -80,6 +87,7 @@ export interface VerifiedDeviceList {
   readonly devices: readonly ListedDevice[]
   /** Every device the list ever held, removed ones included, sorted by client id. */
   readonly history: readonly ListedDevice[]
+  /** The decoded entries, oldest first. */
   readonly entries: readonly DeviceListEntry[]
   /** SHA-256 of each encoded entry, in order. */
   readonly hashes: readonly Uint8Array[]
@@ -398,8 +406,11 @@ export async function verifyDeviceList(
 
 /** The listed device that signs new entries, with its private key. */
 export interface DeviceSigner {
+  /** The signing device, as listed. */
   readonly device: ListedDevice
+  /** Its private signature key. */
   readonly signaturePrivateKey: Uint8Array
+  /** The ciphersuite implementation to sign with. */
   readonly cs: CiphersuiteImpl
 }
 
@@ -519,4 +530,5 @@ export function extendsDeviceList(list: Pick<VerifiedDeviceList, 'version' | 'ha
   return equalBytes(list.hashes[earlier.version - 1]!, earlier.head)
 }
 
-export { HASH_BYTES as DEVICE_LIST_HASH_BYTES }
+/** Length in bytes of a device-list entry hash (the `previous` and `head` fields). */
+export const DEVICE_LIST_HASH_BYTES = HASH_BYTES

@@ -9,7 +9,7 @@ import type {
   ServerStore,
   WelcomeEntry
 } from '@mls/core/interfaces'
-import { ServiceError, clientIdFromCredential, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
+import { ServiceError, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
 import type { CiphersuiteImpl } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
 import { SERVER_SENDER, type ChannelService, type ExternalJoinPolicy, type FetchOptions, type InstanceBus, type InstanceNotice } from './services.js'
@@ -173,11 +173,11 @@ export function createChannelService(deps: {
     if (read.epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
     if (request.welcome !== undefined) throw new ServiceError('WELCOME_INVALID', 'An external commit adds nobody, so it has no Welcome')
     const loaded = await publicStates.load(group, options)
-    const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, options) }).catch((error: unknown) => {
+    const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, validator, options) }).catch((error: unknown) => {
       throw asServiceError(error)
     })
     const refuse = (message: string): ServiceError => new ServiceError('INVALID_MESSAGE', message, { details: { reason: 'invalid-external-commit' } })
-    if (clientIdFromCredential(verified.committerNewLeafNode.credential) !== caller) throw refuse("The external commit's leaf node does not name the caller")
+    if (validator.clientIdFromCredential(verified.committerNewLeafNode.credential) !== caller) throw refuse("The external commit's leaf node does not name the caller")
     const removedLeaves = verified.removed.map((r) => r.leafIndex)
     if (own !== undefined && (removedLeaves.length !== 1 || removedLeaves[0] !== own.leafIndex)) {
       throw refuse(`A resync by ${caller} must remove exactly its own leaf ${own.leafIndex}`)
@@ -238,7 +238,7 @@ export function createChannelService(deps: {
       checkBytes(request?.groupInfo, 'groupInfo')
       checkSize(request.groupInfo, limits.maxHandshakeBytes, 'The GroupInfo')
       const groupHex = toHex(groupId)
-      const publicState = await initialPublicState(caller, groupId, request.groupInfo, { store, suites, options })
+      const publicState = await initialPublicState(caller, groupId, request.groupInfo, { store, suites, validator, options })
       throwIfAborted(options?.signal)
       const created = await store.createGroup(
         {
@@ -295,7 +295,7 @@ export function createChannelService(deps: {
         }
         // Verify the commit as a public group does, before anything else reads its proposals.
         const loaded = await publicStates.load(group, options)
-        const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, options) }).catch((error: unknown) => {
+        const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, validator, options) }).catch((error: unknown) => {
           throw asServiceError(error)
         })
         const change = await applyToRoster(group, committer, verified.proposals.map((p) => p.proposal), {
@@ -305,7 +305,7 @@ export function createChannelService(deps: {
         })
         for (const { leafIndex, keyPackage } of verified.added) {
           const entry = change.roster.find((e) => e.leafIndex === leafIndex)
-          if (entry === undefined || entry.clientId !== clientIdFromCredential(keyPackage.leafNode.credential)) {
+          if (entry === undefined || entry.clientId !== validator.clientIdFromCredential(keyPackage.leafNode.credential)) {
             throw new ServiceError('INTERNAL', `The roster and the ratchet tree disagree on leaf ${leafIndex}`)
           }
         }

@@ -1,5 +1,5 @@
 import type { AccessWindow, ClientId, GroupRecord, RosterEntry } from '@mls/core/interfaces'
-import { ServiceError, clientIdFromCredential, equalBytes, toHex, type CredentialValidator } from '@mls/core'
+import { ServiceError, equalBytes, toHex, type CredentialValidator } from '@mls/core'
 import { makeKeyPackageRef, type Commit, type KeyPackage, type Proposal, type PublicMessage } from '@mls/core/mls'
 import { decodeMessage, type Suites } from './suites.js'
 

@@ -67,6 +67,7 @@ export interface ServiceLimits {
   readonly oneTimeKeyPackageBurst: number
 }
 
+/** The limits a server uses where `ServicesInit.limits` gives none. */
 export const defaultServiceLimits: ServiceLimits = Object.freeze({
   fetchesPerMinute: 60,
   fetchBurst: 120,

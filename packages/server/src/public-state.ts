@@ -1,5 +1,5 @@
 import type { AbortOptions, ClientId, GroupRecord, PublicStateRecord, ServerStore } from '@mls/core/interfaces'
-import { MlsToolkitError, ServiceError, clientIdFromCredential, equalBytes } from '@mls/core'
+import { MlsToolkitError, ServiceError, equalBytes, type CredentialValidator } from '@mls/core'
 import type { AuthenticationService, CiphersuiteImpl, GroupInfo } from '@mls/core/mls'
 import {
   checkGroupInfo,
@@ -27,14 +27,14 @@ export function asServiceError(error: unknown): unknown {
 }
 
 /**
- * The AuthenticationService of the channel: a credential is valid when it is
- * a basic credential naming a client the Directory registered with exactly
- * this signature key.
+ * The AuthenticationService of the channel: a credential is valid when the
+ * server's credential validator accepts it and it names a client the
+ * Directory registered with exactly this signature key.
  */
-export function directoryAuthService(store: ServerStore, options: AbortOptions | undefined): AuthenticationService {
+export function directoryAuthService(store: ServerStore, validator: CredentialValidator, options: AbortOptions | undefined): AuthenticationService {
   return {
     async validateCredential(credential, signaturePublicKey) {
-      const clientId = clientIdFromCredential(credential)
+      const clientId = validator.clientIdFromCredential(credential)
       if (clientId === undefined) return false
       const identity = await store.getIdentity(clientId, options)
       return identity !== undefined && equalBytes(identity.signaturePublicKey, signaturePublicKey)
@@ -66,7 +66,7 @@ export async function initialPublicState(
   caller: ClientId,
   groupId: Uint8Array,
   groupInfoBytes: Uint8Array,
-  deps: { store: ServerStore; suites: Suites; options: AbortOptions | undefined }
+  deps: { store: ServerStore; suites: Suites; validator: CredentialValidator; options: AbortOptions | undefined }
 ): Promise<PublicStateRecord> {
   const groupInfo = readGroupInfo(groupInfoBytes, deps.suites)
   const refuse = (message: string): ServiceError => new ServiceError('INVALID_MESSAGE', message, { details: { reason: 'invalid-group-info' } })
@@ -76,12 +76,12 @@ export async function initialPublicState(
   const cs = await deps.suites.impl(context.cipherSuite)
   let state: PublicGroupState
   try {
-    state = await publicGroupFromGroupInfo(groupInfo, cs, { authService: directoryAuthService(deps.store, deps.options) })
+    state = await publicGroupFromGroupInfo(groupInfo, cs, { authService: directoryAuthService(deps.store, deps.validator, deps.options) })
   } catch (error) {
     throw asServiceError(error)
   }
   const members = publicGroupMembers(state)
-  if (members.length !== 1 || members[0]?.leafIndex !== 0 || clientIdFromCredential(members[0].leafNode.credential) !== caller) {
+  if (members.length !== 1 || members[0]?.leafIndex !== 0 || deps.validator.clientIdFromCredential(members[0].leafNode.credential) !== caller) {
     throw refuse("A new group's tree has exactly one leaf, leaf 0, holding the creator")
   }
   return { epoch: 0n, state: encodePublicGroupState(state), groupInfo: groupInfoBytes.slice() }

@@ -62,13 +62,32 @@ export interface ServicesInit {
    * server remove devices list its public key in their `external_senders`
    * extension. Its algorithm must be the groups' signature algorithm.
    */
-  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array }
+  externalSender?: {
+    /** The public key groups list in `external_senders`. */
+    readonly signaturePublicKey: Uint8Array
+    /** The private key the server signs its proposals with. */
+    readonly signaturePrivateKey: Uint8Array
+  }
 }
 
 /** What one instance appended, as told to the others (after the store call resolved, so after its commit). */
 export type InstanceNotice =
-  | { readonly type: 'entry'; readonly groupId: string; readonly seq: number }
-  | { readonly type: 'welcome'; readonly clientId: ClientId; readonly seq: number }
+  | {
+      /** A log entry was appended to a group. */
+      readonly type: 'entry'
+      /** The group, hex. */
+      readonly groupId: string
+      /** The entry's log seq. */
+      readonly seq: number
+    }
+  | {
+      /** A Welcome was put in a client's mailbox. */
+      readonly type: 'welcome'
+      /** The mailbox owner. */
+      readonly clientId: ClientId
+      /** The Welcome's mailbox seq. */
+      readonly seq: number
+    }
 
 /**
  * Fan-out between server instances that share one store. `publish` is called
@@ -77,16 +96,23 @@ export type InstanceNotice =
  * effort: a client that misses a push catches up from its cursor.
  */
 export interface InstanceBus {
+  /** Tell the other instances (called after the append committed). */
   publish(notice: InstanceNotice): void
+  /** Receive the other instances' notices; returns the unsubscribe function. */
   subscribe(listener: (notice: InstanceNotice) => void): () => void
 }
 
 /** A new identity asking to be registered, as `AuthenticationHook.authorizeRegistration` sees it. */
 export interface RegistrationRequest {
+  /** The client id to register (`user/device`). */
   readonly clientId: ClientId
+  /** Its user part. */
   readonly userId: string
+  /** Its device part. */
   readonly deviceId: string
+  /** The signature key the identity is bound to. */
   readonly signaturePublicKey: Uint8Array
+  /** Ciphersuite name of the signature key. */
   readonly ciphersuite: string
   /** The network source the transport reports (an IP address for WebSocket), when it knows one. */
   readonly source: string | undefined
@@ -94,9 +120,13 @@ export interface RegistrationRequest {
 
 /** A device claiming a user id (the first entry of the user's device list). */
 export interface ClaimRequest {
+  /** The user id claimed. */
   readonly userId: string
+  /** The claiming device. */
   readonly clientId: ClientId
+  /** The device's registered signature key. */
   readonly signaturePublicKey: Uint8Array
+  /** Ciphersuite name of the signature key. */
   readonly ciphersuite: string
   /**
    * The app's proof the client attached to its claim (`MlsClientInit.claimProof`),
@@ -128,7 +158,9 @@ export type ExternalJoinPolicy = (request: { caller: ClientId; groupId: Uint8Arr
 
 /** The identity a connection presents (the data of `SessionCredentials`, without the signer). */
 export interface PresentedCredentials {
+  /** The client id the connection claims. */
   readonly clientId: ClientId
+  /** The signature key it signs the challenge with. */
   readonly signaturePublicKey: Uint8Array
   /** Ciphersuite name of the signature key. */
   readonly ciphersuite: string
@@ -223,7 +255,7 @@ export interface DirectoryService {
    * `AuthenticationHook.authorizeClaim`. Errors `DEVICE_LIST_INVALID`,
    * `DEVICE_LIST_CONFLICT` (not the next version), `CLAIM_REFUSED`.
    */
-  publishDeviceListEntry(caller: ClientId, entry: Uint8Array, options?: AbortOptions): Promise<{ version: number }>
+  publishDeviceListEntry(caller: ClientId, entry: Uint8Array, options?: AbortOptions): Promise<{ /** The list's new version (its number of entries). */ version: number }>
 }
 
 /**
@@ -291,7 +323,7 @@ export interface ChannelService {
    * `INVALID_MESSAGE` (`details.reason`), `WRONG_EPOCH`, `REPLAYED_MESSAGE`,
    * `PAYLOAD_TOO_LARGE`.
    */
-  postProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
+  postProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ /** The proposal's log seq. */ seq: number }>
   /**
    * Append an application message: an `mls_private_message` with content
    * type application for this group, from a current member, for an epoch in
@@ -299,7 +331,7 @@ export interface ChannelService {
    * `NOT_A_MEMBER`, `INVALID_MESSAGE`, `WRONG_EPOCH`, `REPLAYED_MESSAGE`
    * (same bytes already in the log), `PAYLOAD_TOO_LARGE`.
    */
-  postMessage(caller: ClientId, groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
+  postMessage(caller: ClientId, groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ /** The message's log seq. */ seq: number }>
   /**
    * Entries with `seq > afterSeq` inside the caller's access windows, in
    * order: a member reads from the commit that added it (exclusive); a
@@ -328,7 +360,7 @@ export interface ChannelService {
    * remove exactly that device's own leaf (resync), from any other device
    * (allowed by the policy) it removes nobody.
    */
-  fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined>
+  fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{ /** The epoch the GroupInfo is for. */ epoch: bigint; /** The signed GroupInfo, an encoded MLSMessage. */ groupInfo: Uint8Array } | undefined>
   /**
    * Server-initiated removal (e.g. of a deleted device): as the external
    * sender `externalSender`, propose the removal of `clientId`'s leaf in the
@@ -340,13 +372,16 @@ export interface ChannelService {
    * `external_senders`; `UNKNOWN_GROUP`. Not reachable over the transport: an
    * administrative call of the server application.
    */
-  proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{ seq: number } | undefined>
+  proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{ /** The proposal's log seq. */ seq: number } | undefined>
 }
 
 /** The Directory and the Group Channel, independent of any transport. */
 export interface Services {
+  /** Connection authentication (challenge signatures, registration). */
   readonly auth: AuthService
+  /** The Directory: identities, KeyPackages, device lists. */
   readonly directory: DirectoryService
+  /** The Group Channel: groups, their logs and Welcomes. */
   readonly channel: ChannelService
   /**
    * Push: `listener` is called (synchronously, in log order per group) for

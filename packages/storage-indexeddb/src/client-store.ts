@@ -11,6 +11,7 @@ export const INDEXEDDB_CLIENT_STORE_SCHEMA_VERSION = 1
 
 const ENTRIES = 'entries'
 
+/** What `openIndexedDbClientStore` needs. */
 export interface IndexedDbClientStoreInit {
   /** The IndexedDB database name (one per client on an origin). */
   name: string

@@ -5,9 +5,24 @@ import { checkIdentifier } from './database.js'
 
 /** What one server instance appended (the shape `@mls/server`'s `InstanceBus` carries). */
 export type InstanceNotice =
-  | { readonly type: 'entry'; readonly groupId: string; readonly seq: number }
-  | { readonly type: 'welcome'; readonly clientId: string; readonly seq: number }
+  | {
+      /** A log entry was appended to a group. */
+      readonly type: 'entry'
+      /** The group, hex. */
+      readonly groupId: string
+      /** The entry's log seq. */
+      readonly seq: number
+    }
+  | {
+      /** A Welcome was put in a client's mailbox. */
+      readonly type: 'welcome'
+      /** The mailbox owner. */
+      readonly clientId: string
+      /** The Welcome's mailbox seq. */
+      readonly seq: number
+    }
 
+/** What `postgresInstanceBus` needs. */
 export interface PostgresInstanceBusInit {
   /** The database the instances share (the store's). */
   connectionString: string
@@ -17,13 +32,24 @@ export interface PostgresInstanceBusInit {
   onStateChange?: (state: 'listening' | 'reconnecting', error?: unknown) => void
 }
 
+/** An `InstanceBus` (of `@mls/server`) over PostgreSQL LISTEN/NOTIFY, with stats and `close`. */
 export interface PostgresInstanceBus {
   /** This instance's id, carried in its notices so that it ignores its own. */
   readonly instanceId: string
+  /** Tell the other instances (one `pg_notify`, after the append committed). */
   publish(notice: InstanceNotice): void
+  /** Receive the other instances' notices; returns the unsubscribe function. */
   subscribe(listener: (notice: InstanceNotice) => void): () => void
   /** Notices published and received so far (for tests and metrics). */
-  stats(): { published: number; received: number; publishFailures: number }
+  stats(): {
+    /** Notices this instance published. */
+    published: number
+    /** Notices received from other instances. */
+    received: number
+    /** Publishes that failed (the clients catch up from their cursors). */
+    publishFailures: number
+  }
+  /** Stop listening and close the connections. */
   close(): Promise<void>
 }
 

@@ -20,6 +20,7 @@ import { StorageError, equalBytes } from '@mls/core'
 import { Database, bytesIn, bytesOut, checkIdentifier, invalid, type PostgresConnectionInit, type Queryable } from './database.js'
 import { migrate } from './schema.js'
 
+/** What `openPostgresServerStore` needs: the connection, the schema and a name for logs. */
 export type PostgresServerStoreInit = PostgresConnectionInit
 
 type NewLogEntry = Omit<LogRecord, 'seq'>

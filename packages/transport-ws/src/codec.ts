@@ -29,22 +29,37 @@ export const CloseCode = {
   heartbeatLost: 4006
 } as const
 
+/** Request frame types (client to server); the response to type `t` is `t | RESPONSE_BIT`. */
 export const RequestType = {
+  /** AUTHENTICATE: sign this connection's challenge (docs/protocol.md). */
   authenticate: 0x01,
+  /** UPLOAD_KEY_PACKAGES. */
   uploadKeyPackages: 0x02,
+  /** FETCH_KEY_PACKAGES. */
   fetchKeyPackages: 0x03,
+  /** LOOKUP_IDENTITY. */
   lookupIdentity: 0x04,
+  /** COUNT_KEY_PACKAGES. */
   countKeyPackages: 0x05,
+  /** CREATE_GROUP (with the creator's GroupInfo). */
   createGroup: 0x06,
+  /** POST_COMMIT. */
   postCommit: 0x07,
+  /** POST_MESSAGE. */
   postMessage: 0x08,
+  /** FETCH_ENTRIES. */
   fetchEntries: 0x09,
+  /** FETCH_WELCOMES. */
   fetchWelcomes: 0x0a,
+  /** PING. */
   ping: 0x0b,
+  /** FETCH_GROUP_INFO (issue 9). */
   fetchGroupInfo: 0x0c,
+  /** POST_PROPOSAL (issue 9). */
   postProposal: 0x0d,
-  // device lists (issue 8)
+  /** FETCH_DEVICE_LIST (issue 8). */
   fetchDeviceList: 0x20,
+  /** PUBLISH_DEVICE_LIST_ENTRY (issue 8). */
   publishDeviceListEntry: 0x21
 } as const
 
@@ -85,10 +100,32 @@ export type Request =
   | { readonly type: 'fetchEntries'; readonly groupId: Uint8Array; readonly afterSeq: number; readonly limit: number }
   | { readonly type: 'fetchWelcomes'; readonly afterSeq: number; readonly limit: number }
   | { readonly type: 'ping' }
-  | { readonly type: 'fetchDeviceList'; readonly userId: string }
-  | { readonly type: 'publishDeviceListEntry'; readonly entry: Uint8Array }
-  | { readonly type: 'fetchGroupInfo'; readonly groupId: Uint8Array }
-  | { readonly type: 'postProposal'; readonly groupId: Uint8Array; readonly proposal: Uint8Array }
+  | {
+      /** FETCH_DEVICE_LIST. */
+      readonly type: 'fetchDeviceList'
+      /** Whose list. */
+      readonly userId: string
+    }
+  | {
+      /** PUBLISH_DEVICE_LIST_ENTRY. */
+      readonly type: 'publishDeviceListEntry'
+      /** The encoded, signed entry. */
+      readonly entry: Uint8Array
+    }
+  | {
+      /** FETCH_GROUP_INFO. */
+      readonly type: 'fetchGroupInfo'
+      /** The group. */
+      readonly groupId: Uint8Array
+    }
+  | {
+      /** POST_PROPOSAL. */
+      readonly type: 'postProposal'
+      /** The group. */
+      readonly groupId: Uint8Array
+      /** The proposal, an `mls_public_message` MLSMessage. */
+      readonly proposal: Uint8Array
+    }
 
 export type Response =
   | { readonly type: 'authenticate'; readonly clientId: string }
@@ -102,10 +139,37 @@ export type Response =
   | { readonly type: 'fetchEntries'; readonly entries: readonly ChannelEntry[]; readonly more: boolean }
   | { readonly type: 'fetchWelcomes'; readonly welcomes: readonly WelcomeEntry[]; readonly more: boolean }
   | { readonly type: 'ping' }
-  | { readonly type: 'fetchDeviceList'; readonly entries: readonly Uint8Array[] }
-  | { readonly type: 'publishDeviceListEntry'; readonly version: number }
-  | { readonly type: 'fetchGroupInfo'; readonly groupInfo: { readonly epoch: bigint; readonly groupInfo: Uint8Array } | undefined }
-  | { readonly type: 'postProposal'; readonly seq: number }
+  | {
+      /** FETCH_DEVICE_LIST's response. */
+      readonly type: 'fetchDeviceList'
+      /** The encoded entries, oldest first. */
+      readonly entries: readonly Uint8Array[]
+    }
+  | {
+      /** PUBLISH_DEVICE_LIST_ENTRY's response. */
+      readonly type: 'publishDeviceListEntry'
+      /** The list's new version. */
+      readonly version: number
+    }
+  | {
+      /** FETCH_GROUP_INFO's response. */
+      readonly type: 'fetchGroupInfo'
+      /** The latest GroupInfo, if the channel has one and the caller may read it. */
+      readonly groupInfo:
+        | {
+            /** The epoch it describes. */
+            readonly epoch: bigint
+            /** The signed GroupInfo, an encoded MLSMessage. */
+            readonly groupInfo: Uint8Array
+          }
+        | undefined
+    }
+  | {
+      /** POST_PROPOSAL's response. */
+      readonly type: 'postProposal'
+      /** The proposal's log seq. */
+      readonly seq: number
+    }
 
 /** Every frame a client sends is a request. */
 export interface ClientFrame {
@@ -407,6 +471,7 @@ function entrySize(e: ChannelEntry): number {
 
 // ---- client frames
 
+/** Encode a request frame (client side). Throws `TRANSPORT_PROTOCOL` for a field out of range. */
 export function encodeClientFrame(requestId: number, request: Request): Uint8Array {
   const type = RequestType[request.type]
   if (type === undefined) throw invalid(`Unknown request type ${String((request as { type: unknown }).type)}`)
@@ -473,6 +538,7 @@ export function encodeClientFrame(requestId: number, request: Request): Uint8Arr
   }
 }
 
+/** Decode a request frame (server side), exhaustively; throws `TRANSPORT_PROTOCOL` for a malformed one. */
 export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
   const { type, requestId } = readHeader(bytes)
   const name = requestNames.get(type)
@@ -558,6 +624,7 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
 
 // ---- server frames
 
+/** Encode the response to a request (server side). */
 export function encodeResponse(requestId: number, response: Response): Uint8Array {
   const type = RequestType[response.type] | RESPONSE_BIT
   switch (response.type) {
@@ -627,16 +694,19 @@ export function encodedWelcomeBytes(entry: WelcomeEntry): number {
   return 8 + 4 + entry.groupId.length + 8 + 4 + entry.welcome.length
 }
 
+/** The CHALLENGE frame a server sends first on every connection. */
 export function encodeChallenge(challenge: Uint8Array, maxFrameBytes: number): Uint8Array {
   return new Writer(PROTOCOL_VERSION, ServerFrameType.challenge, 0, 48).bytes(challenge, 'challenge').u32(maxFrameBytes, 'maxFrameBytes').finish()
 }
 
+/** A pushed log entry frame. */
 export function encodeEntryPush(entry: ChannelEntry): Uint8Array {
   const w = new Writer(PROTOCOL_VERSION, ServerFrameType.entry, 0, entrySize(entry))
   writeEntry(w, entry)
   return w.finish()
 }
 
+/** A pushed Welcome frame. */
 export function encodeWelcomePush(entry: WelcomeEntry): Uint8Array {
   const w = new Writer(PROTOCOL_VERSION, ServerFrameType.welcome, 0, entry.welcome.length + entry.groupId.length + 32)
   writeWelcome(w, entry)
@@ -675,6 +745,7 @@ function parseDetails(text: string): Record<string, unknown> | undefined {
   }
 }
 
+/** Decode a frame from the server (client side), exhaustively; throws `TRANSPORT_PROTOCOL` for a malformed one. */
 export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
   const { type, requestId } = readHeader(bytes)
   const r = new Reader(bytes, requestId)

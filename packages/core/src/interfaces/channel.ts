@@ -2,6 +2,7 @@ import type { AbortOptions, ClientId } from './common.js'
 
 /** One entry of a group's totally ordered log. */
 export interface ChannelEntry {
+  /** The group whose log this is. */
   readonly groupId: Uint8Array
   /** Position in the group's log, starting at 1, without gaps. */
   readonly seq: number
@@ -23,6 +24,7 @@ export interface ChannelEntry {
 export interface WelcomeEntry {
   /** Position in the caller's Welcome mailbox, starting at 1, without gaps. */
   readonly seq: number
+  /** The group the Welcome is for. */
   readonly groupId: Uint8Array
   /** The encoded MLSMessage (wire format `mls_welcome`). */
   readonly welcome: Uint8Array
@@ -32,14 +34,39 @@ export interface WelcomeEntry {
 
 /** Outcome of posting a commit. A conflict is an expected outcome, not an error. */
 export type PostCommitResult =
-  | { readonly kind: 'accepted'; readonly seq: number; readonly epoch: bigint }
-  | { readonly kind: 'conflict'; readonly epoch: bigint }
+  | {
+      /** The channel ordered the commit. */
+      readonly kind: 'accepted'
+      /** Its log seq. */
+      readonly seq: number
+      /** The epoch the commit leads to. */
+      readonly epoch: bigint
+    }
+  | {
+      /** Another commit won this epoch; fetch it, then retry. */
+      readonly kind: 'conflict'
+      /** The group's current epoch. */
+      readonly epoch: bigint
+    }
 
 /** Pushed by the channel; a client may also poll with `fetchEntries`/`fetchWelcomes`. */
 export type ChannelEvent =
-  | { readonly type: 'entry:appended'; readonly entry: ChannelEntry }
-  | { readonly type: 'welcome:appended'; readonly entry: WelcomeEntry }
-  | { readonly type: 'connection:restored' }
+  | {
+      /** A log entry the caller may read was appended. */
+      readonly type: 'entry:appended'
+      /** The entry. */
+      readonly entry: ChannelEntry
+    }
+  | {
+      /** A Welcome was put in the caller's mailbox. */
+      readonly type: 'welcome:appended'
+      /** The Welcome. */
+      readonly entry: WelcomeEntry
+    }
+  | {
+      /** The connection came back after a loss: pushes may have been missed, fetch from the cursors. */
+      readonly type: 'connection:restored'
+    }
 
 /**
  * The client side of the Group Channel (the MLS Delivery Service). The caller
@@ -86,9 +113,9 @@ export interface GroupChannelClient {
    * channel accepts Remove proposals, e.g. a member's own removal to leave),
    * which the next commit may include by reference.
    */
-  postProposal(groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
+  postProposal(groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ /** The proposal's log seq. */ seq: number }>
   /** Post an application message (a PrivateMessage). */
-  postMessage(groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ seq: number }>
+  postMessage(groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ /** The message's log seq. */ seq: number }>
   /** Entries after `afterSeq` that the caller may read, in order, at most `limit` (default 500). */
   fetchEntries(
     groupId: Uint8Array,
@@ -102,7 +129,7 @@ export interface GroupChannelClient {
    * epoch. Only for a device in the group's roster, or one the server's
    * policy lets join (`NOT_A_MEMBER`).
    */
-  fetchGroupInfo(groupId: Uint8Array, options?: AbortOptions): Promise<{ epoch: bigint; groupInfo: Uint8Array } | undefined>
+  fetchGroupInfo(groupId: Uint8Array, options?: AbortOptions): Promise<{ /** The epoch the GroupInfo is for. */ epoch: bigint; /** The signed GroupInfo, an encoded MLSMessage. */ groupInfo: Uint8Array } | undefined>
   /** The caller's Welcomes after `afterSeq`, in order. */
   fetchWelcomes(afterSeq: number, options?: AbortOptions & { limit?: number }): Promise<WelcomeEntry[]>
   /** Receive pushed events. Returns a function that unsubscribes. */

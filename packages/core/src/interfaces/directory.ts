@@ -12,14 +12,19 @@ export interface FetchedKeyPackage {
 
 /** What the Directory registered for a client. */
 export interface RegisteredIdentity {
+  /** The client id, `user/device`. */
   readonly clientId: ClientId
+  /** The signature key bound to it. */
   readonly signaturePublicKey: Uint8Array
+  /** Ciphersuite name of the signature key. */
   readonly ciphersuite: string
 }
 
 /** How many KeyPackages of the caller the Directory still holds. */
 export interface KeyPackageCount {
+  /** One-time KeyPackages left in the pool. */
   readonly oneTime: number
+  /** Whether a last-resort KeyPackage is set. */
   readonly lastResort: boolean
 }
 
@@ -75,5 +80,5 @@ export interface DirectoryClient {
    * rebuild), `CLAIM_REFUSED` (the server's authentication hook refused the
    * claim of a user id).
    */
-  publishDeviceListEntry(entry: Uint8Array, options?: AbortOptions): Promise<{ version: number }>
+  publishDeviceListEntry(entry: Uint8Array, options?: AbortOptions): Promise<{ /** The list's new version (its number of entries). */ version: number }>
 }

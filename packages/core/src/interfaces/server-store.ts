@@ -5,10 +5,15 @@ export const SERVER_STORE_SPECIFICATION_VERSION = 'v1' as const
 
 /** A registered client: its identity bound to one signature key. */
 export interface IdentityRecord {
+  /** The client id, `user/device`. */
   readonly clientId: ClientId
+  /** Its user part. */
   readonly userId: string
+  /** Its device part. */
   readonly deviceId: string
+  /** The signature key the identity is bound to. */
   readonly signaturePublicKey: Uint8Array
+  /** Ciphersuite name of the signature key. */
   readonly ciphersuite: string
   /** Milliseconds since the epoch. */
   readonly registeredAt: number
@@ -18,9 +23,11 @@ export interface IdentityRecord {
 export interface KeyPackageRecord {
   /** KeyPackageRef (RFC 9420 section 5.2), lower-case hex; unique across the store. */
   readonly ref: string
+  /** The device whose KeyPackage this is. */
   readonly clientId: ClientId
   /** The encoded MLSMessage. */
   readonly keyPackage: Uint8Array
+  /** Whether it is the device's last-resort KeyPackage (served again when the pool is empty). */
   readonly lastResort: boolean
   /**
    * The KeyPackage's `not_after`, seconds since the epoch, clamped to
@@ -31,12 +38,15 @@ export interface KeyPackageRecord {
 
 /** One occupied leaf of a group's ratchet tree, as the channel tracks it. */
 export interface RosterEntry {
+  /** The leaf's index in the ratchet tree. */
   readonly leafIndex: number
+  /** The client at that leaf. */
   readonly clientId: ClientId
 }
 
 /** A span of a group's log a client may read: `(fromSeq, untilSeq]`. */
 export interface AccessWindow {
+  /** The reader. */
   readonly clientId: ClientId
   /** The client reads entries with `seq > fromSeq`. */
   readonly fromSeq: number
@@ -46,20 +56,29 @@ export interface AccessWindow {
 
 /** A group as the channel knows it: its epoch, log head, roster and read access. */
 export interface GroupRecord {
+  /** The group id, lower-case hex. */
   readonly groupId: GroupIdHex
+  /** The group's current epoch (one more per accepted commit). */
   readonly epoch: bigint
   /** Seq of the last log entry; 0 for an empty log. */
   readonly lastSeq: number
+  /** The occupied leaves, by leaf index. */
   readonly roster: readonly RosterEntry[]
+  /** Who may read which span of the log. */
   readonly access: readonly AccessWindow[]
 }
 
 /** One entry of a group's log, as stored. */
 export interface LogRecord {
+  /** Position in the group's log, from 1. */
   readonly seq: number
+  /** A commit, an application message, or a standalone proposal. */
   readonly kind: 'commit' | 'application' | 'proposal'
+  /** The epoch the message was sent in. */
   readonly epoch: bigint
+  /** The posting client (or the server's own sender name for its proposals). */
   readonly sender: ClientId
+  /** The MLSMessage as posted. */
   readonly message: Uint8Array
   /** Hash of `message`, lower-case hex; unique per group (replays are refused). */
   readonly digest: string
@@ -67,9 +86,13 @@ export interface LogRecord {
 
 /** One Welcome in a client's mailbox. */
 export interface WelcomeRecord {
+  /** Position in the client's mailbox, from 1. */
   readonly seq: number
+  /** The group the Welcome is for, lower-case hex. */
   readonly groupId: GroupIdHex
+  /** The Welcome MLSMessage. */
   readonly welcome: Uint8Array
+  /** Log seq of the commit that added the client. */
   readonly commitSeq: number
 }
 
@@ -88,21 +111,64 @@ export interface PublicStateRecord {
 }
 
 /** A group to create, with its public state at epoch 0. */
-export type NewGroupRecord = GroupRecord & { readonly publicState?: PublicStateRecord }
+export type NewGroupRecord = GroupRecord & {
+  /** The public state at epoch 0 (groups created before issue 9 have none). */
+  readonly publicState?: PublicStateRecord
+}
 
 /** Outcome of `appendCommit`. */
 export type AppendCommitResult =
-  | { readonly kind: 'accepted'; readonly seq: number; readonly welcomeSeqs: readonly { clientId: ClientId; seq: number }[] }
-  | { readonly kind: 'conflict'; readonly epoch: bigint }
+  | {
+      /** The commit was appended. */
+      readonly kind: 'accepted'
+      /** Its log seq. */
+      readonly seq: number
+      /** The mailbox seq of each Welcome, in the order given. */
+      readonly welcomeSeqs: readonly {
+        /** The recipient. */
+        clientId: ClientId
+        /** Seq in the recipient's mailbox. */
+        seq: number
+      }[]
+    }
+  | {
+      /** The group is no longer at the expected epoch; nothing changed. */
+      readonly kind: 'conflict'
+      /** The group's current epoch. */
+      readonly epoch: bigint
+    }
 
 /** Outcome of `appendProposal`. */
 export type AppendProposalResult =
-  | { readonly kind: 'accepted'; readonly seq: number }
-  | { readonly kind: 'conflict'; readonly epoch: bigint }
-  | { readonly kind: 'duplicate' }
+  | {
+      /** The proposal was appended. */
+      readonly kind: 'accepted'
+      /** Its log seq. */
+      readonly seq: number
+    }
+  | {
+      /** The group is no longer at the expected epoch; nothing changed. */
+      readonly kind: 'conflict'
+      /** The group's current epoch. */
+      readonly epoch: bigint
+    }
+  | {
+      /** The same message is already in the log; nothing changed. */
+      readonly kind: 'duplicate'
+    }
 
 /** Outcome of `appendMessage`. */
-export type AppendMessageResult = { readonly kind: 'accepted'; readonly seq: number } | { readonly kind: 'duplicate' }
+export type AppendMessageResult =
+  | {
+      /** The message was appended. */
+      readonly kind: 'accepted'
+      /** Its log seq. */
+      readonly seq: number
+    }
+  | {
+      /** The same message is already in the log; nothing changed. */
+      readonly kind: 'duplicate'
+    }
 
 /**
  * Durable state of the Directory and the Group Channel. The services decide;
@@ -130,11 +196,14 @@ export type AppendMessageResult = { readonly kind: 'accepted'; readonly seq: num
  * every adapter.
  */
 export interface ServerStore {
+  /** The contract version the adapter implements. */
   readonly specificationVersion: typeof SERVER_STORE_SPECIFICATION_VERSION
+  /** A name for logs and errors. */
   readonly [Symbol.toStringTag]: string
 
   /** Insert the identity unless its client id exists. `exists` when the same key is already bound, `conflict` for another key. */
   registerIdentity(record: IdentityRecord, options?: AbortOptions): Promise<'created' | 'exists' | 'conflict'>
+  /** The registered identity of a client; `undefined` when none. */
   getIdentity(clientId: ClientId, options?: AbortOptions): Promise<IdentityRecord | undefined>
   /** Every registered device of a user, sorted by client id. */
   listDevices(userId: string, options?: AbortOptions): Promise<IdentityRecord[]>
@@ -163,12 +232,13 @@ export interface ServerStore {
    */
   consumeKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined>
   /** Pooled one-time KeyPackages (expired ones not yet dropped included) and whether a last-resort one is set. */
-  countKeyPackages(clientId: ClientId, options?: AbortOptions): Promise<{ oneTime: number; lastResort: boolean }>
+  countKeyPackages(clientId: ClientId, options?: AbortOptions): Promise<{ /** Pooled one-time KeyPackages. */ oneTime: number; /** Whether a last-resort one is set. */ lastResort: boolean }>
   /** The client a KeyPackage ref was served for by `consumeKeyPackage`; `undefined` for refs never served. */
   lookupServedKeyPackage(ref: string, options?: AbortOptions): Promise<ClientId | undefined>
 
   /** Create a group (with its public state when given); `false` when it exists. */
   createGroup(group: NewGroupRecord, options?: AbortOptions): Promise<boolean>
+  /** The group as last written; `undefined` for an unknown group. */
   getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined>
   /**
    * If the group's epoch is still `expectedEpoch`: append `entry` at
