@@ -185,6 +185,7 @@ export class MlsClient {
   private starting: Promise<void> | undefined
   /** False until a connection succeeds, and again once it failed or was found closed: retries then reconnect. */
   private connectionUsable = false
+  private groupComponents: GroupComponents | undefined
   private everConnected = false
   private state: ConnectionState = 'offline'
   private retryTimer: unknown
@@ -615,8 +616,9 @@ export class MlsClient {
     }
   }
 
+  /** What every group of this client is built with, made once: the channel resolves the current connection per call. */
   private components(): GroupComponents {
-    return {
+    return (this.groupComponents ??= {
       clientId: this.clientId,
       store: this.init.store,
       channel: {
@@ -633,7 +635,7 @@ export class MlsClient {
       replayWindow: 1024,
       maxWaitingMessages: 256,
       durableInbox: this.init.durableInbox ?? false
-    }
+    })
   }
 
   private requireConnection(): Connection {
