@@ -20,7 +20,7 @@ import type { ClientId } from './interfaces/common.js'
 import type { CryptoProvider } from './interfaces/crypto.js'
 import type { DirectoryClient, RegisteredIdentity } from './interfaces/directory.js'
 import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type Transport } from './interfaces/transport.js'
-import { MessageError, MlsToolkitError, ServiceError, UsageError, errorCode } from './errors.js'
+import { MessageError, MlsToolkitError, ServiceError, TransportError, UsageError, errorCode } from './errors.js'
 import { equalBytes, toHex } from './bytes.js'
 import { assertCryptoProvider } from './crypto.js'
 import { clientIdFromCredential, credentialFor, formatClientId, parseClientId } from './identity.js'
@@ -278,6 +278,7 @@ export class MlsClient {
       throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown transport specification ${String(transport.specificationVersion)}`)
     }
     const identity = this.identity
+    this.connectionUsable = false
     this.unsubscribe?.()
     await this.connection?.close()
     this.setConnectionState('connecting')
@@ -639,7 +640,12 @@ export class MlsClient {
   }
 
   private requireConnection(): Connection {
-    if (this.connection === undefined || this.closed) throw new UsageError('INVALID_STATE', 'The client is not connected')
+    if (this.closed) throw new UsageError('INVALID_STATE', 'The client is closed')
+    if (this.connection === undefined) {
+      // Before the first connection it is the caller's mistake; after it, a lost connection is this client's own trouble.
+      if (!this.everConnected) throw new UsageError('INVALID_STATE', 'The client is not connected')
+      throw new TransportError('TRANSPORT_UNAVAILABLE', 'The client is not connected; it is reconnecting')
+    }
     return this.connection
   }
 }
