@@ -654,7 +654,9 @@ export class MlsClient {
  * Create (first run) or load (later runs) the client of one device. The
  * identity, KeyPackages and groups live in `store`; the first connection
  * registers the identity with the Directory, proving possession of the
- * signature key.
+ * signature key. Unless `init.start` is `false`, the client connects and
+ * catches up before this resolves; with `start: false`, attach listeners and
+ * call `client.start()`.
  */
 export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
   const crypto = assertCryptoProvider(init.crypto)
