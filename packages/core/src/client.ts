@@ -20,7 +20,7 @@ import type { ClientId } from './interfaces/common.js'
 import type { CryptoProvider } from './interfaces/crypto.js'
 import type { DirectoryClient } from './interfaces/directory.js'
 import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type Transport } from './interfaces/transport.js'
-import { MessageError, MlsToolkitError, UsageError, errorCode } from './errors.js'
+import { MessageError, MlsToolkitError, TransportError, UsageError, errorCode } from './errors.js'
 import { equalBytes, toHex } from './bytes.js'
 import { assertCryptoProvider } from './crypto.js'
 import { basicCredentials, credentialFor, formatClientId, type CredentialValidator } from './identity.js'
@@ -214,6 +214,7 @@ export class MlsClient {
   private starting: Promise<void> | undefined
   /** False until a connection succeeds, and again once it failed or was found closed: retries then reconnect. */
   private connectionUsable = false
+  private groupComponents: GroupComponents | undefined
   private everConnected = false
   private state: ConnectionState = 'offline'
   private retryTimer: unknown
@@ -307,6 +308,7 @@ export class MlsClient {
       throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown transport specification ${String(transport.specificationVersion)}`)
     }
     const identity = this.identity
+    this.connectionUsable = false
     this.unsubscribe?.()
     await this.connection?.close()
     this.setConnectionState('connecting')
@@ -640,8 +642,9 @@ export class MlsClient {
     }
   }
 
+  /** What every group of this client is built with, made once: the channel resolves the current connection per call. */
   private components(): GroupComponents {
-    return {
+    return (this.groupComponents ??= {
       clientId: this.clientId,
       store: this.init.store,
       channel: {
@@ -660,11 +663,16 @@ export class MlsClient {
       replayWindow: 1024,
       maxWaitingMessages: 256,
       durableInbox: this.init.durableInbox ?? false
-    }
+    })
   }
 
   private requireConnection(): Connection {
-    if (this.connection === undefined || this.closed) throw new UsageError('INVALID_STATE', 'The client is not connected')
+    if (this.closed) throw new UsageError('INVALID_STATE', 'The client is closed')
+    if (this.connection === undefined) {
+      // Before the first connection it is the caller's mistake; after it, a lost connection is this client's own trouble.
+      if (!this.everConnected) throw new UsageError('INVALID_STATE', 'The client is not connected')
+      throw new TransportError('TRANSPORT_UNAVAILABLE', 'The client is not connected; it is reconnecting')
+    }
     return this.connection
   }
 
@@ -776,7 +784,9 @@ export class MlsClient {
  * Create (first run) or load (later runs) the client of one device. The
  * identity, KeyPackages and groups live in `store`; the first connection
  * registers the identity with the Directory, proving possession of the
- * signature key.
+ * signature key. Unless `init.start` is `false`, the client connects and
+ * catches up before this resolves; with `start: false`, attach listeners and
+ * call `client.start()`.
  */
 export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
   const crypto = assertCryptoProvider(init.crypto)

@@ -1,114 +1,32 @@
-import type { CiphersuiteImpl, ClientState, ClientConfig, KeyPackage, MLSMessage, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
-import {
-  createApplicationMessage,
-  decodeGroupState,
-  decodeMlsMessage,
-  emptyPskIndex,
-  encodeGroupState,
-  encodeMlsMessage,
-  mlsExporter,
-  zeroOutUint8Array
-} from 'ts-mls'
+import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
+import { createApplicationMessage, emptyPskIndex, encodeGroupState, encodeMlsMessage, mlsExporter, zeroOutUint8Array } from 'ts-mls'
 import { createCommit, processPublicMessage } from './ts-mls-fixes.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
-import { MessageError, MlsToolkitError, StorageError, UsageError } from './errors.js'
+import { MessageError, UsageError } from './errors.js'
 import { equalBytes, fromHex, toHex } from './bytes.js'
-import { clientIdFromCredential, parseClientId } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
 import { commitRequest, externalCommitter } from './group-info.js'
+import { isOwnTrouble, wrapMlsFailure } from './one-rule.js'
+import { memberAtLeaf, membersOf, withCurrentHistory } from './mls-adapter.js'
+import { decodeIntent, decodeMessage, decodeState, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
+import type {
+  CommitIntent,
+  CommitOutcome,
+  GroupEvents,
+  GroupStatus,
+  Member,
+  ReceiveResult,
+  ReceivedMessage,
+  ValidatedKeyPackage
+} from './group-types.js'
 
-/**
- * The named states of a group, and their transitions:
- *
- * - `joining`: joined from a Welcome and persisted, catching up on the
- *   channel entries ordered after the commit that added this member. The first
- *   sync that reaches the head of the log → `active`. Messages are received
- *   and may be sent; commits wait for `active`.
- * - `active`: the member can send and commit. `commit()` → `committing`.
- * - `committing`: a commit was created and waits for the channel. Its
- *   confirmation (the channel delivering it in order) merges it → `active`;
- *   another member's commit for the same epoch discards it → `active`
- *   (the intent is then retried or reported as not needed).
- * - `removed`: a commit removed this member. Terminal; secrets are deleted.
- * - `failed`: the channel ordered a commit this member cannot process (an
- *   invalid commit from a malicious member). Terminal until re-joined.
- *
- * The client emits `group:joined` once a join is persisted (in `joining`).
- */
-export type GroupStatus = 'joining' | 'active' | 'committing' | 'removed' | 'failed'
-
-/** A member of the group, from the ratchet tree. */
-export interface Member {
-  readonly leafIndex: number
-  readonly clientId: ClientId
-  readonly userId: string
-  readonly deviceId: string
-  readonly signaturePublicKey: Uint8Array
-}
-
-/** What a commit call wanted; kept so it can be retried after losing a race. */
-export type CommitIntent =
-  | { readonly kind: 'add'; readonly keyPackages: readonly ValidatedKeyPackage[] }
-  | { readonly kind: 'remove'; readonly targets: readonly string[] }
-  | { readonly kind: 'update' }
-
-/** A KeyPackage fetched from the Directory and validated for adding. */
-export interface ValidatedKeyPackage {
-  readonly clientId: ClientId
-  readonly keyPackage: KeyPackage
-}
-
-/** The outcome of a commit call. Losing a race is not an error: the intent is retried. */
-export type CommitOutcome =
-  | {
-      readonly kind: 'committed'
-      readonly epoch: bigint
-      readonly seq: number
-      readonly attempts: number
-      readonly added: readonly ClientId[]
-      readonly removed: readonly ClientId[]
-    }
-  | { readonly kind: 'not-needed'; readonly reason: string; readonly attempts: number }
-
-export interface GroupEvents {
-  /** An application message, in channel order. `own` for this member's messages echoed back. */
-  'message:received': ReceivedMessage
-  /** A commit was applied (another member's, or this member's own once confirmed). */
-  'epoch:changed': { epoch: bigint; epochAuthenticator: Uint8Array; committer: ClientId | undefined; own: boolean }
-  'members:changed': { epoch: bigint; added: readonly ClientId[]; removed: readonly ClientId[] }
-  /** This member was removed; the group is now `removed` and its secrets are deleted. */
-  'group:removed': { epoch: bigint; by: ClientId | undefined }
-  /** Input the group refused; the state is unchanged. */
-  'message:rejected': { error: MlsToolkitError; seq: number | undefined }
-  'status:changed': { from: GroupStatus; to: GroupStatus }
-}
-
-/** An application message as the group hands it to the application. */
-export interface ReceivedMessage {
-  /** Stable id of the message within the group (its channel position, or its digest outside the channel). */
-  readonly id: string
-  readonly sender: ClientId
-  readonly plaintext: Uint8Array
-  readonly epoch: bigint
-  /** Channel position; `undefined` for messages handed to `receive`. */
-  readonly seq: number | undefined
-  /** True for this member's own messages, echoed back by the channel. */
-  readonly own: boolean
-}
-
-/** What `receive` did with a message handed in directly (outside the channel). */
-export type ReceiveResult =
-  | { readonly kind: 'application'; readonly sender: ClientId; readonly plaintext: Uint8Array; readonly epoch: bigint }
-  | { readonly kind: 'commit'; readonly epoch: bigint }
-  | { readonly kind: 'own-commit'; readonly epoch: bigint }
-  | { readonly kind: 'own-message' }
-  | { readonly kind: 'duplicate' }
-  | { readonly kind: 'waiting-for-epoch'; readonly epoch: bigint }
+export * from './group-types.js'
+export { isOwnTrouble } from './one-rule.js'
 
 /** Services and settings a group needs from its client. */
 export interface GroupComponents {
@@ -126,13 +44,6 @@ export interface GroupComponents {
   readonly durableInbox: boolean
 }
 
-interface GroupMeta {
-  status: GroupStatus
-  cursor: number
-  epoch: bigint
-  digests: string[]
-}
-
 interface PendingCommit {
   epoch: bigint
   intent: CommitIntent
@@ -144,105 +55,10 @@ interface PendingCommit {
   removed: ClientId[]
 }
 
-interface PendingRecord {
-  epoch: bigint
-  intent: unknown
-  commit: Uint8Array
-  welcome: Uint8Array | undefined
-  newState: Uint8Array
-  added: ClientId[]
-  removed: ClientId[]
-}
-
 const WRONG_GROUP_TEXT = 'The message is for another group'
 
 /** Entries asked for per fetch; the server may return fewer. */
 const FETCH_PAGE = 500
-
-const OWN_TROUBLE_CODES: ReadonlySet<string> = new Set([
-  'STORAGE_IO',
-  'STORAGE_CLOSED',
-  'STORAGE_CORRUPT',
-  'TRANSPORT_CLOSED',
-  'TRANSPORT_TIMEOUT',
-  'TRANSPORT_PROTOCOL',
-  'TRANSPORT_UNAVAILABLE',
-  'NOT_AUTHENTICATED',
-  'TOO_MANY_CONNECTIONS',
-  'RATE_LIMITED',
-  'ABORTED'
-])
-
-/**
- * The one rule's dividing line: a failure of this client's own machinery
- * (its store, its transport, an abort, a service limit) rather than of the
- * input. Processing that fails this way changes nothing durable, advances no
- * cursor and is retried; anything else is bad input, rejected and skipped.
- */
-export function isOwnTrouble(error: unknown): boolean {
-  return MlsToolkitError.isInstance(error) && OWN_TROUBLE_CODES.has(error.code)
-}
-
-function membersOf(state: ClientState): Member[] {
-  const out: Member[] = []
-  state.ratchetTree.forEach((node, nodeIndex) => {
-    if (nodeIndex % 2 !== 0 || node?.nodeType !== 'leaf') return
-    const clientId = clientIdFromCredential(node.leaf.credential)
-    if (clientId === undefined) return
-    const { userId, deviceId } = parseClientId(clientId)
-    out.push({ leafIndex: nodeIndex / 2, clientId, userId, deviceId, signaturePublicKey: node.leaf.signaturePublicKey })
-  })
-  return out
-}
-
-function memberAtLeaf(tree: ClientState['ratchetTree'], leafIndex: number): ClientId | undefined {
-  const node = tree[leafIndex * 2]
-  return node?.nodeType === 'leaf' ? clientIdFromCredential(node.leaf.credential) : undefined
-}
-
-function wrapMlsFailure(code: 'INVALID_MESSAGE' | 'MESSAGE_REJECTED', text: string, cause: unknown): MlsToolkitError {
-  if (MlsToolkitError.isInstance(cause)) return cause
-  const detail = cause instanceof Error ? `: ${cause.message}` : ''
-  return new MessageError(code, `${text}${detail}`, { cause })
-}
-
-function decodeMessage(bytes: Uint8Array): MLSMessage {
-  let decoded: [MLSMessage, number] | undefined
-  try {
-    decoded = decodeMlsMessage(bytes, 0)
-  } catch (cause) {
-    throw wrapMlsFailure('INVALID_MESSAGE', 'Malformed MLS message', cause)
-  }
-  if (decoded === undefined || decoded[1] !== bytes.length) throw new MessageError('INVALID_MESSAGE', 'Malformed MLS message')
-  return decoded[0]
-}
-
-function encodeIntent(intent: CommitIntent): unknown {
-  if (intent.kind !== 'add') return intent
-  return {
-    kind: 'add',
-    keyPackages: intent.keyPackages.map((kp) => ({
-      clientId: kp.clientId,
-      message: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.keyPackage })
-    }))
-  }
-}
-
-function decodeIntent(value: unknown): CommitIntent {
-  const v = value as { kind: string; keyPackages?: { clientId: ClientId; message: Uint8Array }[]; targets?: string[] }
-  if (v.kind === 'add') {
-    return {
-      kind: 'add',
-      keyPackages: (v.keyPackages ?? []).map((kp) => {
-        const m = decodeMessage(kp.message)
-        if (m.wireformat !== 'mls_key_package') throw new MessageError('INVALID_MESSAGE', 'Stored intent holds a non-KeyPackage')
-        return { clientId: kp.clientId, keyPackage: m.keyPackage }
-      })
-    }
-  }
-  if (v.kind === 'remove') return { kind: 'remove', targets: v.targets ?? [] }
-  return { kind: 'update' }
-}
 
 /** One MLS group of one client: a state machine driven by the Group Channel. */
 export class Group {
@@ -922,30 +738,4 @@ export class Group {
     if (this.meta.status !== 'active') throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}, not active`)
     return this.requireState()
   }
-}
-
-/**
- * The pending state's records of past epochs (the epoch it was created in and
- * the retained ones before it) are snapshots taken when the commit was
- * created. Messages processed since then advanced (and zeroed, as consumed)
- * the current state's secret trees, so the snapshots are stale and may share
- * zeroed buffers: take each epoch's receiver data from the current state.
- */
-function withCurrentHistory(pendingState: ClientState, current: ClientState | undefined, epoch: bigint): ClientState {
-  if (current === undefined || current.groupContext.epoch !== epoch) return pendingState
-  const historical = new Map(pendingState.historicalReceiverData)
-  for (const [past, data] of pendingState.historicalReceiverData) {
-    if (past === epoch) historical.set(past, { ...data, secretTree: current.secretTree })
-    else {
-      const fresher = current.historicalReceiverData.get(past)
-      if (fresher !== undefined) historical.set(past, fresher)
-    }
-  }
-  return { ...pendingState, historicalReceiverData: historical }
-}
-
-function decodeState(bytes: Uint8Array, clientConfig: ClientConfig): ClientState {
-  const decoded = decodeGroupState(bytes, 0)
-  if (decoded === undefined) throw new StorageError('STORAGE_CORRUPT', 'Stored group state could not be decoded')
-  return { ...decoded[0], clientConfig }
 }

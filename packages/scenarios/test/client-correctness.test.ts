@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest'
 import type { Group, MlsClient, ReceivedMessage } from '@mls/core'
 import { memoryClientStore } from '@mls/storage-memory'
-import { converged, createTestNetwork, faultyStore, groupWith, joined, keepOpen, providerCases, waitFor } from '../src/index.js'
+import { seededScheduler, type Scheduler } from '@mls/transport-memory'
+import { converged, createTestNetwork as createNetwork, faultyStore, groupWith, joined, keepOpen, providerCases, waitFor } from '../src/index.js'
 
 const { crypto, ciphersuite } = providerCases().at(-1)!
 const text = (m: ReceivedMessage): string => new TextDecoder().decode(m.plaintext)
@@ -42,7 +43,15 @@ function nextJoin(client: MlsClient): Promise<Group> {
   })
 }
 
-describe('issue 7 defects', () => {
+/** Each test runs on an in-order network and on a seeded one that delays and reorders every message. */
+describe.each([
+  { network: 'in order', scheduler: (): Scheduler | undefined => undefined },
+  { network: 'seeded reordering', scheduler: (): Scheduler | undefined => seededScheduler(7, { maxDelayMs: 3 }) }
+])('issue 7 defects ($network)', ({ scheduler }) => {
+  const createTestNetwork = (init: Parameters<typeof createNetwork>[0]) => {
+    const s = scheduler()
+    return createNetwork({ ...init, ...(s === undefined ? {} : { scheduler: s }) })
+  }
   it('1: being removed from one group leaves the identity key intact for every other group', async () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, bob, carol, dave] = await Promise.all(['alice', 'bob', 'carol', 'dave'].map((u) => net.client(u)))

@@ -10,7 +10,8 @@ import { runSimulation } from '../src/simulation/index.js'
 const REGRESSION_SEEDS = [
   { seed: 3, steps: 100, found: 'a pending commit kept a stale (zeroed) copy of the old epoch secret tree: a later old-epoch message failed to decrypt' },
   { seed: 4, steps: 100, found: 'own messages echoed after a restart were lost (the plaintext lived only in memory); ts-mls left a rejection unhandled when two added members failed validation' },
-  { seed: 8, steps: 100, found: 'after a failed reconnect the client retried sync on the closed connection forever' }
+  { seed: 8, steps: 100, found: 'after a failed reconnect the client retried sync on the closed connection forever' },
+  { seed: 148, steps: 200, found: 'a commit processed while the connection was being replaced failed the group: "not connected" was taken for bad input' }
 ]
 
 /** Small seeds (10 clients, 4-5 groups); regression seeds 4 and 8 are large (32 clients, a group of 26 or more). */

@@ -1,0 +1,75 @@
+import type { ClientConfig, ClientState, MLSMessage } from 'ts-mls'
+import { decodeGroupState, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
+import type { ClientId } from './interfaces/common.js'
+import { MessageError, StorageError } from './errors.js'
+import { wrapMlsFailure } from './one-rule.js'
+import type { CommitIntent, GroupStatus } from './group-types.js'
+
+/** The codec of a group's store records (`group/<id>/meta`, `/state`, `/pending`) and of input messages. */
+
+/** `group/<id>/meta`: the state machine's position besides the MLS state. */
+export interface GroupMeta {
+  status: GroupStatus
+  cursor: number
+  epoch: bigint
+  digests: string[]
+}
+
+/** `group/<id>/pending`: a created commit waiting for the channel. */
+export interface PendingRecord {
+  epoch: bigint
+  intent: unknown
+  commit: Uint8Array
+  welcome: Uint8Array | undefined
+  newState: Uint8Array
+  added: ClientId[]
+  removed: ClientId[]
+}
+
+/** Decode one MLSMessage, rejecting trailing bytes. */
+export function decodeMessage(bytes: Uint8Array): MLSMessage {
+  let decoded: [MLSMessage, number] | undefined
+  try {
+    decoded = decodeMlsMessage(bytes, 0)
+  } catch (cause) {
+    throw wrapMlsFailure('INVALID_MESSAGE', 'Malformed MLS message', cause)
+  }
+  if (decoded === undefined || decoded[1] !== bytes.length) throw new MessageError('INVALID_MESSAGE', 'Malformed MLS message')
+  return decoded[0]
+}
+
+/** A commit intent as stored in a pending record. */
+export function encodeIntent(intent: CommitIntent): unknown {
+  if (intent.kind !== 'add') return intent
+  return {
+    kind: 'add',
+    keyPackages: intent.keyPackages.map((kp) => ({
+      clientId: kp.clientId,
+      message: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.keyPackage })
+    }))
+  }
+}
+
+/** The commit intent of a stored pending record. */
+export function decodeIntent(value: unknown): CommitIntent {
+  const v = value as { kind: string; keyPackages?: { clientId: ClientId; message: Uint8Array }[]; targets?: string[] }
+  if (v.kind === 'add') {
+    return {
+      kind: 'add',
+      keyPackages: (v.keyPackages ?? []).map((kp) => {
+        const m = decodeMessage(kp.message)
+        if (m.wireformat !== 'mls_key_package') throw new MessageError('INVALID_MESSAGE', 'Stored intent holds a non-KeyPackage')
+        return { clientId: kp.clientId, keyPackage: m.keyPackage }
+      })
+    }
+  }
+  if (v.kind === 'remove') return { kind: 'remove', targets: v.targets ?? [] }
+  return { kind: 'update' }
+}
+
+/** A stored ts-mls group state, with this client's configuration. */
+export function decodeState(bytes: Uint8Array, clientConfig: ClientConfig): ClientState {
+  const decoded = decodeGroupState(bytes, 0)
+  if (decoded === undefined) throw new StorageError('STORAGE_CORRUPT', 'Stored group state could not be decoded')
+  return { ...decoded[0], clientConfig }
+}
