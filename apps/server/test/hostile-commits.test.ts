@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
-import { createExternalRejoin, createMlsClient, credentialFor, signChallenge, type MlsClient } from '@mls/core'
+import { createClaimEntry, createExternalRejoin, createMlsClient, credentialFor, signChallenge, type MlsClient } from '@mls/core'
 import type { Connection } from '@mls/core/interfaces'
 import {
   createCommit,
@@ -72,6 +72,9 @@ async function rawSession(url: string, clientId: string) {
     signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
   })
   cleanups.push(() => connection.close())
+  // Claim the user id (a one-device signed device list), so members can add this user (docs/trust-model.md).
+  const signer = { device: { clientId, signaturePublicKey: keys.publicKey, ciphersuite: SUITE }, signaturePrivateKey: keys.signKey, cs }
+  await connection.directory.publishDeviceListEntry(await createClaimEntry(clientId.split('/')[0]!, signer))
   return { clientId, cs, keys, connection }
 }
 

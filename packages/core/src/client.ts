@@ -502,6 +502,8 @@ export class MlsClient {
       try {
         state = await joinGroup(welcome, match.keyPackage, privateKeys, emptyPskIndex, this.cs, undefined, undefined, this.clientConfig)
       } catch (cause) {
+        // The AuthenticationService reads and pins device lists (store, Directory): its failures are own trouble, retried.
+        if (isOwnTrouble(cause)) throw cause
         throw new MessageError('WELCOME_INVALID', `Welcome rejected: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
       }
       const gid = toHex(state.groupContext.groupId)
