@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createExternalRejoin, credentialFor, equalBytes, signChallenge } from '@mls/core'
+import { createClaimEntry, createExternalRejoin, credentialFor, equalBytes, signChallenge } from '@mls/core'
 import {
   decodeMlsMessage,
   defaultCapabilities,
@@ -34,6 +34,10 @@ describe('a member resyncs by external commit', () => {
       register: true,
       signChallenge: (challenge) => signChallenge(challenge, dave, keys.signKey, cs)
     })
+    // Claim the user id (a signed one-device list, issue 8) so that members can add this user.
+    await connection.directory.publishDeviceListEntry(
+      await createClaimEntry(dave.split('/')[0]!, { device: { clientId: dave, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs })
+    )
     const kp = await generateKeyPackageWithKey(credentialFor(dave), defaultCapabilities(), defaultLifetime, [], keys, cs)
     await connection.directory.uploadKeyPackages({ keyPackages: [encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })] })
     await alice!.addUsers(a, ['dave'])
@@ -73,6 +77,10 @@ describe('a member resyncs by external commit', () => {
       register: true,
       signChallenge: (challenge) => signChallenge(challenge, dave, keys.signKey, cs)
     })
+    // Claim the user id (a signed one-device list, issue 8) so that members can add this user.
+    await connection.directory.publishDeviceListEntry(
+      await createClaimEntry(dave.split('/')[0]!, { device: { clientId: dave, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs })
+    )
     const kp = await generateKeyPackageWithKey(credentialFor(dave), defaultCapabilities(), defaultLifetime, [], keys, cs)
     await connection.directory.uploadKeyPackages({ keyPackages: [encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })] })
     await alice!.addUsers(a, ['dave'])
