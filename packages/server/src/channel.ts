@@ -10,7 +10,7 @@ import type {
   WelcomeEntry
 } from '@mls/core/interfaces'
 import { ServiceError, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
-import type { CiphersuiteImpl } from '@mls/core/mls'
+import type { CiphersuiteImpl, Proposal } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
 import { SERVER_SENDER, type ChannelService, type ExternalJoinPolicy, type FetchOptions, type InstanceBus, type InstanceNotice } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
@@ -294,24 +294,39 @@ export function createChannelService(deps: {
           }
         }
         // Verify the commit as a public group does, before anything else reads its proposals.
-        const loaded = await publicStates.load(group, options)
-        const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, validator, options) }).catch((error: unknown) => {
-          throw asServiceError(error)
-        })
-        const change = await applyToRoster(group, committer, verified.proposals.map((p) => p.proposal), {
+        const loaded = await publicStates.loadIfAny(group, options)
+        let verified: Awaited<ReturnType<typeof verifyCommit>> | undefined
+        let proposals: readonly Proposal[]
+        if (loaded === undefined) {
+          // A group created before the channel kept public state (server store schema 1): its commits
+          // are checked by the roster rules only, as then (docs/server.md); it has no proposals by reference.
+          if (read.commit.proposals.some((p) => p.proposalOrRefType !== 'proposal')) {
+            throw invalid('This group has no public state, so its commits cannot carry proposals by reference')
+          }
+          proposals = read.proposals
+        } else {
+          verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, validator, options) }).catch((error: unknown) => {
+            throw asServiceError(error)
+          })
+          proposals = verified.proposals.map((p) => p.proposal)
+        }
+        const change = await applyToRoster(group, committer, proposals, {
           suites,
           validator,
           servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
         })
-        for (const { leafIndex, keyPackage } of verified.added) {
+        for (const { leafIndex, keyPackage } of verified?.added ?? []) {
           const entry = change.roster.find((e) => e.leafIndex === leafIndex)
           if (entry === undefined || entry.clientId !== validator.clientIdFromCredential(keyPackage.leafNode.credential)) {
             throw new ServiceError('INTERNAL', `The roster and the ratchet tree disagree on leaf ${leafIndex}`)
           }
         }
-        if (request.groupInfo !== undefined) await checkUploadedGroupInfo(verified.next, request.groupInfo, suites, loaded.cs)
+        if (request.groupInfo !== undefined && verified !== undefined && loaded !== undefined) {
+          await checkUploadedGroupInfo(verified.next, request.groupInfo, suites, loaded.cs)
+        }
         const nextEpoch = group.epoch + 1n
-        const publicState = { epoch: nextEpoch, state: encodePublicGroupState(verified.next), groupInfo: request.groupInfo?.slice() }
+        const publicState =
+          verified === undefined ? undefined : { epoch: nextEpoch, state: encodePublicGroupState(verified.next), groupInfo: request.groupInfo?.slice() }
         const recipients = welcomeRecipients(request.welcome, change.added)
         const welcome = request.welcome
         const digest = await suites.digest(request.commit)
@@ -326,7 +341,7 @@ export function createChannelService(deps: {
             roster: change.roster,
             access: change.access,
             welcomes: welcome === undefined ? [] : recipients.map((clientId) => ({ clientId, welcome })),
-            publicState
+            ...(publicState === undefined ? {} : { publicState })
           },
           options
         )
@@ -335,7 +350,9 @@ export function createChannelService(deps: {
           publicStates.forget(groupHex)
           return { kind: 'conflict', epoch: result.epoch }
         }
-        publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
+        if (verified !== undefined && loaded !== undefined && publicState !== undefined) {
+          publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
+        }
         fanOutEntry(groupId, change.access, { ...entry, seq: result.seq })
         if (welcome !== undefined) {
           for (const { clientId, seq } of result.welcomeSeqs) {

@@ -112,12 +112,19 @@ export class PublicStates {
   ) {}
 
   async load(group: GroupRecord, options: AbortOptions | undefined): Promise<LoadedPublicState> {
+    const loaded = await this.loadIfAny(group, options)
+    if (loaded === undefined) {
+      throw new ServiceError('INVALID_STATE', `Group ${group.groupId} has no public state (it was created without a GroupInfo), so its commits cannot be verified`)
+    }
+    return loaded
+  }
+
+  /** The public state, or `undefined` for a group created before the channel kept one (server store schema 1). */
+  async loadIfAny(group: GroupRecord, options: AbortOptions | undefined): Promise<LoadedPublicState | undefined> {
     const cached = this.cache.get(group.groupId)
     if (cached !== undefined && cached.epoch === group.epoch) return cached
     const record = await this.store.getPublicState(group.groupId, options)
-    if (record === undefined) {
-      throw new ServiceError('INVALID_STATE', `Group ${group.groupId} has no public state (it was created without a GroupInfo), so its commits cannot be verified`)
-    }
+    if (record === undefined) return undefined
     if (record.epoch !== group.epoch) {
       throw new ServiceError('STORAGE_CORRUPT', `The public state of group ${group.groupId} is for epoch ${record.epoch}, the group is at ${group.epoch}`)
     }
