@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { credentialFor, signChallenge, toHex, type Group, type MlsClient } from '@mls/core'
+import { createClaimEntry, credentialFor, signChallenge, toHex, type Group, type MlsClient } from '@mls/core'
 import {
   createCommit,
   decodeMlsMessage,
@@ -65,6 +65,9 @@ describe('ten members committing concurrently', () => {
       register: true,
       signChallenge: (challenge) => signChallenge(challenge, mallory, keys.signKey, cs)
     })
+    await connection.directory.publishDeviceListEntry(
+      await createClaimEntry('mallory', { device: { clientId: mallory, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs })
+    )
     const kp = await generateKeyPackageWithKey(credentialFor(mallory), defaultCapabilities(), defaultLifetime, [], keys, cs)
     await connection.directory.uploadKeyPackages({ keyPackages: [encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })] })
     await clients[0]!.addUsers(groups[0]!, ['mallory'])
