@@ -716,6 +716,9 @@ export class Group {
     try {
       result = await processPublicMessage(state, pm, emptyPskIndex, this.components.cs)
     } catch (cause) {
+      // The toolkit's own errors raised inside (this member's trouble from the AuthenticationService's
+      // Directory lookups, or a credential it refuses) keep their code and meaning.
+      if (MlsToolkitError.isInstance(cause)) throw cause
       // Past the checks every member makes alike, a failure is this member's own (e.g. a path secret it
       // cannot decrypt): the group recovers by resync.
       const detail = cause instanceof Error ? `: ${cause.message}` : ''
