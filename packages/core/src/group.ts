@@ -11,7 +11,7 @@ import {
 } from 'ts-mls'
 import { createCommit, processPublicMessage, unprotectPublicMessage } from './ts-mls-fixes.js'
 import { resync, resyncReason } from './recovery/resync.js'
-import { pendingRemovals, selfRemoveProposal } from './proposals.js'
+import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './proposals.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
@@ -391,11 +391,18 @@ export class Group {
   /** Encrypt and post an application message in the current epoch. */
   async send(plaintext: Uint8Array | string): Promise<{ seq: number }> {
     const data = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext
+    // ts-mls sends no application message while proposals are pending: commit them first (e.g. a member's leave).
+    if (this.state !== undefined && this.meta.status === 'active' && hasPendingProposals(this.state) && !this.isLeaving()) {
+      await this.commit({ kind: 'update' })
+    }
     const message = await this.lock.run(async () => {
       if (this.meta.status !== 'active' && this.meta.status !== 'committing' && this.meta.status !== 'joining') {
         throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
       }
       const state = this.requireState()
+      if (hasPendingProposals(state)) {
+        throw new UsageError('INVALID_STATE', this.isLeaving() ? 'This member is leaving the group' : 'Proposals are pending: the next commit includes them')
+      }
       const result = await createApplicationMessage(state, data, this.components.cs)
       const bytes = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: result.privateMessage })
       // Persist the advanced ratchet before the message leaves: a restart can never reuse a key/nonce.
@@ -571,6 +578,11 @@ export class Group {
     this.events.emit('status:changed', { from: 'failed', to: 'active' })
     this.events.emit('group:resynced', { epoch: state.groupContext.epoch, reason })
     this.events.emit('epoch:changed', { epoch: state.groupContext.epoch, epochAuthenticator: state.keySchedule.epochAuthenticator.slice(), committer: this.components.clientId, own: true })
+  }
+
+  /** True once this member's own leave (a self-Remove proposal) is pending. */
+  private isLeaving(): boolean {
+    return this.state !== undefined && pendingRemovals(this.state).has(this.state.privatePath.leafIndex)
   }
 
   /** Read through a method: TypeScript narrows `this.meta.status` across awaits that change it. */
@@ -844,6 +856,8 @@ export class Group {
     intent: CommitIntent
   ): Promise<{ kind: 'not-needed'; reason: string } | { kind: 'created'; pending: PendingCommit }> {
     const state = this.requireActive()
+    // A commit would include the member's own Remove, which its sender may not commit (RFC 9420 section 12.2).
+    if (this.isLeaving()) throw new UsageError('INVALID_STATE', 'This member is leaving the group; another member commits its removal')
     const members = membersOf(state)
     const memberIds = new Set(members.map((m) => m.clientId))
     const proposals: Proposal[] = []

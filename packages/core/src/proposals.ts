@@ -16,6 +16,11 @@ export function pendingRemovals(state: ClientState): Set<number> {
   return leaves
 }
 
+/** True while proposals wait for a commit (ts-mls then refuses to send application messages). */
+export function hasPendingProposals(state: ClientState): boolean {
+  return Object.keys(state.unappliedProposals).length > 0
+}
+
 /** A self-Remove proposal from `state`'s own leaf, as an `mls_public_message` MLSMessage. */
 export async function selfRemoveProposal(state: ClientState, cs: CiphersuiteImpl): Promise<Uint8Array> {
   const created = await createProposal(state, true, { proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }, cs)

@@ -28,6 +28,11 @@ describe('deterministic simulation', () => {
     expect(result.stats.messagesDelivered).toBeGreaterThan(0)
   })
 
+  it.each([21, 22, 23])('seed %i with members leaving (self-Remove proposals) runs 100 steps without a violation', async (seed) => {
+    const result = await runSimulation({ seed, steps: 100, profile: 'small', leave: true })
+    expect(result.trace.some((line) => line.includes(' leave '))).toBe(true)
+  })
+
   it('the same seed gives the same run', async () => {
     const first = await runSimulation({ seed: 12, steps: 40, profile: 'small' })
     const second = await runSimulation({ seed: 12, steps: 40, profile: 'small' })
