@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
-import { createExternalRejoin, createMlsClient, credentialFor, signChallenge, type MlsClient } from '@mls/core'
+import { createClaimEntry, createExternalRejoin, createMlsClient, credentialFor, signChallenge, type MlsClient } from '@mls/core'
 import type { Connection } from '@mls/core/interfaces'
 import {
   createCommit,
@@ -72,6 +72,10 @@ async function rawSession(url: string, clientId: string) {
     signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
   })
   cleanups.push(() => connection.close())
+  const userId = clientId.split('/')[0]!
+  await connection.directory.publishDeviceListEntry(
+    await createClaimEntry(userId, { device: { clientId, signaturePublicKey: keys.publicKey, ciphersuite: SUITE }, signaturePrivateKey: keys.signKey, cs })
+  )
   return { clientId, cs, keys, connection }
 }
 
