@@ -347,15 +347,15 @@ export class MlsClient {
   }
 
   /**
-   * Process Welcomes, settle commits left pending by a crash, and catch every
-   * group up to the head of its log. Rejects (after every group was tried)
+   * Process Welcomes, settle commits left pending by a crash, rejoin `failed`
+   * groups (external commit), and catch every group up to the head of its log. Rejects (after every group was tried)
    * when this client's own machinery failed; nothing durable changed for what
    * failed, and calling it again continues from there.
    */
   async sync(): Promise<void> {
     try {
       await this.processWelcomes()
-      const live = [...this.groups.values()].filter((g) => ['joining', 'active', 'committing'].includes(g.status))
+      const live = [...this.groups.values()].filter((g) => ['joining', 'active', 'committing', 'failed'].includes(g.status))
       const results = await Promise.allSettled(live.map((g) => g.recover()))
       const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
       if (failure !== undefined) throw failure.reason

@@ -13,6 +13,8 @@ export interface GroupMeta {
   cursor: number
   epoch: bigint
   digests: string[]
+  /** Why the group is `failed` (the resync reason it will sign). */
+  failure?: string
 }
 
 /** `group/<id>/pending`: a created commit waiting for the channel. */

@@ -15,8 +15,15 @@ import type { MlsToolkitError } from './errors.js'
  *   another member's commit for the same epoch discards it → `active`
  *   (the intent is then retried or reported as not needed).
  * - `removed`: a commit removed this member. Terminal; secrets are deleted.
- * - `failed`: the channel ordered a commit this member cannot process (an
- *   invalid commit from a malicious member). Terminal until re-joined.
+ * - `failed`: the channel ordered a commit that passes every check all
+ *   members make alike (decoding, epoch, sender, membership tag, signature)
+ *   but that this member alone cannot process (a path secret it cannot
+ *   decrypt), or a commit for an epoch it never reached. Not terminal: the
+ *   group rejoins at once by an external commit replacing its old leaf
+ *   (recovery/resync.ts) → `active` (`group:resynced`; the others see
+ *   `member:resynced`). If the channel has no GroupInfo for its epoch yet, the
+ *   group stays `failed` (persisted) and retries on the next sync or restart.
+ *   A commit every member rejects alike is skipped and reported instead.
  *
  * The client emits `group:joined` once a join is persisted (in `joining`).
  */
@@ -66,6 +73,33 @@ export interface GroupEvents {
   /** Input the group refused; the state is unchanged. */
   'message:rejected': { error: MlsToolkitError; seq: number | undefined }
   'status:changed': { from: GroupStatus; to: GroupStatus }
+  /** Another member rejoined by an external commit that replaced its old leaf; `reason` is what it signed. */
+  'member:resynced': {
+    /** The epoch the external commit created. */
+    epoch: bigint
+    /** The member that rejoined. */
+    member: ClientId
+    /** The reason it signed in its commit. */
+    reason: string
+  }
+  /** This member left `failed` by rejoining (an external commit replacing its old leaf). */
+  'group:resynced': {
+    /** The epoch this member's external commit created. */
+    epoch: bigint
+    /** Why the group had failed (the reason signed in the commit). */
+    reason: string
+  }
+  /** A standalone proposal was ordered and kept for the next commit (e.g. a member leaving). */
+  'proposal:received': {
+    /** The epoch the proposal belongs to. */
+    epoch: bigint
+    /** Channel position; `undefined` for proposals handed to `receive`. */
+    seq: number | undefined
+    /** The member that proposed, when it is a member. */
+    sender: ClientId | undefined
+    /** The members the proposal removes. */
+    removes: readonly ClientId[]
+  }
 }
 
 /** An application message as the group hands it to the application. */
@@ -87,5 +121,11 @@ export type ReceiveResult =
   | { readonly kind: 'commit'; readonly epoch: bigint }
   | { readonly kind: 'own-commit'; readonly epoch: bigint }
   | { readonly kind: 'own-message' }
+  | {
+      /** A standalone proposal, kept for the next commit. */
+      readonly kind: 'proposal'
+      /** The epoch it belongs to. */
+      readonly epoch: bigint
+    }
   | { readonly kind: 'duplicate' }
   | { readonly kind: 'waiting-for-epoch'; readonly epoch: bigint }

@@ -1,11 +1,20 @@
 import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
-import { createApplicationMessage, emptyPskIndex, encodeGroupState, encodeMlsMessage, mlsExporter, zeroOutUint8Array } from 'ts-mls'
-import { createCommit, processPublicMessage } from './ts-mls-fixes.js'
+import {
+  createApplicationMessage,
+  emptyPskIndex,
+  encodeGroupState,
+  encodeMlsMessage,
+  mlsExporter,
+  zeroOutUint8Array
+} from 'ts-mls'
+import { createCommit, processPublicMessage, unprotectPublicMessage } from './ts-mls-fixes.js'
+import { resync, resyncReason } from './recovery/resync.js'
+import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './proposals.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
-import { MessageError, UsageError } from './errors.js'
+import { MessageError, MlsToolkitError, UsageError } from './errors.js'
 import { equalBytes, fromHex, toHex } from './bytes.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
@@ -43,6 +52,9 @@ export interface GroupComponents {
   /** Keep each received message in the store, in the same write as the state, until acknowledged. */
   readonly durableInbox: boolean
 }
+
+/** Details of a commit failure that is this member's alone: the group recovers by resync. */
+const RECOVERABLE = 'recoverable'
 
 interface PendingCommit {
   epoch: bigint
@@ -186,11 +198,18 @@ export class Group {
   /** Encrypt and post an application message in the current epoch. */
   async send(plaintext: Uint8Array | string): Promise<{ seq: number }> {
     const data = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext
+    // ts-mls sends no application message while proposals are pending: commit them first (e.g. a member's leave).
+    if (this.state !== undefined && this.meta.status === 'active' && hasPendingProposals(this.state) && !this.isLeaving()) {
+      await this.commit({ kind: 'update' })
+    }
     const message = await this.lock.run(async () => {
       if (this.meta.status !== 'active' && this.meta.status !== 'committing' && this.meta.status !== 'joining') {
         throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
       }
       const state = this.requireState()
+      if (hasPendingProposals(state)) {
+        throw new UsageError('INVALID_STATE', this.isLeaving() ? 'This member is leaving the group' : 'Proposals are pending: the next commit includes them')
+      }
       const result = await createApplicationMessage(state, data, this.components.cs)
       const bytes = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: result.privateMessage })
       // Persist the advanced ratchet before the message leaves: a restart can never reuse a key/nonce.
@@ -220,6 +239,26 @@ export class Group {
       throw new UsageError('INVALID_ARGUMENT', 'A member cannot remove itself with a commit')
     }
     return this.commit({ kind: 'remove', targets })
+  }
+
+  /**
+   * Leave the group: post a Remove proposal for this member's own leaf. The
+   * channel orders it, the other members keep it, and the next commit any of
+   * them makes includes it by reference; when that commit arrives this group
+   * becomes `removed`. Resolves once the proposal is ordered. A proposal lapses
+   * if the epoch changes before a commit includes it: call `leave` again.
+   */
+  async leave(): Promise<{
+    /** The proposal's channel position. */
+    seq: number
+  }> {
+    const proposal = await this.lock.run(async () => {
+      if (this.meta.status !== 'active' && this.meta.status !== 'committing') {
+        throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
+      }
+      return selfRemoveProposal(this.requireState(), this.components.cs)
+    })
+    return this.components.channel.postProposal(this.groupId, proposal)
   }
 
   /** Refresh this member's leaf secret: a commit with an update path (post-compromise security). */
@@ -295,7 +334,8 @@ export class Group {
         await this.processEntry(entry)
         return true
       })
-      if (processed) return
+      // A group that just failed recovers through sync (`pull` rejoins first).
+      if (processed && !this.isFailed()) return
     }
     await this.sync()
   }
@@ -307,15 +347,57 @@ export class Group {
    */
   private async pull(): Promise<void> {
     for (;;) {
+      if (this.meta.status === 'failed') await this.lock.run(() => this.rejoin())
       if (this.meta.status === 'removed' || this.meta.status === 'failed') return
       const entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: FETCH_PAGE })
       if (entries.length === 0) return this.lock.run(() => this.finishJoining())
       for (const entry of entries) {
         await this.lock.run(async () => {
-          if (entry.seq === this.meta.cursor + 1) await this.processEntry(entry)
+          if (entry.seq === this.meta.cursor + 1 && this.meta.status !== 'failed') await this.processEntry(entry)
         })
+        if (this.isFailed()) break
       }
     }
+  }
+
+  /**
+   * `failed` → `active` by an external commit that replaces this member's old
+   * leaf. Entries between the failure and the resync belong to epochs this
+   * member cannot read and are passed over. Call under the lock.
+   */
+  private async rejoin(): Promise<void> {
+    if (this.meta.status !== 'failed' || this.state === undefined) return
+    const reason = this.meta.failure ?? 'the group state failed'
+    const { channel, cs, clientConfig, maxCommitAttempts } = this.components
+    let outcome
+    try {
+      outcome = await resync(this.state, { groupId: this.groupId, channel, cs, clientConfig }, reason, maxCommitAttempts)
+    } catch (cause) {
+      if (isOwnTrouble(cause)) throw cause
+      this.events.emit('message:rejected', { error: wrapMlsFailure('MESSAGE_REJECTED', 'Resync refused', cause), seq: undefined })
+      return
+    }
+    if (outcome.kind !== 'rejoined') return
+    const state = outcome.state
+    const digest = await this.digest(outcome.commit)
+    const meta: GroupMeta = { status: 'active', cursor: outcome.seq, epoch: state.groupContext.epoch, digests: [...this.meta.digests, digest].slice(-this.components.replayWindow) }
+    const old = this.state
+    await this.commitState(state, meta, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
+    for (const secret of Object.values(old.keySchedule)) zeroOutUint8Array(secret)
+    this.pending = undefined
+    this.events.emit('status:changed', { from: 'failed', to: 'active' })
+    this.events.emit('group:resynced', { epoch: state.groupContext.epoch, reason })
+    this.events.emit('epoch:changed', { epoch: state.groupContext.epoch, epochAuthenticator: state.keySchedule.epochAuthenticator.slice(), committer: this.components.clientId, own: true })
+  }
+
+  /** True once this member's own leave (a self-Remove proposal) is pending. */
+  private isLeaving(): boolean {
+    return this.state !== undefined && pendingRemovals(this.state).has(this.state.privatePath.leafIndex)
+  }
+
+  /** Read through a method: TypeScript narrows `this.meta.status` across awaits that change it. */
+  private isFailed(): boolean {
+    return this.meta.status === 'failed'
   }
 
   /** `joining` → `active` once caught up with the channel. */
@@ -337,8 +419,8 @@ export class Group {
 
   /**
    * Process one in-order channel entry. Bad input is rejected with an event
-   * and skipped (the cursor moves past it; a commit this member cannot process
-   * fails the group). This member's own trouble (storage, transport, abort)
+   * and skipped (the cursor moves past it); a commit only this member cannot
+   * process fails the group, which then rejoins (`rejoin`). This member's own trouble (storage, transport, abort)
    * is thrown: nothing durable changed, the cursor stays, the caller retries.
    */
   private async processEntry(entry: ChannelEntry): Promise<void> {
@@ -349,8 +431,11 @@ export class Group {
       if (isOwnTrouble(cause)) throw cause
       const error = wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause)
       if (this.meta.cursor < entry.seq) {
-        const failsGroup = entry.kind === 'commit' && !['REPLAYED_MESSAGE', 'WRONG_GROUP'].includes(error.code)
-        const meta = { ...this.meta, cursor: entry.seq, ...(failsGroup ? { status: 'failed' as const } : {}) }
+        // Only a failure that is this member's alone fails the group (and starts recovery); a commit every
+        // member rejects alike is skipped by all of them, so nobody forks.
+        const failsGroup = entry.kind === 'commit' && error.details?.[RECOVERABLE] === true
+        const failure = failsGroup ? `cannot process the commit at seq ${entry.seq}: ${error.message}` : undefined
+        const meta = { ...this.meta, cursor: entry.seq, ...(failsGroup ? { status: 'failed' as const, failure } : {}) }
         await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }])
         const from = this.meta.status
         this.meta = meta
@@ -424,11 +509,16 @@ export class Group {
   ): Promise<ReceiveResult> {
     const state = this.requireState()
     if (!equalBytes(pm.content.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-    if (pm.content.contentType !== 'commit') throw new MessageError('INVALID_MESSAGE', 'Only commits are accepted as handshake messages')
+    if (pm.content.contentType === 'proposal') return this.processProposal(state, pm, digest, seq, postedBy)
+    if (pm.content.contentType !== 'commit') throw new MessageError('INVALID_MESSAGE', 'Only commits and proposals are accepted as handshake messages')
     const pending = this.pending
     if (pending !== undefined && equalBytes(pending.commit, bytes)) {
       await this.mergePending(pending, seq, digest)
       return { kind: 'own-commit', epoch: this.meta.epoch }
+    }
+    if (pm.content.epoch > state.groupContext.epoch && seq !== undefined) {
+      // The channel ordered a commit for an epoch this member never reached: it missed one, so it resyncs.
+      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`, { details: { [RECOVERABLE]: true } })
     }
     if (pm.content.epoch !== state.groupContext.epoch) {
       throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`)
@@ -441,11 +531,20 @@ export class Group {
     if (postedBy !== undefined && committer !== postedBy) {
       throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
     }
+    if (committer === undefined) throw new MessageError('INVALID_MESSAGE', 'The commit is not sent by a member')
+    // What every member checks alike (membership tag, signature): a failure here is bad input, skipped by all.
+    await this.checkPublicly(state, pm, 'Commit')
     let result
     try {
       result = await processPublicMessage(state, pm, emptyPskIndex, this.components.cs)
     } catch (cause) {
-      throw wrapMlsFailure('MESSAGE_REJECTED', 'Commit rejected', cause)
+      // The toolkit's own errors raised inside (this member's trouble from the AuthenticationService's
+      // Directory lookups, or a credential it refuses) keep their code and meaning.
+      if (MlsToolkitError.isInstance(cause)) throw cause
+      // Past the checks every member makes alike, a failure is this member's own (e.g. a path secret it
+      // cannot decrypt): the group recovers by resync.
+      const detail = cause instanceof Error ? `: ${cause.message}` : ''
+      throw new MessageError('MESSAGE_REJECTED', `Commit could not be processed (path secret or key schedule)${detail}`, { cause, details: { [RECOVERABLE]: true } })
     }
     if (result.actionTaken !== 'accept') throw new MessageError('MESSAGE_REJECTED', 'Commit rejected')
     if (pending !== undefined) await this.discardPending(pending)
@@ -460,7 +559,54 @@ export class Group {
     await this.commitState(newState, { ...this.withProgress(seq, digest), epoch: newState.groupContext.epoch })
     result.consumed.forEach(zeroOutUint8Array)
     this.emitEpochChange(before, newState, committer, false)
+    if (sender.senderType === 'new_member_commit' && before.some((m) => m.clientId === committer)) {
+      this.events.emit('member:resynced', { epoch: newState.groupContext.epoch, member: committer, reason: resyncReason(pm) })
+    }
     return { kind: 'commit', epoch: newState.groupContext.epoch }
+  }
+
+  /** Verify the membership tag and signature of a handshake message: the checks every member makes alike. */
+  private async checkPublicly(state: ClientState, pm: PublicMessage, what: string): Promise<void> {
+    try {
+      await unprotectPublicMessage(state.keySchedule.membershipKey, state.groupContext, state.ratchetTree, pm, this.components.cs)
+    } catch (cause) {
+      throw wrapMlsFailure('MESSAGE_REJECTED', `${what} rejected`, cause)
+    }
+  }
+
+  /** A standalone proposal for the current epoch: kept with the state for the next commit to include by reference. */
+  private async processProposal(
+    state: ClientState,
+    pm: PublicMessage,
+    digest: string,
+    seq: number | undefined,
+    postedBy: ClientId | undefined
+  ): Promise<ReceiveResult> {
+    const content = pm.content
+    if (content.contentType !== 'proposal') throw new MessageError('INVALID_MESSAGE', 'Not a proposal')
+    if (content.epoch !== state.groupContext.epoch) {
+      throw new MessageError('WRONG_EPOCH', `Proposal for epoch ${content.epoch}, group is at ${state.groupContext.epoch}`)
+    }
+    const sender = content.sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, content.sender.leafIndex) : undefined
+    if (content.sender.senderType === 'member') {
+      if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal is not sent by a member')
+      if (postedBy !== undefined && sender !== postedBy) throw new MessageError('INVALID_MESSAGE', `Proposal posted by ${postedBy} but sent from the leaf of ${sender}`)
+    } else if (content.sender.senderType !== 'external') {
+      throw new MessageError('INVALID_MESSAGE', `A standalone proposal from a ${content.sender.senderType} sender`)
+    }
+    if (content.proposal.proposalType !== 'remove') throw new MessageError('INVALID_MESSAGE', `Unsupported standalone proposal ${content.proposal.proposalType}`)
+    const removes = memberAtLeaf(state.ratchetTree, content.proposal.remove.removed)
+    if (removes === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal removes a blank leaf')
+    await this.checkPublicly(state, pm, 'Proposal')
+    let result
+    try {
+      result = await processPublicMessage(state, pm, emptyPskIndex, this.components.cs)
+    } catch (cause) {
+      throw wrapMlsFailure('MESSAGE_REJECTED', 'Proposal rejected', cause)
+    }
+    await this.commitState(result.newState, this.withProgress(seq, digest))
+    this.events.emit('proposal:received', { epoch: state.groupContext.epoch, seq, sender, removes: [removes] })
+    return { kind: 'proposal', epoch: state.groupContext.epoch }
   }
 
   private async mergePending(pending: PendingCommit, seq: number | undefined, digest: string): Promise<void> {
@@ -520,6 +666,8 @@ export class Group {
     intent: CommitIntent
   ): Promise<{ kind: 'not-needed'; reason: string } | { kind: 'created'; pending: PendingCommit }> {
     const state = this.requireActive()
+    // A commit would include the member's own Remove, which its sender may not commit (RFC 9420 section 12.2).
+    if (this.isLeaving()) throw new UsageError('INVALID_STATE', 'This member is leaving the group; another member commits its removal')
     const members = membersOf(state)
     const memberIds = new Set(members.map((m) => m.clientId))
     const proposals: Proposal[] = []
@@ -533,14 +681,16 @@ export class Group {
       }
       if (proposals.length === 0) return { kind: 'not-needed', reason: 'Every client is already a member' }
     } else if (intent.kind === 'remove') {
+      const proposed = pendingRemovals(state)
       for (const m of members) {
         if (m.clientId === this.components.clientId) continue
         if (intent.targets.includes(m.clientId) || intent.targets.includes(m.userId)) {
-          proposals.push({ proposalType: 'remove', remove: { removed: m.leafIndex } })
+          // A target that asked to leave is removed by its own pending proposal, included by reference.
+          if (!proposed.has(m.leafIndex)) proposals.push({ proposalType: 'remove', remove: { removed: m.leafIndex } })
           removed.push(m.clientId)
         }
       }
-      if (proposals.length === 0) return { kind: 'not-needed', reason: 'No target is a member any more' }
+      if (removed.length === 0) return { kind: 'not-needed', reason: 'No target is a member any more' }
     }
     const result = await createCommit(
       { state, cipherSuite: this.components.cs },

@@ -29,6 +29,13 @@ describe('deterministic simulation', () => {
     expect(result.stats.messagesDelivered).toBeGreaterThan(0)
   })
 
+  // Seed 24 found that a member whose leaf an Add in the same commit refilled did not see its removal (ts-mls patch
+  // self-removed-by-proposal, docs/ts-mls-fixes.md).
+  it.each([21, 22, 23, 24])('seed %i with members leaving (self-Remove proposals) runs 100 steps without a violation', async (seed) => {
+    const result = await runSimulation({ seed, steps: 100, profile: 'small', leave: true })
+    expect(result.trace.some((line) => line.includes(' leave '))).toBe(true)
+  })
+
   it('the same seed gives the same run', async () => {
     const first = await runSimulation({ seed: 12, steps: 40, profile: 'small' })
     const second = await runSimulation({ seed: 12, steps: 40, profile: 'small' })

@@ -4,8 +4,8 @@
  * lost or is `failed`) builds an external commit from the group's GroupInfo
  * that replaces its old leaf with a fresh one, and with it a new group state.
  * The Group Channel accepts such a resync from a device in the group's roster
- * (docs/server.md). Not wired into the group state machine yet: a building
- * block for it.
+ * (docs/server.md). The group state machine uses it to leave `failed`
+ * (recovery/resync.ts); it is exported for applications that rebuild a lost state.
  */
 import {
   decodeMlsMessage,
@@ -36,6 +36,8 @@ export interface ExternalRejoinInit {
    * only under its external-join policy).
    */
   readonly resync: boolean
+  /** The commit's `authenticated_data` (signed; the group uses it to say why it resyncs). */
+  readonly authenticatedData?: Uint8Array
 }
 
 /** An external commit ready to post, and the state the device holds once the channel accepts it. */
@@ -68,7 +70,7 @@ export async function createExternalRejoin(groupInfoBytes: Uint8Array, init: Ext
   const { publicPackage, privatePackage } = await generateKeyPackageWithKey(init.credential, defaultCapabilities(), defaultLifetime, [], init.signatureKeys, init.cs)
   let joined
   try {
-    joined = await joinGroupExternal(groupInfo, publicPackage, privatePackage, init.resync, init.cs, undefined, init.clientConfig)
+    joined = await joinGroupExternal(groupInfo, publicPackage, privatePackage, init.resync, init.cs, undefined, init.clientConfig, init.authenticatedData)
   } catch (cause) {
     throw new MessageError('INVALID_MESSAGE', `Cannot build an external commit from this GroupInfo: ${(cause as Error).message}`, { cause })
   }

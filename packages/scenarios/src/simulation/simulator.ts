@@ -17,6 +17,12 @@ export interface SimulationOptions {
   /** `large` grows one group to a few dozen members (deep, sparse trees). Default: every fourth seed is large. */
   profile?: 'small' | 'large'
   crypto?: CryptoProvider
+  /**
+   * Also draw `leave` (a member's self-Remove proposal, included by the next
+   * commit). Off by default so that the seeds recorded before it existed
+   * replay the same operations.
+   */
+  leave?: boolean
 }
 
 export interface SimulationResult {
@@ -73,6 +79,7 @@ interface SimClient {
 
 type Operation =
   | 'send'
+  | 'leave'
   | 'update'
   | 'add'
   | 'remove'
@@ -103,6 +110,7 @@ class World {
   private readonly seed: number
   private readonly steps: number
   private readonly profile: 'small' | 'large'
+  private readonly leave: boolean
   private readonly random: Random
   private readonly network: SimulatedNetwork
   private readonly crypto: CryptoProvider
@@ -123,6 +131,7 @@ class World {
     this.seed = options.seed
     this.steps = options.steps
     this.profile = options.profile ?? (options.seed % 4 === 0 ? 'large' : 'small')
+    this.leave = options.leave ?? false
     this.random = new Random(options.seed)
     this.network = new SimulatedNetwork(new Random(options.seed ^ 0x5eed))
     this.crypto = options.crypto ?? nodeCrypto()
@@ -298,7 +307,8 @@ class World {
       sync: 4,
       reconnect: 4,
       publish: 2,
-      settle: 3
+      settle: 3,
+      leave: this.leave ? 2 : 0
     }
     const operation = this.random.weighted(weights)!
     const sim = this.random.pick(this.clients)!
@@ -338,6 +348,12 @@ class World {
         return this.launch(sim, `remove ${target.clientId} from ${short(group.groupIdHex)}`, (c) =>
           this.commitOutcome(c.group(group.groupIdHex)!.removeMembers([target.clientId]))
         )
+      }
+      case 'leave': {
+        // A self-Remove proposal; the next commit of any member includes it.
+        const group = this.pickGroupOf(sim)
+        if (group === undefined) return
+        return this.launch(sim, `leave ${short(group.groupIdHex)}`, (c) => c.group(group.groupIdHex)!.leave().then(() => undefined))
       }
       case 'createGroup':
         return this.launch(sim, 'create group', async (c) => this.noteCreated(sim, await c.createGroup(this.groupIdFor(this.groups.size))))
