@@ -72,24 +72,27 @@ describe('the web chat in headless Chromium against apps/server', () => {
   it('signs in, creates a group, invites, chats, updates, survives a reload, removes; the inspector shows the real state', async () => {
     const alice = await open('alice')
     const bob = await open('bob')
+    const carol = await open('carol')
 
     await alice.click('#new-group')
     await alice.locator('[data-testid=group]').waitFor()
-    await alice.fill('#invite', 'bob')
+    await alice.fill('#invite', 'bob carol')
     await alice.click('#invite-form button')
     await bob.locator('[data-testid=notice]').filter({ hasText: 'joined group' }).waitFor()
-    await alice.locator('[data-testid=member]').filter({ hasText: 'bob/web' }).waitFor()
+    await carol.locator('[data-testid=notice]').filter({ hasText: 'joined group' }).waitFor()
+    await alice.locator('[data-testid=member]').filter({ hasText: 'carol/web' }).waitFor()
 
     await alice.fill('#text', 'hello bob')
     await alice.click('#send')
     await message(bob, 'alice/web: hello bob')
+    await message(carol, 'alice/web: hello bob')
     await bob.fill('#text', 'hi alice')
     await bob.click('#send')
     await message(alice, 'bob/web: hi alice')
 
-    // Agreement: both announce their epoch authenticator; each inspector shows both, equal.
+    // Agreement: every member announces its epoch authenticator; each inspector shows all of them, equal.
     const agreed = async (page: Page, epoch: string) =>
-      page.locator('#authenticators .agrees').nth(1).waitFor().then(async () => {
+      page.locator('#authenticators .agrees').nth(2).waitFor().then(async () => {
         const state = await real(page)
         expect(state.epoch).toBe(epoch)
         return state
@@ -97,48 +100,59 @@ describe('the web chat in headless Chromium against apps/server', () => {
     const aliceState = await agreed(alice, '1')
     const bobState = await agreed(bob, '1')
     expect(bobState.epochAuthenticator).toBe(aliceState.epochAuthenticator)
+    expect((await agreed(carol, '1')).epochAuthenticator).toBe(aliceState.epochAuthenticator)
     const aliceShows = await shown(alice)
     expect(aliceShows.authenticators).toEqual([
       { client: 'alice/web', epoch: '1', authenticator: aliceState.epochAuthenticator },
-      { client: 'bob/web', epoch: '1', authenticator: aliceState.epochAuthenticator }
+      { client: 'bob/web', epoch: '1', authenticator: aliceState.epochAuthenticator },
+      { client: 'carol/web', epoch: '1', authenticator: aliceState.epochAuthenticator }
     ])
     // The tree drawn is the group's tree: every node, its kind and who sits at each leaf.
     expect(aliceShows.nodes.sort((a, b) => a.node - b.node).map(({ node, kind, client }) => ({ node, kind, client }))).toEqual(
       aliceState.tree.map((n) => ({ node: n.nodeIndex, kind: n.kind, client: n.clientId ?? '' }))
     )
-    expect(aliceState.members).toEqual([{ leafIndex: 0, clientId: 'alice/web' }, { leafIndex: 1, clientId: 'bob/web' }])
+    expect(aliceState.members).toEqual([{ leafIndex: 0, clientId: 'alice/web' }, { leafIndex: 1, clientId: 'bob/web' }, { leafIndex: 2, clientId: 'carol/web' }])
+    // Four leaves (node indices 0, 2, 4, 6), the last one blank; parents 1, 3, 5.
+    expect(aliceShows.nodes.filter((n) => n.node % 2 === 0).sort((a, b) => a.node - b.node).map((n) => n.client)).toEqual(['alice/web', 'bob/web', 'carol/web', ''])
     expect(aliceShows.epoch).toBe(`epoch 1 · channel position ${aliceState.cursor}`)
-    expect(aliceShows.timeline[0]).toMatch(/^epoch 1 @#\d+ by alice\/web: Add\(bob\/web\)/)
+    expect(aliceShows.timeline[0]).toMatch(/^epoch 1 @#\d+ by alice\/web: Add\(bob\/web\), Add\(carol\/web\)/)
     await shot(alice, 'alice-after-add')
 
     // Bob reloads his page: identity, group and log come back from IndexedDB and localStorage, and he carries on.
     await bob.reload()
     await bob.locator('#whoami').filter({ hasText: 'bob/web' }).waitFor()
     await message(bob, 'alice/web: hello bob')
+    await message(carol, 'alice/web: hello bob')
     await bob.fill('#text', 'back after a reload')
     await bob.click('#send')
     await message(alice, 'bob/web: back after a reload')
 
-    // Bob updates his leaf: alice's inspector marks the path his commit refreshed (his leaf and the root).
+    // Bob (leaf 1, node 2) updates: alice's inspector marks the path his commit refreshed, his leaf and its
+    // direct path: parent node 1 and the root, node 3 (neither is filtered: both copath subtrees are occupied).
     await bob.click('#update')
     await alice.locator('[data-testid=timeline-entry][data-epoch="2"]').waitFor()
     const afterUpdate = await shown(alice)
-    expect(afterUpdate.timeline[0]).toMatch(/^epoch 2 @#\d+ by bob\/web: none: update path only · refreshed nodes 1, 2$/)
-    expect(afterUpdate.nodes.filter((n) => n.refreshed).map((n) => n.node).sort()).toEqual([1, 2])
-    await alice.locator('#authenticators .agrees').nth(1).waitFor()
+    expect(afterUpdate.timeline[0]).toMatch(/^epoch 2 @#\d+ by bob\/web: none: update path only · refreshed nodes 1, 2, 3$/)
+    expect(afterUpdate.nodes.filter((n) => n.refreshed).map((n) => n.node).sort()).toEqual([1, 2, 3])
+    await alice.locator('#authenticators .agrees').nth(2).waitFor()
     expect((await real(alice)).epochAuthenticator).toBe((await real(bob)).epochAuthenticator)
+    expect((await real(carol)).epochAuthenticator).toBe((await real(bob)).epochAuthenticator)
     await shot(alice, 'alice-after-update')
 
-    // Alice removes bob: he is told, and her tree has a blank leaf where he sat.
+    // Alice removes bob: he is told, carol applies it, and alice's tree has a blank leaf where he sat.
     await alice.fill('#remove', 'bob')
     await alice.click('#remove-form button')
     await bob.locator('[data-testid=notice]').filter({ hasText: 'you were removed' }).waitFor()
     await alice.locator('[data-testid=timeline-entry][data-epoch="3"]').waitFor()
+    await carol.locator('[data-testid=timeline-entry][data-epoch="3"]').waitFor()
+    await carol.fill('#text', 'only alice and carol now')
+    await carol.click('#send')
+    await message(alice, 'carol/web: only alice and carol now')
     const afterRemove = await shown(alice)
     const state = await real(alice)
-    expect(state.members).toEqual([{ leafIndex: 0, clientId: 'alice/web' }])
+    expect(state.members).toEqual([{ leafIndex: 0, clientId: 'alice/web' }, { leafIndex: 2, clientId: 'carol/web' }])
+    expect(afterRemove.nodes.find((n) => n.node === 2)).toMatchObject({ kind: 'blank', client: '' })
     expect(afterRemove.timeline[0]).toMatch(/^epoch 3 @#\d+ by alice\/web: Remove\(bob\/web\)/)
-    // Bob's leaf was the last one: the tree is truncated (RFC 9420 section 7.8) and nobody sits where he did.
     expect([...afterRemove.nodes].sort((a, b) => a.node - b.node).map(({ node, kind, client }) => ({ node, kind, client }))).toEqual(state.tree.map((n) => ({ node: n.nodeIndex, kind: n.kind, client: n.clientId ?? '' })))
     expect(afterRemove.nodes.some((n) => n.client === 'bob/web')).toBe(false)
     await shot(alice, 'alice-after-remove')
