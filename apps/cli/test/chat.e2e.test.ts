@@ -36,6 +36,15 @@ describe('mls-chat in real terminals against apps/server', () => {
 
     alice.line('/create')
     const groupId = (await alice.waitFor(/created group ([0-9a-f]{8}) \(([0-9a-f]{32})\)/))[2]!
+    // Stranger's input: unknown users, groups and commands get a clear error and change nothing.
+    alice.line('/invite nobody-here')
+    await alice.waitFor(/! .*nobody-here.*\(\w+\)/)
+    alice.line('/switch ffff')
+    await alice.waitFor('! no group ffff')
+    alice.line('/frobnicate')
+    await alice.waitFor('! unknown command /frobnicate')
+    alice.line('/epoch')
+    await alice.waitFor(/epoch 0, epoch authenticator [0-9a-f]{64}/)
     alice.line('/invite bob carol')
     await alice.waitFor(/invited (bob\/phone, carol\/desk|carol\/desk, bob\/phone) \(epoch 1\)/)
     await bob.waitFor(`joined group ${groupId.slice(0, 8)} from a Welcome (epoch 1, 3 members)`)
@@ -52,9 +61,9 @@ describe('mls-chat in real terminals against apps/server', () => {
     await alice.waitFor('<bob/phone> half a line')
 
     // Everyone agrees on the epoch authenticator.
-    const authenticator = async (t: Terminal, count: number): Promise<string> => {
+    const authenticator = async (t: Terminal, epoch: number): Promise<string> => {
       t.line('/epoch')
-      return (await t.waitFor(/epoch (\d+), epoch authenticator ([0-9a-f]{64})/, { count }))[0]
+      return (await t.waitFor(new RegExp(`epoch ${epoch}, epoch authenticator ([0-9a-f]{64})`)))[0]
     }
     const atEpoch1 = await authenticator(alice, 1)
     expect(atEpoch1).toMatch(/^epoch 1, /)
