@@ -76,6 +76,11 @@ describe('the web chat in headless Chromium against apps/server', () => {
 
     await alice.click('#new-group')
     await alice.locator('[data-testid=group]').waitFor()
+    // A stranger's name: a clear error, and the group stays at epoch 0.
+    await alice.fill('#invite', 'nobody-here')
+    await alice.click('#invite-form button')
+    await alice.locator('[data-testid=notice].error').filter({ hasText: 'invite failed' }).waitFor()
+    expect((await real(alice)).epoch).toBe('0')
     await alice.fill('#invite', 'bob carol')
     await alice.click('#invite-form button')
     await bob.locator('[data-testid=notice]').filter({ hasText: 'joined group' }).waitFor()
