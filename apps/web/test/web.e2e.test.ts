@@ -52,12 +52,42 @@ describe('the web chat in headless Chromium against apps/server', () => {
     return page
   }
   const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true })
-  /** The group's real state, read from the live client's Group (not from the page's DOM). */
+  /**
+   * The group's real state, read in the page straight from the live client's
+   * Group (its ts-mls ratchet tree, members, epoch, authenticator, cursor), not
+   * through the inspector's code or the DOM.
+   */
   const real = (page: Page): Promise<RealState> =>
     page.evaluate(() => {
-      const app = (globalThis as unknown as { mlsWeb: { client: { listGroups(): { status: string; members(): { leafIndex: number; clientId: string }[] }[] }; inspectCurrent(): GroupView } }).mlsWeb
-      const group = app.client.listGroups().find((g) => g.status !== 'removed')!
-      return { ...app.inspectCurrent(), members: group.members().map((m) => ({ leafIndex: m.leafIndex, clientId: m.clientId })) }
+      interface LiveGroup {
+        status: string
+        epoch: bigint
+        cursor: number
+        groupIdHex: string
+        ownLeafIndex: number
+        epochAuthenticator(): Uint8Array
+        members(): { leafIndex: number; clientId: string }[]
+        mlsState: { ratchetTree: ({ nodeType: 'leaf' | 'parent' } | undefined)[] }
+      }
+      const client = (globalThis as unknown as { mlsWeb: { client: { listGroups(): LiveGroup[] } } }).mlsWeb.client
+      const group = client.listGroups().find((g) => g.status !== 'removed')!
+      const members = group.members().map((m) => ({ leafIndex: m.leafIndex, clientId: m.clientId }))
+      const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+      return {
+        groupIdHex: group.groupIdHex,
+        epoch: group.epoch.toString(),
+        ownLeafIndex: group.ownLeafIndex,
+        epochAuthenticator: hex(group.epochAuthenticator()),
+        cursor: group.cursor,
+        members,
+        tree: group.mlsState.ratchetTree.map((node, nodeIndex) => ({
+          nodeIndex,
+          kind: node === undefined ? ('blank' as const) : node.nodeType,
+          leafIndex: nodeIndex % 2 === 0 ? nodeIndex / 2 : undefined,
+          clientId: nodeIndex % 2 === 0 && node !== undefined ? members.find((m) => m.leafIndex === nodeIndex / 2)?.clientId : undefined,
+          publicKey: ''
+        }))
+      }
     })
   /** What the inspector shows, read from the DOM. */
   const shown = (page: Page) =>
