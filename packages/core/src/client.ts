@@ -24,7 +24,7 @@ import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type Transport } from
 import { MessageError, MlsToolkitError, UsageError, errorCode } from './errors.js'
 import { equalBytes, toHex } from './bytes.js'
 import { assertCryptoProvider } from './crypto.js'
-import { basicCredentials, credentialFor, formatClientId, type CredentialValidator } from './identity.js'
+import { basicCredentials, clientIdUnder, credentialUnder, type CredentialValidator } from './identity.js'
 import { ContactBook, type ContactChange } from './contacts.js'
 import {
   createAddEntry,
@@ -229,7 +229,7 @@ export class MlsClient {
   ) {
     this.userId = identity.userId
     this.deviceId = identity.deviceId
-    this.clientId = formatClientId(identity.userId, identity.deviceId)
+    this.clientId = clientIdUnder(init.credentials ?? basicCredentials, identity.userId, identity.deviceId)
     this.ciphersuite = identity.ciphersuite
   }
 
@@ -612,7 +612,7 @@ export class MlsClient {
     const nowSeconds = BigInt(Math.floor((this.init.now?.() ?? Date.now()) / 1000))
     const lifetime = BigInt(this.init.keyPackages?.lifetimeSeconds ?? 28 * 24 * 3600)
     const result = await generateKeyPackageWithKey(
-      credentialFor(this.clientId),
+      credentialUnder(this.init.credentials ?? basicCredentials, this.clientId),
       defaultCapabilities(),
       { notBefore: nowSeconds - 3600n, notAfter: nowSeconds + lifetime },
       [],
@@ -643,6 +643,7 @@ export class MlsClient {
   private components(): GroupComponents {
     return {
       clientId: this.clientId,
+      validator: this.init.credentials ?? basicCredentials,
       store: this.init.store,
       channel: {
         createGroup: (...a) => this.requireConnection().channel.createGroup(...a),
@@ -781,7 +782,7 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
   if (init.store.specificationVersion !== CLIENT_STORE_SPECIFICATION_VERSION) {
     throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown client store specification ${String(init.store.specificationVersion)}`)
   }
-  formatClientId(init.userId, init.deviceId)
+  clientIdUnder(init.credentials ?? basicCredentials, init.userId, init.deviceId)
   let identity: IdentityRecord
   const stored = await init.store.get(storeKeys.identity)
   if (stored !== undefined) {

@@ -16,7 +16,7 @@ import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
 import { MessageError, MlsToolkitError, StorageError, UsageError } from './errors.js'
 import { equalBytes, fromHex, toHex } from './bytes.js'
-import { clientIdFromCredential, parseClientId } from './identity.js'
+import { basicCredentials, type CredentialValidator } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
@@ -112,6 +112,8 @@ export type ReceiveResult =
 /** Services and settings a group needs from its client. */
 export interface GroupComponents {
   readonly clientId: ClientId
+  /** How members' credentials name them (default `basicCredentials`). */
+  readonly validator?: CredentialValidator
   readonly store: ClientStore
   readonly channel: GroupChannelClient
   readonly cs: CiphersuiteImpl
@@ -182,21 +184,21 @@ export function isOwnTrouble(error: unknown): boolean {
   return MlsToolkitError.isInstance(error) && OWN_TROUBLE_CODES.has(error.code)
 }
 
-function membersOf(state: ClientState): Member[] {
+function membersOf(state: ClientState, validator: CredentialValidator): Member[] {
   const out: Member[] = []
   state.ratchetTree.forEach((node, nodeIndex) => {
     if (nodeIndex % 2 !== 0 || node?.nodeType !== 'leaf') return
-    const clientId = clientIdFromCredential(node.leaf.credential)
+    const clientId = validator.clientIdFromCredential(node.leaf.credential)
     if (clientId === undefined) return
-    const { userId, deviceId } = parseClientId(clientId)
+    const { userId, deviceId } = validator.parseClientId(clientId)
     out.push({ leafIndex: nodeIndex / 2, clientId, userId, deviceId, signaturePublicKey: node.leaf.signaturePublicKey })
   })
   return out
 }
 
-function memberAtLeaf(tree: ClientState['ratchetTree'], leafIndex: number): ClientId | undefined {
+function memberAtLeaf(tree: ClientState['ratchetTree'], leafIndex: number, validator: CredentialValidator): ClientId | undefined {
   const node = tree[leafIndex * 2]
-  return node?.nodeType === 'leaf' ? clientIdFromCredential(node.leaf.credential) : undefined
+  return node?.nodeType === 'leaf' ? validator.clientIdFromCredential(node.leaf.credential) : undefined
 }
 
 function wrapMlsFailure(code: 'INVALID_MESSAGE' | 'MESSAGE_REJECTED', text: string, cause: unknown): MlsToolkitError {
@@ -314,6 +316,10 @@ export class Group {
   }
 
   /** The group's state in the state machine. */
+  private get validator(): CredentialValidator {
+    return this.components.validator ?? basicCredentials
+  }
+
   get status(): GroupStatus {
     return this.meta.status
   }
@@ -353,7 +359,7 @@ export class Group {
 
   /** The current members, ordered by leaf index. */
   members(): Member[] {
-    return this.state === undefined ? [] : membersOf(this.state)
+    return this.state === undefined ? [] : membersOf(this.state, this.validator)
   }
 
   /** This member's leaf index. */
@@ -621,7 +627,7 @@ export class Group {
       throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`)
     }
     const sender = pm.content.sender
-    const committer = sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, sender.leafIndex) : undefined
+    const committer = sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, sender.leafIndex, this.validator) : undefined
     if (postedBy !== undefined && committer !== postedBy) {
       throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
     }
@@ -633,7 +639,7 @@ export class Group {
     }
     if (result.actionTaken !== 'accept') throw new MessageError('MESSAGE_REJECTED', 'Commit rejected')
     if (pending !== undefined) await this.discardPending(pending)
-    const before = membersOf(state)
+    const before = membersOf(state, this.validator)
     const newState = result.newState
     if (newState.groupActiveState.kind === 'removedFromGroup') {
       const removedAt = state.groupContext.epoch + 1n
@@ -648,7 +654,7 @@ export class Group {
   }
 
   private async mergePending(pending: PendingCommit, seq: number | undefined, digest: string): Promise<void> {
-    const before = this.state === undefined ? [] : membersOf(this.state)
+    const before = this.state === undefined ? [] : membersOf(this.state, this.validator)
     const newState = withCurrentHistory(pending.newState, this.state, pending.epoch)
     const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'active', epoch: newState.groupContext.epoch }
     await this.components.store.write([
@@ -665,7 +671,7 @@ export class Group {
   }
 
   private emitEpochChange(before: Member[], newState: ClientState, committer: ClientId | undefined, own: boolean): void {
-    const after = membersOf(newState)
+    const after = membersOf(newState, this.validator)
     const beforeIds = new Set(before.map((m) => m.clientId))
     const afterIds = new Set(after.map((m) => m.clientId))
     const added = after.filter((m) => !beforeIds.has(m.clientId)).map((m) => m.clientId)
@@ -704,7 +710,7 @@ export class Group {
     intent: CommitIntent
   ): Promise<{ kind: 'not-needed'; reason: string } | { kind: 'created'; pending: PendingCommit }> {
     const state = this.requireActive()
-    const members = membersOf(state)
+    const members = membersOf(state, this.validator)
     const memberIds = new Set(members.map((m) => m.clientId))
     const proposals: Proposal[] = []
     const added: ClientId[] = []
@@ -834,7 +840,7 @@ export class Group {
         if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
           throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
         }
-        const sender = memberAtLeaf(past.ratchetTree, content.sender.leafIndex)
+        const sender = memberAtLeaf(past.ratchetTree, content.sender.leafIndex, this.validator)
         if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
         const historical = new Map(state.historicalReceiverData)
         historical.set(pm.epoch, { ...past, secretTree: r.tree })
@@ -853,7 +859,7 @@ export class Group {
       if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
         throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
       }
-      const sender = memberAtLeaf(state.ratchetTree, content.sender.leafIndex)
+      const sender = memberAtLeaf(state.ratchetTree, content.sender.leafIndex, this.validator)
       if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
       return { sender, plaintext: content.applicationData, newState: { ...state, secretTree: r.tree }, consumed: r.consumed }
     } catch (cause) {

@@ -34,6 +34,15 @@ export const wireCredentials: CredentialValidator = Object.freeze({
     }
     return basicCredentials.parseClientId(clientId)
   },
+  formatClientId(userId: string, deviceId: string): ClientId {
+    const at = typeof userId === 'string' ? userId.indexOf('@') : -1
+    if (at > 0 && WIRE_USER_ID.test(userId)) {
+      const clientId = `${userId.slice(0, at)}:${deviceId}@${userId.slice(at + 1)}`
+      if (parseWire(clientId) === undefined) throw new UsageError('INVALID_ARGUMENT', `Not a Wire device id: ${JSON.stringify(deviceId)} (1-16 lowercase hex digits)`)
+      return clientId
+    }
+    return `${userId}/${deviceId}`
+  },
   checkUserId(userId: string): void {
     if (typeof userId === 'string' && WIRE_USER_ID.test(userId)) return
     basicCredentials.checkUserId(userId)
