@@ -103,8 +103,10 @@ describe('OpenMLS (core-crypto 10.3.0, WASM) and the toolkit in one group', () =
     const groupId = newGroupId()
     await peer.createGroup(groupId)
 
-    // The toolkit's KeyPackage, as the bare structure and as an MLSMessage: OpenMLS takes the bare one.
-    const { bare } = await bob.keyPackage()
+    // The toolkit's KeyPackage, as the bare structure and as an MLSMessage: OpenMLS takes only the bare one.
+    const { bare, framed } = await bob.keyPackage()
+    await expect(peer.add(groupId, [framed])).rejects.toThrow(/DecodingError/)
+    expect(await peer.epoch(groupId)).toBe(0n)
     const added = await peer.add(groupId, [bare])
     expect(added.welcome).toBeDefined()
     expect(hex(await bob.join(added.welcome!))).toBe(hex(groupId))
