@@ -72,9 +72,10 @@ async function rawSession(url: string, clientId: string) {
     signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
   })
   cleanups.push(() => connection.close())
-  // Claim the user id (a one-device signed device list), so members can add this user (docs/trust-model.md).
-  const signer = { device: { clientId, signaturePublicKey: keys.publicKey, ciphersuite: SUITE }, signaturePrivateKey: keys.signKey, cs }
-  await connection.directory.publishDeviceListEntry(await createClaimEntry(clientId.split('/')[0]!, signer))
+  const userId = clientId.split('/')[0]!
+  await connection.directory.publishDeviceListEntry(
+    await createClaimEntry(userId, { device: { clientId, signaturePublicKey: keys.publicKey, ciphersuite: SUITE }, signaturePrivateKey: keys.signKey, cs })
+  )
   return { clientId, cs, keys, connection }
 }
 

@@ -23,7 +23,7 @@ import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type Transport } from
 import { MessageError, MlsToolkitError, TransportError, UsageError, errorCode } from './errors.js'
 import { equalBytes, toHex } from './bytes.js'
 import { assertCryptoProvider } from './crypto.js'
-import { basicCredentials, credentialFor, formatClientId, type CredentialValidator } from './identity.js'
+import { basicCredentials, clientIdUnder, credentialUnder, type CredentialValidator } from './identity.js'
 import { ContactBook, type ContactChange } from './contacts.js'
 import {
   createAddEntry,
@@ -230,7 +230,7 @@ export class MlsClient {
   ) {
     this.userId = identity.userId
     this.deviceId = identity.deviceId
-    this.clientId = formatClientId(identity.userId, identity.deviceId)
+    this.clientId = clientIdUnder(init.credentials ?? basicCredentials, identity.userId, identity.deviceId)
     this.ciphersuite = identity.ciphersuite
   }
 
@@ -474,8 +474,9 @@ export class MlsClient {
     this.events.emit('connection:state', { state: 'closed' })
   }
 
-  private async joinFromWelcome(entry: WelcomeEntry): Promise<Group | undefined> {
-    const advance: StoreOperation = { type: 'put', key: storeKeys.welcomeCursor, value: encodeRecord(entry.seq) }
+  private async joinFromWelcome(entry: WelcomeEntry, outOfBand = false): Promise<Group | undefined> {
+    // A Welcome handed over out of band is not in this client's mailbox: the mailbox cursor stays.
+    const advance: StoreOperation[] = outOfBand ? [] : [{ type: 'put', key: storeKeys.welcomeCursor, value: encodeRecord(entry.seq) }]
     try {
       const decoded = decodeMlsMessage(entry.welcome, 0)?.[0]
       if (decoded?.wireformat !== 'mls_welcome') throw new MessageError('WELCOME_INVALID', 'Not a Welcome')
@@ -507,11 +508,11 @@ export class MlsClient {
         throw new MessageError('WELCOME_INVALID', `Welcome rejected: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
       }
       const gid = toHex(state.groupContext.groupId)
-      if (!equalBytes(state.groupContext.groupId, entry.groupId)) throw new MessageError('WELCOME_INVALID', 'Welcome is for another group than routed')
+      if (!outOfBand && !equalBytes(state.groupContext.groupId, entry.groupId)) throw new MessageError('WELCOME_INVALID', 'Welcome is for another group than routed')
       const existing = this.groups.get(gid)
       if (existing !== undefined && existing.status !== 'removed') throw new MessageError('WELCOME_INVALID', 'Already a member of that group')
       const consumeKeyPackage: StoreOperation[] = match.record.lastResort ? [] : [{ type: 'delete', key: match.key }]
-      const group = await Group.persistNew(this.components(), state, entry.commitSeq, [advance, ...consumeKeyPackage], 'joining')
+      const group = await Group.persistNew(this.components(), state, entry.commitSeq, [...advance, ...consumeKeyPackage], 'joining')
       // The leaf's HPKE key now lives (as a copy) in the group state; the init key is spent.
       zeroOutUint8Array(privateKeys.initPrivateKey)
       zeroOutUint8Array(match.record.initPrivateKey)
@@ -523,7 +524,8 @@ export class MlsClient {
       // Own trouble: the cursor stays, so the Welcome is processed again on the next sync.
       if (isOwnTrouble(cause)) throw cause
       const error = MlsToolkitError.isInstance(cause) ? cause : new MessageError('WELCOME_INVALID', 'Welcome rejected', { cause })
-      await this.init.store.write([advance])
+      if (outOfBand) throw error
+      await this.init.store.write(advance)
       this.events.emit('welcome:rejected', { error, seq: entry.seq })
       return undefined
     }
@@ -616,7 +618,7 @@ export class MlsClient {
     const nowSeconds = BigInt(Math.floor((this.init.now?.() ?? Date.now()) / 1000))
     const lifetime = BigInt(this.init.keyPackages?.lifetimeSeconds ?? 28 * 24 * 3600)
     const result = await generateKeyPackageWithKey(
-      credentialFor(this.clientId),
+      credentialUnder(this.init.credentials ?? basicCredentials, this.clientId),
       defaultCapabilities(),
       { notBefore: nowSeconds - 3600n, notAfter: nowSeconds + lifetime },
       [],
@@ -648,6 +650,7 @@ export class MlsClient {
   private components(): GroupComponents {
     return (this.groupComponents ??= {
       clientId: this.clientId,
+      validator: this.init.credentials ?? basicCredentials,
       store: this.init.store,
       channel: {
         createGroup: (...a) => this.requireConnection().channel.createGroup(...a),
@@ -780,6 +783,26 @@ export class MlsClient {
   private now(): number {
     return this.init.now?.() ?? Date.now()
   }
+
+  /**
+   * Join from a Welcome handed over outside the channel (an MLSMessage), for
+   * a group whose log is on this client's Group Channel; `commitSeq` is the
+   * channel position of the commit that added this client (where the group's
+   * log starts for it). The Welcome is checked exactly as one from the
+   * mailbox: it must be for a KeyPackage of this client, and every member's
+   * credential must pass the Authentication Service (verified device lists).
+   * Resolves with the group in `joining` (sync it to catch up); throws
+   * `WELCOME_INVALID` for a Welcome it refuses, changing nothing. The mailbox
+   * cursor does not move; if the same Welcome later arrives through the
+   * mailbox, it is rejected there as a group already joined.
+   */
+  async joinWelcome(welcome: Uint8Array, options: { commitSeq: number }): Promise<Group> {
+    if (!(welcome instanceof Uint8Array)) throw new UsageError('INVALID_ARGUMENT', 'welcome must be bytes')
+    if (!Number.isSafeInteger(options?.commitSeq) || options.commitSeq < 0) throw new UsageError('INVALID_ARGUMENT', 'commitSeq must be a non-negative integer')
+    const group = await this.welcomeLock.run(() => this.joinFromWelcome({ seq: 0, groupId: new Uint8Array(), welcome, commitSeq: options.commitSeq }, true))
+    if (group === undefined) throw new MessageError('WELCOME_INVALID', 'Welcome rejected')
+    return group
+  }
 }
 
 /**
@@ -795,7 +818,7 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
   if (init.store.specificationVersion !== CLIENT_STORE_SPECIFICATION_VERSION) {
     throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown client store specification ${String(init.store.specificationVersion)}`)
   }
-  formatClientId(init.userId, init.deviceId)
+  clientIdUnder(init.credentials ?? basicCredentials, init.userId, init.deviceId)
   let identity: IdentityRecord
   const stored = await init.store.get(storeKeys.identity)
   if (stored !== undefined) {

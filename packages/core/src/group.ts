@@ -16,6 +16,7 @@ import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
 import { MessageError, MlsToolkitError, UsageError } from './errors.js'
 import { equalBytes, fromHex, toHex } from './bytes.js'
+import { basicCredentials, type CredentialValidator } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
@@ -40,6 +41,8 @@ export { isOwnTrouble } from './one-rule.js'
 /** Services and settings a group needs from its client. */
 export interface GroupComponents {
   readonly clientId: ClientId
+  /** How members' credentials name them (default `basicCredentials`). */
+  readonly validator?: CredentialValidator
   readonly store: ClientStore
   readonly channel: GroupChannelClient
   readonly cs: CiphersuiteImpl
@@ -142,6 +145,11 @@ export class Group {
     return group
   }
 
+  /** How members' credentials name them. */
+  private get validator(): CredentialValidator {
+    return this.components.validator ?? basicCredentials
+  }
+
   /** The group's state in the state machine. */
   get status(): GroupStatus {
     return this.meta.status
@@ -182,7 +190,7 @@ export class Group {
 
   /** The current members, ordered by leaf index. */
   members(): Member[] {
-    return this.state === undefined ? [] : membersOf(this.state)
+    return this.state === undefined ? [] : membersOf(this.state, this.validator)
   }
 
   /** This member's leaf index. */
@@ -526,7 +534,7 @@ export class Group {
     const sender = pm.content.sender
     const committer =
       sender.senderType === 'member'
-        ? memberAtLeaf(state.ratchetTree, sender.leafIndex)
+        ? memberAtLeaf(state.ratchetTree, sender.leafIndex, this.validator)
         : externalCommitter(pm) // an external commit (a resync): the device its new leaf names
     if (postedBy !== undefined && committer !== postedBy) {
       throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
@@ -548,7 +556,7 @@ export class Group {
     }
     if (result.actionTaken !== 'accept') throw new MessageError('MESSAGE_REJECTED', 'Commit rejected')
     if (pending !== undefined) await this.discardPending(pending)
-    const before = membersOf(state)
+    const before = membersOf(state, this.validator)
     const newState = result.newState
     if (newState.groupActiveState.kind === 'removedFromGroup') {
       const removedAt = state.groupContext.epoch + 1n
@@ -587,7 +595,7 @@ export class Group {
     if (content.epoch !== state.groupContext.epoch) {
       throw new MessageError('WRONG_EPOCH', `Proposal for epoch ${content.epoch}, group is at ${state.groupContext.epoch}`)
     }
-    const sender = content.sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, content.sender.leafIndex) : undefined
+    const sender = content.sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, content.sender.leafIndex, this.validator) : undefined
     if (content.sender.senderType === 'member') {
       if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal is not sent by a member')
       if (postedBy !== undefined && sender !== postedBy) throw new MessageError('INVALID_MESSAGE', `Proposal posted by ${postedBy} but sent from the leaf of ${sender}`)
@@ -595,7 +603,7 @@ export class Group {
       throw new MessageError('INVALID_MESSAGE', `A standalone proposal from a ${content.sender.senderType} sender`)
     }
     if (content.proposal.proposalType !== 'remove') throw new MessageError('INVALID_MESSAGE', `Unsupported standalone proposal ${content.proposal.proposalType}`)
-    const removes = memberAtLeaf(state.ratchetTree, content.proposal.remove.removed)
+    const removes = memberAtLeaf(state.ratchetTree, content.proposal.remove.removed, this.validator)
     if (removes === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal removes a blank leaf')
     await this.checkPublicly(state, pm, 'Proposal')
     let result
@@ -610,7 +618,7 @@ export class Group {
   }
 
   private async mergePending(pending: PendingCommit, seq: number | undefined, digest: string): Promise<void> {
-    const before = this.state === undefined ? [] : membersOf(this.state)
+    const before = this.state === undefined ? [] : membersOf(this.state, this.validator)
     const newState = withCurrentHistory(pending.newState, this.state, pending.epoch)
     const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'active', epoch: newState.groupContext.epoch }
     await this.components.store.write([
@@ -627,7 +635,7 @@ export class Group {
   }
 
   private emitEpochChange(before: Member[], newState: ClientState, committer: ClientId | undefined, own: boolean): void {
-    const after = membersOf(newState)
+    const after = membersOf(newState, this.validator)
     const beforeIds = new Set(before.map((m) => m.clientId))
     const afterIds = new Set(after.map((m) => m.clientId))
     const added = after.filter((m) => !beforeIds.has(m.clientId)).map((m) => m.clientId)
@@ -668,7 +676,7 @@ export class Group {
     const state = this.requireActive()
     // A commit would include the member's own Remove, which its sender may not commit (RFC 9420 section 12.2).
     if (this.isLeaving()) throw new UsageError('INVALID_STATE', 'This member is leaving the group; another member commits its removal')
-    const members = membersOf(state)
+    const members = membersOf(state, this.validator)
     const memberIds = new Set(members.map((m) => m.clientId))
     const proposals: Proposal[] = []
     const added: ClientId[] = []
@@ -796,7 +804,7 @@ export class Group {
         if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
           throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
         }
-        const sender = memberAtLeaf(past.ratchetTree, content.sender.leafIndex)
+        const sender = memberAtLeaf(past.ratchetTree, content.sender.leafIndex, this.validator)
         if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
         const historical = new Map(state.historicalReceiverData)
         historical.set(pm.epoch, { ...past, secretTree: r.tree })
@@ -815,7 +823,7 @@ export class Group {
       if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
         throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
       }
-      const sender = memberAtLeaf(state.ratchetTree, content.sender.leafIndex)
+      const sender = memberAtLeaf(state.ratchetTree, content.sender.leafIndex, this.validator)
       if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
       return { sender, plaintext: content.applicationData, newState: { ...state, secretTree: r.tree }, consumed: r.consumed }
     } catch (cause) {

@@ -102,6 +102,32 @@ export interface CredentialValidator {
    * not one this validator accepts (wrong type, malformed identity).
    */
   clientIdFromCredential(credential: Credential): ClientId | undefined
+  /**
+   * How this scheme writes the client id of a user's device (the id of a
+   * client this app runs, and the identity of its basic credential). Throws
+   * `INVALID_ARGUMENT`. Optional: without it, `user/device`.
+   */
+  formatClientId?(userId: string, deviceId: string): ClientId
+}
+
+/** The client id `validator` gives a user's device; it must read back as that user and device. Throws `INVALID_ARGUMENT`. */
+export function clientIdUnder(validator: CredentialValidator, userId: string, deviceId: string): ClientId {
+  if (validator.formatClientId === undefined) return formatClientId(userId, deviceId)
+  const clientId = validator.formatClientId(userId, deviceId)
+  const parsed = validator.parseClientId(clientId)
+  if (parsed.userId !== userId || parsed.deviceId !== deviceId) {
+    throw new UsageError('INVALID_ARGUMENT', `The '${validator.name}' validator writes ${JSON.stringify(clientId)} for ${userId} ${deviceId}, which does not read back`)
+  }
+  return clientId
+}
+
+/** The basic credential naming `clientId`, checked to be one `validator` accepts for exactly that id. Throws `INVALID_ARGUMENT`. */
+export function credentialUnder(validator: CredentialValidator, clientId: ClientId): Credential {
+  const credential: Credential = { credentialType: 'basic', identity: utf8.encode(clientId) }
+  if (validator.clientIdFromCredential(credential) !== clientId) {
+    throw new UsageError('INVALID_ARGUMENT', `The '${validator.name}' validator does not accept a basic credential naming ${JSON.stringify(clientId)}`)
+  }
+  return credential
 }
 
 /** The default validator: basic credentials naming `user/device`, identifiers as `identifierProblem` allows. */

@@ -1,27 +1,27 @@
 import type { ClientState } from 'ts-mls'
 import type { ClientId } from './interfaces/common.js'
-import { clientIdFromCredential, parseClientId } from './identity.js'
+import type { CredentialValidator } from './identity.js'
 import type { Member } from './group-types.js'
 
 /** Reading and adjusting ts-mls group states: members, leaves, retained epochs. */
 
 /** The members of a state's ratchet tree, ordered by leaf index. */
-export function membersOf(state: ClientState): Member[] {
+export function membersOf(state: ClientState, validator: CredentialValidator): Member[] {
   const out: Member[] = []
   state.ratchetTree.forEach((node, nodeIndex) => {
     if (nodeIndex % 2 !== 0 || node?.nodeType !== 'leaf') return
-    const clientId = clientIdFromCredential(node.leaf.credential)
+    const clientId = validator.clientIdFromCredential(node.leaf.credential)
     if (clientId === undefined) return
-    const { userId, deviceId } = parseClientId(clientId)
+    const { userId, deviceId } = validator.parseClientId(clientId)
     out.push({ leafIndex: nodeIndex / 2, clientId, userId, deviceId, signaturePublicKey: node.leaf.signaturePublicKey })
   })
   return out
 }
 
 /** The client at a leaf, if the leaf holds one. */
-export function memberAtLeaf(tree: ClientState['ratchetTree'], leafIndex: number): ClientId | undefined {
+export function memberAtLeaf(tree: ClientState['ratchetTree'], leafIndex: number, validator: CredentialValidator): ClientId | undefined {
   const node = tree[leafIndex * 2]
-  return node?.nodeType === 'leaf' ? clientIdFromCredential(node.leaf.credential) : undefined
+  return node?.nodeType === 'leaf' ? validator.clientIdFromCredential(node.leaf.credential) : undefined
 }
 
 /**

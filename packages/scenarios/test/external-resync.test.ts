@@ -34,10 +34,7 @@ describe('a member resyncs by external commit', () => {
       register: true,
       signChallenge: (challenge) => signChallenge(challenge, dave, keys.signKey, cs)
     })
-    // Claim the user id (a signed one-device list, issue 8) so that members can add this user.
-    await connection.directory.publishDeviceListEntry(
-      await createClaimEntry(dave.split('/')[0]!, { device: { clientId: dave, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs })
-    )
+    await connection.directory.publishDeviceListEntry(await createClaimEntry('dave', { device: { clientId: dave, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs }))
     const kp = await generateKeyPackageWithKey(credentialFor(dave), defaultCapabilities(), defaultLifetime, [], keys, cs)
     await connection.directory.uploadKeyPackages({ keyPackages: [encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })] })
     await alice!.addUsers(a, ['dave'])
@@ -50,9 +47,18 @@ describe('a member resyncs by external commit', () => {
     // Dave loses his state and rejoins from the channel's GroupInfo.
     const fetched = await connection.channel.fetchGroupInfo(a.groupId)
     expect(fetched?.epoch).toBe(2n)
-    const rejoin = await createExternalRejoin(fetched!.groupInfo, { credential: credentialFor(dave), signatureKeys: keys, cs, clientConfig: defaultClientConfig, resync: true })
+    const told = [a.once('member:resynced'), c.once('member:resynced')]
+    const rejoin = await createExternalRejoin(fetched!.groupInfo, {
+      credential: credentialFor(dave),
+      signatureKeys: keys,
+      cs,
+      clientConfig: defaultClientConfig,
+      resync: true,
+      authenticatedData: new TextEncoder().encode('lost my state')
+    })
     expect(await connection.channel.postCommit(a.groupId, { epoch: rejoin.epoch, commit: rejoin.commit, groupInfo: rejoin.groupInfo })).toMatchObject({ kind: 'accepted', epoch: 3n })
     await converged([a, c], 3n)
+    for (const event of await Promise.all(told)) expect(event).toEqual({ epoch: 3n, member: dave, reason: 'lost my state' })
     expect(equalBytes(a.epochAuthenticator(), rejoin.state.keySchedule.epochAuthenticator)).toBe(true)
     expect(a.members().map((m) => m.clientId).sort()).toEqual(['alice/phone', 'carol/phone', 'dave/phone'])
     // The group goes on: an honest commit after the resync is applied by everyone.
@@ -62,7 +68,7 @@ describe('a member resyncs by external commit', () => {
     await connection.close()
   })
 
-  it('a standalone proposal reaches every client as a channel entry; clients that do not handle proposals yet skip it and stay active', async () => {
+  it('a standalone proposal reaches every client as a channel entry; clients keep it and the next commit includes it', async () => {
     const net = await createTestNetwork({ crypto, ciphersuite })
     const [alice, carol] = await Promise.all(['alice', 'carol'].map((u) => net.client(u)))
     await carol!.publishKeyPackages({ count: 1 })
@@ -77,10 +83,7 @@ describe('a member resyncs by external commit', () => {
       register: true,
       signChallenge: (challenge) => signChallenge(challenge, dave, keys.signKey, cs)
     })
-    // Claim the user id (a signed one-device list, issue 8) so that members can add this user.
-    await connection.directory.publishDeviceListEntry(
-      await createClaimEntry(dave.split('/')[0]!, { device: { clientId: dave, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs })
-    )
+    await connection.directory.publishDeviceListEntry(await createClaimEntry('dave', { device: { clientId: dave, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs }))
     const kp = await generateKeyPackageWithKey(credentialFor(dave), defaultCapabilities(), defaultLifetime, [], keys, cs)
     await connection.directory.uploadKeyPackages({ keyPackages: [encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })] })
     await alice!.addUsers(a, ['dave'])
@@ -90,14 +93,16 @@ describe('a member resyncs by external commit', () => {
     if (decoded?.wireformat !== 'mls_welcome') throw new Error('expected a Welcome')
     const state = await joinGroup(decoded.welcome, kp.publicPackage, kp.privatePackage, emptyPskIndex, cs)
     // Dave leaves: he proposes his own removal.
-    const rejected = [a.once('message:rejected'), c.once('message:rejected')]
+    const kept = [a.once('proposal:received'), c.once('proposal:received')]
     const leave = await createProposal(state, true, { proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }, cs)
     const { seq } = await connection.channel.postProposal(a.groupId, encodeMlsMessage(leave.message))
-    await Promise.all(rejected)
+    for (const event of await Promise.all(kept)) expect(event).toEqual({ epoch: 2n, seq, sender: dave, removes: [dave] })
     await waitFor(() => a.cursor === seq && c.cursor === seq, 'both clients to move past the proposal')
     expect([a.status, c.status]).toEqual(['active', 'active'])
+    // Carol's update includes dave's proposal by reference: dave is gone.
     await c.update()
     await converged([a, c], 3n)
+    expect(a.members().map((m) => m.clientId).sort()).toEqual(['alice/phone', 'carol/phone'])
     await connection.close()
   })
 })

@@ -65,9 +65,8 @@ describe('ten members committing concurrently', () => {
       register: true,
       signChallenge: (challenge) => signChallenge(challenge, mallory, keys.signKey, cs)
     })
-    // Claim the user id (a signed one-device list, issue 8) so that members can add this user.
     await connection.directory.publishDeviceListEntry(
-      await createClaimEntry(mallory.split('/')[0]!, { device: { clientId: mallory, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs })
+      await createClaimEntry('mallory', { device: { clientId: mallory, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs })
     )
     const kp = await generateKeyPackageWithKey(credentialFor(mallory), defaultCapabilities(), defaultLifetime, [], keys, cs)
     await connection.directory.uploadKeyPackages({ keyPackages: [encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })] })

@@ -1,6 +1,6 @@
 import type { ClientId, IdentityRecord, KeyPackageRecord } from '@mls/core/interfaces'
 import { equalBytes, toHex, type CredentialValidator } from '@mls/core'
-import { makeKeyPackageRef, verifyKeyPackage, verifyLeafNodeSignatureKeyPackage, type KeyPackage } from '@mls/core/mls'
+import { decodeKeyPackage, makeKeyPackageRef, verifyKeyPackage, verifyLeafNodeSignatureKeyPackage, type KeyPackage } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
 import { decodeMessage, type Suites } from './suites.js'
 
@@ -28,11 +28,8 @@ export async function validateKeyPackage(
   const { caller, identity, suites, limits, nowSeconds } = context
   if (!(bytes instanceof Uint8Array)) reject('not bytes')
   if (bytes.length > limits.maxKeyPackageBytes) reject(`larger than ${limits.maxKeyPackageBytes} bytes`)
-  const message = decodeMessage(bytes)
-  if (message === undefined) reject('not a decodable MLSMessage')
-  if (message.wireformat !== 'mls_key_package') reject(`wire format ${message.wireformat}, expected mls_key_package`)
-  const kp: KeyPackage = message.keyPackage
-  if (message.version !== 'mls10' || kp.version !== 'mls10') reject('protocol version is not mls10')
+  const { keyPackage: kp, framed } = readKeyPackage(bytes)
+  if (kp.version !== 'mls10') reject('protocol version is not mls10')
   if (!suites.isAccepted(kp.cipherSuite)) reject(`ciphersuite ${String(kp.cipherSuite)} is not accepted`)
   const leaf = kp.leafNode
   if (leaf.leafNodeSource !== 'key_package') reject('leaf node source is not key_package')
@@ -50,7 +47,37 @@ export async function validateKeyPackage(
   if (!(await safely(() => verifyKeyPackage(kp, impl.signature)))) reject('KeyPackage signature does not verify')
   const ref = toHex(await makeKeyPackageRef(kp, impl.hash))
   const notAfter = Number(leaf.lifetime.notAfter > MAX_NOT_AFTER ? MAX_NOT_AFTER : leaf.lifetime.notAfter)
-  return { ref, clientId: caller, keyPackage: bytes.slice(), lastResort: context.lastResort, notAfter }
+  return { ref, clientId: caller, keyPackage: framed, lastResort: context.lastResort, notAfter }
+}
+
+/** MLSMessage framing of a KeyPackage: version mls10 (1), wire format mls_key_package (5). */
+const KEY_PACKAGE_FRAME = Uint8Array.of(0, 1, 0, 5)
+
+/**
+ * Read an uploaded KeyPackage in either framing implementations use: an
+ * MLSMessage (wire format mls_key_package; what the toolkit publishes) or the
+ * bare KeyPackage structure (what OpenMLS serialises, docs/interop.md). Either
+ * way the Directory stores and serves the MLSMessage, its bytes otherwise
+ * exactly as uploaded. Trailing bytes are refused in both framings.
+ */
+function readKeyPackage(bytes: Uint8Array): { keyPackage: KeyPackage; framed: Uint8Array } {
+  const message = decodeMessage(bytes)
+  if (message !== undefined) {
+    if (message.wireformat !== 'mls_key_package') reject(`wire format ${message.wireformat}, expected mls_key_package`)
+    if (message.version !== 'mls10') reject('protocol version is not mls10')
+    return { keyPackage: message.keyPackage, framed: bytes.slice() }
+  }
+  let bare: [KeyPackage, number] | undefined
+  try {
+    bare = decodeKeyPackage(bytes, 0)
+  } catch {
+    bare = undefined
+  }
+  if (bare === undefined || bare[1] !== bytes.length) reject('neither a decodable MLSMessage nor a bare KeyPackage')
+  const framed = new Uint8Array(KEY_PACKAGE_FRAME.length + bytes.length)
+  framed.set(KEY_PACKAGE_FRAME)
+  framed.set(bytes, KEY_PACKAGE_FRAME.length)
+  return { keyPackage: bare[0], framed }
 }
 
 async function safely(check: () => Promise<boolean>): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { credentialFor } from '@mls/core'
-import { encodeMlsMessage, getCiphersuiteFromName } from '@mls/core/mls'
+import { encodeKeyPackage, encodeMlsMessage, getCiphersuiteFromName } from '@mls/core/mls'
 import { SUITE, TestClient, encodeKeyPackageMessage, expectCode, harness, resignKeyPackage } from './helpers.js'
 
 describe('directory: KeyPackage upload', () => {
@@ -14,6 +14,40 @@ describe('directory: KeyPackage upload', () => {
     expect(count).toEqual({ oneTime: 2, lastResort: true })
     expect(await h.services.directory.countKeyPackages(alice.clientId)).toEqual({ oneTime: 2, lastResort: true })
     expect(await h.services.directory.uploadKeyPackages(alice.clientId, { keyPackages: [one.bytes] })).toEqual({ oneTime: 2, lastResort: true })
+  })
+
+  it('accepts a bare KeyPackage (OpenMLS framing) and serves it as an MLSMessage, bytes otherwise unchanged', async () => {
+    const h = await harness()
+    const alice = await TestClient.register(h, 'alice/phone')
+    const bob = await TestClient.register(h, 'bob/phone')
+    const kp = await alice.keyPackage()
+    const bare = encodeKeyPackage(kp.publicPackage)
+    expect(await h.services.directory.uploadKeyPackages(alice.clientId, { keyPackages: [bare] })).toEqual({ oneTime: 1, lastResort: false })
+    const [served] = await h.services.directory.fetchKeyPackages(bob.clientId, 'alice')
+    expect(served?.keyPackage).toEqual(kp.bytes)
+    expect(served?.keyPackage.subarray(4)).toEqual(bare)
+  })
+
+  it('refuses a bare KeyPackage with trailing bytes, one naming another client, and bytes that are neither framing', async () => {
+    const h = await harness()
+    const alice = await TestClient.register(h, 'alice/phone')
+    const mallory = await TestClient.register(h, 'mallory/phone')
+    const bare = encodeKeyPackage((await mallory.keyPackage()).publicPackage)
+    const trailing = new Uint8Array([...bare, 0])
+    const forAlice = encodeKeyPackage((await mallory.keyPackage({ credential: credentialFor(alice.clientId) })).publicPackage)
+    const cases: [Uint8Array, string][] = [
+      [trailing, 'neither a decodable MLSMessage nor a bare KeyPackage'],
+      [forAlice, 'not the caller'],
+      [bare.subarray(0, 40), 'neither a decodable MLSMessage nor a bare KeyPackage'],
+      [new Uint8Array([0, 1, 0, 1, 9, 9]), 'neither a decodable MLSMessage nor a bare KeyPackage']
+    ]
+    for (const [bytes, reason] of cases) {
+      await expect(h.services.directory.uploadKeyPackages(mallory.clientId, { keyPackages: [bytes] })).rejects.toMatchObject({
+        code: 'KEY_PACKAGE_INVALID',
+        details: { index: 0, reason: expect.stringContaining(reason) }
+      })
+    }
+    expect(await h.services.directory.countKeyPackages(mallory.clientId)).toEqual({ oneTime: 0, lastResort: false })
   })
 
   it('refuses KeyPackages for another identity, all or nothing', async () => {
