@@ -1,6 +1,6 @@
 import { createGroupInfoWithExternalPubAndRatchetTree, encodeMlsMessage, type CiphersuiteImpl, type ClientState, type PublicMessage } from 'ts-mls'
 import type { ClientId } from './interfaces/common.js'
-import { clientIdFromCredential } from './identity.js'
+import { basicCredentials, type CredentialValidator } from './identity.js'
 
 /**
  * The signed GroupInfo of `state`'s epoch as an `mls_group_info` MLSMessage,
@@ -29,10 +29,10 @@ export async function commitRequest(
   }
 }
 
-/** The device an external commit (a `new_member_commit` sender) brings in: the one its UpdatePath's leaf names. */
-export function externalCommitter(message: PublicMessage): ClientId | undefined {
+/** The device an external commit (a `new_member_commit` sender) brings in: the one its UpdatePath's leaf names (read by `validator`). */
+export function externalCommitter(message: PublicMessage, validator: CredentialValidator = basicCredentials): ClientId | undefined {
   const content = message.content
   if (content.sender.senderType !== 'new_member_commit' || content.contentType !== 'commit') return undefined
   const leaf = content.commit.path?.leafNode
-  return leaf === undefined ? undefined : clientIdFromCredential(leaf.credential)
+  return leaf === undefined ? undefined : validator.clientIdFromCredential(leaf.credential)
 }

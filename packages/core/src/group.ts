@@ -535,7 +535,7 @@ export class Group {
     const committer =
       sender.senderType === 'member'
         ? memberAtLeaf(state.ratchetTree, sender.leafIndex, this.validator)
-        : externalCommitter(pm) // an external commit (a resync): the device its new leaf names
+        : externalCommitter(pm, this.validator) // an external commit (a resync): the device its new leaf names
     if (postedBy !== undefined && committer !== postedBy) {
       throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
     }
