@@ -11,7 +11,7 @@ export const HELP = `Commands (anything not starting with / is sent to the curre
   /members                list the current group's members and where they sit in the tree
   /update                 refresh your leaf secret (a commit with an update path)
   /remove <user|user/device>  remove a member from the current group
-  /leave                  not available: the toolkit has no self-remove yet; ask a member to /remove you
+  /leave                  ask to leave the current group (a Remove proposal): the next commit by a member removes you
   /epoch                  show the current epoch and its epoch authenticator
   /safety [user]          show a user's safety number (yours by default); compare it out of band
   /history [n]            show the last n messages of the current group stored on this device (default 20)
@@ -146,8 +146,12 @@ export class ChatSession {
           else this.print(`* nothing to do: ${outcome.reason}`, 'notice')
           break
         }
-        case '/leave':
-          throw new CommandError('leaving is not available yet: the toolkit has no self-remove proposal; ask a member to /remove you')
+        case '/leave': {
+          const group = this.requireGroup()
+          const { seq } = await group.leave()
+          this.print(`* asked to leave group ${short(group.groupIdHex)} (proposal #${seq}); the next commit by a member removes you`, 'notice')
+          break
+        }
         case '/epoch': {
           const group = this.requireGroup()
           this.print(`  epoch ${group.epoch}, epoch authenticator ${toHex(group.epochAuthenticator())}`, 'info')

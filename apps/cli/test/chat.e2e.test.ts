@@ -87,11 +87,11 @@ describe('mls-chat in real terminals against apps/server', () => {
     expect(aliceSees).toMatch(/^\d{5}( \d{5})+$/)
     expect(bobSees).toBe(aliceSees)
 
-    // Leaving is not in the API yet: the chat says so and changes nothing.
+    // Carol asks to leave (a self-Remove proposal the channel orders); the next
+    // commit by a member includes it: here alice's /remove, which commits
+    // carol's own proposal by reference instead of a second Remove.
     carol.line('/leave')
-    await carol.waitFor('leaving is not available yet')
-
-    // Alice removes carol.
+    await carol.waitFor(/asked to leave group [0-9a-f]{8} \(proposal #\d+\)/)
     alice.line('/remove carol')
     await alice.waitFor('removed carol/desk (epoch 3)')
     await carol.waitFor(`you were removed from group ${groupId.slice(0, 8)} by alice/laptop`)
