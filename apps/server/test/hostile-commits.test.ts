@@ -1,9 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import WebSocket from 'ws'
-import { createClaimEntry, createExternalRejoin, createMlsClient, credentialFor, signChallenge, type MlsClient } from '@mls/core'
+import { createClaimEntry, createExternalRejoin, credentialFor, signChallenge, type MlsClient } from '@mls/core'
 import type { Connection } from '@mls/core/interfaces'
 import {
   createCommit,
@@ -25,40 +22,21 @@ import {
 } from '@mls/core/mls'
 import { framedContentTbs, signFramedContentTBS } from '@mls/core/mls-internals'
 import { nodeCrypto } from '@mls/crypto-node'
-import { memoryClientStore } from '@mls/storage-memory'
 import { webSockets } from '@mls/transport-ws'
 import { converged, groupWith, joined, waitFor } from '@mls/scenarios'
-import { startServerProcess } from './harness.js'
+import { serverUrl, webSocketClient, type Cleanups } from './fixtures.js'
 
 const crypto = nodeCrypto()
 const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const
-const cleanups: (() => Promise<void> | void)[] = []
+const cleanups: Cleanups = []
 
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-async function server(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'mls-hostile-'))
-  const proc = await startServerProcess(dir)
-  cleanups.push(async () => {
-    if (proc.child.exitCode === null && proc.child.signalCode === null) await proc.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return proc.url
-}
+const server = (): Promise<string> => serverUrl('mls-hostile-', cleanups)
 
-async function client(userId: string, url: string): Promise<MlsClient> {
-  const c = await createMlsClient({
-    userId,
-    deviceId: 'laptop',
-    crypto,
-    store: memoryClientStore({ name: userId }),
-    transport: webSockets({ url, WebSocket, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } })
-  })
-  cleanups.push(() => c.close())
-  return c
-}
+const client = (userId: string, url: string): Promise<MlsClient> => webSocketClient(userId, url, cleanups)
 
 /** An attacker outside MlsClient: its own registered key, a raw connection, and its MLS state once it joins. */
 async function rawSession(url: string, clientId: string) {

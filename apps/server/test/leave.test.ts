@@ -1,43 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import WebSocket from 'ws'
-import { createMlsClient, type Group, type MlsClient } from '@mls/core'
-import { nodeCrypto } from '@mls/crypto-node'
-import { memoryClientStore } from '@mls/storage-memory'
-import { webSockets } from '@mls/transport-ws'
+import { type Group, type MlsClient } from '@mls/core'
 import { converged, groupWith, waitFor } from '@mls/scenarios'
-import { startServerProcess } from './harness.js'
+import { serverUrl, webSocketClient, type Cleanups } from './fixtures.js'
 
-const crypto = nodeCrypto()
-const cleanups: (() => Promise<void> | void)[] = []
+const cleanups: Cleanups = []
 
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-async function server(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'mls-leave-'))
-  const proc = await startServerProcess(dir)
-  cleanups.push(async () => {
-    if (proc.child.exitCode === null && proc.child.signalCode === null) await proc.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return proc.url
-}
+const server = (): Promise<string> => serverUrl('mls-leave-', cleanups)
 
-async function client(userId: string, url: string): Promise<MlsClient> {
-  const c = await createMlsClient({
-    userId,
-    deviceId: 'laptop',
-    crypto,
-    store: memoryClientStore({ name: userId }),
-    transport: webSockets({ url, WebSocket, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } })
-  })
-  cleanups.push(() => c.close())
-  return c
-}
+const client = (userId: string, url: string): Promise<MlsClient> => webSocketClient(userId, url, cleanups)
 
 const ids = (g: Group) => g.members().map((m) => m.clientId).sort()
 

@@ -1,9 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import WebSocket from 'ws'
-import { createClaimEntry, createMlsClient, credentialFor, signChallenge, type Group, type GroupEvents, type MlsClient } from '@mls/core'
+import { createClaimEntry, credentialFor, signChallenge, type Group, type GroupEvents, type MlsClient } from '@mls/core'
 import type { ClientStore, Connection } from '@mls/core/interfaces'
 import {
   createCommit,
@@ -23,37 +20,20 @@ import { nodeCrypto } from '@mls/crypto-node'
 import { memoryClientStore } from '@mls/storage-memory'
 import { webSockets } from '@mls/transport-ws'
 import { converged, groupWith, joined, keepOpen } from '@mls/scenarios'
-import { startServerProcess } from './harness.js'
+import { serverUrl, webSocketClient, type Cleanups } from './fixtures.js'
 
 const crypto = nodeCrypto()
 const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const
-const cleanups: (() => Promise<void> | void)[] = []
+const cleanups: Cleanups = []
 
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-async function server(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'mls-resync-'))
-  const proc = await startServerProcess(dir)
-  cleanups.push(async () => {
-    if (proc.child.exitCode === null && proc.child.signalCode === null) await proc.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return proc.url
-}
+const server = (): Promise<string> => serverUrl('mls-resync-', cleanups)
 
-async function client(userId: string, url: string, store: ClientStore = memoryClientStore({ name: userId })): Promise<MlsClient> {
-  const c = await createMlsClient({
-    userId,
-    deviceId: 'laptop',
-    crypto,
-    store,
-    transport: webSockets({ url, WebSocket, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } })
-  })
-  cleanups.push(() => c.close())
-  return c
-}
+const client = (userId: string, url: string, store?: ClientStore): Promise<MlsClient> =>
+  webSocketClient(userId, url, cleanups, store)
 
 /** Collect every event of one type a group emits. */
 function record<K extends keyof GroupEvents>(group: Group, type: K): GroupEvents[K][] {
