@@ -45,6 +45,7 @@ if (mode === 'consume') {
       out(`accepted ${epoch} ${result.seq} commit-${label} ${result.welcomeSeqs[0].seq}`)
       epoch++
     } else {
+      out(`conflict ${epoch} ${result.epoch}`)
       epoch = result.epoch
     }
     const appended = await store.appendMessage(target, { kind: 'application', epoch, sender: name, message, digest: `message-${label}` })

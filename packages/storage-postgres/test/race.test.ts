@@ -82,7 +82,9 @@ describe('PostgreSQL server store under concurrent callers in two processes', ()
     const messages = outputs.flat().filter((l) => l.startsWith('message ')).map((l) => l.split(' '))
     // One accepted commit per epoch 0..39, across both processes.
     expect(accepted.map((f) => Number(f[1])).sort((x, y) => x - y)).toEqual(Array.from({ length: lastEpoch + 1 }, (_, i) => i))
-    expect(outputs.every((o) => o.some((l) => l.startsWith('accepted ')))).toBe(true)
+    // Both processes really raced: each had a commit accepted or lost an epoch to the other (one may win every
+    // epoch when the scheduler favours it; requiring an accepted commit from each made this test flaky).
+    expect(outputs.every((o) => o.some((l) => l.startsWith('accepted ') || l.startsWith('conflict ')))).toBe(true)
     // The log is gap-free and holds exactly what the processes were told was accepted, at the seqs they were told.
     const group = await store.getGroup(groupId)
     expect(group?.epoch).toBe(BigInt(lastEpoch + 1))
