@@ -1,2 +1,2 @@
 export { CORE_CRYPTO_PACKAGE, loadOpenMls, OpenMlsPeer, type OpenMlsCommit, type OpenMlsReceived } from './openmls-peer.js'
-export { TsMlsMember } from './ts-mls-member.js'
+export { readKeyPackage, TsMlsMember } from './ts-mls-member.js'

@@ -159,11 +159,24 @@ export class TsMlsMember {
   }
 }
 
-/** A KeyPackage from either framing: an MLSMessage (wire format mls_key_package) or the bare structure. */
-function readKeyPackage(bytes: Uint8Array): KeyPackage {
-  const framed = decodeMlsMessage(bytes, 0)
+/**
+ * A KeyPackage from either framing: an MLSMessage (wire format mls_key_package) or the bare structure.
+ * A bare KeyPackage starts with version mls10 and its cipher suite, so ts-mls reads most of them as the
+ * start of an MLSMessage of another wire format, and its decoder may throw on the bytes that follow:
+ * neither attempt may end the read.
+ */
+export function readKeyPackage(bytes: Uint8Array): KeyPackage {
+  const framed = attempt(() => decodeMlsMessage(bytes, 0))
   if (framed !== undefined && framed[1] === bytes.length && framed[0].wireformat === 'mls_key_package') return framed[0].keyPackage
-  const bare = decodeKeyPackage(bytes, 0)
+  const bare = attempt(() => decodeKeyPackage(bytes, 0))
   if (bare !== undefined && bare[1] === bytes.length) return bare[0]
   throw new Error('Not a KeyPackage')
+}
+
+function attempt<T>(decode: () => T | undefined): T | undefined {
+  try {
+    return decode()
+  } catch {
+    return undefined
+  }
 }
