@@ -1,5 +1,5 @@
-import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, WelcomeEntry } from '@mls/core/interfaces'
-import { TransportError, UsageError } from '@mls/core'
+import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, WelcomeEntry } from '@mls/contracts/interfaces'
+import { TransportError, UsageError } from '@mls/contracts'
 
 /**
  * The codec of protocol version 1 (docs/protocol.md). Decoders are exhaustive

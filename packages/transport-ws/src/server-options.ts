@@ -1,7 +1,7 @@
 import type { Server as HttpServer, ServerResponse } from 'node:http'
-import { UsageError } from '@mls/core'
+import { UsageError } from '@mls/contracts'
 import type { Services } from '@mls/server'
-import type { ClientId } from '@mls/core/interfaces'
+import type { ClientId } from '@mls/contracts/interfaces'
 
 /**
  * Limits of the WebSocket server (docs/protocol.md section 5). Each is
