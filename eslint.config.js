@@ -31,5 +31,28 @@ export default tseslint.config(
   {
     files: ['packages/core/**'],
     rules: { 'no-restricted-imports': 'off' }
+  },
+  {
+    // The contracts package installs nothing: it imports only its own modules.
+    files: ['packages/contracts/src/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^[^.]', message: '@mls/contracts imports nothing outside itself (it has no dependencies).' }] }]
+    }
+  },
+  {
+    // Adapters that implement a contract depend on @mls/contracts, never on the engine (their tests may).
+    files: ['packages/storage-*/src/**', 'packages/transport-*/src/**'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['ts-mls', 'ts-mls/*'], message: 'Only @mls/core imports ts-mls; use its re-exports (@mls/core/mls).' },
+            { group: ['@mls/core', '@mls/core/*'], message: 'Adapters import @mls/contracts, so installing them does not install the engine.' }
+          ]
+        }
+      ]
+    }
   }
 )

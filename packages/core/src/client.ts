@@ -50,11 +50,15 @@ export interface MlsClientInit {
   userId: string
   /** This device; 1-128 UTF-8 bytes without `/`. */
   deviceId: string
+  /** The crypto backend (`nodeCrypto()`, `nobleCrypto()`, `libsodiumCrypto()` of the `@mls/crypto-*` packages). */
   crypto: CryptoProvider
+  /** Where this device's identity, KeyPackages and groups are kept (a `@mls/storage-*` client store). */
   store: ClientStore
+  /** How the client reaches the Directory and the Group Channel (`@mls/transport-ws`, `@mls/transport-memory`). */
   transport: Transport
   /** Default: suite 1, MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519. */
   ciphersuite?: CiphersuiteName
+  /** How this device's KeyPackages are generated and kept stocked in the Directory. */
   keyPackages?: {
     /** One-time KeyPackages per `publishKeyPackages()` call. Default 10. */
     batchSize?: number
@@ -83,7 +87,12 @@ export interface MlsClientInit {
    */
   start?: boolean
   /** Backoff of background retries after a failure: first delay, doubling up to the maximum. Default 250 ms to 30 s. */
-  retry?: { initialDelayMs?: number; maxDelayMs?: number }
+  retry?: {
+    /** The first delay after a failure. Default 250 ms. */
+    initialDelayMs?: number
+    /** The longest delay, which doubling stops at. Default 30 s. */
+    maxDelayMs?: number
+  }
   /** The timer of background retries; injectable for deterministic tests (virtual time). Default: the global timers. */
   timers?: RetryTimers
   /**
@@ -118,7 +127,9 @@ export type AddUsersOutcome = CommitOutcome & {
 
 /** A timer source (the subset of the global timer functions the client uses). */
 export interface RetryTimers {
+  /** Call `callback` once after `delayMs`; returns a handle for `clearTimeout`. */
   setTimeout(callback: () => void, delayMs: number): unknown
+  /** Cancel a timer `setTimeout` returned (a no-op for one that already fired). */
   clearTimeout(handle: unknown): void
 }
 
@@ -131,22 +142,47 @@ export interface RetryTimers {
 export type ConnectionState = 'connecting' | 'online' | 'offline' | 'closed'
 
 /** A group event, as the client-wide stream carries it: with its group. */
-export type ClientGroupEvent<K extends keyof GroupEvents> = GroupEvents[K] & { readonly group: Group }
+export type ClientGroupEvent<K extends keyof GroupEvents> = GroupEvents[K] & {
+  /** The group the event is about. */
+  readonly group: Group
+}
 
+/** The events an `MlsClient` emits (`client.on(name, listener)`), with their payloads. */
 export interface ClientEvents {
   /** A Welcome was processed and the group persisted. */
-  'group:joined': { group: Group }
+  'group:joined': {
+    /** The joined group (in the `joining` state until it caught up). */
+    group: Group
+  }
   /** A Welcome could not be processed (bad input); it is skipped and nothing was joined. */
-  'welcome:rejected': { error: MlsToolkitError; seq: number }
+  'welcome:rejected': {
+    /** Why (its `code` says what was wrong). */
+    error: MlsToolkitError
+    /** The Welcome's position in this client's mailbox. */
+    seq: number
+  }
   /**
    * Background processing failed for this client's own reason (store,
    * network); nothing durable changed and it is retried with backoff.
    */
-  'sync:failed': { error: unknown }
+  'sync:failed': {
+    /** The failure. */
+    error: unknown
+  }
   /** The connection changed state. */
-  'connection:state': { state: ConnectionState; cause?: unknown }
+  'connection:state': {
+    /** The new state. */
+    state: ConnectionState
+    /** For `offline`: the failure that took the connection down. */
+    cause?: unknown
+  }
   /** Every group's application messages, in each group's channel order. */
-  'message:received': { group: Group; message: GroupEvents['message:received'] }
+  'message:received': {
+    /** The group the message was sent in. */
+    group: Group
+    /** The message. */
+    message: GroupEvents['message:received']
+  }
   /** Every group's rejected input. */
   'message:rejected': ClientGroupEvent<'message:rejected'>
   /** Every group's epoch changes. */
@@ -192,6 +228,7 @@ export class DirectoryAuthenticationService implements AuthenticationService {
     private readonly validator: CredentialValidator = basicCredentials
   ) {}
 
+  /** Whether `credential`, presented with `signaturePublicKey`, belongs to a device of a verified list (see above). */
   async validateCredential(credential: Credential, signaturePublicKey: Uint8Array): Promise<boolean> {
     const clientId = this.validator.clientIdFromCredential(credential)
     if (clientId === undefined) return false
@@ -201,9 +238,13 @@ export class DirectoryAuthenticationService implements AuthenticationService {
 
 /** One device's MLS client: identity, KeyPackages and groups, over a transport. */
 export class MlsClient {
+  /** This device's client id, `user/device`. */
   readonly clientId: ClientId
+  /** The user this device belongs to. */
   readonly userId: string
+  /** This device's id within its user. */
   readonly deviceId: string
+  /** The ciphersuite of this device's identity and groups. */
   readonly ciphersuite: CiphersuiteName
   private readonly groups = new Map<string, Group>()
   private readonly events = new Emitter<ClientEvents>()
@@ -234,10 +275,12 @@ export class MlsClient {
     this.ciphersuite = identity.ciphersuite
   }
 
+  /** Listen to `type` (see `ClientEvents`); returns a function that stops listening. */
   on<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void {
     return this.events.on(type, listener)
   }
 
+  /** The next `type` event (see `ClientEvents`). */
   once<K extends keyof ClientEvents>(type: K): Promise<ClientEvents[K]> {
     return this.events.once(type)
   }
@@ -371,7 +414,12 @@ export class MlsClient {
    * them: `count` one-time KeyPackages, plus a last-resort one when none
    * exists yet or `rotateLastResort` is set (the previous one is then deleted).
    */
-  async publishKeyPackages(options: { count?: number; rotateLastResort?: boolean } = {}): Promise<{ oneTime: number; lastResort: boolean }> {
+  async publishKeyPackages(options: { count?: number; rotateLastResort?: boolean } = {}): Promise<{
+    /** One-time KeyPackages of this device the Directory now holds. */
+    oneTime: number
+    /** Whether the Directory holds a last-resort KeyPackage of this device. */
+    lastResort: boolean
+  }> {
     const count = options.count ?? this.init.keyPackages?.batchSize ?? 10
     if (!Number.isInteger(count) || count < 0 || count > 1000) throw new UsageError('INVALID_ARGUMENT', 'count must be 0-1000')
     const existing = await this.storedKeyPackages()

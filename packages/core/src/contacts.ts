@@ -28,7 +28,9 @@ import {
  *   typically after comparing the new fingerprint out of band.
  */
 export interface ContactChange {
+  /** The contact. */
   readonly userId: string
+  /** Whether the new list extends the pinned one (`devices-changed`) or does not (`replaced`); see above. */
   readonly kind: 'devices-changed' | 'replaced'
   /** Client ids listed now and not before. */
   readonly added: readonly ClientId[]
@@ -36,7 +38,9 @@ export interface ContactChange {
   readonly removed: readonly ClientId[]
   /** Client ids whose key or ciphersuite differs. */
   readonly rekeyed: readonly ClientId[]
+  /** Fingerprint of the list pinned before. */
   readonly previousFingerprint: string
+  /** Fingerprint of the list now served (compare it out of band before trusting a `replaced` list). */
   readonly fingerprint: string
 }
 

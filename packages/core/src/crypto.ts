@@ -5,9 +5,13 @@ import { UsageError } from './errors.js'
 
 const providerSymbol = Symbol.for('@mls/core.crypto-provider')
 
+/** What `defineCryptoProvider` builds a provider from. */
 export interface CryptoProviderInit {
+  /** Short name of the implementation, e.g. `node`. */
   name: string
+  /** Every suite `getCiphersuiteImpl` implements. */
   ciphersuites: readonly CiphersuiteName[]
+  /** The primitives of one of `ciphersuites` (called once per suite; the result is cached). */
   getCiphersuiteImpl(cs: Ciphersuite): Promise<CiphersuiteImpl>
 }
 

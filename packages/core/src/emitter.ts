@@ -4,6 +4,7 @@ export type Listener<T> = (event: T) => void
 export class Emitter<Events extends object> {
   private readonly listeners = new Map<keyof Events, Set<Listener<never>>>()
 
+  /** Call `listener` for every event of `type`; returns a function that stops it. */
   on<K extends keyof Events>(type: K, listener: Listener<Events[K]>): () => void {
     let set = this.listeners.get(type)
     if (set === undefined) {
@@ -14,6 +15,7 @@ export class Emitter<Events extends object> {
     return () => this.off(type, listener)
   }
 
+  /** Stop calling `listener` for `type`. */
   off<K extends keyof Events>(type: K, listener: Listener<Events[K]>): void {
     this.listeners.get(type)?.delete(listener as Listener<never>)
   }
@@ -28,6 +30,7 @@ export class Emitter<Events extends object> {
     })
   }
 
+  /** Call every listener of `type` with `event`, in the order they were added. */
   emit<K extends keyof Events>(type: K, event: Events[K]): void {
     const set = this.listeners.get(type)
     if (set === undefined) return

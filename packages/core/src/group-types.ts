@@ -31,48 +31,115 @@ export type GroupStatus = 'joining' | 'active' | 'committing' | 'removed' | 'fai
 
 /** A member of the group, from the ratchet tree. */
 export interface Member {
+  /** The member's leaf in the ratchet tree. */
   readonly leafIndex: number
+  /** The member's client id, `user/device`, from its credential. */
   readonly clientId: ClientId
+  /** The user part of `clientId`. */
   readonly userId: string
+  /** The device part of `clientId`. */
   readonly deviceId: string
+  /** The signature key of its leaf. */
   readonly signaturePublicKey: Uint8Array
 }
 
 /** What a commit call wanted; kept so it can be retried after losing a race. */
 export type CommitIntent =
-  | { readonly kind: 'add'; readonly keyPackages: readonly ValidatedKeyPackage[] }
-  | { readonly kind: 'remove'; readonly targets: readonly string[] }
-  | { readonly kind: 'update' }
+  | {
+      /** Add members. */
+      readonly kind: 'add'
+      /** The validated KeyPackages of the devices to add. */
+      readonly keyPackages: readonly ValidatedKeyPackage[]
+    }
+  | {
+      /** Remove members. */
+      readonly kind: 'remove'
+      /** The client ids to remove. */
+      readonly targets: readonly string[]
+    }
+  | {
+      /** Refresh this member's leaf (post-compromise security). */
+      readonly kind: 'update'
+    }
 
 /** A KeyPackage fetched from the Directory and validated for adding. */
 export interface ValidatedKeyPackage {
+  /** The device the KeyPackage belongs to. */
   readonly clientId: ClientId
+  /** The decoded KeyPackage. */
   readonly keyPackage: KeyPackage
 }
 
 /** The outcome of a commit call. Losing a race is not an error: the intent is retried. */
 export type CommitOutcome =
   | {
+      /** The channel accepted the commit and the group merged it. */
       readonly kind: 'committed'
+      /** The epoch the commit led to. */
       readonly epoch: bigint
+      /** The commit's log seq. */
       readonly seq: number
+      /** How many commits were tried (1 when no race was lost). */
       readonly attempts: number
+      /** The devices the commit added. */
       readonly added: readonly ClientId[]
+      /** The devices the commit removed. */
       readonly removed: readonly ClientId[]
     }
-  | { readonly kind: 'not-needed'; readonly reason: string; readonly attempts: number }
+  | {
+      /** Nothing was left to do (every client already a member, or no target a member any more), e.g. after a lost race. */
+      readonly kind: 'not-needed'
+      /** Why nothing was left to commit. */
+      readonly reason: string
+      /** How many commits were tried. */
+      readonly attempts: number
+    }
 
+/** The events a `Group` emits (`group.on(name, listener)`), with their payloads. */
 export interface GroupEvents {
   /** An application message, in channel order. `own` for this member's messages echoed back. */
   'message:received': ReceivedMessage
   /** A commit was applied (another member's, or this member's own once confirmed). */
-  'epoch:changed': { epoch: bigint; epochAuthenticator: Uint8Array; committer: ClientId | undefined; own: boolean }
-  'members:changed': { epoch: bigint; added: readonly ClientId[]; removed: readonly ClientId[] }
+  'epoch:changed': {
+    /** The new epoch. */
+    epoch: bigint
+    /** The new epoch's authenticator (equal for every member of the epoch; compare out of band). */
+    epochAuthenticator: Uint8Array
+    /** The member that committed; `undefined` when it is not a member (an external committer). */
+    committer: ClientId | undefined
+    /** Whether this member committed. */
+    own: boolean
+  }
+  /** The roster changed with a commit. */
+  'members:changed': {
+    /** The epoch the change took effect in. */
+    epoch: bigint
+    /** The devices added. */
+    added: readonly ClientId[]
+    /** The devices removed. */
+    removed: readonly ClientId[]
+  }
   /** This member was removed; the group is now `removed` and its secrets are deleted. */
-  'group:removed': { epoch: bigint; by: ClientId | undefined }
+  'group:removed': {
+    /** The epoch of the commit that removed this member. */
+    epoch: bigint
+    /** The member that committed the removal, when known. */
+    by: ClientId | undefined
+  }
   /** Input the group refused; the state is unchanged. */
-  'message:rejected': { error: MlsToolkitError; seq: number | undefined }
-  'status:changed': { from: GroupStatus; to: GroupStatus }
+  'message:rejected': {
+    /** Why it was refused (its `code` says what was wrong). */
+    error: MlsToolkitError
+    /** Its channel position; `undefined` for input handed to `receive`. */
+    seq: number | undefined
+  }
+  /** The group moved from one state to another (see `GroupStatus`). */
+  'status:changed': {
+    /** The previous state. */
+    from: GroupStatus
+    /** The new state. */
+    to: GroupStatus
+  }
   /** Another member rejoined by an external commit that replaced its old leaf; `reason` is what it signed. */
   'member:resynced': {
     /** The epoch the external commit created. */
@@ -106,8 +173,11 @@ export interface GroupEvents {
 export interface ReceivedMessage {
   /** Stable id of the message within the group (its channel position, or its digest outside the channel). */
   readonly id: string
+  /** The member that sent it. */
   readonly sender: ClientId
+  /** The decrypted application data. */
   readonly plaintext: Uint8Array
+  /** The epoch it was sent in. */
   readonly epoch: bigint
   /** Channel position; `undefined` for messages handed to `receive`. */
   readonly seq: number | undefined
@@ -117,15 +187,45 @@ export interface ReceivedMessage {
 
 /** What `receive` did with a message handed in directly (outside the channel). */
 export type ReceiveResult =
-  | { readonly kind: 'application'; readonly sender: ClientId; readonly plaintext: Uint8Array; readonly epoch: bigint }
-  | { readonly kind: 'commit'; readonly epoch: bigint }
-  | { readonly kind: 'own-commit'; readonly epoch: bigint }
-  | { readonly kind: 'own-message' }
+  | {
+      /** An application message from another member. */
+      readonly kind: 'application'
+      /** The member that sent it. */
+      readonly sender: ClientId
+      /** The decrypted application data. */
+      readonly plaintext: Uint8Array
+      /** The epoch it was sent in. */
+      readonly epoch: bigint
+    }
+  | {
+      /** Another member's commit, applied. */
+      readonly kind: 'commit'
+      /** The epoch it led to. */
+      readonly epoch: bigint
+    }
+  | {
+      /** This member's own pending commit, confirmed and merged. */
+      readonly kind: 'own-commit'
+      /** The epoch it led to. */
+      readonly epoch: bigint
+    }
+  | {
+      /** This member's own application message, echoed back (recorded, nothing to decrypt). */
+      readonly kind: 'own-message'
+    }
   | {
       /** A standalone proposal, kept for the next commit. */
       readonly kind: 'proposal'
       /** The epoch it belongs to. */
       readonly epoch: bigint
     }
-  | { readonly kind: 'duplicate' }
-  | { readonly kind: 'waiting-for-epoch'; readonly epoch: bigint }
+  | {
+      /** Already processed; nothing changed. */
+      readonly kind: 'duplicate'
+    }
+  | {
+      /** For a later epoch than the group's; kept and processed once the group gets there. */
+      readonly kind: 'waiting-for-epoch'
+      /** The message's epoch. */
+      readonly epoch: bigint
+    }

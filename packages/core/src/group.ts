@@ -40,13 +40,19 @@ export { isOwnTrouble } from './one-rule.js'
 
 /** Services and settings a group needs from its client. */
 export interface GroupComponents {
+  /** The client this group belongs to. */
   readonly clientId: ClientId
   /** How members' credentials name them (default `basicCredentials`). */
   readonly validator?: CredentialValidator
+  /** The client's store, where the group's state is persisted. */
   readonly store: ClientStore
+  /** The Group Channel of the client's connection. */
   readonly channel: GroupChannelClient
+  /** The primitives of the group's ciphersuite. */
   readonly cs: CiphersuiteImpl
+  /** ts-mls settings (retention, padding, credential checks) built by the client. */
   readonly clientConfig: ClientConfig
+  /** Commit attempts before giving up after repeated races. */
   readonly maxCommitAttempts: number
   /** How many message digests to remember for replay detection. */
   readonly replayWindow: number
@@ -77,7 +83,9 @@ const FETCH_PAGE = 500
 
 /** One MLS group of one client: a state machine driven by the Group Channel. */
 export class Group {
+  /** The MLS group id. */
   readonly groupId: Uint8Array
+  /** `groupId` in lower-case hex, as the services and the store key the group. */
   readonly groupIdHex: string
   private state: ClientState | undefined
   private meta: GroupMeta
@@ -170,10 +178,12 @@ export class Group {
     return this.pending !== undefined
   }
 
+  /** Listen to `type` (see `GroupEvents`); returns a function that stops listening. */
   on<K extends keyof GroupEvents>(type: K, listener: (event: GroupEvents[K]) => void): () => void {
     return this.events.on(type, listener)
   }
 
+  /** The next `type` event (see `GroupEvents`). */
   once<K extends keyof GroupEvents>(type: K): Promise<GroupEvents[K]> {
     return this.events.once(type)
   }
@@ -204,7 +214,10 @@ export class Group {
   }
 
   /** Encrypt and post an application message in the current epoch. */
-  async send(plaintext: Uint8Array | string): Promise<{ seq: number }> {
+  async send(plaintext: Uint8Array | string): Promise<{
+    /** The message's log seq. */
+    seq: number
+  }> {
     const data = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext
     // ts-mls sends no application message while proposals are pending: commit them first (e.g. a member's leave).
     if (this.state !== undefined && this.meta.status === 'active' && hasPendingProposals(this.state) && !this.isLeaving()) {

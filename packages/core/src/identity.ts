@@ -48,7 +48,12 @@ export function formatClientId(userId: string, deviceId: string): ClientId {
 }
 
 /** Split and validate a client id. Throws `INVALID_ARGUMENT`. */
-export function parseClientId(clientId: string): { userId: string; deviceId: string } {
+export function parseClientId(clientId: string): {
+  /** The part before the `/`. */
+  userId: string
+  /** The part after the `/`. */
+  deviceId: string
+} {
   if (typeof clientId !== 'string') throw new UsageError('INVALID_ARGUMENT', 'A client id must be a string')
   const slash = clientId.indexOf('/')
   if (slash < 0) throw new UsageError('INVALID_ARGUMENT', `Not a client id: ${JSON.stringify(clientId)}`)
@@ -94,7 +99,12 @@ export interface CredentialValidator {
    * Split and validate a client id into its user and device. Throws
    * `INVALID_ARGUMENT` (a `UsageError`) for an id this scheme refuses.
    */
-  parseClientId(clientId: string): { userId: string; deviceId: string }
+  parseClientId(clientId: string): {
+    /** The user the client id names. */
+    userId: string
+    /** The device the client id names. */
+    deviceId: string
+  }
   /** Validate a user id alone. Throws `INVALID_ARGUMENT`. */
   checkUserId(userId: string): void
   /**

@@ -27,9 +27,13 @@ export type SkipReason =
 
 /** A device left out while adding its user. */
 export interface SkippedDevice {
+  /** The user being added. */
   readonly userId: string
+  /** The device left out. */
   readonly clientId: ClientId
+  /** Why, as a code. */
   readonly reason: SkipReason
+  /** Why, for humans. */
   readonly message: string
 }
 

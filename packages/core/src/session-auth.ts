@@ -15,6 +15,7 @@ export function authenticationContent(challenge: Uint8Array, clientId: ClientId)
   return concatBytes(header, challenge, id)
 }
 
+/** A connection challenge's signature: SignWithLabel(`AUTH_LABEL`, `authenticationContent(challenge, clientId)`). */
 export function signChallenge(
   challenge: Uint8Array,
   clientId: ClientId,
@@ -24,6 +25,7 @@ export function signChallenge(
   return signWithLabel(signaturePrivateKey, AUTH_LABEL, authenticationContent(challenge, clientId), cs.signature)
 }
 
+/** Whether `signature` is `signChallenge`'s signature by `signaturePublicKey`; `false` (never a throw) for malformed input. */
 export async function verifyChallenge(
   challenge: Uint8Array,
   clientId: ClientId,

@@ -7,7 +7,9 @@
 // skipLibCheck: false), bundled for the browser with esbuild and run: a server
 // of one's own on SQLite, two processes chatting through the real apps/server
 // process, the browser client in Chromium. A last pnpm project without an
-// allowed better-sqlite3 build shows the error a user then gets.
+// allowed better-sqlite3 build shows the error a user then gets. Two more
+// (npm, pnpm) install a store and the WebSocket client alone and show that
+// neither @mls/core nor ts-mls is in their installed tree.
 //
 // Time budget: about 1 to 3 minutes on 2 cores. better-sqlite3's prebuilt
 // binary comes from a loopback mirror of the one the workspace built (GitHub,
@@ -243,7 +245,7 @@ describe('release rehearsal: a minimal pnpm project without an allowed better-sq
     writeFileSync(
       join(project, 'open.mjs'),
       [
-        "import { createMlsClient } from '@mls/core'",
+        "import { StorageError, createMlsClient } from '@mls/core'",
         "import { webSockets } from '@mls/transport-ws'",
         "import { sqliteClientStore } from '@mls/storage-sqlite'",
         "if (typeof createMlsClient !== 'function' || typeof webSockets !== 'function') throw new Error('missing exports')",
@@ -251,7 +253,7 @@ describe('release rehearsal: a minimal pnpm project without an allowed better-sq
         "  sqliteClientStore({ path: 'client.sqlite' })",
         "  console.log(JSON.stringify({ opened: true }))",
         '} catch (error) {',
-        '  console.log(JSON.stringify({ code: error.code, details: error.details, message: error.message }))',
+        '  console.log(JSON.stringify({ code: error.code, details: error.details, message: error.message, coreClass: error instanceof StorageError }))',
         '}'
       ].join('\n')
     )
@@ -259,11 +261,56 @@ describe('release rehearsal: a minimal pnpm project without an allowed better-sq
     const install = await runOk('pnpm', ['install', '--no-frozen-lockfile'], { cwd: project, env, timeoutMs: 5 * MINUTE })
     expect(install.stdout + install.stderr).toMatch(/Ignored build scripts: .*better-sqlite3/)
     const result = await runOk(process.execPath, ['open.mjs'], { cwd: project, env })
-    const outcome = JSON.parse(result.stdout) as { code?: string; details?: Record<string, unknown>; message?: string }
-    expect(outcome).toMatchObject({ code: 'STORAGE_IO', details: { reason: 'native-binding-missing', package: 'better-sqlite3' } })
+    const outcome = JSON.parse(result.stdout) as { code?: string; details?: Record<string, unknown>; message?: string; coreClass?: boolean }
+    // coreClass: the adapter throws @mls/contracts' StorageError, the very class @mls/core re-exports.
+    expect(outcome).toMatchObject({ code: 'STORAGE_IO', details: { reason: 'native-binding-missing', package: 'better-sqlite3' }, coreClass: true })
     expect(outcome.message).toContain('onlyBuiltDependencies')
   }, 6 * MINUTE)
 })
+
+for (const manager of ['npm', 'pnpm'] as const) {
+  describe(`release rehearsal: adapters installed with ${manager} without the engine`, () => {
+    it('installs a store and the WebSocket client without @mls/core or ts-mls, and they run', async () => {
+      const project = join(root, `${manager}-adapters-only`)
+      mkdirSync(project)
+      const version = (name: string): string => published.find((p) => p.name === name)!.version
+      const names = ['@mls/contracts', '@mls/storage-memory', '@mls/transport-ws']
+      writeFileSync(
+        join(project, 'package.json'),
+        JSON.stringify({ name: 'adapters-only', private: true, type: 'module', dependencies: Object.fromEntries(names.map((name) => [name, version(name)])) })
+      )
+      writeFileSync(join(project, '.npmrc'), registry!.npmrc)
+      writeFileSync(
+        join(project, 'run.mjs'),
+        [
+          "import { StorageError, MlsToolkitError } from '@mls/contracts'",
+          "import { memoryClientStore } from '@mls/storage-memory'",
+          "import { webSockets } from '@mls/transport-ws'",
+          "const store = memoryClientStore()",
+          "await store.write([{ type: 'put', key: 'k', value: new Uint8Array([1, 2]) }])",
+          "const read = [...(await store.get('k'))]",
+          'await store.close()',
+          "const error = await store.get('k').catch((e) => e)",
+          "console.log(JSON.stringify({ read, code: error.code, storageError: error instanceof StorageError, marked: MlsToolkitError.isInstance(error), transport: typeof webSockets }))"
+        ].join('\n')
+      )
+      const env = userEnvironment()
+      await runOk(manager, manager === 'npm' ? ['install', '--no-audit', '--no-fund'] : ['install', '--no-frozen-lockfile'], { cwd: project, env, timeoutMs: 5 * MINUTE })
+      // Nothing of the engine anywhere in the installed tree (npm installs peers too, so a peer on core would show here).
+      // npm lays every package out flat in node_modules (scoped ones under @scope/); pnpm keeps one folder per
+      // package version in node_modules/.pnpm (`@mls+contracts@0.1.0`, `ts-mls@1.6.4`).
+      const modules = join(project, 'node_modules')
+      const installed =
+        manager === 'npm'
+          ? readdirSync(modules).flatMap((entry) => (entry.startsWith('@') ? readdirSync(join(modules, entry)).map((name) => `${entry}/${name}`) : [entry]))
+          : readdirSync(join(modules, '.pnpm'))
+      expect(installed.filter((entry) => /@mls[/+]contracts|^ws(@|$)/.test(entry))).toHaveLength(2)
+      expect(installed.filter((entry) => /ts-mls|@mls[/+](core|server)\b|@noble|@hpke/.test(entry))).toEqual([])
+      const result = await runOk(process.execPath, ['run.mjs'], { cwd: project, env })
+      expect(JSON.parse(result.stdout)).toEqual({ read: [1, 2], code: 'STORAGE_CLOSED', storageError: true, marked: true, transport: 'function' })
+    }, 6 * MINUTE)
+  })
+}
 
 it('leaves nothing running', async () => {
   // Every example exited by itself and every server stopped on SIGTERM.

@@ -1,5 +1,5 @@
-import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/core/interfaces'
-import { StorageError, throwIfAborted } from '@mls/core'
+import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/contracts/interfaces'
+import { StorageError, throwIfAborted } from '@mls/contracts'
 
 /** Options of `memoryClientStore()`. */
 export interface MemoryClientStoreInit {

@@ -15,8 +15,8 @@ import type {
   RosterEntry,
   ServerStore,
   WelcomeRecord
-} from '@mls/core/interfaces'
-import { StorageError, equalBytes, throwIfAborted } from '@mls/core'
+} from '@mls/contracts/interfaces'
+import { StorageError, equalBytes, throwIfAborted } from '@mls/contracts'
 
 /** Options of `memoryServerStore()`. */
 export interface MemoryServerStoreInit {

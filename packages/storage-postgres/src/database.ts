@@ -1,6 +1,6 @@
 import pg from 'pg'
-import { MlsToolkitError, StorageError, throwIfAborted } from '@mls/core'
-import type { AbortOptions } from '@mls/core/interfaces'
+import { MlsToolkitError, StorageError, throwIfAborted } from '@mls/contracts'
+import type { AbortOptions } from '@mls/contracts/interfaces'
 
 /** Connection settings shared by the store and the instance bus. */
 export interface PostgresConnectionInit {

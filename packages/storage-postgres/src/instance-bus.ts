@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import { StorageError } from '@mls/core'
+import { StorageError } from '@mls/contracts'
 import { checkIdentifier } from './database.js'
 
 /** What one server instance appended (the shape `@mls/server`'s `InstanceBus` carries). */

@@ -1,4 +1,4 @@
-import { StorageError } from '@mls/core'
+import { StorageError } from '@mls/contracts'
 import type { Database, Queryable } from './database.js'
 import { toStorageError } from './database.js'
 

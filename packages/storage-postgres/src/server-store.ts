@@ -15,8 +15,8 @@ import type {
   RosterEntry,
   ServerStore,
   WelcomeRecord
-} from '@mls/core/interfaces'
-import { StorageError, equalBytes } from '@mls/core'
+} from '@mls/contracts/interfaces'
+import { StorageError, equalBytes } from '@mls/contracts'
 import { Database, bytesIn, bytesOut, checkIdentifier, invalid, type PostgresConnectionInit, type Queryable } from './database.js'
 import { migrate } from './schema.js'
 

@@ -1,4 +1,4 @@
-import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/core/interfaces'
+import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/contracts/interfaces'
 import type { Connection, Migration, SchemaDefinition, SqliteStoreInit } from './database.js'
 import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
 

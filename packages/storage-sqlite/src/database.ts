@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
-import { MlsToolkitError, StorageError, throwIfAborted } from '@mls/core'
-import type { AbortOptions } from '@mls/core/interfaces'
+import { MlsToolkitError, StorageError, throwIfAborted } from '@mls/contracts'
+import type { AbortOptions } from '@mls/contracts/interfaces'
 
 /** A better-sqlite3 connection, as the stores hold it. */
 export type Connection = Database.Database

@@ -15,8 +15,8 @@ import type {
   RosterEntry,
   ServerStore,
   WelcomeRecord
-} from '@mls/core/interfaces'
-import { StorageError, equalBytes } from '@mls/core'
+} from '@mls/contracts/interfaces'
+import { StorageError, equalBytes } from '@mls/contracts'
 import type { Connection, SqliteStoreInit } from './database.js'
 import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
 import { SERVER_SCHEMA } from './server-schema.js'

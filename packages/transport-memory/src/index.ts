@@ -7,8 +7,8 @@ import type {
   GroupChannelClient,
   SessionCredentials,
   Transport
-} from '@mls/core/interfaces'
-import { TransportError } from '@mls/core'
+} from '@mls/contracts/interfaces'
+import { TransportError } from '@mls/contracts'
 import type { Services } from '@mls/server'
 
 /** Decides when each message crossing the in-process "network" arrives. */

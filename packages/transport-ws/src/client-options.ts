@@ -5,11 +5,17 @@
 export interface WebSocketLike {
   /** Set by the client end before the socket opens: `'nodebuffer'` where supported (`ws`), else `'arraybuffer'`. */
   binaryType: string
+  /** 0 connecting, 1 open, 2 closing, 3 closed (the WebSocket API's values). */
   readonly readyState: number
+  /** Send one binary message. */
   send(data: Uint8Array): void
+  /** Close with `code` and `reason`. */
   close(code?: number, reason?: string): void
+  /** Set by the client end: called with each message (`data` a Buffer, ArrayBuffer or Blob). */
   onmessage: ((event: never) => unknown) | null
+  /** Set by the client end: called once the socket closed (`code`, `reason`). */
   onclose: ((event: never) => unknown) | null
+  /** Set by the client end: called on a socket error (`ws` gives the cause in `error`). */
   onerror: ((event: never) => unknown) | null
 }
 

@@ -9,8 +9,8 @@ import type {
   SessionCredentials,
   Transport,
   WelcomeEntry
-} from '@mls/core/interfaces'
-import { MlsToolkitError, ServiceError, TransportError, UsageError, type ErrorCode } from '@mls/core'
+} from '@mls/contracts/interfaces'
+import { MlsToolkitError, ServiceError, TransportError, UsageError, type ErrorCode } from '@mls/contracts'
 import { CloseCode, MAX_REQUEST_ID, ProtocolError, decodeServerFrame, encodeClientFrame, type Request, type Response, type ServerFrame } from './codec.js'
 import type { WebSocketConstructor, WebSocketLike, WebSocketsInit } from './client-options.js'
 

@@ -1,5 +1,5 @@
-import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, WelcomeEntry } from '@mls/core/interfaces'
-import { TransportError, UsageError } from '@mls/core'
+import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, WelcomeEntry } from '@mls/contracts/interfaces'
+import { TransportError, UsageError } from '@mls/contracts'
 
 /**
  * The codec of protocol version 1 (docs/protocol.md). Decoders are exhaustive
@@ -8,24 +8,38 @@ import { TransportError, UsageError } from '@mls/core'
  */
 
 export const PROTOCOL_VERSION = 1
+/** Every protocol version this release speaks (a server answers another with `UNSUPPORTED_PROTOCOL_VERSION`). */
 export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [PROTOCOL_VERSION]
 export const HEADER_BYTES = 6
 export const MAX_REQUEST_ID = 0xffffffff
 
 /** Close codes of the protocol (docs/protocol.md section 6). */
 export const CloseCode = {
+  /** Normal closure (a client's `Connection.close()`). */
   normal: 1000,
+  /** The server is shutting down; the client reconnects. */
   goingAway: 1001,
+  /** A text message was received (the protocol is binary). */
   unsupportedData: 1003,
+  /** An invalid WebSocket frame, refused by the WebSocket layer. */
   protocolError: 1002,
+  /** An invalid WebSocket payload, refused by the WebSocket layer. */
   invalidPayload: 1007,
+  /** A frame above `maxFrameBytes`. */
   messageTooBig: 1009,
+  /** The frame's protocol version is not one the server speaks; not retried. */
   unsupportedVersion: 4000,
+  /** Authentication was refused; not retried. */
   authenticationRefused: 4001,
+  /** The client did not authenticate in time. */
   authenticationTimeout: 4002,
+  /** The identity or the server holds too many connections. */
   tooManyConnections: 4003,
+  /** The client read too slowly (outgoing buffer above `maxBufferedBytes`); it reconnects and catches up. */
   slowConsumer: 4004,
+  /** Too many protocol errors on this connection. */
   tooManyProtocolErrors: 4005,
+  /** No answer to heartbeats (closed by the client end). */
   heartbeatLost: 4006
 } as const
 
@@ -67,39 +81,110 @@ export type RequestName = keyof typeof RequestType
 
 export const RESPONSE_BIT = 0x80
 
+/** Frame types the server sends besides responses (docs/protocol.md). */
 export const ServerFrameType = {
+  /** CHALLENGE: the first frame, the challenge to sign and the server's `maxFrameBytes`. */
   challenge: 0xc0,
+  /** ENTRY: a pushed log entry. */
   entry: 0xc1,
+  /** WELCOME: a pushed Welcome. */
   welcome: 0xc2,
+  /** ERROR: a refused request (or a frame that could not be read, `requestId` 0). */
   error: 0xff
 } as const
 
+/** A decoded request, one variant per request type (docs/protocol.md). */
 export type Request =
   | {
+      /** AUTHENTICATE. */
       readonly type: 'authenticate'
+      /** The client to authenticate as. */
       readonly clientId: string
+      /** Its signature public key. */
       readonly signaturePublicKey: Uint8Array
+      /** Ciphersuite name of the key. */
       readonly ciphersuite: string
+      /** `true` to register the identity, `false` to authenticate a registered one. */
       readonly register: boolean
+      /** The signature over this connection's challenge. */
       readonly signature: Uint8Array
     }
-  | { readonly type: 'uploadKeyPackages'; readonly keyPackages: readonly Uint8Array[]; readonly lastResort?: Uint8Array | undefined }
-  | { readonly type: 'fetchKeyPackages'; readonly userId: string }
-  | { readonly type: 'lookupIdentity'; readonly clientId: string }
-  | { readonly type: 'countKeyPackages' }
-  | { readonly type: 'createGroup'; readonly groupId: Uint8Array; readonly groupInfo: Uint8Array }
   | {
-      readonly type: 'postCommit'
+      /** UPLOAD_KEY_PACKAGES. */
+      readonly type: 'uploadKeyPackages'
+      /** One-time KeyPackages. */
+      readonly keyPackages: readonly Uint8Array[]
+      /** A last-resort KeyPackage replacing the previous one, if any. */
+      readonly lastResort?: Uint8Array | undefined
+    }
+  | {
+      /** FETCH_KEY_PACKAGES. */
+      readonly type: 'fetchKeyPackages'
+      /** Whose devices. */
+      readonly userId: string
+    }
+  | {
+      /** LOOKUP_IDENTITY. */
+      readonly type: 'lookupIdentity'
+      /** The client to look up. */
+      readonly clientId: string
+    }
+  | {
+      /** COUNT_KEY_PACKAGES. */
+      readonly type: 'countKeyPackages'
+    }
+  | {
+      /** CREATE_GROUP. */
+      readonly type: 'createGroup'
+      /** The new group's id. */
       readonly groupId: Uint8Array
+      /** The creator's signed GroupInfo. */
+      readonly groupInfo: Uint8Array
+    }
+  | {
+      /** POST_COMMIT. */
+      readonly type: 'postCommit'
+      /** The group. */
+      readonly groupId: Uint8Array
+      /** The epoch the commit is for. */
       readonly epoch: bigint
+      /** The commit, an `mls_public_message` MLSMessage. */
       readonly commit: Uint8Array
+      /** The Welcome for the members it adds, if any. */
       readonly welcome?: Uint8Array | undefined
+      /** The committer's GroupInfo for the new epoch, if any. */
       readonly groupInfo?: Uint8Array | undefined
     }
-  | { readonly type: 'postMessage'; readonly groupId: Uint8Array; readonly message: Uint8Array }
-  | { readonly type: 'fetchEntries'; readonly groupId: Uint8Array; readonly afterSeq: number; readonly limit: number }
-  | { readonly type: 'fetchWelcomes'; readonly afterSeq: number; readonly limit: number }
-  | { readonly type: 'ping' }
+  | {
+      /** POST_MESSAGE. */
+      readonly type: 'postMessage'
+      /** The group. */
+      readonly groupId: Uint8Array
+      /** The application message, an `mls_private_message` MLSMessage. */
+      readonly message: Uint8Array
+    }
+  | {
+      /** FETCH_ENTRIES. */
+      readonly type: 'fetchEntries'
+      /** The group. */
+      readonly groupId: Uint8Array
+      /** Entries after this seq. */
+      readonly afterSeq: number
+      /** At most this many (`0`: the server's default). */
+      readonly limit: number
+    }
+  | {
+      /** FETCH_WELCOMES. */
+      readonly type: 'fetchWelcomes'
+      /** Welcomes after this seq. */
+      readonly afterSeq: number
+      /** At most this many (`0`: the server's default). */
+      readonly limit: number
+    }
+  | {
+      /** PING. */
+      readonly type: 'ping'
+    }
   | {
       /** FETCH_DEVICE_LIST. */
       readonly type: 'fetchDeviceList'
@@ -127,18 +212,78 @@ export type Request =
       readonly proposal: Uint8Array
     }
 
+/** A decoded response, one variant per request type (docs/protocol.md). */
 export type Response =
-  | { readonly type: 'authenticate'; readonly clientId: string }
-  | { readonly type: 'uploadKeyPackages'; readonly oneTime: number; readonly lastResort: boolean }
-  | { readonly type: 'fetchKeyPackages'; readonly keyPackages: readonly FetchedKeyPackage[] }
-  | { readonly type: 'lookupIdentity'; readonly identity: RegisteredIdentity | undefined }
-  | { readonly type: 'countKeyPackages'; readonly oneTime: number; readonly lastResort: boolean }
-  | { readonly type: 'createGroup' }
-  | { readonly type: 'postCommit'; readonly result: PostCommitResult }
-  | { readonly type: 'postMessage'; readonly seq: number }
-  | { readonly type: 'fetchEntries'; readonly entries: readonly ChannelEntry[]; readonly more: boolean }
-  | { readonly type: 'fetchWelcomes'; readonly welcomes: readonly WelcomeEntry[]; readonly more: boolean }
-  | { readonly type: 'ping' }
+  | {
+      /** AUTHENTICATE's response. */
+      readonly type: 'authenticate'
+      /** The authenticated client. */
+      readonly clientId: string
+    }
+  | {
+      /** UPLOAD_KEY_PACKAGES's response. */
+      readonly type: 'uploadKeyPackages'
+      /** One-time KeyPackages of the caller the Directory now holds. */
+      readonly oneTime: number
+      /** Whether a last-resort KeyPackage is set. */
+      readonly lastResort: boolean
+    }
+  | {
+      /** FETCH_KEY_PACKAGES's response. */
+      readonly type: 'fetchKeyPackages'
+      /** One KeyPackage per device served. */
+      readonly keyPackages: readonly FetchedKeyPackage[]
+    }
+  | {
+      /** LOOKUP_IDENTITY's response. */
+      readonly type: 'lookupIdentity'
+      /** The registered identity, or `undefined`. */
+      readonly identity: RegisteredIdentity | undefined
+    }
+  | {
+      /** COUNT_KEY_PACKAGES's response. */
+      readonly type: 'countKeyPackages'
+      /** One-time KeyPackages of the caller left. */
+      readonly oneTime: number
+      /** Whether a last-resort KeyPackage is set. */
+      readonly lastResort: boolean
+    }
+  | {
+      /** CREATE_GROUP's response. */
+      readonly type: 'createGroup'
+    }
+  | {
+      /** POST_COMMIT's response. */
+      readonly type: 'postCommit'
+      /** Accepted, or a conflict. */
+      readonly result: PostCommitResult
+    }
+  | {
+      /** POST_MESSAGE's response. */
+      readonly type: 'postMessage'
+      /** The message's log seq. */
+      readonly seq: number
+    }
+  | {
+      /** FETCH_ENTRIES's response. */
+      readonly type: 'fetchEntries'
+      /** The entries, in order. */
+      readonly entries: readonly ChannelEntry[]
+      /** The server cut the page short to stay within `maxFrameBytes`: ask again after the last seq. */
+      readonly more: boolean
+    }
+  | {
+      /** FETCH_WELCOMES's response. */
+      readonly type: 'fetchWelcomes'
+      /** The Welcomes, in order. */
+      readonly welcomes: readonly WelcomeEntry[]
+      /** The server cut the page short to stay within `maxFrameBytes`: ask again after the last seq. */
+      readonly more: boolean
+    }
+  | {
+      /** PING's response. */
+      readonly type: 'ping'
+    }
   | {
       /** FETCH_DEVICE_LIST's response. */
       readonly type: 'fetchDeviceList'
@@ -173,25 +318,58 @@ export type Response =
 
 /** Every frame a client sends is a request. */
 export interface ClientFrame {
+  /** The client's id for the request, echoed by its response (1 to `MAX_REQUEST_ID`). */
   readonly requestId: number
+  /** The request. */
   readonly request: Request
 }
 
+/** A decoded frame from the server. */
 export type ServerFrame =
-  | { readonly kind: 'response'; readonly requestId: number; readonly response: Response }
-  | { readonly kind: 'challenge'; readonly challenge: Uint8Array; readonly maxFrameBytes: number }
-  | { readonly kind: 'entry'; readonly entry: ChannelEntry }
-  | { readonly kind: 'welcome'; readonly entry: WelcomeEntry }
   | {
-      readonly kind: 'error'
+      /** The response to a request. */
+      readonly kind: 'response'
+      /** The request it answers. */
       readonly requestId: number
+      /** The response. */
+      readonly response: Response
+    }
+  | {
+      /** CHALLENGE, the server's first frame. */
+      readonly kind: 'challenge'
+      /** The random challenge to sign. */
+      readonly challenge: Uint8Array
+      /** The largest frame the server accepts. */
+      readonly maxFrameBytes: number
+    }
+  | {
+      /** A pushed log entry. */
+      readonly kind: 'entry'
+      /** The entry. */
+      readonly entry: ChannelEntry
+    }
+  | {
+      /** A pushed Welcome. */
+      readonly kind: 'welcome'
+      /** The Welcome. */
+      readonly entry: WelcomeEntry
+    }
+  | {
+      /** ERROR: a request was refused. */
+      readonly kind: 'error'
+      /** The refused request; 0 when the frame could not be read. */
+      readonly requestId: number
+      /** The error code (an `ErrorCode`). */
       readonly code: string
+      /** A human-readable explanation. */
       readonly message: string
+      /** Machine-readable detail, if any. */
       readonly details: Record<string, unknown> | undefined
     }
 
 /** A frame that breaks the protocol. `requestId` is 0 when the header could not be read. */
 export class ProtocolError extends TransportError {
+  /** The request the bad frame belongs to; 0 when unknown. */
   readonly requestId: number
   constructor(code: 'TRANSPORT_PROTOCOL' | 'UNSUPPORTED_PROTOCOL_VERSION', message: string, requestId = 0, details?: Record<string, unknown>) {
     super(code, message, details === undefined ? {} : { details })

@@ -1,7 +1,7 @@
 import type { Server as HttpServer, ServerResponse } from 'node:http'
-import { UsageError } from '@mls/core'
+import { UsageError } from '@mls/contracts'
 import type { Services } from '@mls/server'
-import type { ClientId } from '@mls/core/interfaces'
+import type { ClientId } from '@mls/contracts/interfaces'
 
 /**
  * Limits of the WebSocket server (docs/protocol.md section 5). Each is
@@ -47,9 +47,13 @@ export interface WebSocketServerLimits {
 
 /** Structured log sink; every method is optional. `event` is noun-then-verb, e.g. `connection:opened`. */
 export interface WebSocketServerLogger {
+  /** Connections opened and closed, socket errors. */
   debug?(event: string, fields?: Record<string, unknown>): void
+  /** The server listening and closed, authentications and refusals, heartbeats lost. */
   info?(event: string, fields?: Record<string, unknown>): void
+  /** A client dropped for reading too slowly. */
   warn?(event: string, fields?: Record<string, unknown>): void
+  /** A frame the server failed to decode, a request that failed unexpectedly (answered `INTERNAL`). */
   error?(event: string, fields?: Record<string, unknown>): void
 }
 
@@ -86,16 +90,25 @@ export interface WebSocketServerInit {
 export interface WebSocketServerStats {
   /** Open connections, authenticated or not. */
   readonly connections: number
+  /** Open connections that authenticated. */
   readonly authenticated: number
+  /** Binary frames received. */
   readonly framesReceived: number
+  /** Responses sent. */
   readonly responsesSent: number
+  /** Entries and Welcomes pushed. */
   readonly pushesSent: number
+  /** ERROR frames sent. */
   readonly errorFramesSent: number
+  /** Frames that broke the protocol. */
   readonly protocolErrors: number
+  /** Requests refused with `RATE_LIMITED`. */
   readonly rateLimited: number
+  /** Connections dropped for reading too slowly (close 4004). */
   readonly slowConsumersDropped: number
   /** Requests that failed with an unexpected (non-toolkit) error: answered `INTERNAL`. */
   readonly internalErrors: number
+  /** Closed connections, by close code. */
   readonly closesByCode: Readonly<Record<number, number>>
 }
 
@@ -103,9 +116,13 @@ export interface WebSocketServerStats {
 export interface WebSocketServerHandle {
   /** `ws://host:port/` of the server. */
   readonly url: string
+  /** The interface it listens on. */
   readonly host: string
+  /** The port it listens on (the one picked when 0 was asked). */
   readonly port: number
+  /** The limits in force (defaults with the overrides applied). */
   readonly limits: WebSocketServerLimits
+  /** A snapshot of the counters. */
   stats(): WebSocketServerStats
   /** Answers `GET /health`; returns false (and leaves `res` alone) for any other request. */
   handleHealth(req: { method?: string | undefined; url?: string | undefined }, res: ServerResponse): boolean

@@ -2,8 +2,8 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
-import { MlsToolkitError, equalBytes } from '@mls/core'
-import type { ChannelEntry, ChannelEvent, ClientId } from '@mls/core/interfaces'
+import { MlsToolkitError, equalBytes } from '@mls/contracts'
+import type { ChannelEntry, ChannelEvent, ClientId } from '@mls/contracts/interfaces'
 import type { Services } from '@mls/server'
 import {
   CloseCode,

@@ -27,8 +27,15 @@ export interface ExternalRejoinInit {
   /** The device's credential (as in its old leaf). */
   readonly credential: Credential
   /** The device's signature key pair (the key the Directory registered). */
-  readonly signatureKeys: { readonly publicKey: Uint8Array; readonly signKey: Uint8Array }
+  readonly signatureKeys: {
+    /** The public signature key. */
+    readonly publicKey: Uint8Array
+    /** The private signature key. */
+    readonly signKey: Uint8Array
+  }
+  /** The primitives of the group's ciphersuite. */
   readonly cs: CiphersuiteImpl
+  /** ts-mls settings (retention, padding, credential checks). */
   readonly clientConfig: ClientConfig
   /**
    * `true` (resync): remove the device's old leaf, found by its signature key,

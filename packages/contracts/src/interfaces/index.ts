@@ -1,0 +1,6 @@
+export * from './common.js'
+export * from './client-store.js'
+export * from './directory.js'
+export * from './channel.js'
+export * from './transport.js'
+export * from './server-store.js'

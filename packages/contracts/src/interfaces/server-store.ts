@@ -1,0 +1,323 @@
+import type { AbortOptions, ClientId, GroupIdHex } from './common.js'
+
+/** The only server store contract version this release of core understands. */
+export const SERVER_STORE_SPECIFICATION_VERSION = 'v1' as const
+
+/** A registered client: its identity bound to one signature key. */
+export interface IdentityRecord {
+  /** The client id, `user/device`. */
+  readonly clientId: ClientId
+  /** Its user part. */
+  readonly userId: string
+  /** Its device part. */
+  readonly deviceId: string
+  /** The signature key the identity is bound to. */
+  readonly signaturePublicKey: Uint8Array
+  /** Ciphersuite name of the signature key. */
+  readonly ciphersuite: string
+  /** Milliseconds since the epoch. */
+  readonly registeredAt: number
+}
+
+/** A validated KeyPackage waiting in a device's pool (or its last-resort slot). */
+export interface KeyPackageRecord {
+  /** KeyPackageRef (RFC 9420 section 5.2), lower-case hex; unique across the store. */
+  readonly ref: string
+  /** The device whose KeyPackage this is. */
+  readonly clientId: ClientId
+  /** The encoded MLSMessage. */
+  readonly keyPackage: Uint8Array
+  /** Whether it is the device's last-resort KeyPackage (served again when the pool is empty). */
+  readonly lastResort: boolean
+  /**
+   * The KeyPackage's `not_after`, seconds since the epoch, clamped to
+   * `Number.MAX_SAFE_INTEGER` (so every adapter can store it as a 64-bit integer).
+   */
+  readonly notAfter: number
+}
+
+/** One occupied leaf of a group's ratchet tree, as the channel tracks it. */
+export interface RosterEntry {
+  /** The leaf's index in the ratchet tree. */
+  readonly leafIndex: number
+  /** The client at that leaf. */
+  readonly clientId: ClientId
+}
+
+/** A span of a group's log a client may read: `(fromSeq, untilSeq]`. */
+export interface AccessWindow {
+  /** The reader. */
+  readonly clientId: ClientId
+  /** The client reads entries with `seq > fromSeq`. */
+  readonly fromSeq: number
+  /** The client reads entries with `seq <= untilSeq`; `null` while it is a member. */
+  readonly untilSeq: number | null
+}
+
+/** A group as the channel knows it: its epoch, log head, roster and read access. */
+export interface GroupRecord {
+  /** The group id, lower-case hex. */
+  readonly groupId: GroupIdHex
+  /** The group's current epoch (one more per accepted commit). */
+  readonly epoch: bigint
+  /** Seq of the last log entry; 0 for an empty log. */
+  readonly lastSeq: number
+  /** The occupied leaves, by leaf index. */
+  readonly roster: readonly RosterEntry[]
+  /** Who may read which span of the log. */
+  readonly access: readonly AccessWindow[]
+}
+
+/** One entry of a group's log, as stored. */
+export interface LogRecord {
+  /** Position in the group's log, from 1. */
+  readonly seq: number
+  /** A commit, an application message, or a standalone proposal. */
+  readonly kind: 'commit' | 'application' | 'proposal'
+  /** The epoch the message was sent in. */
+  readonly epoch: bigint
+  /** The posting client (or the server's own sender name for its proposals). */
+  readonly sender: ClientId
+  /** The MLSMessage as posted. */
+  readonly message: Uint8Array
+  /** Hash of `message`, lower-case hex; unique per group (replays are refused). */
+  readonly digest: string
+}
+
+/** One Welcome in a client's mailbox. */
+export interface WelcomeRecord {
+  /** Position in the client's mailbox, from 1. */
+  readonly seq: number
+  /** The group the Welcome is for, lower-case hex. */
+  readonly groupId: GroupIdHex
+  /** The Welcome MLSMessage. */
+  readonly welcome: Uint8Array
+  /** Log seq of the commit that added the client. */
+  readonly commitSeq: number
+}
+
+/**
+ * The public state the channel keeps for a group (docs/server.md): what it
+ * verifies the next commit against, and the GroupInfo it hands to external
+ * joiners. Adapters store the bytes as given.
+ */
+export interface PublicStateRecord {
+  /** The epoch the state is for (the group's epoch). */
+  readonly epoch: bigint
+  /** The encoded public state (`encodePublicGroupState` of `@mls/core/public-group`). */
+  readonly state: Uint8Array
+  /** The latest signed GroupInfo for this epoch (an encoded MLSMessage), if one was uploaded. */
+  readonly groupInfo: Uint8Array | undefined
+}
+
+/** A group to create, with its public state at epoch 0. */
+export type NewGroupRecord = GroupRecord & {
+  /** The public state at epoch 0 (groups created before issue 9 have none). */
+  readonly publicState?: PublicStateRecord
+}
+
+/** Outcome of `appendCommit`. */
+export type AppendCommitResult =
+  | {
+      /** The commit was appended. */
+      readonly kind: 'accepted'
+      /** Its log seq. */
+      readonly seq: number
+      /** The mailbox seq of each Welcome, in the order given. */
+      readonly welcomeSeqs: readonly {
+        /** The recipient. */
+        clientId: ClientId
+        /** Seq in the recipient's mailbox. */
+        seq: number
+      }[]
+    }
+  | {
+      /** The group is no longer at the expected epoch; nothing changed. */
+      readonly kind: 'conflict'
+      /** The group's current epoch. */
+      readonly epoch: bigint
+    }
+
+/** Outcome of `appendProposal`. */
+export type AppendProposalResult =
+  | {
+      /** The proposal was appended. */
+      readonly kind: 'accepted'
+      /** Its log seq. */
+      readonly seq: number
+    }
+  | {
+      /** The group is no longer at the expected epoch; nothing changed. */
+      readonly kind: 'conflict'
+      /** The group's current epoch. */
+      readonly epoch: bigint
+    }
+  | {
+      /** The same message is already in the log; nothing changed. */
+      readonly kind: 'duplicate'
+    }
+
+/** Outcome of `appendMessage`. */
+export type AppendMessageResult =
+  | {
+      /** The message was appended. */
+      readonly kind: 'accepted'
+      /** Its log seq. */
+      readonly seq: number
+    }
+  | {
+      /** The same message is already in the log; nothing changed. */
+      readonly kind: 'duplicate'
+    }
+
+/**
+ * Durable state of the Directory and the Group Channel. The services decide;
+ * the store keeps their decisions atomically. Adapters hold no MLS logic.
+ *
+ * Semantics (every adapter, proven by `@mls/conformance/storage`):
+ * - Missing values are `undefined`, empty listings `[]`.
+ * - Each method is one atomic transaction; after a crash every resolved call
+ *   is durable and no rejected or interrupted call is partly visible.
+ * - Concurrent calls are serializable: two `consumeKeyPackage` calls never
+ *   return the same one-time KeyPackage; two `appendCommit` calls for the same
+ *   epoch accept exactly one.
+ * - Returned values are copies: mutating them, or a value after passing it
+ *   in, does not change what is stored.
+ * - KeyPackage bytes that leave the store (consumed, dropped when expired, a
+ *   replaced last-resort one) are deleted securely where the backend allows
+ *   it (memory: zeroed; SQLite: `secure_delete`).
+ * - Errors: `STORAGE_IO` for I/O failures, `ABORTED` (signal aborted before
+ *   the call; nothing changes), `STORAGE_CLOSED` after `close()`,
+ *   `UNKNOWN_GROUP` when `appendCommit`/`appendMessage` name a group that was
+ *   never created. Expected outcomes (conflict, duplicate, exists) are
+ *   results, not errors.
+ *
+ * Run `serverStoreConformanceSuite` from `@mls/conformance/storage` against
+ * every adapter.
+ */
+export interface ServerStore {
+  /** The contract version the adapter implements. */
+  readonly specificationVersion: typeof SERVER_STORE_SPECIFICATION_VERSION
+  /** A name for logs and errors. */
+  readonly [Symbol.toStringTag]: string
+
+  /** Insert the identity unless its client id exists. `exists` when the same key is already bound, `conflict` for another key. */
+  registerIdentity(record: IdentityRecord, options?: AbortOptions): Promise<'created' | 'exists' | 'conflict'>
+  /** The registered identity of a client; `undefined` when none. */
+  getIdentity(clientId: ClientId, options?: AbortOptions): Promise<IdentityRecord | undefined>
+  /** Every registered device of a user, sorted by client id. */
+  listDevices(userId: string, options?: AbortOptions): Promise<IdentityRecord[]>
+
+  /**
+   * Add one-time KeyPackages to the client's pool (in the given order, which
+   * is the order `consumeKeyPackage` serves them) and optionally replace the
+   * client's last-resort one. Refs already known to the store (pooled, served,
+   * or any client's current last-resort) are ignored, so an upload retried
+   * after a lost response does not duplicate anything.
+   */
+  addKeyPackages(
+    clientId: ClientId,
+    records: readonly KeyPackageRecord[],
+    lastResort: KeyPackageRecord | undefined,
+    options?: AbortOptions
+  ): Promise<void>
+  /**
+   * Atomically take the client's oldest unexpired one-time KeyPackage (removing
+   * it from the pool and remembering its ref for Welcome routing), or, when the
+   * pool is empty, return its last-resort KeyPackage without removing it.
+   * Expired one-time KeyPackages (`notAfter < nowSeconds`) are dropped; an
+   * expired last-resort KeyPackage is kept but not returned. Every ref
+   * returned, one-time or last-resort, is remembered as served to this client.
+   * `undefined` when the client has nothing to serve.
+   */
+  consumeKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined>
+  /** Pooled one-time KeyPackages (expired ones not yet dropped included) and whether a last-resort one is set. */
+  countKeyPackages(
+    clientId: ClientId,
+    options?: AbortOptions
+  ): Promise<{
+    /** Pooled one-time KeyPackages. */
+    oneTime: number
+    /** Whether a last-resort one is set. */
+    lastResort: boolean
+  }>
+  /** The client a KeyPackage ref was served for by `consumeKeyPackage`; `undefined` for refs never served. */
+  lookupServedKeyPackage(ref: string, options?: AbortOptions): Promise<ClientId | undefined>
+
+  /** Create a group (with its public state when given); `false` when it exists. */
+  createGroup(group: NewGroupRecord, options?: AbortOptions): Promise<boolean>
+  /** The group as last written; `undefined` for an unknown group. */
+  getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined>
+  /**
+   * If the group's epoch is still `expectedEpoch`: append `entry` at
+   * `lastSeq + 1`, set the epoch to `expectedEpoch + 1`, replace roster and
+   * access (windows given with `fromSeq`/`untilSeq` of `-1` mean "this
+   * entry's seq"), and put each Welcome in its recipient's mailbox with
+   * `commitSeq` set to the entry's seq; `welcomeSeqs` lists the mailbox seq
+   * of each Welcome, in the order given. When `publicState` is given it
+   * replaces the group's public state in the same transaction. Otherwise
+   * `conflict` with the current epoch, and nothing changes.
+   */
+  appendCommit(
+    groupId: GroupIdHex,
+    commit: {
+      expectedEpoch: bigint
+      entry: Omit<LogRecord, 'seq'>
+      roster: readonly RosterEntry[]
+      access: readonly AccessWindow[]
+      welcomes: readonly { clientId: ClientId; welcome: Uint8Array }[]
+      publicState?: PublicStateRecord
+    },
+    options?: AbortOptions
+  ): Promise<AppendCommitResult>
+  /** Append an application message; `duplicate` when the digest is already in the group's log. */
+  appendMessage(groupId: GroupIdHex, entry: Omit<LogRecord, 'seq'>, options?: AbortOptions): Promise<AppendMessageResult>
+  /** Log entries with `afterSeq < seq <= untilSeq` (all when `untilSeq` is omitted), ascending, at most `limit`; `[]` for an unknown group. */
+  readLog(
+    groupId: GroupIdHex,
+    afterSeq: number,
+    limit: number,
+    untilSeq?: number,
+    options?: AbortOptions
+  ): Promise<LogRecord[]>
+  /** Welcomes for `clientId` after `afterSeq`, ascending, at most `limit`; `[]` for an empty mailbox. */
+  readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]>
+
+  // ---- device lists (docs/trust-model.md)
+
+  /**
+   * Serve the client's last-resort KeyPackage even when one-time ones are
+   * pooled (used when the target user's one-time budget is spent), remembering
+   * its ref as served like `consumeKeyPackage` does. `undefined` when the
+   * client has none or it expired.
+   */
+  serveLastResortKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined>
+  /** The encoded entries of a user's device list, oldest first; `[]` when it has none. */
+  readDeviceList(userId: string, options?: AbortOptions): Promise<Uint8Array[]>
+  /**
+   * Append `entry` to the user's device list if the list holds exactly
+   * `expectedLength` entries (compare-and-set); otherwise `conflict`, and
+   * nothing changes.
+   */
+  appendDeviceListEntry(userId: string, expectedLength: number, entry: Uint8Array, options?: AbortOptions): Promise<'appended' | 'conflict'>
+
+  /** Release resources. Idempotent. Later calls reject with `STORAGE_CLOSED`. */
+  close(): Promise<void>
+
+  // Public group state (issue 9): written by `createGroup` and `appendCommit`.
+
+  /** The group's public state as last written; `undefined` for an unknown group or one created without it. */
+  getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined>
+  /**
+   * If the group's epoch is still `expectedEpoch` and the entry's digest is
+   * not in its log: append `entry` (kind `proposal`) at `lastSeq + 1` and
+   * replace the public state (which now holds the proposal), in one
+   * transaction; the epoch does not change. Otherwise `conflict` with the
+   * current epoch or `duplicate`, and nothing changes.
+   */
+  appendProposal(
+    groupId: GroupIdHex,
+    proposal: { expectedEpoch: bigint; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
+    options?: AbortOptions
+  ): Promise<AppendProposalResult>
+}

@@ -1,0 +1,61 @@
+import type { AbortOptions, ClientId } from './common.js'
+import type { DirectoryClient } from './directory.js'
+import type { GroupChannelClient } from './channel.js'
+
+/** The only transport contract version this release of core understands. */
+export const TRANSPORT_SPECIFICATION_VERSION = 'v1' as const
+
+/**
+ * What a client presents when it connects. The service sends a random
+ * challenge; the client answers `signChallenge(challenge)`, a SignWithLabel
+ * signature (label `AUTH_LABEL`) over `authenticationContent(challenge,
+ * clientId)`, made with the private key matching `signaturePublicKey`. No
+ * bearer secret ever travels.
+ */
+export interface SessionCredentials {
+  /** The client to authenticate as, `user/device`. */
+  readonly clientId: ClientId
+  /** The public signature key the client registered (or registers now). */
+  readonly signaturePublicKey: Uint8Array
+  /** Ciphersuite name of the signature key. */
+  readonly ciphersuite: string
+  /**
+   * `true` to register the identity on this connection (binding it to the key
+   * once; a second registration with another key is refused with
+   * `IDENTITY_CONFLICT`); `false` to authenticate an identity registered before.
+   */
+  readonly register: boolean
+  /** Sign the service's challenge (see above); resolves with the signature. */
+  signChallenge(challenge: Uint8Array): Promise<Uint8Array>
+}
+
+/** An authenticated session with the services. */
+export interface Connection {
+  /** The authenticated client. */
+  readonly clientId: ClientId
+  /** The Directory, acting as `clientId`. */
+  readonly directory: DirectoryClient
+  /** The Group Channel, acting as `clientId`. */
+  readonly channel: GroupChannelClient
+  /** Close the session; pending requests reject with `TRANSPORT_CLOSED`. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Moves requests between a client and the services. Implementations:
+ * `@mls/transport-memory` (in process) and `@mls/transport-ws` (WebSocket).
+ *
+ * `connect` rejects with `AUTHENTICATION_FAILED` when the challenge signature
+ * does not verify against the registered key, `IDENTITY_CONFLICT` when
+ * registering an identity that is bound to another key, `UNKNOWN_IDENTITY`
+ * when authenticating one never registered, and `TRANSPORT_*` for network
+ * failures.
+ */
+export interface Transport {
+  /** Contract version; core refuses transports with a version it does not know. */
+  readonly specificationVersion: typeof TRANSPORT_SPECIFICATION_VERSION
+  /** The transport's name for logs, e.g. `WebSocketTransport`. */
+  readonly [Symbol.toStringTag]: string
+  /** Open an authenticated session as `credentials.clientId` (errors above). */
+  connect(credentials: SessionCredentials, options?: AbortOptions): Promise<Connection>
+}
