@@ -1,19 +1,17 @@
 import type { AuthenticationService, CiphersuiteImpl, CiphersuiteName, ClientConfig, Credential, KeyPackage, PrivateKeyPackage } from 'ts-mls'
 import {
-  ciphersuites,
-  decodeMlsMessage,
-  defaultCapabilities,
+  ciphersuiteNamed,
+  createGroupState,
+  decodeLeadingMessage,
   defaultKeyPackageEqualityConfig,
   defaultLifetimeConfig,
   defaultPaddingConfig,
-  emptyPskIndex,
-  encodeMlsMessage,
-  generateKeyPackageWithKey,
-  getCiphersuiteFromName,
-  zeroOutUint8Array
-} from 'ts-mls'
-import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
-import { createGroup as mlsCreateGroup, joinGroup } from './ts-mls-fixes.js'
+  isCiphersuiteName,
+  joinGroupState,
+  keyPackageMessage,
+  newKeyPackage,
+  zeroAll
+} from './mls-adapter.js'
 import type { ChannelEvent, GroupChannelClient, WelcomeEntry } from './interfaces/channel.js'
 import { CLIENT_STORE_SPECIFICATION_VERSION, type ClientStore, type StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
@@ -447,8 +445,8 @@ export class MlsClient {
   async createGroup(groupId: Uint8Array = this.cs.rng.randomBytes(16)): Promise<Group> {
     if (this.group(groupId) !== undefined) throw new UsageError('INVALID_ARGUMENT', 'This client already has that group')
     const { keyPackage, privatePackage } = await this.newKeyPackage()
-    const state = await mlsCreateGroup(groupId, keyPackage, privatePackage, [], this.cs, this.clientConfig)
-    zeroOutUint8Array(privatePackage.initPrivateKey)
+    const state = await createGroupState(groupId, keyPackage, privatePackage, this.cs, this.clientConfig)
+    zeroAll([privatePackage.initPrivateKey])
     await this.requireConnection().channel.createGroup(groupId, { groupInfo: await groupInfoMessage(state, this.cs) })
     return this.adopt(await Group.persistNew(this.components(), state, 0, []))
   }
@@ -526,7 +524,7 @@ export class MlsClient {
     // A Welcome handed over out of band is not in this client's mailbox: the mailbox cursor stays.
     const advance: StoreOperation[] = outOfBand ? [] : [{ type: 'put', key: storeKeys.welcomeCursor, value: encodeRecord(entry.seq) }]
     try {
-      const decoded = decodeMlsMessage(entry.welcome, 0)?.[0]
+      const decoded = decodeLeadingMessage(entry.welcome)
       if (decoded?.wireformat !== 'mls_welcome') throw new MessageError('WELCOME_INVALID', 'Not a Welcome')
       const welcome = decoded.welcome
       let match: { key: string; record: KeyPackageStoreRecord; keyPackage: KeyPackage } | undefined
@@ -535,7 +533,7 @@ export class MlsClient {
         const bytes = await this.init.store.get(key)
         if (bytes === undefined) continue
         const record = decodeRecord<KeyPackageStoreRecord>(bytes, 'KeyPackage')
-        const kp = decodeMlsMessage(record.keyPackage, 0)?.[0]
+        const kp = decodeLeadingMessage(record.keyPackage)
         if (kp?.wireformat !== 'mls_key_package') throw new MessageError('STORAGE_CORRUPT', 'Stored KeyPackage is corrupt')
         match = { key, record, keyPackage: kp.keyPackage }
         break
@@ -549,7 +547,7 @@ export class MlsClient {
       }
       let state
       try {
-        state = await joinGroup(welcome, match.keyPackage, privateKeys, emptyPskIndex, this.cs, undefined, undefined, this.clientConfig)
+        state = await joinGroupState(welcome, match.keyPackage, privateKeys, this.cs, this.clientConfig)
       } catch (cause) {
         // The AuthenticationService reads and pins device lists (store, Directory): its failures are own trouble, retried.
         if (isOwnTrouble(cause)) throw cause
@@ -562,9 +560,7 @@ export class MlsClient {
       const consumeKeyPackage: StoreOperation[] = match.record.lastResort ? [] : [{ type: 'delete', key: match.key }]
       const group = await Group.persistNew(this.components(), state, entry.commitSeq, [...advance, ...consumeKeyPackage], 'joining')
       // The leaf's HPKE key now lives (as a copy) in the group state; the init key is spent.
-      zeroOutUint8Array(privateKeys.initPrivateKey)
-      zeroOutUint8Array(match.record.initPrivateKey)
-      zeroOutUint8Array(match.record.hpkePrivateKey)
+      zeroAll([privateKeys.initPrivateKey, match.record.initPrivateKey, match.record.hpkePrivateKey])
       this.adopt(group)
       this.events.emit('group:joined', { group })
       return group
@@ -665,22 +661,20 @@ export class MlsClient {
   private async newKeyPackage(): Promise<{ keyPackage: KeyPackage; privatePackage: PrivateKeyPackage }> {
     const nowSeconds = BigInt(Math.floor((this.init.now?.() ?? Date.now()) / 1000))
     const lifetime = BigInt(this.init.keyPackages?.lifetimeSeconds ?? 28 * 24 * 3600)
-    const result = await generateKeyPackageWithKey(
+    return newKeyPackage(
       credentialUnder(this.init.credentials ?? basicCredentials, this.clientId),
-      defaultCapabilities(),
       { notBefore: nowSeconds - 3600n, notAfter: nowSeconds + lifetime },
-      [],
       // A copy: the private package (and a group created from it) owns what it holds.
       { signKey: this.identity.signaturePrivateKey.slice(), publicKey: this.identity.signaturePublicKey },
       this.cs
     )
-    return { keyPackage: result.publicPackage, privatePackage: result.privatePackage }
   }
 
   private async generateKeyPackage(lastResort: boolean): Promise<{ ref: string; message: Uint8Array; record: KeyPackageStoreRecord }> {
     const { keyPackage, privatePackage } = await this.newKeyPackage()
-    const ref = toHex(await makeKeyPackageRef(keyPackage, this.cs.hash))
-    const message = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage })
+    const encoded = await keyPackageMessage(keyPackage, this.cs)
+    const ref = toHex(encoded.ref)
+    const message = encoded.message
     return {
       ref,
       message,
@@ -823,8 +817,8 @@ export class MlsClient {
   private suiteResolver(): SuiteResolver {
     const crypto = this.init.crypto
     return async (name) => {
-      if (!(name in ciphersuites) || !crypto.supports(name as CiphersuiteName)) return undefined
-      return crypto.getCiphersuiteImpl(getCiphersuiteFromName(name as CiphersuiteName))
+      if (!isCiphersuiteName(name) || !crypto.supports(name)) return undefined
+      return crypto.getCiphersuiteImpl(ciphersuiteNamed(name))
     }
   }
 
@@ -882,7 +876,7 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
     if (!crypto.supports(suite)) {
       throw new UsageError('UNSUPPORTED_CIPHERSUITE', `Crypto provider '${crypto.name}' does not support ciphersuite ${suite}`)
     }
-    const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(suite))
+    const cs = await crypto.getCiphersuiteImpl(ciphersuiteNamed(suite))
     const keys = await cs.signature.keygen()
     identity = {
       userId: init.userId,
@@ -894,7 +888,7 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
     }
     await init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(identity) }])
   }
-  const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(identity.ciphersuite))
+  const cs = await crypto.getCiphersuiteImpl(ciphersuiteNamed(identity.ciphersuite))
   const holder: { client?: MlsClient } = {}
   const clientConfig: ClientConfig = {
     keyRetentionConfig: {

@@ -1,20 +1,10 @@
 import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
-import {
-  createApplicationMessage,
-  emptyPskIndex,
-  encodeGroupState,
-  encodeMlsMessage,
-  mlsExporter,
-  zeroOutUint8Array
-} from 'ts-mls'
-import { createCommit, processPublicMessage, unprotectPublicMessage } from './ts-mls-fixes.js'
 import { resync, resyncReason } from './recovery/resync.js'
 import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './proposals.js'
-import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
-import { MessageError, MlsToolkitError, UsageError } from './errors.js'
+import { MessageError, MlsToolkitError, StorageError, UsageError } from './errors.js'
 import { equalBytes, fromHex, toHex } from './bytes.js'
 import { basicCredentials, type CredentialValidator } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
@@ -22,8 +12,42 @@ import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
 import { commitRequest, externalCommitter } from './group-info.js'
 import { isOwnTrouble, wrapMlsFailure } from './one-rule.js'
-import { memberAtLeaf, membersOf, withCurrentHistory } from './mls-adapter.js'
+import {
+  createCommitMessages,
+  decryptPrivateMessage,
+  encodeState,
+  encryptApplication,
+  exportSecret,
+  memberAtLeaf,
+  membersOf,
+  processHandshake,
+  verifyPublicMessage,
+  wipeState,
+  withCurrentHistory,
+  zeroAll
+} from './mls-adapter.js'
 import { decodeIntent, decodeMessage, decodeState, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
+import { ChannelSync } from './group-sync.js'
+import {
+  advanced,
+  caughtUp,
+  commitApplied,
+  commitDiscarded,
+  commitMerged,
+  commitStarted,
+  created,
+  epochOf,
+  failedOn,
+  fromRecords,
+  joined,
+  mlsOf,
+  removedAt,
+  resynced,
+  type CommittingState,
+  type GroupState,
+  type LiveState,
+  type PendingCommit
+} from './group-state.js'
 import type {
   CommitIntent,
   CommitOutcome,
@@ -65,47 +89,51 @@ export interface GroupComponents {
 /** Details of a commit failure that is this member's alone: the group recovers by resync. */
 const RECOVERABLE = 'recoverable'
 
-interface PendingCommit {
-  epoch: bigint
-  intent: CommitIntent
-  commit: Uint8Array
-  welcome: Uint8Array | undefined
-  newState: ClientState
-  consumed: Uint8Array[]
-  added: ClientId[]
-  removed: ClientId[]
+/** Where the group is in the channel log, besides its state: the cursor and the digests of recent messages (replay detection). */
+interface Progress {
+  readonly cursor: number
+  readonly digests: readonly string[]
 }
 
 const WRONG_GROUP_TEXT = 'The message is for another group'
 
-/** Entries asked for per fetch; the server may return fewer. */
-const FETCH_PAGE = 500
-
-/** One MLS group of one client: a state machine driven by the Group Channel. */
+/**
+ * One MLS group of one client: a state machine driven by the Group Channel.
+ * Its state is one `GroupState` variant (group-state.ts), changed only through
+ * the transitions there, each persisted before it is adopted.
+ */
 export class Group {
   /** The MLS group id. */
   readonly groupId: Uint8Array
   /** `groupId` in lower-case hex, as the services and the store key the group. */
   readonly groupIdHex: string
-  private state: ClientState | undefined
-  private meta: GroupMeta
-  private pending: PendingCommit | undefined
+  private current: GroupState
+  private progress: Progress
   private readonly components: GroupComponents
   private readonly lock = new Mutex()
   private readonly commitLock = new Mutex()
   private readonly events = new Emitter<GroupEvents>()
   private readonly sentMessages = new Map<string, Uint8Array>()
+  private readonly channelSync: ChannelSync
   private waiting: Uint8Array[] = []
-  private syncing: Promise<void> | undefined
-  private syncAgain = false
 
-  private constructor(components: GroupComponents, groupId: Uint8Array, state: ClientState | undefined, meta: GroupMeta, pending: PendingCommit | undefined) {
+  private constructor(components: GroupComponents, groupId: Uint8Array, current: GroupState, progress: Progress) {
     this.components = components
     this.groupId = groupId
     this.groupIdHex = toHex(groupId)
-    this.state = state
-    this.meta = meta
-    this.pending = pending
+    this.current = current
+    this.progress = progress
+    this.channelSync = new ChannelSync(
+      {
+        groupId,
+        cursor: () => this.progress.cursor,
+        status: () => this.current.kind,
+        applyNext: (entry) => this.lock.run(() => this.applyNext(entry)),
+        rejoin: () => this.lock.run(() => this.rejoin()),
+        caughtUp: () => this.lock.run(() => this.finishJoining())
+      },
+      components.channel
+    )
   }
 
   /** @internal Build a group from a fresh ts-mls state and persist it with `extra` operations in one write. */
@@ -116,9 +144,8 @@ export class Group {
     extra: readonly StoreOperation[],
     status: 'joining' | 'active' = 'active'
   ): Promise<Group> {
-    const meta: GroupMeta = { status, cursor, epoch: state.groupContext.epoch, digests: [] }
-    const group = new Group(components, state.groupContext.groupId, state, meta, undefined)
-    await components.store.write([...group.stateOperations(state, meta), ...extra])
+    const group = new Group(components, state.groupContext.groupId, status === 'joining' ? joined(state) : created(state), { cursor, digests: [] })
+    await components.store.write([...group.stateOperations(state, group.metaRecord()), ...extra])
     return group
   }
 
@@ -146,8 +173,10 @@ export class Group {
         removed: record.removed
       }
     }
+    const current = fromRecords(meta, state, pending)
+    if (current === undefined) throw new StorageError('STORAGE_CORRUPT', `Group ${groupIdHex} is ${meta.status} but its state record is missing`)
     const groupId = state?.groupContext.groupId ?? fromHex(groupIdHex)
-    const group = new Group(components, groupId, state, meta, pending)
+    const group = new Group(components, groupId, current, { cursor: meta.cursor, digests: meta.digests })
     const sentPrefix = storeKeys.groupSentPrefix(groupIdHex)
     for (const entry of await store.list(sentPrefix)) group.sentMessages.set(entry.key.slice(sentPrefix.length), entry.value)
     return group
@@ -160,22 +189,22 @@ export class Group {
 
   /** The group's state in the state machine. */
   get status(): GroupStatus {
-    return this.meta.status
+    return this.current.kind
   }
 
   /** The current epoch. */
   get epoch(): bigint {
-    return this.meta.epoch
+    return epochOf(this.current)
   }
 
   /** Position of the last channel entry this member processed. */
   get cursor(): number {
-    return this.meta.cursor
+    return this.progress.cursor
   }
 
   /** True while a created commit waits for the channel. */
   get hasPendingCommit(): boolean {
-    return this.pending !== undefined
+    return this.current.kind === 'committing'
   }
 
   /** Listen to `type` (see `GroupEvents`); returns a function that stops listening. */
@@ -195,12 +224,13 @@ export class Group {
 
   /** The MLS exporter (RFC 9420 section 8.5), for application keys bound to this epoch. */
   async exportSecret(label: string, context: Uint8Array, length: number): Promise<Uint8Array> {
-    return mlsExporter(this.requireState().keySchedule.exporterSecret, label, context, length, this.components.cs)
+    return exportSecret(this.requireState(), label, context, length, this.components.cs)
   }
 
   /** The current members, ordered by leaf index. */
   members(): Member[] {
-    return this.state === undefined ? [] : membersOf(this.state, this.validator)
+    const state = mlsOf(this.current)
+    return state === undefined ? [] : membersOf(state, this.validator)
   }
 
   /** This member's leaf index. */
@@ -210,7 +240,7 @@ export class Group {
 
   /** @internal Snapshot of the ts-mls state, for tests and diagnostics. */
   get mlsState(): ClientState | undefined {
-    return this.state
+    return mlsOf(this.current)
   }
 
   /** Encrypt and post an application message in the current epoch. */
@@ -220,26 +250,27 @@ export class Group {
   }> {
     const data = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext
     // ts-mls sends no application message while proposals are pending: commit them first (e.g. a member's leave).
-    if (this.state !== undefined && this.meta.status === 'active' && hasPendingProposals(this.state) && !this.isLeaving()) {
+    if (this.current.kind === 'active' && hasPendingProposals(this.current.mls) && !this.isLeaving()) {
       await this.commit({ kind: 'update' })
     }
     const message = await this.lock.run(async () => {
-      if (this.meta.status !== 'active' && this.meta.status !== 'committing' && this.meta.status !== 'joining') {
-        throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
+      const current = this.current
+      if (current.kind !== 'active' && current.kind !== 'committing' && current.kind !== 'joining') {
+        throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
       }
-      const state = this.requireState()
-      if (hasPendingProposals(state)) {
+      if (hasPendingProposals(current.mls)) {
         throw new UsageError('INVALID_STATE', this.isLeaving() ? 'This member is leaving the group' : 'Proposals are pending: the next commit includes them')
       }
-      const result = await createApplicationMessage(state, data, this.components.cs)
-      const bytes = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: result.privateMessage })
+      const result = await encryptApplication(current.mls, data, this.components.cs)
       // Persist the advanced ratchet before the message leaves: a restart can never reuse a key/nonce.
       // The plaintext is kept with it until the channel echoes the message (a sender cannot decrypt its own).
-      const digest = await this.digest(bytes)
-      await this.commitState(result.newState, this.meta, [{ type: 'put', key: storeKeys.groupSent(this.groupIdHex, digest), value: data.slice() }])
-      result.consumed.forEach(zeroOutUint8Array)
+      const digest = await this.digest(result.message)
+      await this.commitState(advanced(current, result.newState), this.progress, [
+        { type: 'put', key: storeKeys.groupSent(this.groupIdHex, digest), value: data.slice() }
+      ])
+      zeroAll(result.consumed)
       this.sentMessages.set(digest, data.slice())
-      return bytes
+      return result.message
     })
     return this.components.channel.postMessage(this.groupId, message)
   }
@@ -274,10 +305,9 @@ export class Group {
     seq: number
   }> {
     const proposal = await this.lock.run(async () => {
-      if (this.meta.status !== 'active' && this.meta.status !== 'committing') {
-        throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
-      }
-      return selfRemoveProposal(this.requireState(), this.components.cs)
+      const current = this.current
+      if (current.kind !== 'active' && current.kind !== 'committing') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
+      return selfRemoveProposal(current.mls, this.components.cs)
     })
     return this.components.channel.postProposal(this.groupId, proposal)
   }
@@ -295,7 +325,7 @@ export class Group {
    */
   async commit(intent: CommitIntent): Promise<CommitOutcome> {
     return this.commitLock.run(async () => {
-      if (this.meta.status === 'joining') await this.sync()
+      if (this.current.kind === 'joining') await this.sync()
       await this.resumePendingCommit()
       for (let attempt = 1; attempt <= this.components.maxCommitAttempts; attempt++) {
         const created = await this.lock.run(() => this.createPendingCommit(intent))
@@ -303,9 +333,9 @@ export class Group {
         const pending = created.pending
         const posted = await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
         if (posted.kind === 'accepted') {
-          await this.syncThrough(posted.seq)
-          if (this.pending === pending) throw new MessageError('INTERNAL', 'The channel accepted the commit but did not deliver it')
-          return { kind: 'committed', epoch: this.meta.epoch, seq: posted.seq, attempts: attempt, added: pending.added, removed: pending.removed }
+          await this.channelSync.syncThrough(posted.seq)
+          if (this.pendingCommit() === pending) throw new MessageError('INTERNAL', 'The channel accepted the commit but did not deliver it')
+          return { kind: 'committed', epoch: this.epoch, seq: posted.seq, attempts: attempt, added: pending.added, removed: pending.removed }
         }
         // Lost the race: apply the winner (which discards our pending commit), then retry.
         await this.sync()
@@ -329,56 +359,20 @@ export class Group {
 
   /** Fetch and process everything the channel holds after this member's cursor. */
   sync(): Promise<void> {
-    if (this.syncing !== undefined) {
-      this.syncAgain = true
-      return this.syncing
-    }
-    this.syncing = (async () => {
-      try {
-        do {
-          this.syncAgain = false
-          await this.pull()
-        } while (this.syncAgain)
-      } finally {
-        this.syncing = undefined
-      }
-    })()
-    return this.syncing
+    return this.channelSync.sync()
   }
 
   /** @internal A pushed entry: processed at once when it is the next one, otherwise triggers a sync. */
-  async deliver(entry: ChannelEntry): Promise<void> {
-    if (entry.seq <= this.meta.cursor) return
-    if (entry.seq === this.meta.cursor + 1 && this.syncing === undefined) {
-      const processed = await this.lock.run(async () => {
-        if (entry.seq !== this.meta.cursor + 1) return entry.seq <= this.meta.cursor
-        await this.processEntry(entry)
-        return true
-      })
-      // A group that just failed recovers through sync (`pull` rejoins first).
-      if (processed && !this.isFailed()) return
-    }
-    await this.sync()
+  deliver(entry: ChannelEntry): Promise<void> {
+    return this.channelSync.deliver(entry)
   }
 
-  /**
-   * Read the log from the cursor to its head. The head is where a page comes
-   * back empty: the server may clamp a page to fewer entries than asked, so a
-   * short page is not the end.
-   */
-  private async pull(): Promise<void> {
-    for (;;) {
-      if (this.meta.status === 'failed') await this.lock.run(() => this.rejoin())
-      if (this.meta.status === 'removed' || this.meta.status === 'failed') return
-      const entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: FETCH_PAGE })
-      if (entries.length === 0) return this.lock.run(() => this.finishJoining())
-      for (const entry of entries) {
-        await this.lock.run(async () => {
-          if (entry.seq === this.meta.cursor + 1 && this.meta.status !== 'failed') await this.processEntry(entry)
-        })
-        if (this.isFailed()) break
-      }
-    }
+  /** The next entry of the log, if the group is at it and following the log. Call under the lock. */
+  private async applyNext(entry: ChannelEntry): Promise<boolean> {
+    if (entry.seq <= this.progress.cursor) return true
+    if (entry.seq !== this.progress.cursor + 1 || this.current.kind === 'failed') return false
+    await this.processEntry(entry)
+    return true
   }
 
   /**
@@ -387,12 +381,13 @@ export class Group {
    * member cannot read and are passed over. Call under the lock.
    */
   private async rejoin(): Promise<void> {
-    if (this.meta.status !== 'failed' || this.state === undefined) return
-    const reason = this.meta.failure ?? 'the group state failed'
+    const failed = this.current
+    if (failed.kind !== 'failed') return
+    const reason = failed.reason
     const { channel, cs, clientConfig, maxCommitAttempts } = this.components
     let outcome
     try {
-      outcome = await resync(this.state, { groupId: this.groupId, channel, cs, clientConfig }, reason, maxCommitAttempts)
+      outcome = await resync(failed.mls, { groupId: this.groupId, channel, cs, clientConfig }, reason, maxCommitAttempts)
     } catch (cause) {
       if (isOwnTrouble(cause)) throw cause
       this.events.emit('message:rejected', { error: wrapMlsFailure('MESSAGE_REJECTED', 'Resync refused', cause), seq: undefined })
@@ -401,41 +396,30 @@ export class Group {
     if (outcome.kind !== 'rejoined') return
     const state = outcome.state
     const digest = await this.digest(outcome.commit)
-    const meta: GroupMeta = { status: 'active', cursor: outcome.seq, epoch: state.groupContext.epoch, digests: [...this.meta.digests, digest].slice(-this.components.replayWindow) }
-    const old = this.state
-    await this.commitState(state, meta, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
-    for (const secret of Object.values(old.keySchedule)) zeroOutUint8Array(secret)
-    this.pending = undefined
-    this.events.emit('status:changed', { from: 'failed', to: 'active' })
+    const progress: Progress = { cursor: outcome.seq, digests: [...this.progress.digests, digest].slice(-this.components.replayWindow) }
+    await this.commitState(resynced(failed, state), progress, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
+    wipeState(failed.mls, { signingKey: false })
     this.events.emit('group:resynced', { epoch: state.groupContext.epoch, reason })
     this.events.emit('epoch:changed', { epoch: state.groupContext.epoch, epochAuthenticator: state.keySchedule.epochAuthenticator.slice(), committer: this.components.clientId, own: true })
   }
 
   /** True once this member's own leave (a self-Remove proposal) is pending. */
   private isLeaving(): boolean {
-    return this.state !== undefined && pendingRemovals(this.state).has(this.state.privatePath.leafIndex)
+    const state = mlsOf(this.current)
+    return state !== undefined && pendingRemovals(state).has(state.privatePath.leafIndex)
   }
 
-  /** Read through a method: TypeScript narrows `this.meta.status` across awaits that change it. */
-  private isFailed(): boolean {
-    return this.meta.status === 'failed'
+  /** The commit waiting for the channel, if any. Read through a method: TypeScript would narrow `this.current` across awaits that change it. */
+  private pendingCommit(): PendingCommit | undefined {
+    return this.current.kind === 'committing' ? this.current.pending : undefined
   }
 
   /** `joining` → `active` once caught up with the channel. */
   private async finishJoining(): Promise<void> {
-    if (this.meta.status !== 'joining') return
-    const meta: GroupMeta = { ...this.meta, status: 'active' }
-    await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }])
-    this.meta = meta
-    this.events.emit('status:changed', { from: 'joining', to: 'active' })
-  }
-
-  private async syncThrough(seq: number): Promise<void> {
-    while (this.meta.cursor < seq && this.meta.status !== 'removed' && this.meta.status !== 'failed') {
-      const before = this.meta.cursor
-      await this.sync()
-      if (this.meta.cursor === before) throw new MessageError('TRANSPORT_UNAVAILABLE', `The channel did not deliver entry ${seq}`)
-    }
+    if (this.current.kind !== 'joining') return
+    const next = caughtUp(this.current)
+    await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next)) }])
+    this.enter(next)
   }
 
   /**
@@ -451,16 +435,19 @@ export class Group {
     } catch (cause) {
       if (isOwnTrouble(cause)) throw cause
       const error = wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause)
-      if (this.meta.cursor < entry.seq) {
+      if (this.progress.cursor < entry.seq) {
         // Only a failure that is this member's alone fails the group (and starts recovery); a commit every
         // member rejects alike is skipped by all of them, so nobody forks.
         const failsGroup = entry.kind === 'commit' && error.details?.[RECOVERABLE] === true
-        const failure = failsGroup ? `cannot process the commit at seq ${entry.seq}: ${error.message}` : undefined
-        const meta = { ...this.meta, cursor: entry.seq, ...(failsGroup ? { status: 'failed' as const, failure } : {}) }
-        await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }])
-        const from = this.meta.status
-        this.meta = meta
-        if (failsGroup) this.events.emit('status:changed', { from, to: 'failed' })
+        const next = failsGroup ? failedOn(this.current, `cannot process the commit at seq ${entry.seq}: ${error.message}`) : this.current
+        const progress: Progress = { ...this.progress, cursor: entry.seq }
+        // A commit of the epoch this member leaves is dropped with it.
+        const dropPending: StoreOperation[] = failsGroup && this.current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }] : []
+        await this.components.store.write([
+          { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next, progress)) },
+          ...dropPending
+        ])
+        this.enter(next, progress)
       }
       this.events.emit('message:rejected', { error, seq: entry.seq })
     }
@@ -471,17 +458,17 @@ export class Group {
    * `receive`); `postedBy` the channel-authenticated sender.
    */
   private async processMessage(bytes: Uint8Array, seq: number | undefined, postedBy: ClientId | undefined): Promise<ReceiveResult> {
-    const status = this.meta.status
-    if (status === 'removed' || status === 'failed') throw new UsageError('INVALID_STATE', `The group is ${status}`)
-    const state = this.requireState()
+    const current = this.current
+    if (current.kind === 'removed' || current.kind === 'failed') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
+    const state = current.mls
     const digest = await this.digest(bytes)
-    if (this.meta.digests.includes(digest)) {
+    if (this.progress.digests.includes(digest)) {
       if (seq === undefined) return { kind: 'duplicate' }
       throw new MessageError('REPLAYED_MESSAGE', 'The message was already processed')
     }
     const message = decodeMessage(bytes)
     if (message.wireformat === 'mls_public_message') {
-      return this.processHandshake(message.publicMessage, bytes, digest, seq, postedBy)
+      return this.processHandshake(current, message.publicMessage, bytes, digest, seq, postedBy)
     }
     if (message.wireformat !== 'mls_private_message') {
       throw new MessageError('INVALID_MESSAGE', `Unexpected wire format ${message.wireformat} in a group`)
@@ -502,7 +489,7 @@ export class Group {
     const own = this.sentMessages.get(digest)
     if (own !== undefined && postedBy === this.components.clientId) {
       const received = this.receivedMessage(seq, digest, this.components.clientId, own, pm.epoch, true)
-      await this.commitState(state, this.withProgress(seq, digest), [
+      await this.commitState(current, this.withProgress(seq, digest), [
         ...this.inboxOperations(received),
         { type: 'delete', key: storeKeys.groupSent(this.groupIdHex, digest) }
       ])
@@ -515,27 +502,27 @@ export class Group {
       throw new MessageError('INVALID_MESSAGE', `Posted by ${postedBy} but signed by ${decrypted.sender}`)
     }
     const received = this.receivedMessage(seq, digest, decrypted.sender, decrypted.plaintext, pm.epoch, false)
-    await this.commitState(decrypted.newState, this.withProgress(seq, digest), this.inboxOperations(received))
-    decrypted.consumed.forEach(zeroOutUint8Array)
+    await this.commitState(advanced(current, decrypted.newState), this.withProgress(seq, digest), this.inboxOperations(received))
+    zeroAll(decrypted.consumed)
     this.events.emit('message:received', received)
     return { kind: 'application', sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch }
   }
 
   private async processHandshake(
+    current: LiveState,
     pm: PublicMessage,
     bytes: Uint8Array,
     digest: string,
     seq: number | undefined,
     postedBy: ClientId | undefined
   ): Promise<ReceiveResult> {
-    const state = this.requireState()
+    const state = current.mls
     if (!equalBytes(pm.content.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-    if (pm.content.contentType === 'proposal') return this.processProposal(state, pm, digest, seq, postedBy)
+    if (pm.content.contentType === 'proposal') return this.processProposal(current, pm, digest, seq, postedBy)
     if (pm.content.contentType !== 'commit') throw new MessageError('INVALID_MESSAGE', 'Only commits and proposals are accepted as handshake messages')
-    const pending = this.pending
-    if (pending !== undefined && equalBytes(pending.commit, bytes)) {
-      await this.mergePending(pending, seq, digest)
-      return { kind: 'own-commit', epoch: this.meta.epoch }
+    if (current.kind === 'committing' && equalBytes(current.pending.commit, bytes)) {
+      await this.mergePending(current, seq, digest)
+      return { kind: 'own-commit', epoch: this.epoch }
     }
     if (pm.content.epoch > state.groupContext.epoch && seq !== undefined) {
       // The channel ordered a commit for an epoch this member never reached: it missed one, so it resyncs.
@@ -557,7 +544,7 @@ export class Group {
     await this.checkPublicly(state, pm, 'Commit')
     let result
     try {
-      result = await processPublicMessage(state, pm, emptyPskIndex, this.components.cs)
+      result = await processHandshake(state, pm, this.components.cs)
     } catch (cause) {
       // The toolkit's own errors raised inside (this member's trouble from the AuthenticationService's
       // Directory lookups, or a credential it refuses) keep their code and meaning.
@@ -568,17 +555,18 @@ export class Group {
       throw new MessageError('MESSAGE_REJECTED', `Commit could not be processed (path secret or key schedule)${detail}`, { cause, details: { [RECOVERABLE]: true } })
     }
     if (result.actionTaken !== 'accept') throw new MessageError('MESSAGE_REJECTED', 'Commit rejected')
-    if (pending !== undefined) await this.discardPending(pending)
     const before = membersOf(state, this.validator)
     const newState = result.newState
     if (newState.groupActiveState.kind === 'removedFromGroup') {
-      const removedAt = state.groupContext.epoch + 1n
-      await this.becomeRemoved(removedAt, seq, digest, committer)
-      result.consumed.forEach(zeroOutUint8Array)
-      return { kind: 'commit', epoch: removedAt }
+      const epoch = state.groupContext.epoch + 1n
+      await this.becomeRemoved(current, epoch, seq, digest, committer)
+      zeroAll(result.consumed)
+      return { kind: 'commit', epoch }
     }
-    await this.commitState(newState, { ...this.withProgress(seq, digest), epoch: newState.groupContext.epoch })
-    result.consumed.forEach(zeroOutUint8Array)
+    // Another member's commit won this epoch: a pending commit of this member's is dropped in the same write.
+    const dropPending: StoreOperation[] = current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }] : []
+    await this.commitState(commitApplied(current, newState), this.withProgress(seq, digest), dropPending)
+    zeroAll(result.consumed)
     this.emitEpochChange(before, newState, committer, false)
     if (sender.senderType === 'new_member_commit' && before.some((m) => m.clientId === committer)) {
       this.events.emit('member:resynced', { epoch: newState.groupContext.epoch, member: committer, reason: resyncReason(pm) })
@@ -589,7 +577,7 @@ export class Group {
   /** Verify the membership tag and signature of a handshake message: the checks every member makes alike. */
   private async checkPublicly(state: ClientState, pm: PublicMessage, what: string): Promise<void> {
     try {
-      await unprotectPublicMessage(state.keySchedule.membershipKey, state.groupContext, state.ratchetTree, pm, this.components.cs)
+      await verifyPublicMessage(state, pm, this.components.cs)
     } catch (cause) {
       throw wrapMlsFailure('MESSAGE_REJECTED', `${what} rejected`, cause)
     }
@@ -597,12 +585,13 @@ export class Group {
 
   /** A standalone proposal for the current epoch: kept with the state for the next commit to include by reference. */
   private async processProposal(
-    state: ClientState,
+    current: LiveState,
     pm: PublicMessage,
     digest: string,
     seq: number | undefined,
     postedBy: ClientId | undefined
   ): Promise<ReceiveResult> {
+    const state = current.mls
     const content = pm.content
     if (content.contentType !== 'proposal') throw new MessageError('INVALID_MESSAGE', 'Not a proposal')
     if (content.epoch !== state.groupContext.epoch) {
@@ -621,29 +610,28 @@ export class Group {
     await this.checkPublicly(state, pm, 'Proposal')
     let result
     try {
-      result = await processPublicMessage(state, pm, emptyPskIndex, this.components.cs)
+      result = await processHandshake(state, pm, this.components.cs)
     } catch (cause) {
       throw wrapMlsFailure('MESSAGE_REJECTED', 'Proposal rejected', cause)
     }
-    await this.commitState(result.newState, this.withProgress(seq, digest))
+    await this.commitState(advanced(current, result.newState), this.withProgress(seq, digest))
     this.events.emit('proposal:received', { epoch: state.groupContext.epoch, seq, sender, removes: [removes] })
     return { kind: 'proposal', epoch: state.groupContext.epoch }
   }
 
-  private async mergePending(pending: PendingCommit, seq: number | undefined, digest: string): Promise<void> {
-    const before = this.state === undefined ? [] : membersOf(this.state, this.validator)
-    const newState = withCurrentHistory(pending.newState, this.state, pending.epoch)
-    const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'active', epoch: newState.groupContext.epoch }
+  /** `committing` → `active`: the channel delivered this member's own commit. */
+  private async mergePending(current: CommittingState, seq: number | undefined, digest: string): Promise<void> {
+    const pending = current.pending
+    const before = membersOf(current.mls, this.validator)
+    const newState = withCurrentHistory(pending.newState, current.mls, pending.epoch)
+    const next = commitMerged(current, newState)
+    const progress = this.withProgress(seq, digest)
     await this.components.store.write([
-      ...this.stateOperations(newState, meta),
+      ...this.stateOperations(newState, this.metaRecord(next, progress)),
       { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }
     ])
-    const from = this.meta.status
-    this.state = newState
-    this.meta = meta
-    this.pending = undefined
-    pending.consumed.forEach(zeroOutUint8Array)
-    if (from !== 'active') this.events.emit('status:changed', { from, to: 'active' })
+    zeroAll(pending.consumed)
+    this.enter(next, progress)
     this.emitEpochChange(before, newState, this.components.clientId, true)
   }
 
@@ -658,35 +646,29 @@ export class Group {
     if (added.length > 0 || removed.length > 0) this.events.emit('members:changed', { epoch, added, removed })
   }
 
-  private async becomeRemoved(epoch: bigint, seq: number | undefined, digest: string, by: ClientId | undefined): Promise<void> {
-    const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'removed', epoch }
+  /** → `removed`: secrets, the pending commit and unechoed plaintexts are deleted. */
+  private async becomeRemoved(current: LiveState, epoch: bigint, seq: number | undefined, digest: string, by: ClientId | undefined): Promise<void> {
+    const next = removedAt(current, epoch)
+    const progress = this.withProgress(seq, digest)
     await this.components.store.write([
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) },
+      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next, progress)) },
       { type: 'delete', key: storeKeys.groupState(this.groupIdHex) },
       { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
       ...[...this.sentMessages.keys()].map((d) => ({ type: 'delete' as const, key: storeKeys.groupSent(this.groupIdHex, d) }))
     ])
     this.sentMessages.clear()
-    const from = this.meta.status
-    this.wipeState()
-    this.meta = meta
-    this.pending = undefined
-    this.events.emit('status:changed', { from, to: 'removed' })
+    // Each group state holds its own copy of the signing key, so zeroing it leaves the client's identity key intact.
+    wipeState(current.mls, { signingKey: true })
+    this.enter(next, progress)
     this.events.emit('group:removed', { epoch, by })
-  }
-
-  private wipeState(): void {
-    const state = this.state
-    if (state === undefined) return
-    for (const secret of Object.values(state.keySchedule)) zeroOutUint8Array(secret)
-    zeroOutUint8Array(state.signaturePrivateKey)
-    this.state = undefined
   }
 
   private async createPendingCommit(
     intent: CommitIntent
   ): Promise<{ kind: 'not-needed'; reason: string } | { kind: 'created'; pending: PendingCommit }> {
-    const state = this.requireActive()
+    const current = this.current
+    if (current.kind !== 'active') throw new UsageError('INVALID_STATE', `The group is ${current.kind}, not active`)
+    const state = current.mls
     // A commit would include the member's own Remove, which its sender may not commit (RFC 9420 section 12.2).
     if (this.isLeaving()) throw new UsageError('INVALID_STATE', 'This member is leaving the group; another member commits its removal')
     const members = membersOf(state, this.validator)
@@ -713,13 +695,7 @@ export class Group {
       }
       if (removed.length === 0) return { kind: 'not-needed', reason: 'No target is a member any more' }
     }
-    const result = await createCommit(
-      { state, cipherSuite: this.components.cs },
-      { extraProposals: proposals, wireAsPublicMessage: true, ratchetTreeExtension: true }
-    )
-    const commit = encodeMlsMessage(result.commit)
-    const welcome =
-      result.welcome === undefined ? undefined : encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: result.welcome })
+    const { commit, welcome, ...result } = await createCommitMessages(state, proposals, this.components.cs)
     const pending: PendingCommit = {
       epoch: state.groupContext.epoch,
       intent,
@@ -735,33 +711,28 @@ export class Group {
       intent: encodeIntent(intent),
       commit,
       welcome,
-      newState: encodeGroupState(result.newState),
+      newState: encodeState(result.newState),
       added,
       removed
     }
-    const meta: GroupMeta = { ...this.meta, status: 'committing' }
+    const next = commitStarted(current, pending)
     await this.components.store.write([
       { type: 'put', key: storeKeys.groupPending(this.groupIdHex), value: encodeRecord(record) },
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
+      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next)) }
     ])
-    this.pending = pending
-    this.meta = meta
-    this.events.emit('status:changed', { from: 'active', to: 'committing' })
+    this.enter(next)
     return { kind: 'created', pending }
   }
 
   /** Drop `pending` (if it is still the pending commit) and return to `active`. Call under the lock. */
   private async discardPending(pending: PendingCommit): Promise<void> {
-    if (this.pending !== pending) return
-    const meta: GroupMeta = { ...this.meta, status: this.meta.status === 'committing' ? 'active' : this.meta.status }
+    if (this.current.kind !== 'committing' || this.current.pending !== pending) return
+    const next = commitDiscarded(this.current)
     await this.components.store.write([
       { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
+      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next)) }
     ])
-    const from = this.meta.status
-    this.pending = undefined
-    this.meta = meta
-    if (from !== meta.status) this.events.emit('status:changed', { from, to: meta.status })
+    this.enter(next)
   }
 
   /**
@@ -770,23 +741,19 @@ export class Group {
    * once per epoch) and settle it.
    */
   private async resumePendingCommit(): Promise<void> {
-    if (this.pending === undefined) return
+    if (this.pendingCommit() === undefined) return
     await this.sync()
-    const pending = this.pending
+    const pending = this.pendingCommit()
     if (pending === undefined) return
-    if (pending.epoch !== this.meta.epoch) {
-      await this.lock.run(() => this.discardPending(pending))
-      return
-    }
     const posted = await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
-    if (posted.kind === 'accepted') await this.syncThrough(posted.seq)
+    if (posted.kind === 'accepted') await this.channelSync.syncThrough(posted.seq)
     else await this.sync()
     await this.lock.run(() => this.discardPending(pending))
   }
 
   /** @internal Called by the client after loading: settle a commit left pending by a crash. */
   async recover(): Promise<void> {
-    if (this.pending !== undefined) await this.commitLock.run(() => this.resumePendingCommit())
+    if (this.pendingCommit() !== undefined) await this.commitLock.run(() => this.resumePendingCommit())
     else await this.sync()
   }
 
@@ -806,53 +773,49 @@ export class Group {
     state: ClientState,
     pm: PrivateMessage
   ): Promise<{ sender: ClientId; plaintext: Uint8Array; newState: ClientState; consumed: Uint8Array[] }> {
-    const cs = this.components.cs
-    const retention = state.clientConfig.keyRetentionConfig
     try {
-      if (pm.epoch < state.groupContext.epoch) {
-        const past = state.historicalReceiverData.get(pm.epoch)
-        if (past === undefined) throw new MessageError('WRONG_EPOCH', `Epoch ${pm.epoch} is beyond the retention window`)
-        const r = await unprotectPrivateMessage(past.senderDataSecret, pm, past.secretTree, past.ratchetTree, past.groupContext, retention, cs)
-        const content = r.content.content
-        if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
-          throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
-        }
-        const sender = memberAtLeaf(past.ratchetTree, content.sender.leafIndex, this.validator)
-        if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
-        const historical = new Map(state.historicalReceiverData)
-        historical.set(pm.epoch, { ...past, secretTree: r.tree })
-        return { sender, plaintext: content.applicationData, newState: { ...state, historicalReceiverData: historical }, consumed: r.consumed }
-      }
-      const r = await unprotectPrivateMessage(
-        state.keySchedule.senderDataSecret,
-        pm,
-        state.secretTree,
-        state.ratchetTree,
-        state.groupContext,
-        retention,
-        cs
-      )
-      const content = r.content.content
+      const opened = await decryptPrivateMessage(state, pm, this.components.cs)
+      if (opened === undefined) throw new MessageError('WRONG_EPOCH', `Epoch ${pm.epoch} is beyond the retention window`)
+      const content = opened.content
       if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
         throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
       }
-      const sender = memberAtLeaf(state.ratchetTree, content.sender.leafIndex, this.validator)
+      const sender = memberAtLeaf(opened.ratchetTree, content.sender.leafIndex, this.validator)
       if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
-      return { sender, plaintext: content.applicationData, newState: { ...state, secretTree: r.tree }, consumed: r.consumed }
+      return { sender, plaintext: content.applicationData, newState: opened.newState, consumed: opened.consumed }
     } catch (cause) {
       throw wrapMlsFailure('MESSAGE_REJECTED', 'Application message rejected', cause)
     }
   }
 
-  private withProgress(seq: number | undefined, digest: string): GroupMeta {
-    const digests = [...this.meta.digests, digest]
+  private withProgress(seq: number | undefined, digest: string): Progress {
+    const digests = [...this.progress.digests, digest]
     if (digests.length > this.components.replayWindow) digests.splice(0, digests.length - this.components.replayWindow)
-    return { ...this.meta, cursor: seq ?? this.meta.cursor, digests }
+    return { cursor: seq ?? this.progress.cursor, digests }
+  }
+
+  /** The `group/<id>/meta` record of a state and progress (its `status` is the state's kind). */
+  private metaRecord(state: GroupState = this.current, progress: Progress = this.progress): GroupMeta {
+    return {
+      status: state.kind,
+      cursor: progress.cursor,
+      epoch: epochOf(state),
+      digests: [...progress.digests],
+      ...(state.kind === 'failed' ? { failure: state.reason } : {})
+    }
+  }
+
+  /** Adopt a persisted state: memory follows the store. Emits `status:changed` when the kind changes. */
+  private enter(next: GroupState, progress: Progress = this.progress): void {
+    const from = this.current.kind
+    this.current = next
+    this.progress = progress
+    if (from !== next.kind) this.events.emit('status:changed', { from, to: next.kind })
   }
 
   private stateOperations(state: ClientState, meta: GroupMeta): StoreOperation[] {
     return [
-      { type: 'put', key: storeKeys.groupState(this.groupIdHex), value: encodeGroupState(state) },
+      { type: 'put', key: storeKeys.groupState(this.groupIdHex), value: encodeState(state) },
       { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
     ]
   }
@@ -890,10 +853,9 @@ export class Group {
   }
 
   /** Persist, then adopt: memory never runs ahead of the store. */
-  private async commitState(state: ClientState, meta: GroupMeta, extra: readonly StoreOperation[] = []): Promise<void> {
-    await this.components.store.write([...this.stateOperations(state, meta), ...extra])
-    this.state = state
-    this.meta = meta
+  private async commitState(next: GroupState & { mls: ClientState }, progress: Progress, extra: readonly StoreOperation[] = []): Promise<void> {
+    await this.components.store.write([...this.stateOperations(next.mls, this.metaRecord(next, progress)), ...extra])
+    this.enter(next, progress)
   }
 
   private async digest(bytes: Uint8Array): Promise<string> {
@@ -901,12 +863,8 @@ export class Group {
   }
 
   private requireState(): ClientState {
-    if (this.state === undefined) throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}`)
-    return this.state
-  }
-
-  private requireActive(): ClientState {
-    if (this.meta.status !== 'active') throw new UsageError('INVALID_STATE', `The group is ${this.meta.status}, not active`)
-    return this.requireState()
+    const state = mlsOf(this.current)
+    if (state === undefined) throw new UsageError('INVALID_STATE', `The group is ${this.current.kind}`)
+    return state
   }
 }
