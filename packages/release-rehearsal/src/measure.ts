@@ -2,7 +2,8 @@
 // package to a local verdaccio (as the rehearsal does), then install each one
 // alone into a fresh project, with npm and with pnpm, and print its packed
 // size and install time as a Markdown table (for docs/release.md). A
-// measurement, not a test: nothing is asserted.
+// measurement, not a test: nothing is asserted. Package names given as
+// arguments (`measure @mls/contracts @mls/storage-memory`) limit the table to them.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -17,6 +18,7 @@ const published = readdirSync(join(repository, 'packages'))
   .filter((file) => existsSync(file))
   .map((file) => JSON.parse(readFileSync(file, 'utf8')) as { name: string; version: string; private?: boolean; peerDependencies?: Record<string, string> })
   .filter((manifest) => manifest.private !== true)
+  .filter((manifest) => process.argv.length <= 2 || process.argv.slice(2).includes(manifest.name))
 
 const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(npm_|pnpm_)/i.test(key)))
 const nodedir = execFileSync('npm', ['config', 'get', 'nodedir'], { cwd: tmpdir(), env, encoding: 'utf8' }).trim()

@@ -270,14 +270,29 @@ describe('release rehearsal: a minimal pnpm project without an allowed better-sq
 
 for (const manager of ['npm', 'pnpm'] as const) {
   describe(`release rehearsal: adapters installed with ${manager} without the engine`, () => {
-    it('installs a store and the WebSocket client without @mls/core or ts-mls, and they run', async () => {
+    it('installs a store and the WebSocket client without @mls/core or ts-mls; they type-check (skipLibCheck: false) and run', async () => {
       const project = join(root, `${manager}-adapters-only`)
       mkdirSync(project)
       const version = (name: string): string => published.find((p) => p.name === name)!.version
       const names = ['@mls/contracts', '@mls/storage-memory', '@mls/transport-ws']
+      // TypeScript as the examples pin it, to check the adapters' published declarations without core beside them.
+      const examples = JSON.parse(readFileSync(join(EXAMPLES, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }
       writeFileSync(
         join(project, 'package.json'),
-        JSON.stringify({ name: 'adapters-only', private: true, type: 'module', dependencies: Object.fromEntries(names.map((name) => [name, version(name)])) })
+        JSON.stringify({
+          name: 'adapters-only',
+          private: true,
+          type: 'module',
+          dependencies: Object.fromEntries(names.map((name) => [name, version(name)])),
+          devDependencies: { typescript: examples.devDependencies.typescript }
+        })
+      )
+      writeFileSync(
+        join(project, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: { target: 'ES2022', lib: ['ES2022', 'DOM'], module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, allowJs: true, checkJs: true, noEmit: true, types: [] },
+          files: ['run.mjs']
+        })
       )
       writeFileSync(join(project, '.npmrc'), registry!.npmrc)
       writeFileSync(
@@ -288,7 +303,7 @@ for (const manager of ['npm', 'pnpm'] as const) {
           "import { webSockets } from '@mls/transport-ws'",
           "const store = memoryClientStore()",
           "await store.write([{ type: 'put', key: 'k', value: new Uint8Array([1, 2]) }])",
-          "const read = [...(await store.get('k'))]",
+          "const read = [...((await store.get('k')) ?? [])]",
           'await store.close()',
           "const error = await store.get('k').catch((e) => e)",
           "console.log(JSON.stringify({ read, code: error.code, storageError: error instanceof StorageError, marked: MlsToolkitError.isInstance(error), transport: typeof webSockets }))"
@@ -306,6 +321,7 @@ for (const manager of ['npm', 'pnpm'] as const) {
           : readdirSync(join(modules, '.pnpm'))
       expect(installed.filter((entry) => /@mls[/+]contracts|^ws(@|$)/.test(entry))).toHaveLength(2)
       expect(installed.filter((entry) => /ts-mls|@mls[/+](core|server)\b|@noble|@hpke/.test(entry))).toEqual([])
+      await runOk(process.execPath, [join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], { cwd: project, env, timeoutMs: 2 * MINUTE })
       const result = await runOk(process.execPath, ['run.mjs'], { cwd: project, env })
       expect(JSON.parse(result.stdout)).toEqual({ read: [1, 2], code: 'STORAGE_CLOSED', storageError: true, marked: true, transport: 'function' })
     }, 6 * MINUTE)
