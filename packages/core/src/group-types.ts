@@ -26,6 +26,8 @@ import type { MlsToolkitError } from './errors.js'
  *   A commit every member rejects alike is skipped and reported instead.
  *
  * The client emits `group:joined` once a join is persisted (in `joining`).
+ * Internally each status is the `kind` of a tagged union that carries the
+ * state's data, changed only by the transitions of group-state.ts.
  */
 export type GroupStatus = 'joining' | 'active' | 'committing' | 'removed' | 'failed'
 

@@ -1,4 +1,4 @@
-import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
+import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, PublicMessage } from 'ts-mls'
 import { resync, resyncReason } from './recovery/resync.js'
 import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './proposals.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
@@ -28,6 +28,7 @@ import {
 } from './mls-adapter.js'
 import { decodeIntent, decodeMessage, decodeState, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
 import { ChannelSync } from './group-sync.js'
+import { planCommit } from './commit-plan.js'
 import {
   advanced,
   caughtUp,
@@ -671,30 +672,9 @@ export class Group {
     const state = current.mls
     // A commit would include the member's own Remove, which its sender may not commit (RFC 9420 section 12.2).
     if (this.isLeaving()) throw new UsageError('INVALID_STATE', 'This member is leaving the group; another member commits its removal')
-    const members = membersOf(state, this.validator)
-    const memberIds = new Set(members.map((m) => m.clientId))
-    const proposals: Proposal[] = []
-    const added: ClientId[] = []
-    const removed: ClientId[] = []
-    if (intent.kind === 'add') {
-      for (const kp of intent.keyPackages) {
-        if (memberIds.has(kp.clientId) || added.includes(kp.clientId)) continue
-        proposals.push({ proposalType: 'add', add: { keyPackage: kp.keyPackage } })
-        added.push(kp.clientId)
-      }
-      if (proposals.length === 0) return { kind: 'not-needed', reason: 'Every client is already a member' }
-    } else if (intent.kind === 'remove') {
-      const proposed = pendingRemovals(state)
-      for (const m of members) {
-        if (m.clientId === this.components.clientId) continue
-        if (intent.targets.includes(m.clientId) || intent.targets.includes(m.userId)) {
-          // A target that asked to leave is removed by its own pending proposal, included by reference.
-          if (!proposed.has(m.leafIndex)) proposals.push({ proposalType: 'remove', remove: { removed: m.leafIndex } })
-          removed.push(m.clientId)
-        }
-      }
-      if (removed.length === 0) return { kind: 'not-needed', reason: 'No target is a member any more' }
-    }
+    const plan = planCommit(intent, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
+    if (plan.kind === 'not-needed') return plan
+    const { proposals, added, removed } = plan
     const { commit, welcome, ...result } = await createCommitMessages(state, proposals, this.components.cs)
     const pending: PendingCommit = {
       epoch: state.groupContext.epoch,

@@ -151,6 +151,25 @@ describe.each(SEEDS)('group state machine on the seeded scheduler (seed %i)', (s
     await inStep(alice, bob, 2n)
   })
 
+  it('sending while committing advances the current epoch and keeps the pending commit, which then merges', async () => {
+    const { world, alice, bob } = await twoMembers(seed)
+    alice.muted = true
+    world.channel.failNext(ALICE, 'postCommit', new TransportError('TRANSPORT_UNAVAILABLE', 'connection lost (injected)'))
+    await expect(alice.group.update()).rejects.toMatchObject({ code: 'TRANSPORT_UNAVAILABLE' })
+    const received = nextEvent(bob.group, 'message:received')
+    await alice.group.send('sent while committing')
+    expect(alice.group.status).toBe('committing')
+    expect(alice.group.hasPendingCommit).toBe(true)
+    expect(storedMeta(alice)).toMatchObject({ status: 'committing', epoch: 1n })
+    expect(hasPendingRecord(alice)).toBe(true)
+    await alice.group.recover()
+    expect(alice.statuses).toEqual(['active>committing', 'committing>active'])
+    const message = await received
+    expect(new TextDecoder().decode(message.plaintext)).toBe('sent while committing')
+    expect(message.epoch).toBe(1n)
+    await inStep(alice, bob, 2n)
+  })
+
   it('a commit only this member cannot follow fails the group; it stays failed without a GroupInfo and rejoins once there is one', async () => {
     const { world, alice, bob } = await twoMembers(seed)
     bob.muted = true
