@@ -35,9 +35,14 @@ export interface ServiceLimits {
   readonly defaultFetchLimit: number
   /** Largest limit a fetch may ask for; larger ones are clamped. Default 1000. */
   readonly maxFetchLimit: number
-  /** How long an issued challenge may be answered, in milliseconds. Default 5 minutes. */
+  /** How long an issued challenge may be answered, in milliseconds. Default 1 minute. */
   readonly challengeTtlMs: number
-  /** Most outstanding challenges; the oldest are forgotten first. Default 10 000. */
+  /**
+   * Answered challenges remembered until they expire (to keep each single-use).
+   * Challenges are stateless, so issuing them stores nothing; when this many
+   * unexpired ones have been answered, further logins get `AUTHENTICATION_FAILED`
+   * (`details.reason: 'challenge'`) until some expire. Default 100 000.
+   */
   readonly maxPendingChallenges: number
   /**
    * Group records (epoch, roster, access) and device lists kept in memory, so a
@@ -80,8 +85,8 @@ export const defaultServiceLimits: ServiceLimits = Object.freeze({
   defaultFetchLimit: 500,
   maxFetchLimit: 1000,
   groupCacheSize: 10_000,
-  challengeTtlMs: 5 * 60_000,
-  maxPendingChallenges: 10_000,
+  challengeTtlMs: 60_000,
+  maxPendingChallenges: 100_000,
   maxGroupIdBytes: 256,
   registrationsPerHour: 60,
   registrationBurst: 30,

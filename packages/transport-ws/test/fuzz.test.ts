@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Group } from '@mls/core'
 import { PROTOCOL_VERSION, decodeServerFrame, encodeChallenge, encodeClientFrame, encodeEntryPush, encodeError, encodeResponse, type Request } from '../src/codec.js'
-import { converged, createWsNetwork, credentialsFor, groupWith, inbox, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
+import { authenticateRequest, converged, createWsNetwork, credentialsFor, groupWith, inbox, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 afterEach(async () => {
@@ -128,14 +128,15 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
       signaturePublicKey: staleCreds.signaturePublicKey,
       ciphersuite: staleCreds.ciphersuite,
       register: true,
-      signature: new Uint8Array(64).fill(1)
+      signature: new Uint8Array(64).fill(1),
+      serverUrl: 'ws://127.0.0.1/'
     })
     // Out of order: frames only a server may send.
     const serverFrames = [
       encodeResponse(7, { type: 'ping' }),
       encodeResponse(8, { type: 'postMessage', seq: 3 }),
       encodeEntryPush({ groupId: a.groupId, seq: 1, kind: 'application', epoch: 1n, sender: 'alice/phone', message: sampleEntry!.message }),
-      encodeChallenge(new Uint8Array(32), 1024),
+      encodeChallenge(new Uint8Array(32), 1024, new Uint8Array(32), new Uint8Array(64)),
       encodeError(9, 'INTERNAL', 'x')
     ]
     const corpus = [...validRequests.map((r, i) => encodeClientFrame(1000 + i, r)), staleAuth, ...serverFrames]
@@ -169,10 +170,7 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
       if (!authenticated) return socket
       const creds = fuzzCredentials.get(index) ?? (await credentialsFor(`fuzz-${index}/dev`))
       fuzzCredentials.set(index, creds)
-      const signature = await creds.signChallenge(frame.challenge)
-      socket.send(
-        encodeClientFrame(1, { type: 'authenticate', clientId: creds.clientId, signaturePublicKey: creds.signaturePublicKey, ciphersuite: creds.ciphersuite, register: true, signature })
-      )
+      socket.send(encodeClientFrame(1, await authenticateRequest(creds, frame, url)))
       const answer = await socket.next()
       if (answer === undefined || decodeServerFrame(answer).kind !== 'response') throw new Error('fuzz authentication failed')
       return socket
