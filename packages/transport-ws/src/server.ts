@@ -564,6 +564,8 @@ export async function webSocketServer(init: WebSocketServerInit): Promise<WebSoc
     wss.handleUpgrade(req, socket, head, (ws) => {
       const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
       const protocolSocket = ws as ProtocolWebSocket
+      // A refused socket may still send (an oversized frame makes ws emit 'error'): never let that go unhandled.
+      protocolSocket.on('error', () => undefined)
       if (hub.connections.size >= limits.maxConnections) {
         protocolSocket.send(encodeError(0, 'TOO_MANY_CONNECTIONS', `The server holds ${limits.maxConnections} connections`))
         protocolSocket.close(CloseCode.tooManyConnections, 'Too many connections')

@@ -106,8 +106,8 @@ export function inbox(group: Group): { texts: string[]; from: string[]; seqs: (n
 }
 
 /** Open a raw `ws` socket and collect what the server sends. */
-export async function rawSocket(url: string): Promise<RawSocket> {
-  const ws = new WebSocket(url)
+export async function rawSocket(url: string, options?: { localAddress?: string }): Promise<RawSocket> {
+  const ws = new WebSocket(url, options)
   const frames: Uint8Array[] = []
   const waiters: (() => void)[] = []
   let closeCode: number | undefined
