@@ -1,8 +1,10 @@
 import { connect as connectTcp, type Socket as TcpSocket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
+import type { Connection } from '@mls/core/interfaces'
+import { decodeMlsMessage } from '@mls/core/mls'
 import { decodeClientFrame, decodeServerFrame, encodeClientFrame, type ServerFrame } from '../src/codec.js'
-import { authenticateRequest, createWsNetwork, credentialsFor, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
+import { authenticateRequest, createWsNetwork, credentialsFor, groupWith, inbox, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 const cleanups: (() => void | Promise<void>)[] = []
@@ -189,5 +191,31 @@ describe('hardening against relays and strangers before login', () => {
     slow.send(encodeClientFrame(1, await authenticateRequest(await credentialsFor('slow/phone'), challenge, net.server.url)))
     expect(await nextFrame(slow)).toMatchObject({ kind: 'response', response: { type: 'authenticate', clientId: 'slow/phone' } })
     slow.close()
+  })
+
+  it('a message re-encoded with a long-form varint length is refused, not ordered as a new message', async () => {
+    net = await createWsNetwork({ publicUrls: [] })
+    let aliceConnection: Connection | undefined
+    const alice = await net.client('alice', { onConnection: (c) => (aliceConnection = c) })
+    const bob = await net.client('bob')
+    await bob.publishKeyPackages({ count: 1 })
+    const [a, b] = await groupWith(alice, [bob])
+    const bobInbox = inbox(b!)
+    await a!.send('once')
+    await waitFor(() => bobInbox.texts.length === 1, 'bob to read it')
+    const entries = await aliceConnection!.channel.fetchEntries(a!.groupId, 0)
+    const sent = entries.find((e) => e.kind === 'application')!.message
+    // version (2), wire format (2), then group_id<V>: its one-byte length at offset 4, written in the two-byte form.
+    expect(sent[4]).toBeLessThan(64)
+    const long = new Uint8Array(sent.length + 1)
+    long.set(sent.subarray(0, 4))
+    long.set([0x40, sent[4]!], 4)
+    long.set(sent.subarray(5), 6)
+    expect(decodeMlsMessage(long, 0)?.[1]).toBe(long.length) // ts-mls alone accepts the long form
+    await expect(aliceConnection!.channel.postMessage(a!.groupId, long)).rejects.toMatchObject({ code: 'INVALID_MESSAGE' })
+    await expect(aliceConnection!.channel.postMessage(a!.groupId, sent)).rejects.toMatchObject({ code: 'REPLAYED_MESSAGE' })
+    await a!.send('twice')
+    await waitFor(() => bobInbox.texts.length === 2, 'bob to read the next one')
+    expect(bobInbox.texts).toEqual(['once', 'twice'])
   })
 })
