@@ -70,6 +70,20 @@ export interface ServiceLimits {
   readonly oneTimeKeyPackagesPerMinute: number
   /** Size of the per-user one-time bucket. Default 20. */
   readonly oneTimeKeyPackageBurst: number
+  /**
+   * Groups one identity may create per hour: a token bucket per caller
+   * (kept by each instance). Past it, `createGroup` rejects with
+   * `QUOTA_EXCEEDED` (`details.quota: 'groups'`, `retryAfterMs`). Default 120.
+   */
+  readonly groupsPerHour: number
+  /** Size of the per-identity group bucket (groups created at once). Default 200. */
+  readonly groupBurst: number
+  /**
+   * One-time KeyPackages one client may hold on the server. An upload that
+   * would go past it is refused whole with `QUOTA_EXCEEDED`
+   * (`details.quota: 'key-packages'`, `limit`, `stored`). Default 1000.
+   */
+  readonly maxKeyPackagesPerClient: number
 }
 
 /** The limits a server uses where `ServicesInit.limits` gives none. */
@@ -91,7 +105,10 @@ export const defaultServiceLimits: ServiceLimits = Object.freeze({
   registrationsPerHour: 60,
   registrationBurst: 30,
   oneTimeKeyPackagesPerMinute: 10,
-  oneTimeKeyPackageBurst: 20
+  oneTimeKeyPackageBurst: 20,
+  groupsPerHour: 120,
+  groupBurst: 200,
+  maxKeyPackagesPerClient: 1000
 })
 
 export function resolveLimits(limits: Partial<ServiceLimits> = {}): ServiceLimits {

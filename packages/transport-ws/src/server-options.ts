@@ -38,6 +38,13 @@ export interface WebSocketServerLimits {
    */
   readonly maxBufferedBytes: number
   /**
+   * Bytes queued, unread, across all the connections of one identity (a
+   * quota: an identity with 8 stalled connections would otherwise hold 8 ×
+   * `maxBufferedBytes`). Past it, the connection being written to is dropped
+   * as a slow consumer (close 4004). Default 64 MiB.
+   */
+  readonly maxBufferedBytesPerIdentity: number
+  /**
    * Largest frame before login, in bytes: an `AUTHENTICATE` is small, so a
    * stranger cannot make the server buffer large frames (`PAYLOAD_TOO_LARGE`,
    * close 1009). `maxFrameBytes` applies after login. Default 16 KiB.
@@ -155,6 +162,7 @@ export function resolveServerLimits(services: Services, limits: Partial<WebSocke
     maxConnections: 10_000,
     maxInFlightRequests: 64,
     maxBufferedBytes: 32 << 20,
+    maxBufferedBytesPerIdentity: 64 << 20,
     maxUnauthenticatedFrameBytes: 16 << 10,
     maxUnauthenticatedPerAddress: 16,
     authenticationTimeoutMs: 10_000,

@@ -277,7 +277,7 @@ class Connection {
 
   private send(bytes: Uint8Array): boolean {
     if (this.socket.readyState !== WebSocket.OPEN) return false
-    if (this.socket.bufferedAmount > this.hub.limits.maxBufferedBytes) {
+    if (this.socket.bufferedAmount > this.hub.limits.maxBufferedBytes || this.identityBuffered() > this.hub.limits.maxBufferedBytesPerIdentity) {
       this.hub.counters.slowConsumersDropped++
       this.hub.logger.warn?.('connection:slow-consumer', { remote: this.remote, clientId: this.clientId, bufferedAmount: this.socket.bufferedAmount })
       this.close(CloseCode.slowConsumer, 'Slow consumer')
@@ -286,6 +286,15 @@ class Connection {
     this.socket.send(bytes, { binary: true })
     this.hub.tap?.({ direction: 'out', bytes, clientId: this.clientId })
     return true
+  }
+
+  /** Bytes queued, unread, across every connection of this connection's identity. */
+  private identityBuffered(): number {
+    const clientId = this.clientId
+    if (clientId === undefined) return this.socket.bufferedAmount
+    let total = 0
+    for (const connection of this.hub.byIdentity.get(clientId) ?? []) total += connection.socket.bufferedAmount
+    return total
   }
 
   private sendError(requestId: number, code: string, message: string, details?: Record<string, unknown>): void {

@@ -3,8 +3,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { Connection } from '@mls/core/interfaces'
 import { decodeMlsMessage } from '@mls/core/mls'
+import { createMlsClient } from '@mls/core'
+import { memoryClientStore } from '@mls/storage-memory'
+import { webSockets } from '../src/index.js'
 import { decodeClientFrame, decodeServerFrame, encodeClientFrame, type ServerFrame } from '../src/codec.js'
-import { authenticateRequest, createWsNetwork, credentialsFor, groupWith, inbox, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
+import { authenticateRequest, converged, createWsNetwork, credentialsFor, crypto, groupWith, inbox, joined, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 const cleanups: (() => void | Promise<void>)[] = []
@@ -217,5 +220,52 @@ describe('hardening against relays and strangers before login', () => {
     await a!.send('twice')
     await waitFor(() => bobInbox.texts.length === 2, 'bob to read the next one')
     expect(bobInbox.texts).toEqual(['once', 'twice'])
+  })
+
+  it('quotas per identity: groups created and the KeyPackage pool, each refused with QUOTA_EXCEEDED', async () => {
+    net = await createWsNetwork({ publicUrls: [], serviceLimits: { groupBurst: 3, groupsPerHour: 1, maxKeyPackagesPerClient: 5 } })
+    const spammer = await net.client('spammer')
+    for (let i = 0; i < 3; i++) await spammer.createGroup()
+    await expect(spammer.createGroup()).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', details: { quota: 'groups' } })
+    // Another identity has its own quota.
+    const other = await net.client('other')
+    await other.createGroup()
+
+    await spammer.publishKeyPackages({ count: 4 })
+    await expect(spammer.publishKeyPackages({ count: 4 })).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', details: { quota: 'key-packages', limit: 5, stored: 4 } })
+  })
+
+  it('bytes buffered for one identity are capped across its connections (maxBufferedBytesPerIdentity): the slow reader is dropped and catches up', async () => {
+    net = await createWsNetwork({ publicUrls: [], limits: { maxBufferedBytesPerIdentity: 256 * 1024 } })
+    expect(net.server.limits.maxBufferedBytes).toBe(32 << 20)
+    const sockets: WebSocket[] = []
+    class CapturingWebSocket extends WebSocket {
+      constructor(url: string) {
+        super(url)
+        sockets.push(this)
+      }
+    }
+    const alice = await net.client('alice')
+    const slow = await createMlsClient({
+      userId: 'slow',
+      deviceId: 'phone',
+      crypto,
+      store: memoryClientStore(),
+      transport: webSockets({ url: net.server.url, WebSocket: CapturingWebSocket, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } })
+    })
+    cleanups.push(() => slow.close())
+    for (const c of [alice, slow]) await c.publishKeyPackages({ count: 1 })
+    const a = await alice.createGroup()
+    await alice.addUsers(a, ['slow'])
+    const s = await joined(slow, a.groupId)
+    await converged([a, s], 1n)
+    const stalled = sockets.at(-1)!
+    stalled.pause()
+    const payload = new Uint8Array(64 * 1024).fill(7)
+    for (let i = 0; i < 200 && net.server.stats().slowConsumersDropped === 0; i++) await a.send(payload)
+    expect(net.server.stats().slowConsumersDropped).toBe(1)
+    const sent = await a.send('last')
+    stalled.resume()
+    await waitFor(() => s.cursor >= sent.seq, 'the slow reader to reconnect and catch up', 30_000)
   })
 })
