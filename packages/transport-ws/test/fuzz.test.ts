@@ -5,6 +5,10 @@ import type { Group } from '@mls/core'
 import { PROTOCOL_VERSION, decodeServerFrame, encodeChallenge, encodeClientFrame, encodeEntryPush, encodeError, encodeResponse, type Request } from '../src/codec.js'
 import { authenticateRequest, converged, createWsNetwork, credentialsFor, groupWith, inbox, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
+// `pnpm fuzz` sets these for the full run (docs/protocol.md); `pnpm test` runs 6000 frames.
+const totalFrames = Number(process.env.MLS_FUZZ_FRAMES ?? 6000)
+const connectionCount = Number(process.env.MLS_FUZZ_CONNECTIONS ?? 6)
+
 let net: WsNetwork | undefined
 afterEach(async () => {
   await net?.close()
@@ -144,7 +148,9 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
     const gc = collectGarbage()
     gc?.()
     const heapBefore = process.memoryUsage().heapUsed
+    const rssBefore = process.memoryUsage().rss
     let heapPeak = heapBefore
+    let rssPeak = rssBefore
     const figures: Figures = {
       framesSent: 0,
       random: 0,
@@ -233,7 +239,12 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
           figures.closeCodes[socket.closeCode] = (figures.closeCodes[socket.closeCode] ?? 0) + 1
           socket.frames.length = 0
         }
-        if (i % 200 === 0) heapPeak = Math.max(heapPeak, process.memoryUsage().heapUsed)
+        if (i % 200 === 0) {
+          const usage = process.memoryUsage()
+          heapPeak = Math.max(heapPeak, usage.heapUsed)
+          rssPeak = Math.max(rssPeak, usage.rss)
+        }
+        if (index === 0 && i % 10_000 === 0 && i > 0) console.log(`fuzz: ${figures.framesSent} frames so far, heap ${(process.memoryUsage().heapUsed / 1048576).toFixed(1)} MiB`)
       }
       socket.close()
     }
@@ -251,11 +262,13 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
         honestSent.push(text)
         if (n % 10 === 9) await g.update()
         n++
+        // A long run paces the honest group (a steady conversation, not a flood of its own).
+        if (totalFrames > 6000) await new Promise((resolve) => setTimeout(resolve, 50))
       }
     })()
 
-    const connections = 6
-    const framesPerConnection = 1000
+    const connections = connectionCount
+    const framesPerConnection = Math.ceil(totalFrames / connections)
     await Promise.all([...Array(connections).keys()].map((i) => fuzzer(i, framesPerConnection)))
     fuzzing = false
     await honest
@@ -275,6 +288,7 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
     await new Promise((r) => setTimeout(r, 50))
     gc?.()
     const heapAfter = process.memoryUsage().heapUsed
+    const rssAfter = process.memoryUsage().rss
     const stats = net.server.stats()
     process.off('uncaughtException', onFailure)
     process.off('unhandledRejection', onFailure)
@@ -287,7 +301,7 @@ describe('fuzz: random, truncated, oversized and mutated frames from several con
         `fuzz: ${figures.errorFrames} error frames, ${figures.responses} responses, ${figures.closes} closes ${JSON.stringify(figures.closeCodes)}, ${figures.unanswered} unanswered, ${figures.reconnects} reconnects`,
         `fuzz: error codes ${JSON.stringify(figures.errorCodes)}`,
         `fuzz: crashes ${crashes} (internal errors ${stats.internalErrors}, process failures ${processFailures.length}); honest group: ${honestSent.length} messages and ${epoch - 1n} commits, ${honestErrors.length} errors`,
-        `fuzz: heap before ${mb(heapBefore)}, peak ${mb(heapPeak)}, after ${mb(heapAfter)} (gc ${gc === undefined ? 'not exposed' : 'exposed'}); server connections after ${stats.connections}`
+        `fuzz: heap before ${mb(heapBefore)}, peak ${mb(heapPeak)}, after ${mb(heapAfter)} (gc ${gc === undefined ? 'not exposed' : 'exposed'}); rss before ${mb(rssBefore)}, peak ${mb(rssPeak)}, after ${mb(rssAfter)}; server connections after ${stats.connections}`
       ].join('\n')
     )
 
