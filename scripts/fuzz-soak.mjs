@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `pnpm fuzz [--frames N] [--connections C]` and `pnpm soak [--minutes M] [--clients K] [--rate R]`:
+// `pnpm fuzz [--frames N] [--connections C] [--minutes M]` and `pnpm soak [--minutes M] [--clients K] [--rate R]`:
 // the long runs of the fuzz and soak tests that `pnpm test` runs briefly (docs/protocol.md, docs/server.md).
 import { spawnSync } from 'node:child_process'
 
@@ -9,7 +9,7 @@ for (let i = 0; i < args.length; i += 2) {
   const name = args[i]
   const value = args[i + 1]
   if (!name?.startsWith('--') || value === undefined || !Number.isFinite(Number(value)) || Number(value) <= 0) {
-    console.error(`usage: pnpm fuzz [--frames N] [--connections C] | pnpm soak [--minutes M] [--clients K] [--rate R]; got ${name} ${value}`)
+    console.error(`usage: pnpm fuzz [--frames N] [--connections C] [--minutes M] | pnpm soak [--minutes M] [--clients K] [--rate R]; got ${name} ${value}`)
     process.exit(2)
   }
   options[name.slice(2)] = Number(value)
@@ -17,7 +17,12 @@ for (let i = 0; i < args.length; i += 2) {
 const runs = {
   fuzz: {
     file: 'packages/transport-ws/test/fuzz.test.ts',
-    env: { MLS_FUZZ_FRAMES: String(options.frames ?? 1_000_000), MLS_FUZZ_CONNECTIONS: String(options.connections ?? 24) }
+    env: {
+      MLS_FUZZ_FRAMES: String(options.frames ?? 1_000_000),
+      MLS_FUZZ_CONNECTIONS: String(options.connections ?? 24),
+      // --minutes M: stop sending after M minutes (a busy machine) and report the frames sent by then.
+      ...(options.minutes === undefined ? {} : { MLS_FUZZ_DEADLINE: String(Date.now() + options.minutes * 60_000) })
+    }
   },
   soak: {
     file: 'apps/server/test/soak.test.ts',
