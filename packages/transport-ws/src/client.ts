@@ -654,7 +654,7 @@ class WebSocketTransport implements Transport {
 }
 
 /**
- * A `Transport` over WebSocket, speaking protocol version 1 (docs/protocol.md)
+ * A `Transport` over WebSocket, speaking protocol version 2 (docs/protocol.md)
  * to a `webSocketServer` from `@mls/transport-ws/server`. It reconnects with
  * exponential backoff and jitter, authenticates again, and tells channel
  * subscribers `{ type: 'connection:restored' }` so core resumes from its cursors.

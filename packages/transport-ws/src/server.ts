@@ -528,7 +528,7 @@ function toBytes(data: RawData): Uint8Array {
 }
 
 /**
- * Host `init.services` on a WebSocket server speaking protocol version 1
+ * Host `init.services` on a WebSocket server speaking protocol version 2
  * (docs/protocol.md). Resolves once listening.
  */
 export async function webSocketServer(init: WebSocketServerInit): Promise<WebSocketServerHandle> {
