@@ -29,7 +29,25 @@ export interface ServerConfig {
     maxConnectionsPerIdentity?: number
     /** `--max-connections`, `MLS_MAX_CONNECTIONS`. */
     maxConnections?: number
+    /** `--max-unauthenticated-frame-bytes`, `MLS_MAX_UNAUTHENTICATED_FRAME_BYTES` (before login). */
+    maxUnauthenticatedFrameBytes?: number
+    /** `--max-unauthenticated-per-address`, `MLS_MAX_UNAUTHENTICATED_PER_ADDRESS`. */
+    maxUnauthenticatedPerAddress?: number
+    /** `--max-buffered-bytes`, `MLS_MAX_BUFFERED_BYTES` (per connection). */
+    maxBufferedBytes?: number
+    /** `--max-buffered-bytes-per-identity`, `MLS_MAX_BUFFERED_BYTES_PER_IDENTITY`. */
+    maxBufferedBytesPerIdentity?: number
   }
+  /** Per-identity quotas of the services (docs/server.md). */
+  quotas: {
+    /** `--groups-per-hour`, `MLS_GROUPS_PER_HOUR` (and the burst, `--group-burst`, `MLS_GROUP_BURST`). */
+    groupsPerHour?: number
+    groupBurst?: number
+    /** `--max-key-packages-per-client`, `MLS_MAX_KEY_PACKAGES_PER_CLIENT`. */
+    maxKeyPackagesPerClient?: number
+  }
+  /** URLs clients dial (logins are signed for them). `--public-url <url,...>`, `MLS_PUBLIC_URL`. Default: the listening URL. */
+  publicUrls?: string[]
   /** KeyPackage fetches per requester per minute. `--key-package-fetches-per-minute`, `MLS_KEY_PACKAGE_FETCHES_PER_MINUTE`. */
   keyPackageFetchesPerMinute?: number
   /** New identities per source address per hour. `--registrations-per-hour`, `MLS_REGISTRATIONS_PER_HOUR`. */
@@ -46,7 +64,18 @@ export interface ServerConfig {
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
-const numeric: Record<string, [keyof ServerConfig['limits'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour', string]> = {
+const quotaFlags: Record<string, [keyof ServerConfig['quotas'], string]> = {
+  '--groups-per-hour': ['groupsPerHour', 'MLS_GROUPS_PER_HOUR'],
+  '--group-burst': ['groupBurst', 'MLS_GROUP_BURST'],
+  '--max-key-packages-per-client': ['maxKeyPackagesPerClient', 'MLS_MAX_KEY_PACKAGES_PER_CLIENT']
+}
+
+const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig['quotas'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour', string]> = {
+  ...quotaFlags,
+  '--max-unauthenticated-frame-bytes': ['maxUnauthenticatedFrameBytes', 'MLS_MAX_UNAUTHENTICATED_FRAME_BYTES'],
+  '--max-unauthenticated-per-address': ['maxUnauthenticatedPerAddress', 'MLS_MAX_UNAUTHENTICATED_PER_ADDRESS'],
+  '--max-buffered-bytes': ['maxBufferedBytes', 'MLS_MAX_BUFFERED_BYTES'],
+  '--max-buffered-bytes-per-identity': ['maxBufferedBytesPerIdentity', 'MLS_MAX_BUFFERED_BYTES_PER_IDENTITY'],
   '--port': ['port', 'MLS_PORT'],
   '--max-frame-bytes': ['maxFrameBytes', 'MLS_MAX_FRAME_BYTES'],
   '--requests-per-second': ['requestsPerSecond', 'MLS_REQUESTS_PER_SECOND'],
@@ -62,6 +91,7 @@ const textual: Record<string, string> = {
   '--data-dir': 'MLS_DATA_DIR',
   '--log-level': 'MLS_LOG_LEVEL',
   '--store': 'MLS_STORE',
+  '--public-url': 'MLS_PUBLIC_URL',
   '--auth-jwt-public-key': 'MLS_AUTH_JWT_PUBLIC_KEY',
   '--auth-jwt-algorithm': 'MLS_AUTH_JWT_ALGORITHM',
   '--auth-jwt-issuer': 'MLS_AUTH_JWT_ISSUER',
@@ -88,6 +118,15 @@ Options (each also as an environment variable):
   --identity-requests-per-second <n>     MLS_IDENTITY_REQUESTS_PER_SECOND  per identity
   --max-connections-per-identity <n>     MLS_MAX_CONNECTIONS_PER_IDENTITY
   --max-connections <n>                  MLS_MAX_CONNECTIONS
+  --max-unauthenticated-frame-bytes <n>  MLS_MAX_UNAUTHENTICATED_FRAME_BYTES  largest frame before login (default 16384)
+  --max-unauthenticated-per-address <n>  MLS_MAX_UNAUTHENTICATED_PER_ADDRESS  connections not logged in per address (default 16)
+  --max-buffered-bytes <n>               MLS_MAX_BUFFERED_BYTES              unread bytes per connection (default 32 MiB)
+  --max-buffered-bytes-per-identity <n>  MLS_MAX_BUFFERED_BYTES_PER_IDENTITY unread bytes per identity (default 64 MiB)
+  --groups-per-hour <n>                  MLS_GROUPS_PER_HOUR               groups one identity creates per hour (default 120)
+  --group-burst <n>                      MLS_GROUP_BURST                   groups one identity creates at once (default 200)
+  --max-key-packages-per-client <n>      MLS_MAX_KEY_PACKAGES_PER_CLIENT   one-time KeyPackages a client holds (default 1000)
+  --public-url <url,...>                 MLS_PUBLIC_URL    URLs clients dial, e.g. wss://chat.example.com/ behind a TLS proxy;
+                                                           logins are signed for the URL dialled (default: the listening URL)
   --key-package-fetches-per-minute <n>   MLS_KEY_PACKAGE_FETCHES_PER_MINUTE per requester
   --registrations-per-hour <n>           MLS_REGISTRATIONS_PER_HOUR         new identities per source address
   --auth-jwt-public-key <pem file>       MLS_AUTH_JWT_PUBLIC_KEY   claims of a user id need a JWT (sub = user id) signed by this key
@@ -140,7 +179,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     port: 8080,
     dataDir: resolve(pick('--data-dir', 'MLS_DATA_DIR') ?? '.data'),
     logLevel,
-    limits: {}
+    limits: {},
+    quotas: {}
+  }
+  const publicUrls = pick('--public-url', 'MLS_PUBLIC_URL')
+  if (publicUrls !== undefined) {
+    config.publicUrls = publicUrls.split(',').map((url) => url.trim()).filter((url) => url !== '')
+    for (const url of config.publicUrls) {
+      if (!/^wss?:\/\/[^/]/i.test(url)) throw new UsageError('INVALID_ARGUMENT', `--public-url must be ws:// or wss:// URLs, got ${JSON.stringify(url)}`)
+    }
   }
   const store = pick('--store', 'MLS_STORE')
   if (store !== undefined) {
@@ -157,7 +204,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
     else if (key === 'keyPackageFetchesPerMinute') config.keyPackageFetchesPerMinute = n
     else if (key === 'registrationsPerHour') config.registrationsPerHour = n
-    else config.limits[key] = n
+    else if (flag in quotaFlags) config.quotas[key as keyof ServerConfig['quotas']] = n
+    else config.limits[key as keyof ServerConfig['limits']] = n
   }
   const jwtKey = pick('--auth-jwt-public-key', 'MLS_AUTH_JWT_PUBLIC_KEY')
   if (jwtKey !== undefined) {

@@ -107,7 +107,8 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
   const crypto = nodeCrypto()
   const serviceLimits = {
     ...(config.keyPackageFetchesPerMinute === undefined ? {} : { fetchesPerMinute: config.keyPackageFetchesPerMinute }),
-    ...(config.registrationsPerHour === undefined ? {} : { registrationsPerHour: config.registrationsPerHour })
+    ...(config.registrationsPerHour === undefined ? {} : { registrationsPerHour: config.registrationsPerHour }),
+    ...Object.fromEntries(Object.entries(config.quotas).filter(([, v]) => v !== undefined))
   }
   const jwt = config.jwt
   const services = createServices({
@@ -129,7 +130,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
   const limits = Object.fromEntries(Object.entries(config.limits).filter(([, v]) => v !== undefined))
   let ws: Awaited<ReturnType<typeof webSocketServer>>
   try {
-    ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger })
+    ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger, ...(config.publicUrls === undefined ? {} : { publicUrls: config.publicUrls }) })
   } catch (error) {
     await bus?.close()
     await store.close()

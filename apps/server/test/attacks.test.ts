@@ -161,7 +161,7 @@ describe('an outsider cannot speak for another user', () => {
           signaturePublicKey: keys.publicKey,
           ciphersuite: suite,
           register: true,
-          signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
+          signChallenge: (challenge, binding) => signChallenge(challenge, clientId, keys.signKey, cs, binding)
         })
       ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
     }

@@ -115,7 +115,7 @@ describe('linked devices end to end', () => {
       signaturePublicKey: keys.publicKey,
       ciphersuite: suite,
       register: true,
-      signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
+      signChallenge: (challenge, binding) => signChallenge(challenge, clientId, keys.signKey, cs, binding)
     })
     cleanups.push(() => connection.close())
     const signer: DeviceSigner = { device: { clientId, signaturePublicKey: keys.publicKey, ciphersuite: suite }, signaturePrivateKey: keys.signKey, cs }

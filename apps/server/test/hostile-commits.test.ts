@@ -47,7 +47,7 @@ async function rawSession(url: string, clientId: string) {
     signaturePublicKey: keys.publicKey,
     ciphersuite: SUITE,
     register: true,
-    signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
+    signChallenge: (challenge, binding) => signChallenge(challenge, clientId, keys.signKey, cs, binding)
   })
   cleanups.push(() => connection.close())
   const userId = clientId.split('/')[0]!

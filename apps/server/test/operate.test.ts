@@ -120,7 +120,7 @@ describe('--help', () => {
       expect(result.stdout).toContain(flag)
       expect(result.stdout).toContain(env)
       // the list is the parser's: each flag is accepted
-      const sample: Record<string, string> = { '--log-level': 'warn', '--store': 'postgres://127.0.0.1/mls' }
+      const sample: Record<string, string> = { '--log-level': 'warn', '--store': 'postgres://127.0.0.1/mls', '--public-url': 'wss://chat.example/' }
       expect(() => parseConfig([flag, sample[flag] ?? '1'], {})).not.toThrow()
     }
     for (const code of Object.values(ExitCode)) expect(result.stdout).toMatch(new RegExp(`^  ${code}  `, 'm'))

@@ -52,7 +52,7 @@ async function mallory(url: string, alice: MlsClient, a: Group): Promise<{ conne
     signaturePublicKey: keys.publicKey,
     ciphersuite: SUITE,
     register: true,
-    signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
+    signChallenge: (challenge, binding) => signChallenge(challenge, clientId, keys.signKey, cs, binding)
   })
   cleanups.push(() => connection.close())
   await connection.directory.publishDeviceListEntry(

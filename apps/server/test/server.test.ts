@@ -32,6 +32,19 @@ describe('configuration', () => {
     expect(parseConfig([], {})).toMatchObject({ port: 8080, host: '127.0.0.1', logLevel: 'info', limits: {} })
   })
 
+  it('reads the pre-login limits, the per-identity quotas and the public URLs', () => {
+    const config = parseConfig(
+      ['--max-unauthenticated-frame-bytes', '8192', '--max-buffered-bytes-per-identity', '1048576', '--groups-per-hour', '10', '--max-key-packages-per-client', '50'],
+      { MLS_MAX_UNAUTHENTICATED_PER_ADDRESS: '4', MLS_GROUP_BURST: '5', MLS_PUBLIC_URL: 'wss://chat.example.com/, ws://10.0.0.2:8080/' }
+    )
+    expect(config).toMatchObject({
+      limits: { maxUnauthenticatedFrameBytes: 8192, maxUnauthenticatedPerAddress: 4, maxBufferedBytesPerIdentity: 1048576 },
+      quotas: { groupsPerHour: 10, groupBurst: 5, maxKeyPackagesPerClient: 50 },
+      publicUrls: ['wss://chat.example.com/', 'ws://10.0.0.2:8080/']
+    })
+    expect(() => parseConfig(['--public-url', 'https://chat.example.com/'], {})).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+  })
+
   it('refuses unknown options and bad numbers with a typed error', () => {
     expect(() => parseConfig(['--nope'], {})).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
     expect(() => parseConfig(['--port', 'abc'], {})).toThrow(/non-negative integer/)

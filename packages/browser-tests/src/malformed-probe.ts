@@ -39,7 +39,7 @@ export async function probeMalformedFrames(checks: Checks, url: string, holdMs =
       signaturePublicKey: keys.publicKey,
       ciphersuite: SUITE,
       register: true,
-      signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
+      signChallenge: (challenge, binding) => signChallenge(challenge, clientId, keys.signKey, cs, binding)
     })
     await new Promise((r) => setTimeout(r, holdMs))
     await connection.close()

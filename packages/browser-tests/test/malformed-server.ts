@@ -1,6 +1,7 @@
 import { WebSocketServer, type WebSocket } from 'ws'
+import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import { decodeClientFrame, encodeChallenge, encodeResponse } from '@mls/transport-ws'
+import { decodeClientFrame, encodeChallenge, encodeResponse, serverProofContent } from '@mls/transport-ws'
 
 export interface SocketRecord {
   readonly opened: number
@@ -26,6 +27,9 @@ export async function malformedServer(): Promise<MalformedServer> {
   const sockets: SocketRecord[] = []
   const open = new Set<WebSocket>()
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  // It proves an Ed25519 key like a real server, so clients get past the handshake to the malformed frame.
+  const { privateKey } = generateKeyPairSync('ed25519')
+  const serverKey = new Uint8Array(Buffer.from(String(createPublicKey(privateKey).export({ format: 'jwk' }).x), 'base64url'))
   wss.on('connection', (ws, req) => {
     open.add(ws)
     ws.on('close', () => open.delete(ws))
@@ -37,11 +41,12 @@ export async function malformedServer(): Promise<MalformedServer> {
       record.code = code
       record.reason = reason.toString()
     })
-    ws.send(encodeChallenge(new Uint8Array(32).fill(7), 1 << 20))
+    const challenge = new Uint8Array(56).fill(7)
+    ws.send(encodeChallenge(challenge, 1 << 20, serverKey, new Uint8Array(sign(null, serverProofContent(challenge), privateKey))))
     ws.on('message', (data: Buffer) => {
       const frame = decodeClientFrame(new Uint8Array(data))
       if (frame.request.type !== 'authenticate') return
-      ws.send(encodeResponse(frame.requestId, { type: 'authenticate', clientId: frame.request.clientId }))
+      ws.send(encodeResponse(frame.requestId, { type: 'authenticate', clientId: frame.request.clientId, maxFrameBytes: 1 << 20 }))
       ws.send(new Uint8Array([0xff, 0xee, 0xdd, 0xcc, 0xbb]))
       record.poisoned = true
     })

@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'KEY_PACKAGE_INVALID'
   | 'NO_KEY_PACKAGE'
   | 'RATE_LIMITED'
+  /** A per-identity quota of the server (groups created, KeyPackage pool); `details.quota` names it. */
+  | 'QUOTA_EXCEEDED'
   // channel and messages
   | 'UNKNOWN_GROUP'
   | 'GROUP_EXISTS'

@@ -359,7 +359,7 @@ export class MlsClient {
         signaturePublicKey: identity.signaturePublicKey,
         ciphersuite: identity.ciphersuite,
         register: !identity.registered,
-        signChallenge: (challenge) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs)
+        signChallenge: (challenge, binding) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs, binding)
       })
     } catch (cause) {
       this.connection = undefined

@@ -2,6 +2,7 @@ import type { ClientConfig, ClientState, MLSMessage } from 'ts-mls'
 import { decodeGroupState, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import type { ClientId } from './interfaces/common.js'
 import { MessageError, StorageError } from './errors.js'
+import { equalBytes } from './bytes.js'
 import { wrapMlsFailure } from './one-rule.js'
 import type { CommitIntent, GroupStatus } from './group-types.js'
 
@@ -28,7 +29,11 @@ export interface PendingRecord {
   removed: ClientId[]
 }
 
-/** Decode one MLSMessage, rejecting trailing bytes. */
+/**
+ * Decode one MLSMessage, rejecting trailing bytes and any encoding that is not
+ * the canonical one (RFC 9420 section 2.1.2: minimal varint lengths; ts-mls
+ * accepts long forms): the message must re-encode to exactly `bytes`.
+ */
 export function decodeMessage(bytes: Uint8Array): MLSMessage {
   let decoded: [MLSMessage, number] | undefined
   try {
@@ -37,6 +42,9 @@ export function decodeMessage(bytes: Uint8Array): MLSMessage {
     throw wrapMlsFailure('INVALID_MESSAGE', 'Malformed MLS message', cause)
   }
   if (decoded === undefined || decoded[1] !== bytes.length) throw new MessageError('INVALID_MESSAGE', 'Malformed MLS message')
+  if (!equalBytes(encodeMlsMessage(decoded[0]), bytes)) {
+    throw new MessageError('INVALID_MESSAGE', 'The MLS message is not minimally encoded (RFC 9420 section 2.1.2)', { details: { reason: 'non-canonical' } })
+  }
   return decoded[0]
 }
 

@@ -16,6 +16,7 @@ const OWN_TROUBLE_CODES: ReadonlySet<string> = new Set([
   'NOT_AUTHENTICATED',
   'TOO_MANY_CONNECTIONS',
   'RATE_LIMITED',
+  'QUOTA_EXCEEDED',
   'ABORTED'
 ])
 

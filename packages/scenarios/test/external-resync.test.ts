@@ -32,7 +32,7 @@ describe('a member resyncs by external commit', () => {
       signaturePublicKey: keys.publicKey,
       ciphersuite,
       register: true,
-      signChallenge: (challenge) => signChallenge(challenge, dave, keys.signKey, cs)
+      signChallenge: (challenge, binding) => signChallenge(challenge, dave, keys.signKey, cs, binding)
     })
     await connection.directory.publishDeviceListEntry(await createClaimEntry('dave', { device: { clientId: dave, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs }))
     const kp = await generateKeyPackageWithKey(credentialFor(dave), defaultCapabilities(), defaultLifetime, [], keys, cs)
@@ -81,7 +81,7 @@ describe('a member resyncs by external commit', () => {
       signaturePublicKey: keys.publicKey,
       ciphersuite,
       register: true,
-      signChallenge: (challenge) => signChallenge(challenge, dave, keys.signKey, cs)
+      signChallenge: (challenge, binding) => signChallenge(challenge, dave, keys.signKey, cs, binding)
     })
     await connection.directory.publishDeviceListEntry(await createClaimEntry('dave', { device: { clientId: dave, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs }))
     const kp = await generateKeyPackageWithKey(credentialFor(dave), defaultCapabilities(), defaultLifetime, [], keys, cs)

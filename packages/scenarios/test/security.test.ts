@@ -23,7 +23,7 @@ async function rawSession(net: TestNetwork, clientId: string, register = true, k
     signaturePublicKey: k.publicKey,
     ciphersuite,
     register,
-    signChallenge: (challenge) => signChallenge(challenge, clientId, k.signKey, cs)
+    signChallenge: (challenge, binding) => signChallenge(challenge, clientId, k.signKey, cs, binding)
   })
   return { cs, keys: k, connection }
 }

@@ -63,7 +63,7 @@ describe('ten members committing concurrently', () => {
       signaturePublicKey: keys.publicKey,
       ciphersuite,
       register: true,
-      signChallenge: (challenge) => signChallenge(challenge, mallory, keys.signKey, cs)
+      signChallenge: (challenge, binding) => signChallenge(challenge, mallory, keys.signKey, cs, binding)
     })
     await connection.directory.publishDeviceListEntry(
       await createClaimEntry('mallory', { device: { clientId: mallory, signaturePublicKey: keys.publicKey, ciphersuite }, signaturePrivateKey: keys.signKey, cs })

@@ -1,3 +1,5 @@
+import { hmac } from '@noble/hashes/hmac.js'
+import { sha256 } from '@noble/hashes/sha2.js'
 import type { AbortOptions, ClientId, ServerStore } from '@mls/core/interfaces'
 import { ServiceError, equalBytes, throwIfAborted, toHex, verifyChallenge, type CredentialValidator } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
@@ -5,7 +7,10 @@ import type { AuthService, AuthenticationHook, PresentedCredentials } from './se
 import type { Suites } from './suites.js'
 import { TokenBuckets } from './token-bucket.js'
 
-const CHALLENGE_BYTES = 32
+const NONCE_BYTES = 16
+const MAC_BYTES = 32
+/** expiry (u64 ms) || nonce || HMAC-SHA256(secret, expiry || nonce): 56 bytes. */
+const CHALLENGE_BYTES = 8 + NONCE_BYTES + MAC_BYTES
 
 export function createAuthService(deps: {
   store: ServerStore
@@ -16,7 +21,10 @@ export function createAuthService(deps: {
   validator: CredentialValidator
 }): AuthService {
   const { store, suites, limits, now, hook, validator } = deps
-  const pending = new Map<string, number>()
+  // Challenges are stateless (MACed and time-limited), so a flood of connections cannot evict one;
+  // only answered ones are remembered, until they expire, to keep each single-use.
+  const secret = globalThis.crypto.getRandomValues(new Uint8Array(32))
+  const answered = new Map<string, number>()
   const registrations = new TokenBuckets(limits.registrationsPerHour / 60, limits.registrationBurst, now)
 
   /** A new registration: the source's budget, then the app's hook. */
@@ -44,31 +52,38 @@ export function createAuthService(deps: {
     if (allowed !== true) throw new ServiceError('AUTHENTICATION_FAILED', `The registration of ${presented.clientId} was refused`)
   }
 
-  function takeChallenge(challenge: Uint8Array): boolean {
-    const key = toHex(challenge)
-    const expiresAt = pending.get(key)
-    pending.delete(key)
-    return expiresAt !== undefined && expiresAt >= now()
+  /** `undefined` when the challenge was issued here, is unexpired and unused (it is now used); otherwise why not. */
+  function takeChallenge(challenge: Uint8Array): string | undefined {
+    if (!(challenge instanceof Uint8Array) || challenge.length !== CHALLENGE_BYTES) return 'was not issued by this server'
+    const signed = challenge.subarray(0, 8 + NONCE_BYTES)
+    if (!equalBytes(hmac(sha256, secret, signed), challenge.subarray(8 + NONCE_BYTES))) return 'was not issued by this server'
+    const expiresAt = Number(new DataView(challenge.buffer, challenge.byteOffset, 8).getBigUint64(0))
+    const time = now()
+    if (expiresAt < time) return 'expired'
+    for (const [key, expiry] of answered) {
+      if (expiry >= time) break
+      answered.delete(key)
+    }
+    const key = toHex(challenge.subarray(8, 8 + NONCE_BYTES))
+    if (answered.has(key)) return 'was already used'
+    if (answered.size >= limits.maxPendingChallenges) return 'cannot be checked now (too many logins in flight); retry'
+    answered.set(key, expiresAt)
+    return undefined
   }
 
   return {
     challenge(): Uint8Array {
-      const challenge = globalThis.crypto.getRandomValues(new Uint8Array(CHALLENGE_BYTES))
-      const time = now()
-      if (pending.size >= limits.maxPendingChallenges) {
-        for (const [key, expiresAt] of pending) {
-          if (expiresAt < time || pending.size >= limits.maxPendingChallenges) pending.delete(key)
-          else break
-        }
-      }
-      pending.set(toHex(challenge), time + limits.challengeTtlMs)
+      const challenge = new Uint8Array(CHALLENGE_BYTES)
+      new DataView(challenge.buffer).setBigUint64(0, BigInt(Math.floor(now() + limits.challengeTtlMs)))
+      globalThis.crypto.getRandomValues(challenge.subarray(8, 8 + NONCE_BYTES))
+      challenge.set(hmac(sha256, secret, challenge.subarray(0, 8 + NONCE_BYTES)), 8 + NONCE_BYTES)
       return challenge
     },
 
     async authenticate(credentials: PresentedCredentials, challenge: Uint8Array, signature: Uint8Array, options?: AbortOptions): Promise<ClientId> {
       throwIfAborted(options?.signal)
       const { clientId, signaturePublicKey, ciphersuite, register } = credentials
-      const fresh = challenge instanceof Uint8Array && takeChallenge(challenge)
+      const stale = takeChallenge(challenge)
       let parts: { userId: string; deviceId: string }
       try {
         parts = validator.parseClientId(clientId)
@@ -81,9 +96,9 @@ export function createAuthService(deps: {
       if (!(signaturePublicKey instanceof Uint8Array) || !(signature instanceof Uint8Array)) {
         throw new ServiceError('INVALID_ARGUMENT', 'signaturePublicKey and signature must be bytes')
       }
-      if (!fresh) throw new ServiceError('AUTHENTICATION_FAILED', 'The challenge was not issued, expired or was already used')
+      if (stale !== undefined) throw new ServiceError('AUTHENTICATION_FAILED', `The challenge ${stale}`, { details: { reason: 'challenge' } })
       const impl = await suites.impl(ciphersuite)
-      if (!(await verifyChallenge(challenge, clientId, signaturePublicKey, signature, impl))) {
+      if (!(await verifyChallenge(challenge, clientId, signaturePublicKey, signature, impl, credentials.binding))) {
         throw new ServiceError('AUTHENTICATION_FAILED', `The challenge signature of ${clientId} does not verify`)
       }
       if (register) {

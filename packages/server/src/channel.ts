@@ -14,6 +14,7 @@ import type { CiphersuiteImpl, Proposal } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
 import { SERVER_SENDER, type ChannelService, type ExternalJoinPolicy, type FetchOptions, type InstanceBus, type InstanceNotice } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
+import { TokenBuckets } from './token-bucket.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { applyToRoster, readCommit, welcomeRecipients, type ReadCommit } from './commit.js'
@@ -54,8 +55,10 @@ export function createChannelService(deps: {
   validator: CredentialValidator
   externalJoinPolicy?: ExternalJoinPolicy
   externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array }
+  now?: () => number
 }): ChannelService {
   const { store, suites, limits, subscriptions, bus, validator } = deps
+  const groupsCreated = new TokenBuckets(limits.groupsPerHour / 60, limits.groupBurst, deps.now ?? Date.now)
   const mutex = new KeyedMutex()
   const publicStates = new PublicStates(store, suites, limits.groupCacheSize)
 
@@ -240,6 +243,12 @@ export function createChannelService(deps: {
       const groupHex = toHex(groupId)
       const publicState = await initialPublicState(caller, groupId, request.groupInfo, { store, suites, validator, options })
       throwIfAborted(options?.signal)
+      const retryAfterMs = groupsCreated.take(caller)
+      if (retryAfterMs > 0) {
+        throw new ServiceError('QUOTA_EXCEEDED', `${caller} created ${limits.groupBurst} groups recently; retry in ${retryAfterMs} ms`, {
+          details: { quota: 'groups', limit: limits.groupsPerHour, retryAfterMs }
+        })
+      }
       const created = await store.createGroup(
         {
           groupId: groupHex,
@@ -251,7 +260,10 @@ export function createChannelService(deps: {
         },
         options
       )
-      if (!created) throw new ServiceError('GROUP_EXISTS', `Group ${groupHex} exists`)
+      if (!created) {
+        groupsCreated.refund(caller)
+        throw new ServiceError('GROUP_EXISTS', `Group ${groupHex} exists`)
+      }
     },
 
     async postCommit(

@@ -30,6 +30,7 @@ export function createServices(init: ServicesInit): Services {
       store,
       suites,
       limits: shared,
+      now,
       subscriptions,
       bus: init.bus,
       validator,

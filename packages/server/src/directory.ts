@@ -63,6 +63,12 @@ export function createDirectoryService(deps: {
           details: { index: records.length, reason: 'last-resort KeyPackage reused as one-time' }
         })
       }
+      const stored = (await store.countKeyPackages(caller, options)).oneTime
+      if (stored + records.length > limits.maxKeyPackagesPerClient) {
+        throw new ServiceError('QUOTA_EXCEEDED', `${caller} may hold at most ${limits.maxKeyPackagesPerClient} KeyPackages; it holds ${stored}`, {
+          details: { quota: 'key-packages', limit: limits.maxKeyPackagesPerClient, stored }
+        })
+      }
       throwIfAborted(options?.signal)
       await store.addKeyPackages(caller, records, lastResort, options)
       return store.countKeyPackages(caller, options)

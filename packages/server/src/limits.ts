@@ -35,9 +35,14 @@ export interface ServiceLimits {
   readonly defaultFetchLimit: number
   /** Largest limit a fetch may ask for; larger ones are clamped. Default 1000. */
   readonly maxFetchLimit: number
-  /** How long an issued challenge may be answered, in milliseconds. Default 5 minutes. */
+  /** How long an issued challenge may be answered, in milliseconds. Default 1 minute. */
   readonly challengeTtlMs: number
-  /** Most outstanding challenges; the oldest are forgotten first. Default 10 000. */
+  /**
+   * Answered challenges remembered until they expire (to keep each single-use).
+   * Challenges are stateless, so issuing them stores nothing; when this many
+   * unexpired ones have been answered, further logins get `AUTHENTICATION_FAILED`
+   * (`details.reason: 'challenge'`) until some expire. Default 100 000.
+   */
   readonly maxPendingChallenges: number
   /**
    * Group records (epoch, roster, access) and device lists kept in memory, so a
@@ -65,6 +70,20 @@ export interface ServiceLimits {
   readonly oneTimeKeyPackagesPerMinute: number
   /** Size of the per-user one-time bucket. Default 20. */
   readonly oneTimeKeyPackageBurst: number
+  /**
+   * Groups one identity may create per hour: a token bucket per caller
+   * (kept by each instance). Past it, `createGroup` rejects with
+   * `QUOTA_EXCEEDED` (`details.quota: 'groups'`, `retryAfterMs`). Default 120.
+   */
+  readonly groupsPerHour: number
+  /** Size of the per-identity group bucket (groups created at once). Default 200. */
+  readonly groupBurst: number
+  /**
+   * One-time KeyPackages one client may hold on the server. An upload that
+   * would go past it is refused whole with `QUOTA_EXCEEDED`
+   * (`details.quota: 'key-packages'`, `limit`, `stored`). Default 1000.
+   */
+  readonly maxKeyPackagesPerClient: number
 }
 
 /** The limits a server uses where `ServicesInit.limits` gives none. */
@@ -80,13 +99,16 @@ export const defaultServiceLimits: ServiceLimits = Object.freeze({
   defaultFetchLimit: 500,
   maxFetchLimit: 1000,
   groupCacheSize: 10_000,
-  challengeTtlMs: 5 * 60_000,
-  maxPendingChallenges: 10_000,
+  challengeTtlMs: 60_000,
+  maxPendingChallenges: 100_000,
   maxGroupIdBytes: 256,
   registrationsPerHour: 60,
   registrationBurst: 30,
   oneTimeKeyPackagesPerMinute: 10,
-  oneTimeKeyPackageBurst: 20
+  oneTimeKeyPackageBurst: 20,
+  groupsPerHour: 120,
+  groupBurst: 200,
+  maxKeyPackagesPerClient: 1000
 })
 
 export function resolveLimits(limits: Partial<ServiceLimits> = {}): ServiceLimits {

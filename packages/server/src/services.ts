@@ -8,6 +8,7 @@ import type {
   KeyPackageCount,
   PostCommitResult,
   RegisteredIdentity,
+  ServerBinding,
   ServerStore,
   WelcomeEntry
 } from '@mls/core/interfaces'
@@ -171,6 +172,12 @@ export interface PresentedCredentials {
    * registrations are limited per source (`limits.registrationsPerHour`).
    */
   readonly source?: string | undefined
+  /**
+   * The server the client signed its login for (`SessionCredentials.signChallenge`).
+   * The transport checks that it names this server before passing it on;
+   * the signature is verified over it. Absent for in-process transports.
+   */
+  readonly binding?: ServerBinding | undefined
 }
 
 /** Fetch options: abort signal and page size. */
@@ -187,13 +194,15 @@ export type FetchOptions = AbortOptions & {
  */
 export interface AuthService {
   /**
-   * A fresh random challenge (32 bytes) for one connection. It can be
-   * answered once, within `limits.challengeTtlMs`.
+   * A fresh challenge for one connection (56 bytes: expiry, random nonce and
+   * a MAC under a key of this process). It can be answered once, within
+   * `limits.challengeTtlMs`. Nothing is stored until it is answered, so no
+   * number of new connections can evict a challenge a slow client holds.
    */
   challenge(): Uint8Array
   /**
    * Verify the challenge signature (SignWithLabel, label `AUTH_LABEL`, over
-   * `authenticationContent(challenge, clientId)`) and return the
+   * `authenticationContent(challenge, clientId, credentials.binding)`) and return the
    * authenticated ClientId.
    *
    * - `register: true` binds the identity to the key once; the same key again

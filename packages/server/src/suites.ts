@@ -1,6 +1,6 @@
 import type { CryptoProvider } from '@mls/core/interfaces'
-import { ServiceError, toHex } from '@mls/core'
-import { ciphersuites, decodeMlsMessage, getCiphersuiteFromName, type CiphersuiteImpl, type CiphersuiteName, type MLSMessage } from '@mls/core/mls'
+import { ServiceError, equalBytes, toHex } from '@mls/core'
+import { ciphersuites, decodeMlsMessage, encodeMlsMessage, getCiphersuiteFromName, type CiphersuiteImpl, type CiphersuiteName, type MLSMessage } from '@mls/core/mls'
 
 export class Suites {
   readonly accepted: ReadonlySet<CiphersuiteName>
@@ -44,11 +44,18 @@ export class Suites {
   }
 }
 
-/** Decode an MLSMessage that must span all of `bytes`; `undefined` when malformed. */
+/**
+ * Decode an MLSMessage that must span all of `bytes` in its canonical encoding
+ * (RFC 9420 section 2.1.2: minimal varint lengths, which ts-mls does not
+ * require): it must re-encode to exactly `bytes`. `undefined` when malformed
+ * or not canonical, so the digests that detect replays are of the one
+ * encoding a message has.
+ */
 export function decodeMessage(bytes: Uint8Array): MLSMessage | undefined {
   try {
     const decoded = decodeMlsMessage(bytes, 0)
     if (decoded === undefined || decoded[1] !== bytes.length) return undefined
+    if (!equalBytes(encodeMlsMessage(decoded[0]), bytes)) return undefined
     return decoded[0]
   } catch {
     return undefined

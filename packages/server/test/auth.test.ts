@@ -3,11 +3,11 @@ import { signChallenge } from '@mls/core'
 import { SUITE, authenticate, expectCode, harness } from './helpers.js'
 
 describe('auth: registration with proof of possession', () => {
-  it('issues fresh 32-byte challenges', async () => {
+  it('issues fresh 56-byte challenges (expiry, nonce, MAC)', async () => {
     const h = await harness()
     const a = h.services.auth.challenge()
     const b = h.services.auth.challenge()
-    expect(a).toHaveLength(32)
+    expect(a).toHaveLength(56)
     expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false)
   })
 
@@ -48,6 +48,31 @@ describe('auth: registration with proof of possession', () => {
     const late = h.services.auth.challenge()
     h.clock.now += 1001
     await expectCode(h.services.auth.authenticate(credentials, late, await signChallenge(late, 'alice/phone', keys.signKey, h.cs)), 'AUTHENTICATION_FAILED')
+  })
+
+  it('a flood of challenges cannot evict the one a slow client holds; a forged or altered one is refused', async () => {
+    // Before stateless challenges, 10 000 newer ones evicted the oldest, and the slow client's login failed.
+    const h = await harness({ limits: { maxPendingChallenges: 100 } })
+    const keys = await h.cs.signature.keygen()
+    const credentials = { clientId: 'slow/phone', signaturePublicKey: keys.publicKey, ciphersuite: SUITE, register: true }
+    const held = h.services.auth.challenge()
+    for (let i = 0; i < 20_000; i++) h.services.auth.challenge()
+    const altered = h.services.auth.challenge()
+    altered[10] = altered[10]! ^ 1
+    await expectCode(h.services.auth.authenticate(credentials, altered, await signChallenge(altered, 'slow/phone', keys.signKey, h.cs)), 'AUTHENTICATION_FAILED')
+    expect(await h.services.auth.authenticate(credentials, held, await signChallenge(held, 'slow/phone', keys.signKey, h.cs))).toBe('slow/phone')
+  })
+
+  it('verifies the signature over the server binding: a login signed for another server does not verify', async () => {
+    const h = await harness()
+    const keys = await h.cs.signature.keygen()
+    const ours = { serverUrl: 'wss://chat.example/', serverKey: new Uint8Array(32).fill(1) }
+    const challenge = h.services.auth.challenge()
+    const signedForRelay = await signChallenge(challenge, 'alice/phone', keys.signKey, h.cs, { ...ours, serverUrl: 'wss://relay.example/' })
+    const credentials = { clientId: 'alice/phone', signaturePublicKey: keys.publicKey, ciphersuite: SUITE, register: true, binding: ours }
+    await expectCode(h.services.auth.authenticate(credentials, challenge, signedForRelay), 'AUTHENTICATION_FAILED')
+    const next = h.services.auth.challenge()
+    expect(await h.services.auth.authenticate(credentials, next, await signChallenge(next, 'alice/phone', keys.signKey, h.cs, ours))).toBe('alice/phone')
   })
 
   it('refuses to bind a registered identity to another key (IDENTITY_CONFLICT)', async () => {

@@ -46,8 +46,19 @@ export interface ReconnectOptions {
  * client entry never imports `ws`, so browser bundles stay free of it.
  */
 export interface WebSocketsInit {
-  /** `ws://` or `wss://` URL of a server speaking protocol version 1 (docs/protocol.md). */
+  /**
+   * `ws://` or `wss://` URL of a server speaking protocol version 2
+   * (docs/protocol.md). Each login is signed for this URL (normalized), so
+   * the server must list it among its public URLs.
+   */
   url: string
+  /**
+   * The server's Ed25519 public key (32 bytes), if the app knows it: a server
+   * presenting another key, or not proving it, is refused
+   * (`AUTHENTICATION_FAILED`, `details.reason: 'server-key'`). Default: any
+   * key the server proves (the login is still bound to it and to `url`).
+   */
+  serverKey?: Uint8Array
   /** Default `globalThis.WebSocket`; construction fails with `INVALID_ARGUMENT` when neither is there. */
   WebSocket?: WebSocketConstructor
   /** Reconnection policy; see `ReconnectOptions`. */

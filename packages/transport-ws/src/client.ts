@@ -11,7 +11,18 @@ import type {
   WelcomeEntry
 } from '@mls/contracts/interfaces'
 import { MlsToolkitError, ServiceError, TransportError, UsageError, type ErrorCode } from '@mls/contracts'
-import { CloseCode, MAX_REQUEST_ID, ProtocolError, decodeServerFrame, encodeClientFrame, type Request, type Response, type ServerFrame } from './codec.js'
+import {
+  CloseCode,
+  MAX_REQUEST_ID,
+  ProtocolError,
+  decodeServerFrame,
+  encodeClientFrame,
+  normalizeServerUrl,
+  serverProofContent,
+  type Request,
+  type Response,
+  type ServerFrame
+} from './codec.js'
 import type { WebSocketConstructor, WebSocketLike, WebSocketsInit } from './client-options.js'
 
 const TRANSPORT_CODES = new Set([
@@ -49,10 +60,37 @@ interface Pending {
 
 interface Options {
   readonly url: string
+  /** `url` as signed into the login. */
+  readonly serverUrl: string
+  /** A pinned server key: any other refuses the server (`AUTHENTICATION_FAILED`). */
+  readonly serverKey: Uint8Array | undefined
   readonly WebSocket: WebSocketConstructor
   readonly requestTimeoutMs: number
   readonly heartbeatIntervalMs: number
   readonly reconnect: { readonly enabled: boolean; readonly initialDelayMs: number; readonly maxDelayMs: number; readonly jitter: number }
+}
+
+/**
+ * Check the server's proof of its key (an Ed25519 signature of the challenge).
+ * `undefined` when it holds, else why not. Where WebCrypto has no Ed25519 the
+ * proof is not checked; the login is still bound to the URL and the key.
+ */
+async function checkServerProof(frame: Extract<ServerFrame, { kind: 'challenge' }>, pinned: Uint8Array | undefined): Promise<string | undefined> {
+  if (pinned !== undefined && !equalKeys(pinned, frame.serverKey)) return 'the server presented another key than the pinned one'
+  if (frame.serverKey.length !== 32) return 'the server key is not an Ed25519 key'
+  const subtle = globalThis.crypto?.subtle
+  let key: CryptoKey
+  try {
+    key = await subtle.importKey('raw', frame.serverKey.slice(), { name: 'Ed25519' }, false, ['verify'])
+  } catch {
+    return pinned === undefined ? undefined : 'Ed25519 is not available to check the pinned server key'
+  }
+  const valid = await subtle.verify({ name: 'Ed25519' }, key, frame.serverSignature.slice(), new Uint8Array(serverProofContent(frame.challenge))).catch(() => false)
+  return valid ? undefined : 'the server did not prove its key'
+}
+
+function equalKeys(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, index) => byte === b[index])
 }
 
 const TLS_ERROR = /SSL|TLS|EPROTO|certificate|CERT_|self.signed/i
@@ -211,11 +249,17 @@ class Socket {
       this.phase = 'authenticate'
       this.maxFrameBytes = frame.maxFrameBytes
       const { clientId, signaturePublicKey, ciphersuite } = this.credentials
-      this.credentials.signChallenge(frame.challenge.slice()).then(
+      const serverUrl = this.options.serverUrl
+      checkServerProof(frame, this.options.serverKey)
+        .then((refusal) => {
+          if (refusal !== undefined) throw new TransportError('AUTHENTICATION_FAILED', `${this.options.url}: ${refusal}`, { details: { reason: 'server-key' } })
+          return this.credentials.signChallenge(frame.challenge.slice(), { serverUrl, serverKey: frame.serverKey.slice() })
+        })
+        .then(
         (signature) => {
           if (this.phase !== 'authenticate') return
           try {
-            this.ws.send(encodeClientFrame(1, { type: 'authenticate', clientId, signaturePublicKey, ciphersuite, register: this.register, signature }))
+            this.ws.send(encodeClientFrame(1, { type: 'authenticate', clientId, signaturePublicKey, ciphersuite, register: this.register, signature, serverUrl }))
           } catch (error) {
             this.failHandshake(error)
           }
@@ -229,6 +273,7 @@ class Socket {
         this.failHandshake(new TransportError('TRANSPORT_PROTOCOL', `The server authenticated ${frame.response.clientId}, not ${this.credentials.clientId}`))
         return
       }
+      this.maxFrameBytes = frame.response.maxFrameBytes
       this.finishHandshake()
       return
     }
@@ -576,6 +621,8 @@ class WebSocketTransport implements Transport {
     if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) throw new UsageError('INVALID_ARGUMENT', 'reconnect.jitter must be between 0 and 1')
     this.options = {
       url: init.url,
+      serverUrl: normalizeServerUrl(init.url),
+      serverKey: init.serverKey === undefined ? undefined : init.serverKey.slice(),
       WebSocket: WebSocketClass,
       requestTimeoutMs: positive(init.requestTimeoutMs, 30_000, 'requestTimeoutMs'),
       heartbeatIntervalMs: positive(init.heartbeatIntervalMs, 20_000, 'heartbeatIntervalMs', true),
@@ -607,7 +654,7 @@ class WebSocketTransport implements Transport {
 }
 
 /**
- * A `Transport` over WebSocket, speaking protocol version 1 (docs/protocol.md)
+ * A `Transport` over WebSocket, speaking protocol version 2 (docs/protocol.md)
  * to a `webSocketServer` from `@mls/transport-ws/server`. It reconnects with
  * exponential backoff and jitter, authenticates again, and tells channel
  * subscribers `{ type: 'connection:restored' }` so core resumes from its cursors.

@@ -19,7 +19,7 @@ const entry = { groupId: b(1, 2), seq: 7, kind: 'application' as const, epoch: 3
 const welcome = { seq: 2, groupId: b(1, 2), welcome: b(0, 1, 0, 3, 5), commitSeq: 6 }
 
 const sampleRequests: Request[] = [
-  { type: 'authenticate', clientId: 'alice/phone', signaturePublicKey: b(1, 2, 3), ciphersuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', register: true, signature: b(4, 5) },
+  { type: 'authenticate', clientId: 'alice/phone', signaturePublicKey: b(1, 2, 3), ciphersuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', register: true, signature: b(4, 5), serverUrl: 'wss://chat.example/' },
   { type: 'uploadKeyPackages', keyPackages: [b(1), b(2, 3)], lastResort: b(4) },
   { type: 'uploadKeyPackages', keyPackages: [], lastResort: undefined },
   { type: 'fetchKeyPackages', userId: 'bob' },
@@ -41,7 +41,7 @@ const sampleRequests: Request[] = [
 ]
 
 const sampleResponses: Response[] = [
-  { type: 'authenticate', clientId: 'alice/phone' },
+  { type: 'authenticate', clientId: 'alice/phone', maxFrameBytes: 9 << 20 },
   { type: 'uploadKeyPackages', oneTime: 3, lastResort: true },
   { type: 'fetchKeyPackages', keyPackages: [{ clientId: 'bob/phone', keyPackage: b(1, 2), lastResort: false }] },
   { type: 'lookupIdentity', identity: { clientId: 'bob/phone', signaturePublicKey: b(7), ciphersuite: 'x' } },
@@ -73,7 +73,7 @@ function expectProtocolError(fn: () => unknown, code = 'TRANSPORT_PROTOCOL'): vo
   throw new Error('expected a ProtocolError')
 }
 
-describe('codec of protocol version 1', () => {
+describe('codec of protocol version 2', () => {
   it('round-trips every request', () => {
     sampleRequests.forEach((request, i) => {
       const decoded = decodeClientFrame(encodeClientFrame(i + 1, request))
@@ -88,7 +88,13 @@ describe('codec of protocol version 1', () => {
     })
     expect(decodeServerFrame(encodeEntryPush(entry))).toEqual({ kind: 'entry', entry })
     expect(decodeServerFrame(encodeWelcomePush(welcome))).toEqual({ kind: 'welcome', entry: welcome })
-    expect(decodeServerFrame(encodeChallenge(b(1, 2, 3), 4096))).toEqual({ kind: 'challenge', challenge: b(1, 2, 3), maxFrameBytes: 4096 })
+    expect(decodeServerFrame(encodeChallenge(b(1, 2, 3), 4096, b(7, 8), b(9)))).toEqual({
+      kind: 'challenge',
+      challenge: b(1, 2, 3),
+      maxFrameBytes: 4096,
+      serverKey: b(7, 8),
+      serverSignature: b(9)
+    })
     expect(decodeServerFrame(encodeError(5, 'WRONG_EPOCH', 'late', { epoch: 3n, limit: 2 }))).toEqual({
       kind: 'error',
       requestId: 5,
@@ -116,7 +122,7 @@ describe('codec of protocol version 1', () => {
       extended.set(frame)
       expectProtocolError(() => decodeClientFrame(extended))
     }
-    const serverFrames = [...sampleResponses.map((r) => encodeResponse(1, r)), encodeEntryPush(entry), encodeWelcomePush(welcome), encodeChallenge(b(1), 10), encodeError(1, 'X', 'y')]
+    const serverFrames = [...sampleResponses.map((r) => encodeResponse(1, r)), encodeEntryPush(entry), encodeWelcomePush(welcome), encodeChallenge(b(1), 10, b(2), b(3)), encodeError(1, 'X', 'y')]
     for (const frame of serverFrames) {
       for (let n = 0; n < frame.length; n++) {
         try {
@@ -159,10 +165,13 @@ describe('codec of protocol version 1', () => {
 
   it('rejects unknown versions, unknown types and frames sent in the wrong direction', () => {
     const ping = encodeClientFrame(1, { type: 'ping' })
-    const v2 = ping.slice()
-    v2[0] = 2
-    expectProtocolError(() => decodeClientFrame(v2), 'UNSUPPORTED_PROTOCOL_VERSION')
-    expectProtocolError(() => decodeServerFrame(v2), 'UNSUPPORTED_PROTOCOL_VERSION')
+    // Version 1 (logins not bound to the server) and version 3 are both refused.
+    for (const version of [1, 3]) {
+      const other = ping.slice()
+      other[0] = version
+      expectProtocolError(() => decodeClientFrame(other), 'UNSUPPORTED_PROTOCOL_VERSION')
+      expectProtocolError(() => decodeServerFrame(other), 'UNSUPPORTED_PROTOCOL_VERSION')
+    }
     const unknown = ping.slice()
     unknown[1] = 0x33
     expectProtocolError(() => decodeClientFrame(unknown))

@@ -2,12 +2,12 @@ import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdent
 import { TransportError, UsageError } from '@mls/contracts'
 
 /**
- * The codec of protocol version 1 (docs/protocol.md). Decoders are exhaustive
+ * The codec of protocol version 2 (docs/protocol.md). Decoders are exhaustive
  * and throw nothing but `ProtocolError`; encoders throw `UsageError`
  * (`INVALID_ARGUMENT`) for values the protocol cannot carry.
  */
 
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 /** Every protocol version this release speaks (a server answers another with `UNSUPPORTED_PROTOCOL_VERSION`). */
 export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [PROTOCOL_VERSION]
 export const HEADER_BYTES = 6
@@ -108,6 +108,8 @@ export type Request =
       readonly register: boolean
       /** The signature over this connection's challenge. */
       readonly signature: Uint8Array
+      /** The URL the client dialled, as signed into its login (`ServerBinding.serverUrl`). */
+      readonly serverUrl: string
     }
   | {
       /** UPLOAD_KEY_PACKAGES. */
@@ -219,6 +221,8 @@ export type Response =
       readonly type: 'authenticate'
       /** The authenticated client. */
       readonly clientId: string
+      /** The largest frame the server accepts now that the client is logged in. */
+      readonly maxFrameBytes: number
     }
   | {
       /** UPLOAD_KEY_PACKAGES's response. */
@@ -339,8 +343,12 @@ export type ServerFrame =
       readonly kind: 'challenge'
       /** The random challenge to sign. */
       readonly challenge: Uint8Array
-      /** The largest frame the server accepts. */
+      /** The largest frame the server accepts before login. */
       readonly maxFrameBytes: number
+      /** The server's Ed25519 public key (32 bytes). */
+      readonly serverKey: Uint8Array
+      /** Ed25519 signature of `serverProofContent(challenge)` by `serverKey`. */
+      readonly serverSignature: Uint8Array
     }
   | {
       /** A pushed log entry. */
@@ -655,12 +663,13 @@ export function encodeClientFrame(requestId: number, request: Request): Uint8Arr
   if (type === undefined) throw invalid(`Unknown request type ${String((request as { type: unknown }).type)}`)
   switch (request.type) {
     case 'authenticate':
-      return new Writer(PROTOCOL_VERSION, type, requestId, 128 + request.signaturePublicKey.length + request.signature.length)
+      return new Writer(PROTOCOL_VERSION, type, requestId, 256 + request.signaturePublicKey.length + request.signature.length)
         .string(request.clientId, 'clientId')
         .bytes(request.signaturePublicKey, 'signaturePublicKey')
         .string(request.ciphersuite, 'ciphersuite')
         .bool(request.register)
         .bytes(request.signature, 'signature')
+        .string(request.serverUrl, 'serverUrl')
         .finish()
     case 'uploadKeyPackages': {
       const size = request.keyPackages.reduce((n, k) => n + 4 + (k?.length ?? 0), 16 + (request.lastResort?.length ?? 0))
@@ -732,7 +741,8 @@ export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
       const ciphersuite = r.string('ciphersuite')
       const register = r.bool('register')
       const signature = r.bytesField('signature')
-      request = { type: name, clientId, signaturePublicKey, ciphersuite, register, signature }
+      const serverUrl = r.string('serverUrl')
+      request = { type: name, clientId, signaturePublicKey, ciphersuite, register, signature, serverUrl }
       break
     }
     case 'uploadKeyPackages': {
@@ -807,7 +817,7 @@ export function encodeResponse(requestId: number, response: Response): Uint8Arra
   const type = RequestType[response.type] | RESPONSE_BIT
   switch (response.type) {
     case 'authenticate':
-      return new Writer(PROTOCOL_VERSION, type, requestId).string(response.clientId, 'clientId').finish()
+      return new Writer(PROTOCOL_VERSION, type, requestId).string(response.clientId, 'clientId').u32(response.maxFrameBytes, 'maxFrameBytes').finish()
     case 'uploadKeyPackages':
     case 'countKeyPackages':
       return new Writer(PROTOCOL_VERSION, type, requestId).u32(response.oneTime, 'oneTime').bool(response.lastResort).finish()
@@ -873,8 +883,28 @@ export function encodedWelcomeBytes(entry: WelcomeEntry): number {
 }
 
 /** The CHALLENGE frame a server sends first on every connection. */
-export function encodeChallenge(challenge: Uint8Array, maxFrameBytes: number): Uint8Array {
-  return new Writer(PROTOCOL_VERSION, ServerFrameType.challenge, 0, 48).bytes(challenge, 'challenge').u32(maxFrameBytes, 'maxFrameBytes').finish()
+export function encodeChallenge(challenge: Uint8Array, maxFrameBytes: number, serverKey: Uint8Array, serverSignature: Uint8Array): Uint8Array {
+  return new Writer(PROTOCOL_VERSION, ServerFrameType.challenge, 0, 64 + challenge.length + serverKey.length + serverSignature.length)
+    .bytes(challenge, 'challenge')
+    .u32(maxFrameBytes, 'maxFrameBytes')
+    .bytes(serverKey, 'serverKey')
+    .bytes(serverSignature, 'serverSignature')
+    .finish()
+}
+
+/** `url` as a client signs it into its login: scheme, lower-case host, non-default port, path; no query or fragment. */
+export function normalizeServerUrl(url: string): string {
+  const parsed = new URL(url)
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
+}
+
+/** What the server signs with its key on each connection: a label, then the challenge. */
+export function serverProofContent(challenge: Uint8Array): Uint8Array {
+  const label = new TextEncoder().encode('mls-toolkit server challenge v2')
+  const content = new Uint8Array(label.length + challenge.length)
+  content.set(label)
+  content.set(challenge, label.length)
+  return content
 }
 
 /** A pushed log entry frame. */
@@ -929,7 +959,9 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
   const r = new Reader(bytes, requestId)
   let frame: ServerFrame
   if (type === ServerFrameType.challenge) {
-    frame = { kind: 'challenge', challenge: r.bytesField('challenge'), maxFrameBytes: r.u32('maxFrameBytes') }
+    const challenge = r.bytesField('challenge')
+    const maxFrameBytes = r.u32('maxFrameBytes')
+    frame = { kind: 'challenge', challenge, maxFrameBytes, serverKey: r.bytesField('serverKey'), serverSignature: r.bytesField('serverSignature') }
   } else if (type === ServerFrameType.entry) {
     frame = { kind: 'entry', entry: readEntry(r) }
   } else if (type === ServerFrameType.welcome) {
@@ -950,7 +982,7 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
 function readResponse(r: Reader, name: RequestName): Response {
   switch (name) {
     case 'authenticate':
-      return { type: name, clientId: r.string('clientId') }
+      return { type: name, clientId: r.string('clientId'), maxFrameBytes: r.u32('maxFrameBytes') }
     case 'uploadKeyPackages':
     case 'countKeyPackages': {
       const oneTime = r.u32('oneTime')

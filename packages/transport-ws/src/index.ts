@@ -12,6 +12,8 @@ export {
   encodeResponse,
   decodeServerFrame,
   encodeChallenge,
+  serverProofContent,
+  normalizeServerUrl,
   encodeEntryPush,
   encodeWelcomePush,
   encodeError,

@@ -37,6 +37,27 @@ export interface WebSocketServerLimits {
    * up from its cursor after reconnecting. Default 32 MiB.
    */
   readonly maxBufferedBytes: number
+  /**
+   * Bytes queued, unread, across all the connections of one identity (a
+   * quota: an identity with 8 stalled connections would otherwise hold 8 ×
+   * `maxBufferedBytes`). Past it, the connection being written to is dropped
+   * as a slow consumer (close 4004). Default 64 MiB.
+   */
+  readonly maxBufferedBytesPerIdentity: number
+  /**
+   * Largest frame before login, in bytes: an `AUTHENTICATE` is small, so a
+   * stranger cannot make the server buffer large frames (`PAYLOAD_TOO_LARGE`,
+   * close 1009). `maxFrameBytes` applies after login. Default 16 KiB.
+   */
+  readonly maxUnauthenticatedFrameBytes: number
+  /**
+   * Connections one source address may hold that have not logged in yet; one
+   * more is refused (`TOO_MANY_CONNECTIONS`, close 4003). With the login
+   * deadline (`authenticationTimeoutMs`), idle strangers cannot fill
+   * `maxConnections`. Behind a proxy every client shares the proxy's address.
+   * Default 16.
+   */
+  readonly maxUnauthenticatedPerAddress: number
   /** Time a connection has to authenticate (close 4002). Default 10 000 ms. */
   readonly authenticationTimeoutMs: number
   /** Malformed, unauthenticated or out-of-order frames one connection may send before it is closed (4005). Default 100. */
@@ -71,6 +92,23 @@ export interface WebSocketServerInit {
    * /health` to `handleHealth` yourself). `close()` then leaves it running.
    */
   server?: HttpServer
+  /**
+   * The URLs clients dial to reach this server (`wss://chat.example.com/`
+   * behind a TLS proxy). A login is signed for the URL its client dialled and
+   * is refused unless that URL is one of these (`AUTHENTICATION_FAILED`,
+   * `details.reason: 'server-binding'`), so a login relayed by another server
+   * fails. Default: the listening URL, and when listening on loopback or
+   * every interface, `ws://127.0.0.1:port`, `ws://[::1]:port` and
+   * `ws://localhost:port` (with `path`). A function decides for each
+   * (normalized) URL instead, e.g. for URLs only known later.
+   */
+  publicUrls?: readonly string[] | ((serverUrl: string) => boolean)
+  /**
+   * The server's Ed25519 private key (32 bytes). It signs each connection's
+   * challenge, and each login is signed for its public key. Default: a key
+   * generated at start.
+   */
+  serverKey?: Uint8Array
   /** Only upgrade requests for this path are accepted. Default: any path. */
   path?: string
   /** Overrides of the defaults of `WebSocketServerLimits`. */
@@ -141,6 +179,9 @@ export function resolveServerLimits(services: Services, limits: Partial<WebSocke
     maxConnections: 10_000,
     maxInFlightRequests: 64,
     maxBufferedBytes: 32 << 20,
+    maxBufferedBytesPerIdentity: 64 << 20,
+    maxUnauthenticatedFrameBytes: 16 << 10,
+    maxUnauthenticatedPerAddress: 16,
     authenticationTimeoutMs: 10_000,
     maxProtocolErrors: 100,
     heartbeatIntervalMs: 30_000,
@@ -150,5 +191,8 @@ export function resolveServerLimits(services: Services, limits: Partial<WebSocke
     if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new UsageError('INVALID_ARGUMENT', `Limit ${name} must be a positive number, got ${String(value)}`)
   }
   if (resolved.maxFrameBytes > 0xffffffff) throw new UsageError('INVALID_ARGUMENT', 'Limit maxFrameBytes must fit in a uint32')
+  if (resolved.maxUnauthenticatedFrameBytes > resolved.maxFrameBytes) {
+    throw new UsageError('INVALID_ARGUMENT', 'Limit maxUnauthenticatedFrameBytes must not exceed maxFrameBytes')
+  }
   return Object.freeze(resolved)
 }

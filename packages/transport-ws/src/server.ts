@@ -1,8 +1,9 @@
+import { createPrivateKey, createPublicKey, sign as signBytes, type KeyObject } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
-import { MlsToolkitError, equalBytes } from '@mls/contracts'
+import { MlsToolkitError, UsageError, equalBytes } from '@mls/contracts'
 import type { ChannelEntry, ChannelEvent, ClientId } from '@mls/contracts/interfaces'
 import type { Services } from '@mls/server'
 import {
@@ -19,6 +20,8 @@ import {
   encodedEntryBytes,
   encodedWelcomeBytes,
   peekRequestId,
+  normalizeServerUrl,
+  serverProofContent,
   type Request,
   type Response
 } from './codec.js'
@@ -37,9 +40,32 @@ export { CloseCode, PROTOCOL_VERSION } from './codec.js'
 
 const RECEIVER_CLOSE_CODES = new Set([1002, 1007, 1009])
 
-/** A `ws` socket that answers the receiver's own refusals (oversized or broken frames) with an ERROR before closing. */
+/** The part of `ws`'s frame receiver whose payload limit is raised after login (ws 8.18.3, pinned). */
+interface FrameReceiver {
+  _maxPayload: number
+}
+
+/**
+ * A `ws` socket that answers the receiver's own refusals (oversized or broken
+ * frames) with an ERROR before closing, and whose frame limit starts small
+ * (`maxUnauthenticatedFrameBytes`) until the connection has logged in.
+ */
 class ProtocolWebSocket extends WebSocket {
   onReceiverClose: ((code: number) => void) | undefined
+  static initialMaxPayload = 0
+
+  /** Called by `WebSocketServer.handleUpgrade` (not in ws's types): starts the receiver with the small limit. */
+  setSocket(socket: Duplex, head: Buffer, options: Record<string, unknown>): void {
+    const limit = (this.constructor as typeof ProtocolWebSocket).initialMaxPayload
+    const base = WebSocket.prototype as unknown as { setSocket(socket: Duplex, head: Buffer, options: Record<string, unknown>): void }
+    base.setSocket.call(this, socket, head, limit > 0 ? { ...options, maxPayload: limit } : options)
+  }
+
+  /** Raise the frame limit (after login). */
+  setMaxPayload(bytes: number): void {
+    const receiver = (this as unknown as { _receiver?: FrameReceiver })._receiver
+    if (receiver !== undefined) receiver._maxPayload = bytes
+  }
 
   override close(code?: number, data?: string | Buffer): void {
     const hook = this.onReceiverClose
@@ -67,8 +93,30 @@ interface Counters {
   closesByCode: Record<number, number>
 }
 
+/** The server's Ed25519 key: it signs every connection's challenge, and clients sign their login for it. */
+interface ServerKey {
+  readonly privateKey: KeyObject
+  readonly publicKey: Uint8Array
+}
+
+const ED25519_PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20])
+
+function serverKeyFrom(seed: Uint8Array | undefined): ServerKey {
+  const bytes = seed ?? globalThis.crypto.getRandomValues(new Uint8Array(32))
+  if (!(bytes instanceof Uint8Array) || bytes.length !== 32) throw new UsageError('INVALID_ARGUMENT', 'serverKey must be a 32-byte Ed25519 private key')
+  const der = new Uint8Array(ED25519_PKCS8_PREFIX.length + 32)
+  der.set(ED25519_PKCS8_PREFIX)
+  der.set(bytes, ED25519_PKCS8_PREFIX.length)
+  const privateKey = createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' })
+  const jwk = createPublicKey(privateKey).export({ format: 'jwk' })
+  return { privateKey, publicKey: new Uint8Array(Buffer.from(String(jwk.x), 'base64url')) }
+}
+
 class Hub {
   readonly connections = new Set<Connection>()
+  /** Unauthenticated connections per source address. */
+  readonly unauthenticated = new Map<string, number>()
+  publicUrls: (serverUrl: string) => boolean = () => false
   readonly byIdentity = new Map<ClientId, Set<Connection>>()
   readonly identityBuckets = new Map<ClientId, TokenBucket>()
   readonly counters: Counters = {
@@ -88,8 +136,23 @@ class Hub {
     readonly services: Services,
     readonly limits: WebSocketServerLimits,
     readonly logger: WebSocketServerLogger,
-    readonly tap: WebSocketServerInit['tap']
+    readonly tap: WebSocketServerInit['tap'],
+    readonly serverKey: ServerKey
   ) {}
+
+  /** Count an unauthenticated connection of `source`; false when its address already holds the most allowed. */
+  admitUnauthenticated(source: string): boolean {
+    const count = this.unauthenticated.get(source) ?? 0
+    if (count >= this.limits.maxUnauthenticatedPerAddress) return false
+    this.unauthenticated.set(source, count + 1)
+    return true
+  }
+
+  releaseUnauthenticated(source: string): void {
+    const count = (this.unauthenticated.get(source) ?? 1) - 1
+    if (count <= 0) this.unauthenticated.delete(source)
+    else this.unauthenticated.set(source, count)
+  }
 
   /** Every reader of an entry gets the same event data; encode it once. */
   entryFrame(entry: ChannelEntry): Uint8Array {
@@ -141,6 +204,8 @@ class Connection {
   private unsubscribe: (() => void) | undefined
   private authTimer: ReturnType<typeof setTimeout> | undefined
   private killTimer: ReturnType<typeof setTimeout> | undefined
+  /** Counted in `Hub.unauthenticated` until login or close. */
+  private countedUnauthenticated = true
 
   constructor(
     private readonly hub: Hub,
@@ -154,7 +219,10 @@ class Connection {
     this.challenge = hub.services.auth.challenge()
     socket.onReceiverClose = (code) => {
       this.protocolErrorCount()
-      if (code === 1009) this.sendError(0, 'PAYLOAD_TOO_LARGE', `A frame is limited to ${limits.maxFrameBytes} bytes`, { limit: limits.maxFrameBytes })
+      if (code === 1009) {
+        const limit = this.state === 'authenticated' ? limits.maxFrameBytes : limits.maxUnauthenticatedFrameBytes
+        this.sendError(0, 'PAYLOAD_TOO_LARGE', `A frame is limited to ${limit} bytes${this.state === 'authenticated' ? '' : ' before login'}`, { limit })
+      }
       else this.sendError(0, 'TRANSPORT_PROTOCOL', 'Invalid WebSocket frame')
     }
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary))
@@ -170,7 +238,14 @@ class Connection {
       }
     }, limits.authenticationTimeoutMs)
     this.authTimer.unref?.()
-    this.send(encodeChallenge(this.challenge, limits.maxFrameBytes))
+    const proof = new Uint8Array(signBytes(null, serverProofContent(this.challenge), hub.serverKey.privateKey))
+    this.send(encodeChallenge(this.challenge, limits.maxUnauthenticatedFrameBytes, hub.serverKey.publicKey, proof))
+  }
+
+  private releaseUnauthenticated(): void {
+    if (!this.countedUnauthenticated) return
+    this.countedUnauthenticated = false
+    this.hub.releaseUnauthenticated(this.source ?? this.remote)
   }
 
   close(code: number, reason: string): void {
@@ -186,6 +261,7 @@ class Connection {
     if (this.state === 'closed') return
     this.state = 'closed'
     clearTimeout(this.authTimer)
+    this.releaseUnauthenticated()
     this.unsubscribe?.()
     this.unsubscribe = undefined
     this.hub.detach(this)
@@ -201,7 +277,7 @@ class Connection {
 
   private send(bytes: Uint8Array): boolean {
     if (this.socket.readyState !== WebSocket.OPEN) return false
-    if (this.socket.bufferedAmount > this.hub.limits.maxBufferedBytes) {
+    if (this.socket.bufferedAmount > this.hub.limits.maxBufferedBytes || this.identityBuffered() > this.hub.limits.maxBufferedBytesPerIdentity) {
       this.hub.counters.slowConsumersDropped++
       this.hub.logger.warn?.('connection:slow-consumer', { remote: this.remote, clientId: this.clientId, bufferedAmount: this.socket.bufferedAmount })
       this.close(CloseCode.slowConsumer, 'Slow consumer')
@@ -210,6 +286,15 @@ class Connection {
     this.socket.send(bytes, { binary: true })
     this.hub.tap?.({ direction: 'out', bytes, clientId: this.clientId })
     return true
+  }
+
+  /** Bytes queued, unread, across every connection of this connection's identity. */
+  private identityBuffered(): number {
+    const clientId = this.clientId
+    if (clientId === undefined) return this.socket.bufferedAmount
+    let total = 0
+    for (const connection of this.hub.byIdentity.get(clientId) ?? []) total += connection.socket.bufferedAmount
+    return total
   }
 
   private sendError(requestId: number, code: string, message: string, details?: Record<string, unknown>): void {
@@ -309,8 +394,16 @@ class Connection {
 
   private authenticate(requestId: number, request: Extract<Request, { type: 'authenticate' }>): void {
     this.state = 'authenticating'
-    const { clientId, signaturePublicKey, ciphersuite, register, signature } = request
-    this.hub.services.auth.authenticate({ clientId, signaturePublicKey, ciphersuite, register, source: this.source }, this.challenge, signature).then(
+    const { clientId, signaturePublicKey, ciphersuite, register, signature, serverUrl } = request
+    if (!this.hub.publicUrls(serverUrl)) {
+      // A login signed for another URL: made for another server (a relay passing our challenge through), or a misconfigured --public-url.
+      this.hub.logger.warn?.('connection:login-for-another-server', { remote: this.remote, clientId, serverUrl })
+      this.sendError(requestId, 'AUTHENTICATION_FAILED', `The login was signed for ${serverUrl}, which is not this server`, { reason: 'server-binding', serverUrl })
+      this.close(CloseCode.authenticationRefused, 'Authentication refused')
+      return
+    }
+    const binding = { serverUrl, serverKey: this.hub.serverKey.publicKey }
+    this.hub.services.auth.authenticate({ clientId, signaturePublicKey, ciphersuite, register, source: this.source, binding }, this.challenge, signature).then(
       (authenticated) => {
         if (this.state !== 'authenticating') return
         if (!this.hub.attach(this, authenticated)) {
@@ -323,9 +416,11 @@ class Connection {
         this.clientId = authenticated
         this.state = 'authenticated'
         clearTimeout(this.authTimer)
+        this.releaseUnauthenticated()
+        this.socket.setMaxPayload(this.hub.limits.maxFrameBytes)
         this.unsubscribe = this.hub.services.subscribe(authenticated, (event) => this.push(event))
         this.hub.logger.info?.('connection:authenticated', { remote: this.remote, clientId: authenticated, register })
-        this.respond(requestId, { type: 'authenticate', clientId: authenticated })
+        this.respond(requestId, { type: 'authenticate', clientId: authenticated, maxFrameBytes: this.hub.limits.maxFrameBytes })
       },
       (error: unknown) => {
         if (this.state !== 'authenticating') return
@@ -414,6 +509,18 @@ class Connection {
   }
 }
 
+const LOOPBACK_OR_ANY = new Set(['127.0.0.1', '::1', 'localhost', '0.0.0.0', '::'])
+
+/** The URLs a login may be signed for: `init.publicUrls`, or the listening URL (and its loopback names when listening on loopback or every interface). */
+function publicUrlsOf(init: WebSocketServerInit, host: string, port: number): (serverUrl: string) => boolean {
+  const given = init.publicUrls
+  if (typeof given === 'function') return (serverUrl) => given(serverUrl) === true
+  const path = init.path ?? '/'
+  const hosts = LOOPBACK_OR_ANY.has(host) ? ['127.0.0.1', '[::1]', 'localhost'] : [host.includes(':') ? `[${host}]` : host]
+  const urls = new Set(given !== undefined && given.length > 0 ? given.map(normalizeServerUrl) : hosts.map((name) => normalizeServerUrl(`ws://${name}:${port}${path}`)))
+  return (serverUrl) => urls.has(serverUrl)
+}
+
 function toBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data)
   if (data instanceof ArrayBuffer) return new Uint8Array(data)
@@ -421,19 +528,21 @@ function toBytes(data: RawData): Uint8Array {
 }
 
 /**
- * Host `init.services` on a WebSocket server speaking protocol version 1
+ * Host `init.services` on a WebSocket server speaking protocol version 2
  * (docs/protocol.md). Resolves once listening.
  */
 export async function webSocketServer(init: WebSocketServerInit): Promise<WebSocketServerHandle> {
   const limits = resolveServerLimits(init.services, init.limits)
   const logger = init.logger ?? {}
-  const hub = new Hub(init.services, limits, logger, init.tap)
+  const hub = new Hub(init.services, limits, logger, init.tap, serverKeyFrom(init.serverKey))
+  const ServerWebSocket = class extends ProtocolWebSocket {}
+  ServerWebSocket.initialMaxPayload = limits.maxUnauthenticatedFrameBytes
   const startedAt = Date.now()
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: limits.maxFrameBytes,
     perMessageDeflate: false,
-    WebSocket: ProtocolWebSocket
+    WebSocket: ServerWebSocket
   })
 
   const handleHealth = (req: { method?: string | undefined; url?: string | undefined }, res: ServerResponse): boolean => {
@@ -464,9 +573,21 @@ export async function webSocketServer(init: WebSocketServerInit): Promise<WebSoc
     wss.handleUpgrade(req, socket, head, (ws) => {
       const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
       const protocolSocket = ws as ProtocolWebSocket
+      // A refused socket may still send (an oversized frame makes ws emit 'error'): never let that go unhandled.
+      protocolSocket.on('error', () => undefined)
       if (hub.connections.size >= limits.maxConnections) {
         protocolSocket.send(encodeError(0, 'TOO_MANY_CONNECTIONS', `The server holds ${limits.maxConnections} connections`))
         protocolSocket.close(CloseCode.tooManyConnections, 'Too many connections')
+        return
+      }
+      const source = req.socket.remoteAddress ?? remote
+      if (!hub.admitUnauthenticated(source)) {
+        protocolSocket.send(
+          encodeError(0, 'TOO_MANY_CONNECTIONS', `${source} holds ${limits.maxUnauthenticatedPerAddress} connections that have not logged in`, {
+            limit: limits.maxUnauthenticatedPerAddress
+          })
+        )
+        protocolSocket.close(CloseCode.tooManyConnections, 'Too many connections from this address')
         return
       }
       hub.connections.add(new Connection(hub, protocolSocket, remote, req.socket.remoteAddress))
@@ -501,6 +622,7 @@ export async function webSocketServer(init: WebSocketServerInit): Promise<WebSoc
   const host = address?.address ?? init.host ?? '127.0.0.1'
   const port = address?.port ?? init.port ?? 0
   const url = `ws://${host.includes(':') ? `[${host}]` : host}:${port}${init.path ?? '/'}`
+  hub.publicUrls = publicUrlsOf(init, host, port)
   logger.info?.('server:listening', { url })
 
   let closing: Promise<void> | undefined

@@ -13,7 +13,7 @@ describe('the four flows over real sockets', () => {
     net = await createWsNetwork()
     const health = await fetch(net.server.url.replace('ws://', 'http://') + 'health')
     expect(health.status).toBe(200)
-    expect(await health.json()).toMatchObject({ status: 'ok', protocolVersion: 1 })
+    expect(await health.json()).toMatchObject({ status: 'ok', protocolVersion: 2 })
 
     await fourFlows({ alice: await net.client('alice'), bob: await net.client('bob'), carol: await net.client('carol'), bobCrypto: crypto })
     expect(net.server.stats().internalErrors).toBe(0)

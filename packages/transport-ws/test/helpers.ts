@@ -14,6 +14,7 @@ import { createServices, type ServiceLimits, type Services } from '@mls/server'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
 import { tcpProxy, type TcpProxy } from '@mls/scenarios'
 import { webSockets, type WebSocketsInit } from '../src/index.js'
+import { normalizeServerUrl, type Request } from '../src/codec.js'
 import { webSocketServer, type WebSocketServerHandle, type WebSocketServerInit, type WebSocketServerLimits } from '../src/server.js'
 
 export const crypto = tsMlsDefaultCrypto()
@@ -24,6 +25,7 @@ export interface WsNetworkInit {
   store?: ServerStore
   tap?: WebSocketServerInit['tap']
   client?: Partial<WebSocketsInit>
+  publicUrls?: WebSocketServerInit['publicUrls']
 }
 
 export type WsNetwork = Awaited<ReturnType<typeof createWsNetwork>>
@@ -32,7 +34,13 @@ export type WsNetwork = Awaited<ReturnType<typeof createWsNetwork>>
 export async function createWsNetwork(init: WsNetworkInit = {}) {
   const store = init.store ?? memoryServerStore()
   const services: Services = createServices({ store, crypto, ...(init.serviceLimits === undefined ? {} : { limits: init.serviceLimits }) })
-  const server: WebSocketServerHandle = await webSocketServer({ services, ...(init.limits === undefined ? {} : { limits: init.limits }), ...(init.tap === undefined ? {} : { tap: init.tap }) })
+  // Clients may dial this server through a TCP proxy on another loopback port (net.proxy()): those URLs are this server's too.
+  const server: WebSocketServerHandle = await webSocketServer({
+    services,
+    publicUrls: init.publicUrls ?? ((serverUrl) => serverUrl.startsWith('ws://127.0.0.1:')),
+    ...(init.limits === undefined ? {} : { limits: init.limits }),
+    ...(init.tap === undefined ? {} : { tap: init.tap })
+  })
   const clients: MlsClient[] = []
   const proxies: TcpProxy[] = []
 
@@ -98,8 +106,8 @@ export function inbox(group: Group): { texts: string[]; from: string[]; seqs: (n
 }
 
 /** Open a raw `ws` socket and collect what the server sends. */
-export async function rawSocket(url: string): Promise<RawSocket> {
-  const ws = new WebSocket(url)
+export async function rawSocket(url: string, options?: { localAddress?: string }): Promise<RawSocket> {
+  const ws = new WebSocket(url, options)
   const frames: Uint8Array[] = []
   const waiters: (() => void)[] = []
   let closeCode: number | undefined
@@ -168,11 +176,23 @@ export async function credentialsFor(clientId: string, register = true): Promise
     signaturePrivateKey: keys.signKey,
     ciphersuite: SUITE,
     register,
-    signChallenge: (challenge) => signChallenge(challenge, clientId, keys.signKey, cs)
+    signChallenge: (challenge, binding) => signChallenge(challenge, clientId, keys.signKey, cs, binding)
   }
 }
 
 export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
+
+/** The AUTHENTICATE a client would send on a raw socket for `challenge` (a CHALLENGE frame) from the server it dialled at `url`. */
+export async function authenticateRequest(
+  creds: SessionCredentials,
+  challenge: { readonly challenge: Uint8Array; readonly serverKey: Uint8Array },
+  url: string,
+  register = true
+): Promise<Extract<Request, { type: 'authenticate' }>> {
+  const serverUrl = normalizeServerUrl(url)
+  const signature = await creds.signChallenge(challenge.challenge, { serverUrl, serverKey: challenge.serverKey })
+  return { type: 'authenticate', clientId: creds.clientId, signaturePublicKey: creds.signaturePublicKey, ciphersuite: creds.ciphersuite, register, signature, serverUrl }
+}
 
 /** The signed GroupInfo of a new one-member group of `creds` (what `createGroup` needs), as an MLSMessage. */
 export async function newGroupInfo(creds: { clientId: string; signaturePublicKey: Uint8Array; signaturePrivateKey: Uint8Array }, groupId: Uint8Array): Promise<Uint8Array> {

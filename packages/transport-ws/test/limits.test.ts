@@ -4,7 +4,7 @@ import { createMlsClient, errorCode } from '@mls/core'
 import { memoryClientStore } from '@mls/storage-memory'
 import { decodeServerFrame, encodeClientFrame, type ServerFrame } from '../src/codec.js'
 import { webSockets } from '../src/index.js'
-import { converged, createWsNetwork, credentialsFor, crypto, inbox, joined, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
+import { authenticateRequest, converged, createWsNetwork, credentialsFor, crypto, inbox, joined, rawSocket, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 afterEach(async () => {
@@ -22,8 +22,7 @@ async function authenticatedRaw(url: string, clientId: string): Promise<RawSocke
   const challenge = await nextFrame(socket)
   if (challenge?.kind !== 'challenge') throw new Error('no challenge')
   const creds = await credentialsFor(clientId)
-  const signature = await creds.signChallenge(challenge.challenge)
-  socket.send(encodeClientFrame(1, { type: 'authenticate', clientId, signaturePublicKey: creds.signaturePublicKey, ciphersuite: creds.ciphersuite, register: true, signature }))
+  socket.send(encodeClientFrame(1, await authenticateRequest(creds, challenge, url)))
   const answer = await nextFrame(socket)
   if (answer?.kind !== 'response') throw new Error(`authentication failed: ${JSON.stringify(answer)}`)
   return socket
@@ -109,7 +108,7 @@ describe('limits with clear errors', () => {
     const frame = encodeClientFrame(7, { type: 'ping' })
     frame[0] = 9
     v9.send(frame)
-    expect(await nextFrame(v9)).toMatchObject({ kind: 'error', requestId: 7, code: 'UNSUPPORTED_PROTOCOL_VERSION', details: { supported: [1] } })
+    expect(await nextFrame(v9)).toMatchObject({ kind: 'error', requestId: 7, code: 'UNSUPPORTED_PROTOCOL_VERSION', details: { supported: [2] } })
     await waitFor(() => v9.closeCode !== undefined, 'close')
     expect(v9.closeCode).toBe(4000)
 
@@ -128,7 +127,7 @@ describe('limits with clear errors', () => {
 
     const garbage = await rawSocket(net.server.url)
     await nextFrame(garbage)
-    for (let i = 0; i < 5; i++) garbage.send(new Uint8Array([1, 0x55, 0, 0, 0, i]))
+    for (let i = 0; i < 5; i++) garbage.send(new Uint8Array([2, 0x55, 0, 0, 0, i]))
     for (let i = 0; i < 5; i++) expect(await nextFrame(garbage)).toMatchObject({ kind: 'error', code: 'TRANSPORT_PROTOCOL' })
     await waitFor(() => garbage.closeCode !== undefined, 'close')
     expect(garbage.closeCode).toBe(4005)

@@ -68,7 +68,7 @@ describe('package shape', () => {
     const health = await fetch(`${base}health`)
     expect(health.status).toBe(200)
     expect(health.headers.get('content-type')).toBe('application/json')
-    expect(await health.json()).toMatchObject({ status: 'ok', protocolVersion: 1, connections: 0, authenticated: 0 })
+    expect(await health.json()).toMatchObject({ status: 'ok', protocolVersion: 2, connections: 0, authenticated: 0 })
     expect((await fetch(`${base}nope`)).status).toBe(404)
     await server.close()
     await server.close()

@@ -3,7 +3,7 @@ import { toHex } from '@mls/core'
 import type { ChannelEvent, Connection } from '@mls/core/interfaces'
 import { memoryServerStore } from '@mls/storage-memory'
 import { decodeServerFrame, encodeClientFrame, type Request, type ServerFrame } from '../src/codec.js'
-import { converged, createWsNetwork, credentialsFor, groupWith, inbox, occursIn, rawSocket, recordingStore, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
+import { authenticateRequest, converged, createWsNetwork, credentialsFor, groupWith, inbox, occursIn, rawSocket, recordingStore, waitFor, type RawSocket, type WsNetwork } from './helpers.js'
 
 let net: WsNetwork | undefined
 afterEach(async () => {
@@ -16,10 +16,10 @@ async function nextFrame(socket: RawSocket): Promise<ServerFrame | undefined> {
   return bytes === undefined ? undefined : decodeServerFrame(bytes)
 }
 
-async function challengeOf(socket: RawSocket): Promise<Uint8Array> {
+async function challengeOf(socket: RawSocket): Promise<Extract<ServerFrame, { kind: 'challenge' }>> {
   const frame = await nextFrame(socket)
   if (frame?.kind !== 'challenge') throw new Error('expected a challenge')
-  return frame.challenge
+  return frame
 }
 
 const everyRequestButAuthenticate: Request[] = [
@@ -51,13 +51,13 @@ describe('security over the wire', () => {
 
     // The same socket may still authenticate, and then act.
     const creds = await credentialsFor('alice/phone')
-    const signature = await creds.signChallenge(challenge)
-    socket.send(encodeClientFrame(1, { type: 'authenticate', clientId: creds.clientId, signaturePublicKey: creds.signaturePublicKey, ciphersuite: creds.ciphersuite, register: true, signature }))
+    const login = await authenticateRequest(creds, challenge, net.server.url)
+    socket.send(encodeClientFrame(1, login))
     expect(await nextFrame(socket)).toMatchObject({ kind: 'response', requestId: 1, response: { type: 'authenticate', clientId: 'alice/phone' } })
     socket.send(encodeClientFrame(2, { type: 'countKeyPackages' }))
     expect(await nextFrame(socket)).toMatchObject({ kind: 'response', requestId: 2, response: { type: 'countKeyPackages', oneTime: 0 } })
     // A second AUTHENTICATE (here a replay of the first) is refused.
-    socket.send(encodeClientFrame(3, { type: 'authenticate', clientId: creds.clientId, signaturePublicKey: creds.signaturePublicKey, ciphersuite: creds.ciphersuite, register: true, signature }))
+    socket.send(encodeClientFrame(3, login))
     expect(await nextFrame(socket)).toMatchObject({ kind: 'error', requestId: 3, code: 'INVALID_STATE' })
     socket.close()
   })
@@ -87,7 +87,7 @@ describe('security over the wire', () => {
     ).rejects.toMatchObject({ code: 'AUTHENTICATION_FAILED' })
     // Alice's key, claimed for another client id.
     await expect(
-      net.transport().connect({ ...alice, clientId: 'bob/phone', signChallenge: (c) => alice.signChallenge(c) })
+      net.transport().connect({ ...alice, clientId: 'bob/phone', signChallenge: (c, binding) => alice.signChallenge(c, binding) })
     ).rejects.toMatchObject({ code: 'AUTHENTICATION_FAILED' })
     expect(net.server.stats().authenticated).toBe(1)
     await session.close()

@@ -6,11 +6,23 @@ import type { GroupChannelClient } from './channel.js'
 export const TRANSPORT_SPECIFICATION_VERSION = 'v1' as const
 
 /**
+ * The server a login is made for, signed into it (protocol version 2): a
+ * server accepts a login only if `serverUrl` is one of its own public URLs and
+ * `serverKey` its own key, so a login relayed through another server fails.
+ */
+export interface ServerBinding {
+  /** The URL the client dialled, normalized (`new URL(url)` without query or fragment). */
+  readonly serverUrl: string
+  /** The public key the server proved on this connection (it signed the challenge); empty when the transport has none. */
+  readonly serverKey: Uint8Array
+}
+
+/**
  * What a client presents when it connects. The service sends a random
- * challenge; the client answers `signChallenge(challenge)`, a SignWithLabel
- * signature (label `AUTH_LABEL`) over `authenticationContent(challenge,
- * clientId)`, made with the private key matching `signaturePublicKey`. No
- * bearer secret ever travels.
+ * challenge; the client answers `signChallenge(challenge, binding)`, a
+ * SignWithLabel signature (label `AUTH_LABEL`) over
+ * `authenticationContent(challenge, clientId, binding)`, made with the
+ * private key matching `signaturePublicKey`. No bearer secret ever travels.
  */
 export interface SessionCredentials {
   /** The client to authenticate as, `user/device`. */
@@ -25,8 +37,8 @@ export interface SessionCredentials {
    * `IDENTITY_CONFLICT`); `false` to authenticate an identity registered before.
    */
   readonly register: boolean
-  /** Sign the service's challenge (see above); resolves with the signature. */
-  signChallenge(challenge: Uint8Array): Promise<Uint8Array>
+  /** Sign the connection's challenge, bound to the server it was made for (`binding`, given by network transports). */
+  signChallenge(challenge: Uint8Array, binding?: ServerBinding): Promise<Uint8Array>
 }
 
 /** An authenticated session with the services. */
