@@ -270,7 +270,7 @@ describe('release rehearsal: @mls/cli installed globally with npm', () => {
     await alice.waitFor(/\* invited bob\/phone \(epoch 1\)/, MINUTE)
     await bob.waitFor(/joined group [0-9a-f]{8} from a Welcome \(epoch 1, 2 members\)/, MINUTE)
     alice.child.stdin!.write('hello from an npm install\n')
-    await bob.waitFor('<alice/laptop> hello from an npm install', MINUTE)
+    await bob.waitFor(/<alice\/laptop> hello from an npm install/, MINUTE)
     bob.child.stdin!.write('/epoch\n')
     alice.child.stdin!.write('/epoch\n')
     const [bobEpoch] = await bob.waitFor(/epoch 1, epoch authenticator [0-9a-f]{64}/, MINUTE)
