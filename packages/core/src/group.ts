@@ -357,7 +357,15 @@ export class Group {
     for (;;) {
       if (this.meta.status === 'failed') await this.lock.run(() => this.rejoin())
       if (this.meta.status === 'removed' || this.meta.status === 'failed') return
-      const entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: FETCH_PAGE })
+      let entries: ChannelEntry[]
+      try {
+        entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: FETCH_PAGE })
+      } catch (cause) {
+        // Retention deleted entries this member has not read: it cannot follow the log from its cursor, so it resyncs.
+        if (!MlsToolkitError.isInstance(cause) || cause.code !== 'CURSOR_EXPIRED') throw cause
+        await this.lock.run(() => this.failExpiredCursor(cause))
+        continue
+      }
       if (entries.length === 0) return this.lock.run(() => this.finishJoining())
       for (const entry of entries) {
         await this.lock.run(async () => {
@@ -396,6 +404,19 @@ export class Group {
     this.events.emit('status:changed', { from: 'failed', to: 'active' })
     this.events.emit('group:resynced', { epoch: state.groupContext.epoch, reason })
     this.events.emit('epoch:changed', { epoch: state.groupContext.epoch, epochAuthenticator: state.keySchedule.epochAuthenticator.slice(), committer: this.components.clientId, own: true })
+  }
+
+  /** The channel no longer holds the entries after the cursor (`CURSOR_EXPIRED`): `failed`, so `pull` rejoins. Call under the lock. */
+  private async failExpiredCursor(cause: MlsToolkitError): Promise<void> {
+    if (this.meta.status === 'removed' || this.meta.status === 'failed') return
+    const oldest = cause.details?.['oldestRetainedSeq']
+    const failure = `the channel deleted entries after seq ${this.meta.cursor} (log retained from seq ${String(oldest)})`
+    const meta: GroupMeta = { ...this.meta, status: 'failed', failure }
+    await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }])
+    const from = this.meta.status
+    this.meta = meta
+    this.events.emit('status:changed', { from, to: 'failed' })
+    this.events.emit('message:rejected', { error: cause, seq: undefined })
   }
 
   /** True once this member's own leave (a self-Remove proposal) is pending. */

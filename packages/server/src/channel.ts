@@ -482,6 +482,16 @@ export function createChannelService(deps: {
         const last = records.at(-1)
         if (last !== undefined) cursor = last.seq
       }
+      // Retention may have deleted messages after the reader's cursor. Checked after the read: a pass that
+      // committed before it is seen here (it moves the retained start in the same transaction).
+      if (afterSeq < group.lastSeq || out.length > 0) {
+        const retainedFrom = await store.logRetainedFrom(groupHex, { signal })
+        if (retainedFrom !== undefined && afterSeq + 1 < retainedFrom) {
+          throw new ServiceError('CURSOR_EXPIRED', `Entries after seq ${afterSeq} of group ${groupHex} were deleted by retention; the log is complete from seq ${retainedFrom}`, {
+            details: { afterSeq, oldestRetainedSeq: retainedFrom }
+          })
+        }
+      }
       return out
     },
 
