@@ -24,6 +24,16 @@ export interface LogRetention {
   stop(): Promise<void>
 }
 
+/** Observers of a retention loop. */
+export interface LogRetentionHooks {
+  /** After each pass: how many messages it deleted and how long it took. */
+  onPass?(result: { deleted: number; milliseconds: number }): void
+  /** A pass failed (it is tried again at the next interval). */
+  onError?(error: unknown): void
+  /** The clock (milliseconds since the epoch); default `Date.now`. */
+  now?: () => number
+}
+
 /**
  * Apply `policy` to every group's log in `store`, once at start and then every
  * `intervalSeconds`. Only application messages are deleted; commits and
@@ -35,7 +45,7 @@ export interface LogRetention {
 export function startLogRetention(
   store: ServerStore,
   policy: LogRetentionPolicy,
-  hooks: { onPass?(result: { deleted: number; milliseconds: number }): void; onError?(error: unknown): void; now?: () => number } = {}
+  hooks: LogRetentionHooks = {}
 ): LogRetention {
   const now = hooks.now ?? Date.now
   let running: Promise<{ deleted: number }> | undefined
