@@ -450,6 +450,11 @@ export function createChannelService(deps: {
         const entry = { kind: 'application' as const, epoch: pm.epoch, sender: caller, message: message.slice(), digest }
         const result = await store.appendMessage(groupHex, entry, options)
         if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This message is already in the group log')
+        if (result.kind === 'not-a-member') {
+          // Removed by a commit the loaded record had not seen yet (another instance, or a cache behind the store).
+          cache.delete(groupHex)
+          throw new ServiceError('NOT_A_MEMBER', `${caller} is not a member of group ${groupHex}`)
+        }
         if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
         fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
         return { seq: result.seq }

@@ -254,6 +254,7 @@ class MemoryServerStore implements ServerStore {
     const g = this.group(groupId)
     checkLogEntry(entry)
     if (g.digests.has(entry.digest)) return { kind: 'duplicate' }
+    if (!g.roster.some((e) => e.clientId === entry.sender)) return { kind: 'not-a-member' }
     const seq = g.lastSeq + 1
     g.log.push(copyLog({ ...entry, seq }))
     g.appendedAt.push(Date.now())

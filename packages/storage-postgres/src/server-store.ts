@@ -386,6 +386,9 @@ class PostgresServerStore implements ServerStore {
       const group = await this.lockGroup(c, groupId)
       const seen = await c.query(`SELECT 1 FROM ${this.s}.log_entries WHERE group_id = $1 AND digest = $2`, [groupId, entry.digest])
       if (seen.rowCount !== null && seen.rowCount > 0) return { kind: 'duplicate' }
+      // Under the group row's lock, which appendCommit holds while it replaces the roster: the roster read is current.
+      const member = await c.query(`SELECT 1 FROM ${this.s}.groups WHERE group_id = $1 AND roster @> $2::jsonb`, [groupId, JSON.stringify([{ clientId: entry.sender }])])
+      if (member.rowCount === null || member.rowCount === 0) return { kind: 'not-a-member' }
       const seq = group.lastSeq + 1
       await this.insertLog(c, groupId, seq, copy)
       await c.query(`UPDATE ${this.s}.groups SET last_seq = $1 WHERE group_id = $2`, [seq, groupId])

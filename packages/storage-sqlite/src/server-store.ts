@@ -165,6 +165,7 @@ function prepareStatements(db: Connection) {
       'SELECT leaf_index, client_id FROM group_roster WHERE group_id = ? ORDER BY position'
     ),
     deleteRoster: db.prepare<[string]>('DELETE FROM group_roster WHERE group_id = ?'),
+    inRoster: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM group_roster WHERE group_id = ? AND client_id = ? LIMIT 1'),
     insertRoster: db.prepare<[string, number, number, string]>(
       'INSERT INTO group_roster (group_id, position, leaf_index, client_id) VALUES (?, ?, ?, ?)'
     ),
@@ -488,6 +489,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
           const group = this.lockGroup(groupId)
           checkLogEntry(entry)
           if ((this.sql.hasDigest.get(groupId, entry.digest)?.n ?? 0) > 0) return { kind: 'duplicate' }
+          if (this.sql.inRoster.get(groupId, entry.sender) === undefined) return { kind: 'not-a-member' }
           const seq = group.lastSeq + 1
           this.sql.insertLog.run(groupId, seq, entry.kind, entry.epoch, entry.sender, entry.message, entry.digest)
           this.sql.setLastSeq.run(seq, groupId)

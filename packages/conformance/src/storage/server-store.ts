@@ -410,6 +410,20 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         expect((await store.readLog(G, 0, 10)).map((r) => r.seq)).toEqual([1, 2, 3])
       })
 
+      it('appends a message only from a sender in the roster at that instant: not-a-member once a commit removed it', async () => {
+        await store.createGroup(group())
+        const both = [{ leafIndex: 0, clientId: ALICE }, { leafIndex: 1, clientId: BOB }]
+        await store.appendCommit(G, commit(0n, 'add-bob', { roster: both }))
+        expect(await store.appendMessage(G, entry('from-bob', 'application', 1n, BOB))).toEqual({ kind: 'accepted', seq: 2 })
+        expect(await store.appendMessage(G, entry('from-carol', 'application', 1n, CAROL))).toEqual({ kind: 'not-a-member' })
+        // A caller that read the roster before this commit (another server instance) cannot get bob's message in.
+        await store.appendCommit(G, commit(1n, 'remove-bob'))
+        expect(await store.appendMessage(G, entry('late-bob', 'application', 1n, BOB))).toEqual({ kind: 'not-a-member' })
+        expect((await store.readLog(G, 0, 10)).map((r) => r.digest)).toEqual(['digest-add-bob', 'digest-from-bob', 'digest-remove-bob'])
+        expect(await store.getGroup(G)).toMatchObject({ lastSeq: 3 })
+        expect(await store.appendMessage(G, entry('from-alice', 'application', 2n, ALICE))).toEqual({ kind: 'accepted', seq: 4 })
+      })
+
       it('rejects appends to an unknown group with UNKNOWN_GROUP', async () => {
         await rejectsWithCode(store.appendMessage('cc03', entry('m')), 'UNKNOWN_GROUP')
         await rejectsWithCode(store.appendCommit('cc03', commit(0n, 'c')), 'UNKNOWN_GROUP')
@@ -418,7 +432,7 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
 
       it('reads the log by range, limit and untilSeq, with every field', async () => {
         await store.createGroup(group())
-        await store.appendCommit(G, commit(0n, 'c1'))
+        await store.appendCommit(G, commit(0n, 'c1', { roster: [{ leafIndex: 0, clientId: ALICE }, { leafIndex: 1, clientId: BOB }] }))
         for (let i = 2; i <= 10; i++) await store.appendMessage(G, entry(`m${i}`, 'application', 1n, i % 2 === 0 ? ALICE : BOB))
         const all = await store.readLog(G, 0, 100)
         expect(all).toHaveLength(10)

@@ -169,6 +169,10 @@ export type AppendMessageResult =
       /** The same message is already in the log; nothing changed. */
       readonly kind: 'duplicate'
     }
+  | {
+      /** The sender is not in the group's roster (checked in the same transaction as the append); nothing changed. */
+      readonly kind: 'not-a-member'
+    }
 
 /**
  * What `pruneLogs` deletes (log retention, docs/server.md). Only application
@@ -281,7 +285,13 @@ export interface ServerStore {
     },
     options?: AbortOptions
   ): Promise<AppendCommitResult>
-  /** Append an application message; `duplicate` when the digest is already in the group's log. */
+  /**
+   * Append an application message; `duplicate` when the digest is already in
+   * the group's log, `not-a-member` when `entry.sender` is not in the group's
+   * roster at that instant (so a member removed through one server instance
+   * cannot get a message appended through another that read the roster
+   * before the removal).
+   */
   appendMessage(groupId: GroupIdHex, entry: Omit<LogRecord, 'seq'>, options?: AbortOptions): Promise<AppendMessageResult>
   /** Log entries with `afterSeq < seq <= untilSeq` (all when `untilSeq` is omitted), ascending, at most `limit`; `[]` for an unknown group. */
   readLog(
