@@ -44,7 +44,7 @@ const { session } = chat
 view.prompt = () => session.prompt()
 print('ready. /help lists the commands; plain lines go to the current group.')
 rl.setPrompt(session.prompt())
-rl.prompt()
+if (terminal) rl.prompt()
 
 let closing = false
 const quit = async (): Promise<void> => {
@@ -61,8 +61,9 @@ rl.on('line', (line) => {
     const keepGoing = await session.handle(line)
     if (!keepGoing) return quit()
     rl.setPrompt(session.prompt())
-    rl.prompt()
+    if (terminal) rl.prompt()
   })
 })
-rl.on('close', () => void quit())
+// The input ended (Ctrl-D, or the end of piped lines): finish the lines read so far, then quit.
+rl.on('close', () => void queue.then(quit))
 process.on('SIGTERM', () => void quit())

@@ -60,7 +60,20 @@ export interface ServerConfig {
    * `MLS_AUTH_JWT_AUDIENCE`). Unset: the first device claims a user id.
    */
   jwt?: { publicKeyPath: string; algorithm: string; issuer?: string; audience?: string }
+  /**
+   * Log retention (docs/server.md): application messages older than
+   * `maxAgeSeconds` (`--retention-max-age-seconds`, `MLS_RETENTION_MAX_AGE_SECONDS`,
+   * default 30 days) or beyond a group's newest `maxMessages`
+   * (`--retention-max-messages`, `MLS_RETENTION_MAX_MESSAGES`, default 10000)
+   * are deleted, every `intervalSeconds` (`--retention-interval-seconds`,
+   * `MLS_RETENTION_INTERVAL_SECONDS`, default 600). 0 turns a rule (or, for the
+   * interval, retention) off. Commits and proposals are kept.
+   */
+  retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number }
 }
+
+/** Retention defaults: 30 days, 10000 messages per group, a pass every 10 minutes. */
+export const DEFAULT_RETENTION = { maxAgeSeconds: 30 * 24 * 3600, maxMessages: 10_000, intervalSeconds: 600 } as const
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
@@ -70,7 +83,8 @@ const quotaFlags: Record<string, [keyof ServerConfig['quotas'], string]> = {
   '--max-key-packages-per-client': ['maxKeyPackagesPerClient', 'MLS_MAX_KEY_PACKAGES_PER_CLIENT']
 }
 
-const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig['quotas'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour', string]> = {
+type RetentionKey = 'retentionMaxAgeSeconds' | 'retentionMaxMessages' | 'retentionIntervalSeconds'
+const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig['quotas'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour' | RetentionKey, string]> = {
   ...quotaFlags,
   '--max-unauthenticated-frame-bytes': ['maxUnauthenticatedFrameBytes', 'MLS_MAX_UNAUTHENTICATED_FRAME_BYTES'],
   '--max-unauthenticated-per-address': ['maxUnauthenticatedPerAddress', 'MLS_MAX_UNAUTHENTICATED_PER_ADDRESS'],
@@ -83,7 +97,10 @@ const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig
   '--max-connections-per-identity': ['maxConnectionsPerIdentity', 'MLS_MAX_CONNECTIONS_PER_IDENTITY'],
   '--max-connections': ['maxConnections', 'MLS_MAX_CONNECTIONS'],
   '--key-package-fetches-per-minute': ['keyPackageFetchesPerMinute', 'MLS_KEY_PACKAGE_FETCHES_PER_MINUTE'],
-  '--registrations-per-hour': ['registrationsPerHour', 'MLS_REGISTRATIONS_PER_HOUR']
+  '--registrations-per-hour': ['registrationsPerHour', 'MLS_REGISTRATIONS_PER_HOUR'],
+  '--retention-max-age-seconds': ['retentionMaxAgeSeconds', 'MLS_RETENTION_MAX_AGE_SECONDS'],
+  '--retention-max-messages': ['retentionMaxMessages', 'MLS_RETENTION_MAX_MESSAGES'],
+  '--retention-interval-seconds': ['retentionIntervalSeconds', 'MLS_RETENTION_INTERVAL_SECONDS']
 }
 
 const textual: Record<string, string> = {
@@ -129,6 +146,12 @@ Options (each also as an environment variable):
                                                            logins are signed for the URL dialled (default: the listening URL)
   --key-package-fetches-per-minute <n>   MLS_KEY_PACKAGE_FETCHES_PER_MINUTE per requester
   --registrations-per-hour <n>           MLS_REGISTRATIONS_PER_HOUR         new identities per source address
+  --retention-max-age-seconds <n>        MLS_RETENTION_MAX_AGE_SECONDS      delete application messages older than this
+                                                                            (default 2592000, 30 days; 0 = no age limit)
+  --retention-max-messages <n>           MLS_RETENTION_MAX_MESSAGES         keep each group's newest n application messages
+                                                                            (default 10000; 0 = no count limit)
+  --retention-interval-seconds <n>       MLS_RETENTION_INTERVAL_SECONDS     seconds between retention passes
+                                                                            (default 600; 0 = retention off)
   --auth-jwt-public-key <pem file>       MLS_AUTH_JWT_PUBLIC_KEY   claims of a user id need a JWT (sub = user id) signed by this key
   --auth-jwt-algorithm <alg>             MLS_AUTH_JWT_ALGORITHM    (default ES256)
   --auth-jwt-issuer <iss>                MLS_AUTH_JWT_ISSUER       required iss, if set
@@ -180,7 +203,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     dataDir: resolve(pick('--data-dir', 'MLS_DATA_DIR') ?? '.data'),
     logLevel,
     limits: {},
-    quotas: {}
+    quotas: {},
+    retention: { ...DEFAULT_RETENTION }
   }
   const publicUrls = pick('--public-url', 'MLS_PUBLIC_URL')
   if (publicUrls !== undefined) {
@@ -204,6 +228,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
     else if (key === 'keyPackageFetchesPerMinute') config.keyPackageFetchesPerMinute = n
     else if (key === 'registrationsPerHour') config.registrationsPerHour = n
+    else if (key === 'retentionMaxAgeSeconds') config.retention.maxAgeSeconds = n
+    else if (key === 'retentionMaxMessages') config.retention.maxMessages = n
+    else if (key === 'retentionIntervalSeconds') config.retention.intervalSeconds = n
     else if (flag in quotaFlags) config.quotas[key as keyof ServerConfig['quotas']] = n
     else config.limits[key as keyof ServerConfig['limits']] = n
   }

@@ -3,7 +3,7 @@ import { createPublicKey } from 'node:crypto'
 import { join } from 'node:path'
 import type { ServerStore } from '@mls/core/interfaces'
 import { nodeCrypto } from '@mls/crypto-node'
-import { createServices, jwtAuthentication } from '@mls/server'
+import { createServices, jwtAuthentication, startLogRetention, type LogRetention } from '@mls/server'
 import { sqliteServerStore } from '@mls/storage-sqlite'
 import { openPostgresServerStore, postgresInstanceBus, type PostgresInstanceBus } from '@mls/storage-postgres'
 import { webSocketServer, type WebSocketServerStats } from '@mls/transport-ws/server'
@@ -147,6 +147,15 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     authentication: jwt === undefined ? 'first-claim' : 'jwt',
     ...(bus === undefined ? {} : { instance: bus.instanceId })
   })
+  // Retention goes through the tracked store: shutdown stops it, then waits for the calls in flight.
+  const { retention: policy } = config
+  const retention: LogRetention | undefined =
+    policy.intervalSeconds > 0 && (policy.maxAgeSeconds > 0 || policy.maxMessages > 0)
+      ? startLogRetention(store, policy, {
+          onPass: ({ deleted, milliseconds }) => (deleted > 0 ? logger.info('retention:pruned', { deleted, milliseconds }) : undefined),
+          onError: (error) => logger.warn('retention:failed', { error })
+        })
+      : undefined
   let closing: Promise<void> | undefined
   return {
     url: ws.url,
@@ -157,6 +166,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
       closing ??= (async () => {
         logger.info('server:stopping', {})
         await ws.close()
+        await retention?.stop()
         await idle()
         await bus?.close()
         await store.close()

@@ -41,6 +41,7 @@ export function page(server: string): string {
       <form id="invite-form"><input id="invite" placeholder="user ids to invite"><button>Invite</button></form>
       <form id="remove-form"><input id="remove" placeholder="user or user/device to remove"><button>Remove</button></form>
       <button id="update">Update my leaf</button>
+      <button id="leave" title="Propose your own removal; the next commit by a member removes you and this device forgets the group's history">Leave group</button>
     </fieldset>
     <h3>Notices</h3>
     <ul id="notices"></ul>

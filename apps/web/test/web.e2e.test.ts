@@ -98,8 +98,47 @@ describe('the web chat in headless Chromium against apps/server', () => {
       timeline: Array.from(document.querySelectorAll<HTMLElement>('[data-testid=timeline-entry]')).map((n) => n.textContent)
     }))
   const message = (page: Page, text: string) => page.locator('[data-testid=message]').filter({ hasText: text }).waitFor()
+  const noticeShown = (page: Page, text: string) => page.locator('[data-testid=notice]').filter({ hasText: text }).waitFor()
+  /**
+   * Everything this origin keeps in localStorage and IndexedDB, as raw values:
+   * every key and value of localStorage, and every key and record of every
+   * object store of every database, strings as they are and bytes decoded as
+   * Latin-1 (what a dump of the storage would show). CryptoKeys are opaque.
+   */
+  const rawStorage = (page: Page) =>
+    page.evaluate(async () => {
+      const texts: string[] = []
+      for (let i = 0; i < localStorage.length; i++) texts.push(localStorage.key(i)!, localStorage.getItem(localStorage.key(i)!)!)
+      const latin1 = (bytes: Uint8Array) => Array.from(bytes, (b) => String.fromCharCode(b)).join('')
+      const walk = (value: unknown): void => {
+        if (typeof value === 'string') texts.push(value)
+        else if (value instanceof ArrayBuffer) texts.push(latin1(new Uint8Array(value)))
+        else if (ArrayBuffer.isView(value)) texts.push(latin1(new Uint8Array(value.buffer, value.byteOffset, value.byteLength)))
+        else if (value instanceof CryptoKey || value === null || typeof value !== 'object') return
+        else if (value instanceof Map) value.forEach((v, k) => [k, v].forEach(walk))
+        else
+          for (const [k, v] of Object.entries(value)) {
+            texts.push(k)
+            walk(v)
+          }
+      }
+      const request = <T>(r: IDBRequest<T>) => new Promise<T>((resolve, reject) => ((r.onsuccess = () => resolve(r.result)), (r.onerror = () => reject(r.error))))
+      const records: Record<string, number> = {}
+      for (const info of await indexedDB.databases()) {
+        const db = await request(indexedDB.open(info.name!))
+        for (const name of Array.from(db.objectStoreNames)) {
+          const store = db.transaction(name).objectStore(name)
+          const [keys, values] = await Promise.all([request(store.getAllKeys()), request(store.getAll())])
+          keys.forEach(walk)
+          values.forEach(walk)
+          records[`${info.name}/${name}`] = values.length
+        }
+        db.close()
+      }
+      return { text: texts.join('\n'), records }
+    })
 
-  it('signs in, creates a group, invites, chats, updates, survives a reload, removes; the inspector shows the real state', async () => {
+  it('signs in, creates a group, invites, chats, updates, survives a reload, removes, leaves; the history is sealed at rest; the inspector shows the real state', async () => {
     const alice = await open('alice')
     const bob = await open('bob')
     const carol = await open('carol')
@@ -162,6 +201,16 @@ describe('the web chat in headless Chromium against apps/server', () => {
     await bob.click('#send')
     await message(alice, 'bob/web: back after a reload')
 
+    // The history is at rest in IndexedDB, sealed: no message text in any raw value of localStorage or IndexedDB.
+    for (const [page, user, received] of [[bob, 'bob', 'hello bob'], [carol, 'carol', 'hello bob'], [alice, 'alice', 'back after a reload']] as const) {
+      const raw = await rawStorage(page)
+      expect(raw.records[`mls-web-history:${user}/web/logs`], user).toBe(1)
+      expect(raw.records[`mls-web-history:${user}/web/keys`], user).toBe(1)
+      expect(raw.text, user).toContain(`${user}/web`) // the scan does read the stored bytes (the MLS state names this member)
+      expect(raw.text, user).not.toContain(received)
+      expect(raw.text, user).not.toContain('hi alice')
+    }
+
     // Bob (leaf 1, node 2) updates: alice's inspector marks the path his commit refreshed, his leaf and its
     // direct path: parent node 1 and the root, node 3 (neither is filtered: both copath subtrees are occupied).
     await bob.click('#update')
@@ -178,6 +227,10 @@ describe('the web chat in headless Chromium against apps/server', () => {
     await alice.fill('#remove', 'bob')
     await alice.click('#remove-form button')
     await bob.locator('[data-testid=notice]').filter({ hasText: 'you were removed' }).waitFor()
+    // Removed: bob's device deletes the group's history, its sealed log and its key.
+    await noticeShown(bob, "deleted this device's history")
+    expect((await rawStorage(bob)).records).toMatchObject({ 'mls-web-history:bob/web/logs': 0, 'mls-web-history:bob/web/keys': 0 })
+    expect(await bob.locator('[data-testid=message]').count()).toBe(0)
     await alice.locator('[data-testid=timeline-entry][data-epoch="3"]').waitFor()
     await carol.locator('[data-testid=timeline-entry][data-epoch="3"]').waitFor()
     await carol.fill('#text', 'only alice and carol now')
@@ -192,6 +245,19 @@ describe('the web chat in headless Chromium against apps/server', () => {
     expect(afterRemove.nodes.some((n) => n.client === 'bob/web')).toBe(false)
     await shot(alice, 'alice-after-remove')
     await shot(bob, 'bob-removed')
+
+    // Carol leaves with the button (a self-Remove proposal); alice's next commit, an update, includes it.
+    await carol.click('#leave')
+    await noticeShown(carol, 'asked to leave')
+    await alice.click('#update')
+    await noticeShown(carol, 'you were removed')
+    await noticeShown(carol, "deleted this device's history")
+    await alice.locator('[data-testid=timeline-entry][data-epoch="4"]').waitFor()
+    expect((await real(alice)).members).toEqual([{ leafIndex: 0, clientId: 'alice/web' }])
+    await alice.locator('[data-testid=notice]').filter({ hasText: 'carol/web was removed' }).waitFor()
+    expect((await rawStorage(carol)).records).toMatchObject({ 'mls-web-history:carol/web/logs': 0, 'mls-web-history:carol/web/keys': 0 })
+    expect(await carol.locator('[data-testid=group]').filter({ hasText: 'removed' }).count()).toBe(1)
+    await shot(carol, 'carol-left')
     expect(errors).toEqual([])
   })
 })

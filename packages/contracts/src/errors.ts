@@ -40,6 +40,8 @@ export type ErrorCode =
   | 'INVALID_MESSAGE'
   | 'WRONG_GROUP'
   | 'WRONG_EPOCH'
+  /** The log entries after the reader's cursor were partly deleted by retention; `details.oldestRetainedSeq`. */
+  | 'CURSOR_EXPIRED'
   | 'REPLAYED_MESSAGE'
   | 'MESSAGE_REJECTED'
   | 'WELCOME_INVALID'

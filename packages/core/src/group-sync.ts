@@ -1,5 +1,5 @@
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
-import { MessageError } from './errors.js'
+import { MessageError, MlsToolkitError } from './errors.js'
 import type { GroupStatus } from './group-types.js'
 
 /** Entries asked for per fetch; the server may return fewer. */
@@ -23,6 +23,8 @@ export interface SyncTarget {
   rejoin(): Promise<void>
   /** The head of the log was reached (`joining` → `active`). */
   caughtUp(): Promise<void>
+  /** The channel deleted entries after the cursor (`CURSOR_EXPIRED`, log retention): the group must rejoin. */
+  cursorExpired(cause: MlsToolkitError): Promise<void>
 }
 
 /**
@@ -88,7 +90,15 @@ export class ChannelSync {
     for (;;) {
       if (this.target.status() === 'failed') await this.target.rejoin()
       if (this.target.status() === 'removed' || this.target.status() === 'failed') return
-      const entries = await this.channel.fetchEntries(this.target.groupId, this.target.cursor(), { limit: FETCH_PAGE })
+      let entries: ChannelEntry[]
+      try {
+        entries = await this.channel.fetchEntries(this.target.groupId, this.target.cursor(), { limit: FETCH_PAGE })
+      } catch (cause) {
+        // Retention deleted entries this member has not read: it cannot follow the log from its cursor, so it resyncs.
+        if (!MlsToolkitError.isInstance(cause) || cause.code !== 'CURSOR_EXPIRED') throw cause
+        await this.target.cursorExpired(cause)
+        continue
+      }
       if (entries.length === 0) return this.target.caughtUp()
       for (const entry of entries) {
         await this.target.applyNext(entry)

@@ -131,7 +131,8 @@ export class Group {
         status: () => this.current.kind,
         applyNext: (entry) => this.lock.run(() => this.applyNext(entry)),
         rejoin: () => this.lock.run(() => this.rejoin()),
-        caughtUp: () => this.lock.run(() => this.finishJoining())
+        caughtUp: () => this.lock.run(() => this.finishJoining()),
+        cursorExpired: (cause) => this.lock.run(() => this.failExpiredCursor(cause))
       },
       components.channel
     )
@@ -772,6 +773,17 @@ export class Group {
     const digests = [...this.progress.digests, digest]
     if (digests.length > this.components.replayWindow) digests.splice(0, digests.length - this.components.replayWindow)
     return { cursor: seq ?? this.progress.cursor, digests }
+  }
+
+  /** The channel no longer holds the entries after the cursor (`CURSOR_EXPIRED`): → `failed`, so sync rejoins. Call under the lock. */
+  private async failExpiredCursor(cause: MlsToolkitError): Promise<void> {
+    if (this.current.kind === 'removed' || this.current.kind === 'failed') return
+    const oldest = cause.details?.['oldestRetainedSeq']
+    const next = failedOn(this.current, `the channel deleted entries after seq ${this.progress.cursor} (log retained from seq ${String(oldest)})`)
+    const dropPending: StoreOperation[] = this.current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }] : []
+    await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next)) }, ...dropPending])
+    this.enter(next)
+    this.events.emit('message:rejected', { error: cause, seq: undefined })
   }
 
   /** The `group/<id>/meta` record of a state and progress (its `status` is the state's kind). */

@@ -16,6 +16,8 @@ export interface CommandOptions {
   env?: NodeJS.ProcessEnv
   /** Kill the command (SIGKILL) after this many milliseconds. Default 5 minutes. */
   timeoutMs?: number
+  /** `start` only: give the command a writable standard input (`child.stdin`) instead of none. */
+  stdin?: boolean
 }
 
 /** Run a command to its end and collect its output; never throws on a non-zero exit. */
@@ -62,7 +64,7 @@ export interface StartedProcess {
 
 /** Start a command in the background. */
 export function start(command: string, args: readonly string[], options: CommandOptions): StartedProcess {
-  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: [options.stdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
   let output = ''
   const listeners = new Set<() => void>()
   const onData = (chunk: Buffer): void => {

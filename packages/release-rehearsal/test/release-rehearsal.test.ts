@@ -6,10 +6,11 @@
 // There the examples (examples/) are type-checked strictly (NodeNext,
 // skipLibCheck: false), bundled for the browser with esbuild and run: a server
 // of one's own on SQLite, two processes chatting through the real apps/server
-// process, the browser client in Chromium. A last pnpm project without an
-// allowed better-sqlite3 build shows the error a user then gets. Two more
-// (npm, pnpm) install a store and the WebSocket client alone and show that
-// neither @mls/core nor ts-mls is in their installed tree.
+// process, the browser client in Chromium. `@mls/cli` is installed globally
+// with npm, and two `mls-chat` processes talk through the server. A last pnpm
+// project without an allowed better-sqlite3 build shows the error a user then
+// gets. Two more (npm, pnpm) install a store and the WebSocket client alone and
+// show that neither @mls/core nor ts-mls is in their installed tree.
 //
 // Time budget: about 1 to 3 minutes on 2 cores. better-sqlite3's prebuilt
 // binary comes from a loopback mirror of the one the workspace built (GitHub,
@@ -64,8 +65,8 @@ let prebuildEnvironment: Record<string, string> = {}
 const running = new Set<StartedProcess>()
 const report: string[] = []
 
-function background(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): StartedProcess {
-  const child = start(command, args, { cwd, env })
+function background(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv, stdin = false): StartedProcess {
+  const child = start(command, args, { cwd, env, stdin })
   running.add(child)
   void child.exited.then(() => running.delete(child))
   return child
@@ -231,6 +232,61 @@ for (const manager of ['npm', 'pnpm'] as const) {
     }
   })
 }
+
+describe('release rehearsal: @mls/cli installed globally with npm', () => {
+  it('installs the mls-chat bin, prints its help, and two chats talk through the real server process', async () => {
+    const prefix = join(root, 'npm-global')
+    const home = join(root, 'cli-home')
+    mkdirSync(home)
+    const userconfig = join(root, 'install.npmrc')
+    writeFileSync(userconfig, registry!.npmrc)
+    const nodedir = npmConfig('nodedir')
+    const env = userEnvironment({
+      ...prebuildEnvironment,
+      ...(nodedir === undefined ? {} : { npm_config_nodedir: nodedir }),
+      NPM_CONFIG_USERCONFIG: userconfig,
+      HOME: home
+    })
+    const version = published.find((manifest) => manifest.name === '@mls/cli')?.version
+    expect(version, '@mls/cli is published').toBeDefined()
+    const install = await runOk('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', `@mls/cli@${version!}`], {
+      cwd: home,
+      env,
+      timeoutMs: 10 * MINUTE
+    })
+    report.push(`npm install -g @mls/cli: ${(install.milliseconds / 1000).toFixed(1)} s`)
+    const bin = join(prefix, 'bin', 'mls-chat')
+    const help = await runOk(bin, ['--help'], { cwd: home, env })
+    expect(help.stdout).toMatch(/^Usage: mls-chat --user <id>/)
+
+    // A short real run: bob waits, alice creates a group, invites him and says hello; lines go in on stdin.
+    const { server, url } = await startAppServer(join(root, 'cli-server-data'))
+    const chat = (user: string, device: string): StartedProcess =>
+      background(bin, ['--user', user, '--device', device, '--server', url, '--data-dir', join(home, 'chat-data')], home, env, true)
+    const bob = chat('bob', 'phone')
+    await bob.waitFor(/^ready\./m, MINUTE)
+    const alice = chat('alice', 'laptop')
+    await alice.waitFor(/^ready\./m, MINUTE)
+    alice.child.stdin!.write('/create\n/invite bob\n')
+    await alice.waitFor(/\* invited bob\/phone \(epoch 1\)/, MINUTE)
+    await bob.waitFor(/joined group [0-9a-f]{8} from a Welcome \(epoch 1, 2 members\)/, MINUTE)
+    alice.child.stdin!.write('hello from an npm install\n')
+    await bob.waitFor(/<alice\/laptop> hello from an npm install/, MINUTE)
+    bob.child.stdin!.write('/epoch\n')
+    alice.child.stdin!.write('/epoch\n')
+    const [bobEpoch] = await bob.waitFor(/epoch 1, epoch authenticator [0-9a-f]{64}/, MINUTE)
+    const [aliceEpoch] = await alice.waitFor(/epoch 1, epoch authenticator [0-9a-f]{64}/, MINUTE)
+    expect(bobEpoch).toBe(aliceEpoch)
+    // The end of the input ends each chat, cleanly.
+    alice.child.stdin!.end()
+    bob.child.stdin!.end()
+    const [aliceExit, bobExit] = await Promise.all([alice.exited, bob.exited])
+    expect({ exit: aliceExit.code, output: alice.output() }).toMatchObject({ exit: 0 })
+    expect({ exit: bobExit.code, output: bob.output() }).toMatchObject({ exit: 0 })
+    server.child.kill('SIGTERM')
+    expect((await server.exited).code).toBe(0)
+  }, 14 * MINUTE)
+})
 
 describe('release rehearsal: a minimal pnpm project without an allowed better-sqlite3 build', () => {
   it('imports core and the WebSocket client alone; opening a SQLite store fails with STORAGE_IO naming the fix', async () => {

@@ -462,6 +462,11 @@ export function createChannelService(deps: {
         const entry = { kind: 'application' as const, epoch: pm.epoch, sender: caller, message: message.slice(), digest }
         const result = await store.appendMessage(groupHex, entry, options)
         if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This message is already in the group log')
+        if (result.kind === 'not-a-member') {
+          // Removed by a commit the loaded record had not seen yet (another instance, or a cache behind the store).
+          cache.delete(groupHex)
+          throw new ServiceError('NOT_A_MEMBER', `${caller} is not a member of group ${groupHex}`)
+        }
         if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
         fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
         return { seq: result.seq }
@@ -493,6 +498,16 @@ export function createChannelService(deps: {
         for (const record of records) out.push(toEntry(groupId, record))
         const last = records.at(-1)
         if (last !== undefined) cursor = last.seq
+      }
+      // Retention may have deleted messages after the reader's cursor. Checked after the read: a pass that
+      // committed before it is seen here (it moves the retained start in the same transaction).
+      if (afterSeq < group.lastSeq || out.length > 0) {
+        const retainedFrom = await store.logRetainedFrom(groupHex, { signal })
+        if (retainedFrom !== undefined && afterSeq + 1 < retainedFrom) {
+          throw new ServiceError('CURSOR_EXPIRED', `Entries after seq ${afterSeq} of group ${groupHex} were deleted by retention; the log is complete from seq ${retainedFrom}`, {
+            details: { afterSeq, oldestRetainedSeq: retainedFrom }
+          })
+        }
       }
       return out
     },

@@ -17,3 +17,4 @@ export type {
 export { defaultServiceLimits, type ServiceLimits } from './limits.js'
 export { jwtAuthentication, type JwtAuthenticationInit } from './jwt-authentication.js'
 export { SERVER_SENDER } from './services.js'
+export { startLogRetention, type LogRetention, type LogRetentionHooks, type LogRetentionPolicy } from './retention.js'

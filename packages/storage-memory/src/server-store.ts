@@ -9,6 +9,7 @@ import type {
   GroupRecord,
   IdentityRecord,
   KeyPackageRecord,
+  LogPruning,
   LogRecord,
   NewGroupRecord,
   PublicStateRecord,
@@ -30,6 +31,10 @@ interface GroupState {
   roster: RosterEntry[]
   access: AccessWindow[]
   log: LogRecord[]
+  /** When each log entry was appended (ms), parallel to `log`. */
+  appendedAt: number[]
+  /** Entries below this seq may have been deleted by retention. */
+  retainedFrom: number
   digests: Set<string>
   publicState: PublicStateRecord | undefined
 }
@@ -37,6 +42,8 @@ interface GroupState {
 const copyIdentity = (r: IdentityRecord): IdentityRecord => ({ ...r, signaturePublicKey: r.signaturePublicKey.slice() })
 const copyKeyPackage = (r: KeyPackageRecord): KeyPackageRecord => ({ ...r, keyPackage: r.keyPackage.slice() })
 const copyLog = (r: LogRecord): LogRecord => ({ ...r, message: r.message.slice() })
+/** A message deleted by retention: its bytes are gone, its seq and digest stay. */
+const isPruned = (r: LogRecord): boolean => r.kind === 'application' && r.message.length === 0
 const copyWelcome = (r: WelcomeRecord): WelcomeRecord => ({ ...r, welcome: r.welcome.slice() })
 const copyRoster = (roster: readonly RosterEntry[]): RosterEntry[] => roster.map((e) => ({ leafIndex: e.leafIndex, clientId: e.clientId }))
 const copyPublicState = (r: PublicStateRecord | undefined): PublicStateRecord | undefined =>
@@ -183,6 +190,8 @@ class MemoryServerStore implements ServerStore {
       roster: copyRoster(group.roster),
       access: copyAccess(group.access),
       log: [],
+      appendedAt: [],
+      retainedFrom: 1,
       digests: new Set(),
       publicState: copyPublicState(group.publicState)
     })
@@ -223,6 +232,7 @@ class MemoryServerStore implements ServerStore {
     const seq = g.lastSeq + 1
     const resolve = (n: number | null): number | null => (n === -1 ? seq : n)
     g.log.push(copyLog({ ...commit.entry, seq }))
+    g.appendedAt.push(Date.now())
     g.digests.add(commit.entry.digest)
     g.lastSeq = seq
     g.epoch = commit.expectedEpoch + 1n
@@ -244,8 +254,10 @@ class MemoryServerStore implements ServerStore {
     const g = this.group(groupId)
     checkLogEntry(entry)
     if (g.digests.has(entry.digest)) return { kind: 'duplicate' }
+    if (!g.roster.some((e) => e.clientId === entry.sender)) return { kind: 'not-a-member' }
     const seq = g.lastSeq + 1
     g.log.push(copyLog({ ...entry, seq }))
+    g.appendedAt.push(Date.now())
     g.digests.add(entry.digest)
     g.lastSeq = seq
     return { kind: 'accepted', seq }
@@ -260,9 +272,33 @@ class MemoryServerStore implements ServerStore {
     for (let i = Math.max(0, Math.floor(afterSeq)); i < g.log.length && out.length < limit; i++) {
       const record = g.log[i] as LogRecord
       if (untilSeq !== undefined && record.seq > untilSeq) break
-      if (record.seq > afterSeq) out.push(copyLog(record))
+      if (record.seq > afterSeq && !isPruned(record)) out.push(copyLog(record))
     }
     return out
+  }
+
+  async pruneLogs(pruning: LogPruning, options?: AbortOptions): Promise<{ deleted: number }> {
+    this.check(options)
+    let deleted = 0
+    for (const g of this.groups.values()) {
+      const messages = g.log.flatMap((record, index) => (record.kind === 'application' && !isPruned(record) ? [index] : []))
+      const keepFrom = Math.max(0, messages.length - Math.max(0, pruning.keepMessages))
+      for (const [position, index] of messages.entries()) {
+        if (position >= keepFrom && (g.appendedAt[index] as number) >= pruning.appendedBeforeMs) continue
+        const record = g.log[index] as LogRecord
+        record.message.fill(0)
+        // The digest stays in `digests`: a replay is still refused.
+        g.log[index] = { ...record, message: new Uint8Array(0) }
+        g.retainedFrom = Math.max(g.retainedFrom, record.seq + 1)
+        deleted++
+      }
+    }
+    return { deleted }
+  }
+
+  async logRetainedFrom(groupId: GroupIdHex, options?: AbortOptions): Promise<number | undefined> {
+    this.check(options)
+    return this.groups.get(groupId)?.retainedFrom
   }
 
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {
@@ -324,6 +360,7 @@ class MemoryServerStore implements ServerStore {
     if (g.digests.has(proposal.entry.digest)) return { kind: 'duplicate' }
     const seq = g.lastSeq + 1
     g.log.push(copyLog({ ...proposal.entry, seq }))
+    g.appendedAt.push(Date.now())
     g.digests.add(proposal.entry.digest)
     g.lastSeq = seq
     g.publicState = copyPublicState(proposal.publicState)
@@ -333,6 +370,11 @@ class MemoryServerStore implements ServerStore {
   /** Test hook: every KeyPackage byte array the store holds (pooled and last-resort). */
   rawKeyPackages(): Uint8Array[] {
     return [...[...this.pools.values()].flat(), ...this.lastResorts.values()].map((r) => r.keyPackage)
+  }
+
+  /** Test hook: the message bytes of every log entry the store holds. */
+  rawLogMessages(): Uint8Array[] {
+    return [...this.groups.values()].flatMap((g) => g.log.map((r) => r.message))
   }
 }
 
@@ -344,6 +386,8 @@ class MemoryServerStore implements ServerStore {
 export function memoryServerStore(init: MemoryServerStoreInit = {}): ServerStore & {
   /** Test hook: every KeyPackage byte array the store holds (pooled and last-resort). */
   rawKeyPackages(): Uint8Array[]
+  /** Test hook: the message bytes of every log entry the store holds. */
+  rawLogMessages(): Uint8Array[]
 } {
   return new MemoryServerStore(init)
 }

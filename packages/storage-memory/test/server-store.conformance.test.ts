@@ -6,7 +6,7 @@ import { memoryServerStore } from '../src/index.js'
 serverStoreConformanceSuite({
   name: 'memoryServerStore',
   setup: async () => memoryServerStore(),
-  rawBytes: async (store) => concatBytes(...store.rawKeyPackages())
+  rawBytes: async (store) => concatBytes(...store.rawKeyPackages(), ...store.rawLogMessages())
 })
 
 describe('memoryServerStore secure deletion', () => {

@@ -104,6 +104,15 @@ const MIGRATIONS: readonly ((s: string) => string)[] = [
 
     ALTER TABLE ${s}.log_entries DROP CONSTRAINT log_entries_kind_check;
     ALTER TABLE ${s}.log_entries ADD CONSTRAINT log_entries_kind_check CHECK (kind IN ('commit', 'application', 'proposal'));
+  `,
+  // Version 3 (issue 13): log retention. Each log entry records when it was
+  // appended (milliseconds, the database's clock; entries of an upgraded store
+  // get the upgrade's time), and each group the seq from which its log is
+  // complete (pruneLogs moves it past the last message it deletes).
+  (s) => `
+    ALTER TABLE ${s}.log_entries ADD COLUMN appended_at BIGINT NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    CREATE INDEX log_entries_by_kind ON ${s}.log_entries (kind, appended_at);
+    ALTER TABLE ${s}.groups ADD COLUMN log_retained_from BIGINT NOT NULL DEFAULT 1;
   `
 ]
 

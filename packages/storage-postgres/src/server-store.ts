@@ -9,6 +9,7 @@ import type {
   GroupRecord,
   IdentityRecord,
   KeyPackageRecord,
+  LogPruning,
   LogRecord,
   NewGroupRecord,
   PublicStateRecord,
@@ -385,6 +386,9 @@ class PostgresServerStore implements ServerStore {
       const group = await this.lockGroup(c, groupId)
       const seen = await c.query(`SELECT 1 FROM ${this.s}.log_entries WHERE group_id = $1 AND digest = $2`, [groupId, entry.digest])
       if (seen.rowCount !== null && seen.rowCount > 0) return { kind: 'duplicate' }
+      // Under the group row's lock, which appendCommit holds while it replaces the roster: the roster read is current.
+      const member = await c.query(`SELECT 1 FROM ${this.s}.groups WHERE group_id = $1 AND roster @> $2::jsonb`, [groupId, JSON.stringify([{ clientId: entry.sender }])])
+      if (member.rowCount === null || member.rowCount === 0) return { kind: 'not-a-member' }
       const seq = group.lastSeq + 1
       await this.insertLog(c, groupId, seq, copy)
       await c.query(`UPDATE ${this.s}.groups SET last_seq = $1 WHERE group_id = $2`, [seq, groupId])
@@ -466,10 +470,47 @@ class PostgresServerStore implements ServerStore {
       'readLog',
       options,
       `SELECT seq, kind, epoch, sender, message, digest FROM ${this.s}.log_entries
-       WHERE group_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+       WHERE group_id = $1 AND seq > $2 AND seq <= $3 AND (kind <> 'application' OR octet_length(message) > 0) ORDER BY seq LIMIT $4`,
       [groupId, afterSeq, untilSeq ?? Number.MAX_SAFE_INTEGER, sqlLimit(limit)]
     )
     return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, epoch: BigInt(r.epoch), sender: r.sender, message: bytesOut(r.message), digest: r.digest }))
+  }
+
+  async pruneLogs(pruning: LogPruning, options?: AbortOptions): Promise<{ deleted: number }> {
+    this.db.check(options)
+    const s = this.s
+    return this.db.transaction('pruneLogs', options, async (c) => {
+      // One pruning at a time across instances (each locks many group rows).
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mls-prune-logs:${s}`])
+      // A deleted message keeps its row (seq, digest: a replay is still refused) with no bytes, until its epoch is old.
+      const byAge = await c.query(
+        `UPDATE ${s}.log_entries SET message = ''::bytea WHERE kind = 'application' AND octet_length(message) > 0 AND appended_at < $1`,
+        [Math.floor(pruning.appendedBeforeMs)]
+      )
+      const byCount = await c.query(
+        `UPDATE ${s}.log_entries AS l SET message = ''::bytea WHERE l.kind = 'application' AND octet_length(l.message) > 0 AND l.seq <= (
+           SELECT newer.seq FROM ${s}.log_entries AS newer WHERE newer.group_id = l.group_id AND newer.kind = 'application'
+           ORDER BY newer.seq DESC LIMIT 1 OFFSET $1)`,
+        [Math.min(Math.max(0, Math.floor(pruning.keepMessages)), Number.MAX_SAFE_INTEGER)]
+      )
+      await c.query(
+        `UPDATE ${s}.groups AS g SET log_retained_from = t.last + 1
+         FROM (SELECT group_id, max(seq) AS last FROM ${s}.log_entries WHERE kind = 'application' AND octet_length(message) = 0 GROUP BY group_id) AS t
+         WHERE t.group_id = g.group_id AND g.log_retained_from <= t.last`
+      )
+      await c.query(
+        `DELETE FROM ${s}.log_entries AS l USING ${s}.groups AS g
+         WHERE l.group_id = g.group_id AND l.kind = 'application' AND octet_length(l.message) = 0 AND l.epoch < g.epoch - $1`,
+        [Math.max(0, Math.floor(pruning.keepDigestsForEpochs))]
+      )
+      return { deleted: (byAge.rowCount ?? 0) + (byCount.rowCount ?? 0) }
+    })
+  }
+
+  async logRetainedFrom(groupId: GroupIdHex, options?: AbortOptions): Promise<number | undefined> {
+    this.db.check(options)
+    const rows = await this.db.query<{ log_retained_from: string }>('logRetainedFrom', options, `SELECT log_retained_from FROM ${this.s}.groups WHERE group_id = $1`, [groupId])
+    return rows[0] === undefined ? undefined : Number(rows[0].log_retained_from)
   }
 
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {

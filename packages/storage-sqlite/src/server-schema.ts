@@ -136,6 +136,24 @@ const publicState: Migration = (db) => {
   `)
 }
 
+/**
+ * Version 3 (issue 13): log retention. Each log entry records when it was
+ * appended (milliseconds, SQLite's clock; entries of an upgraded store get the
+ * upgrade's time), and each group the seq from which its log is complete
+ * (`pruneLogs` moves it past the last message it deletes).
+ */
+const retention: Migration = (db) => {
+  db.exec(`
+    ALTER TABLE log_entries ADD COLUMN appended_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE log_entries SET appended_at = ${NOW_MS};
+    CREATE INDEX log_entries_by_kind ON log_entries (kind, appended_at);
+    ALTER TABLE groups ADD COLUMN log_retained_from INTEGER NOT NULL DEFAULT 1;
+  `)
+}
+
+/** SQLite's clock as milliseconds since the Unix epoch. */
+export const NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
 export const SERVER_SCHEMA: SchemaDefinition = {
   kind: 'server store',
   // 'MLSS'
@@ -148,7 +166,8 @@ export const SERVER_SCHEMA: SchemaDefinition = {
     (db) => {
       deviceLists(db)
       publicState(db)
-    }
+    },
+    retention
   ]
 }
 

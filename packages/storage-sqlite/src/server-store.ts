@@ -9,6 +9,7 @@ import type {
   GroupRecord,
   IdentityRecord,
   KeyPackageRecord,
+  LogPruning,
   LogRecord,
   NewGroupRecord,
   PublicStateRecord,
@@ -19,7 +20,7 @@ import type {
 import { StorageError, equalBytes } from '@mls/contracts'
 import type { Connection, SqliteStoreInit } from './database.js'
 import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
-import { SERVER_SCHEMA } from './server-schema.js'
+import { NOW_MS, SERVER_SCHEMA } from './server-schema.js'
 
 /** Options of `sqliteServerStore()`: the file path and SQLite settings (see `SqliteStoreInit`). */
 export type SqliteServerStoreInit = SqliteStoreInit
@@ -164,6 +165,7 @@ function prepareStatements(db: Connection) {
       'SELECT leaf_index, client_id FROM group_roster WHERE group_id = ? ORDER BY position'
     ),
     deleteRoster: db.prepare<[string]>('DELETE FROM group_roster WHERE group_id = ?'),
+    inRoster: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM group_roster WHERE group_id = ? AND client_id = ? LIMIT 1'),
     insertRoster: db.prepare<[string, number, number, string]>(
       'INSERT INTO group_roster (group_id, position, leaf_index, client_id) VALUES (?, ?, ?, ?)'
     ),
@@ -177,11 +179,31 @@ function prepareStatements(db: Connection) {
 
     hasDigest: db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM log_entries WHERE group_id = ? AND digest = ?'),
     insertLog: db.prepare<[string, number, string, bigint, string, Uint8Array, string]>(
-      'INSERT INTO log_entries (group_id, seq, kind, epoch, sender, message, digest) VALUES (?, ?, ?, ?, ?, ?, ?)'
+      `INSERT INTO log_entries (group_id, seq, kind, epoch, sender, message, digest, appended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ${NOW_MS})`
     ),
+    // Retention: a deleted message keeps its row (seq, digest: a replay is still refused) with no bytes, until its epoch is old.
+    pruneByAge: db.prepare<[number]>(
+      "UPDATE log_entries SET message = x'' WHERE kind = 'application' AND length(message) > 0 AND appended_at < ?"
+    ),
+    pruneByCount: db.prepare<[number]>(
+      `UPDATE log_entries SET message = x'' WHERE kind = 'application' AND length(message) > 0 AND seq <= (
+         SELECT newer.seq FROM log_entries AS newer WHERE newer.group_id = log_entries.group_id AND newer.kind = 'application'
+         ORDER BY newer.seq DESC LIMIT 1 OFFSET ?)`
+    ),
+    moveRetainedFrom: db.prepare(
+      `UPDATE groups SET log_retained_from = (
+         SELECT max(seq) + 1 FROM log_entries WHERE log_entries.group_id = groups.group_id AND kind = 'application' AND length(message) = 0)
+       WHERE log_retained_from <= (
+         SELECT max(seq) FROM log_entries WHERE log_entries.group_id = groups.group_id AND kind = 'application' AND length(message) = 0)`
+    ),
+    forgetDigests: db.prepare<[number]>(
+      `DELETE FROM log_entries WHERE kind = 'application' AND length(message) = 0
+         AND epoch < (SELECT groups.epoch FROM groups WHERE groups.group_id = log_entries.group_id) - ?`
+    ),
+    getRetainedFrom: db.prepare<[string], { log_retained_from: number }>('SELECT log_retained_from FROM groups WHERE group_id = ?'),
     readLog: db
       .prepare<[string, number, number, number], LogRow>(
-        'SELECT seq, kind, epoch, sender, message, digest FROM log_entries WHERE group_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?'
+        "SELECT seq, kind, epoch, sender, message, digest FROM log_entries WHERE group_id = ? AND seq > ? AND seq <= ? AND (kind <> 'application' OR length(message) > 0) ORDER BY seq LIMIT ?"
       )
       .safeIntegers(true),
     nextWelcomeSeq: db.prepare<[string], { n: number }>('SELECT coalesce(max(seq), 0) + 1 AS n FROM welcomes WHERE client_id = ?'),
@@ -467,6 +489,7 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
           const group = this.lockGroup(groupId)
           checkLogEntry(entry)
           if ((this.sql.hasDigest.get(groupId, entry.digest)?.n ?? 0) > 0) return { kind: 'duplicate' }
+          if (this.sql.inRoster.get(groupId, entry.sender) === undefined) return { kind: 'not-a-member' }
           const seq = group.lastSeq + 1
           this.sql.insertLog.run(groupId, seq, entry.kind, entry.epoch, entry.sender, entry.message, entry.digest)
           this.sql.setLastSeq.run(seq, groupId)
@@ -508,6 +531,27 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
       const rows = this.sql.readLog.all(groupId, afterSeq, untilSeq ?? Number.MAX_SAFE_INTEGER, sqlLimit(limit))
       return rows.map((r) => ({ seq: Number(r.seq), kind: r.kind, epoch: r.epoch, sender: r.sender, message: bytesOut(r.message), digest: r.digest }))
     })
+  }
+
+  async pruneLogs(pruning: LogPruning, options?: AbortOptions): Promise<{ deleted: number }> {
+    return this.run('pruneLogs', options, (db) => {
+      const result = db
+        .transaction((): { deleted: number } => {
+          const byAge = this.sql.pruneByAge.run(pruning.appendedBeforeMs).changes
+          const byCount = this.sql.pruneByCount.run(Math.min(Math.max(0, pruning.keepMessages), Number.MAX_SAFE_INTEGER)).changes
+          this.sql.moveRetainedFrom.run()
+          this.sql.forgetDigests.run(Math.max(0, pruning.keepDigestsForEpochs))
+          return { deleted: byAge + byCount }
+        })
+        .immediate()
+      // secure_delete zeroed the freed bytes in the new pages; the checkpoint replaces the old pages in the main file.
+      if (result.deleted > 0) this.requestTruncate()
+      return result
+    })
+  }
+
+  async logRetainedFrom(groupId: GroupIdHex, options?: AbortOptions): Promise<number | undefined> {
+    return this.run('logRetainedFrom', options, () => this.sql.getRetainedFrom.get(groupId)?.log_retained_from)
   }
 
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {

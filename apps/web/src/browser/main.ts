@@ -3,6 +3,7 @@ import { createMlsClient, MlsToolkitError } from '@mls/core'
 import { nobleCrypto } from '@mls/crypto-noble'
 import { openIndexedDbClientStore } from '@mls/storage-indexeddb'
 import { webSockets } from '@mls/transport-ws'
+import { EncryptedHistory } from './history-store.js'
 import { inspectGroup, nodeLevel, refreshedNodes, type GroupView, type TreeNodeView } from './inspect.js'
 
 /** A chat line, with its channel position. */
@@ -23,7 +24,14 @@ interface TimelineEntry {
   readonly refreshed: readonly number[]
 }
 
-/** What this browser keeps beside the MLS state (which lives in IndexedDB): the chat log and the inspector's history. */
+/** One group's chat log and inspector history, as stored (encrypted, see history-store.ts). */
+interface GroupLog {
+  messages: MessageEntry[]
+  timeline: TimelineEntry[]
+  authenticators: Record<string, { epoch: string; authenticator: string }>
+}
+
+/** What this browser keeps beside the MLS state (which lives in IndexedDB): the chat log and the inspector's history, by group. */
 interface AppLog {
   messages: Record<string, MessageEntry[]>
   timeline: Record<string, TimelineEntry[]>
@@ -47,13 +55,49 @@ const describe = (error: unknown): string =>
 let client: MlsClient | undefined
 let current: Group | undefined
 let log: AppLog = { messages: {}, timeline: {}, authenticators: {} }
+let history: EncryptedHistory<GroupLog> | undefined
 const lastTree = new Map<string, readonly TreeNodeView[]>()
 
-function logKey(): string {
+/** Where an earlier version of this app kept the log, in plaintext; moved into the encrypted history at sign-in. */
+function legacyLogKey(): string {
   return `mls-web:log:${client!.clientId}`
 }
-function saveLog(): void {
-  localStorage.setItem(logKey(), JSON.stringify(log))
+function groupLog(groupIdHex: string): GroupLog {
+  return { messages: log.messages[groupIdHex] ?? [], timeline: log.timeline[groupIdHex] ?? [], authenticators: log.authenticators[groupIdHex] ?? {} }
+}
+/** Groups this device left or was removed from: their history is deleted and stays so (until a new Welcome). */
+const forgotten = new Set<string>()
+function saveLog(groupIdHex: string): void {
+  if (forgotten.has(groupIdHex)) return
+  void history?.save(groupIdHex, groupLog(groupIdHex)).catch((error: unknown) => notice(`could not store the history: ${describe(error)}`, 'error'))
+}
+/** Forget a group's history, here and at rest: its log and its key. */
+function forgetLog(groupIdHex: string): void {
+  forgotten.add(groupIdHex)
+  delete log.messages[groupIdHex]
+  delete log.timeline[groupIdHex]
+  delete log.authenticators[groupIdHex]
+  void history
+    ?.delete(groupIdHex)
+    .then(() => notice(`deleted this device's history of ${groupIdHex.slice(0, 8)}`))
+    .catch((error: unknown) => notice(`could not delete the history: ${describe(error)}`, 'error'))
+}
+async function loadLog(): Promise<void> {
+  history = await EncryptedHistory.open<GroupLog>(`mls-web-history:${client!.clientId}`)
+  log = { messages: {}, timeline: {}, authenticators: {} }
+  const legacy = localStorage.getItem(legacyLogKey())
+  if (legacy !== null) {
+    const old = JSON.parse(legacy) as AppLog
+    for (const groupIdHex of new Set([...Object.keys(old.messages), ...Object.keys(old.timeline), ...Object.keys(old.authenticators)])) {
+      await history.save(groupIdHex, { messages: old.messages[groupIdHex] ?? [], timeline: old.timeline[groupIdHex] ?? [], authenticators: old.authenticators[groupIdHex] ?? {} })
+    }
+    localStorage.removeItem(legacyLogKey())
+  }
+  for (const [groupIdHex, stored] of await history.loadAll()) {
+    log.messages[groupIdHex] = stored.messages
+    log.timeline[groupIdHex] = stored.timeline
+    log.authenticators[groupIdHex] = stored.authenticators
+  }
 }
 function notice(text: string, kind: 'info' | 'error' = 'info'): void {
   const line = element('li', { class: kind, 'data-testid': 'notice' }, `${new Date().toLocaleTimeString()} ${text}`)
@@ -72,7 +116,7 @@ async function signIn(user: string, device: string, server: string): Promise<voi
     start: false
   })
   localStorage.setItem(SESSION_KEY, JSON.stringify({ user, device, server }))
-  log = JSON.parse(localStorage.getItem(logKey()) ?? 'null') ?? { messages: {}, timeline: {}, authenticators: {} }
+  await loadLog()
   for (const group of client.listGroups()) lastTree.set(group.groupIdHex, inspectGroup(group).tree)
   listen(client)
   await client.start()
@@ -94,16 +138,17 @@ function listen(c: MlsClient): void {
     } else {
       ;(log.messages[group.groupIdHex] ??= []).push({ seq: message.seq, epoch: message.epoch.toString(), sender: message.sender, text })
     }
-    saveLog()
+    saveLog(group.groupIdHex)
     render()
   })
   c.on('group:joined', ({ group }) => {
     notice(`joined group ${group.groupIdHex.slice(0, 8)} from a Welcome at epoch ${group.epoch}`)
+    forgotten.delete(group.groupIdHex)
     lastTree.set(group.groupIdHex, inspectGroup(group).tree)
     ;(log.timeline[group.groupIdHex] ??= []).push({ epoch: group.epoch.toString(), committer: '(joined by Welcome)', proposals: [], seq: group.cursor, refreshed: [] })
     if (current === undefined || current.status === 'removed') current = group
     announce(group)
-    saveLog()
+    saveLog(group.groupIdHex)
     render()
   })
   c.on('epoch:changed', ({ group, epoch, committer }) => {
@@ -118,7 +163,7 @@ function listen(c: MlsClient): void {
     })
     lastTree.set(group.groupIdHex, view.tree)
     announce(group)
-    saveLog()
+    saveLog(group.groupIdHex)
     render()
   })
   // A commit's membership change follows its epoch change at once: it names the commit's Add and Remove proposals.
@@ -130,11 +175,12 @@ function listen(c: MlsClient): void {
     if (last !== undefined && last.epoch === epoch.toString()) {
       entries[entries.length - 1] = { ...last, proposals: [...added.map((m) => `Add(${m})`), ...removed.map((m) => `Remove(${m})`)] }
     }
-    saveLog()
+    saveLog(group.groupIdHex)
     render()
   })
   c.on('group:removed', ({ group, by }) => {
     notice(`you were removed from ${group.groupIdHex.slice(0, 8)} by ${by ?? '?'}`, 'error')
+    forgetLog(group.groupIdHex)
     if (current === group) current = c.listGroups().find((g) => g.status !== 'removed')
     render()
   })
@@ -257,7 +303,7 @@ function wire(): void {
       current = await client!.createGroup()
       lastTree.set(current.groupIdHex, inspectGroup(current).tree)
       log.timeline[current.groupIdHex] = [{ epoch: '0', committer: `${client!.clientId} (created)`, proposals: [], seq: 0, refreshed: [] }]
-      saveLog()
+      saveLog(current.groupIdHex)
     })
   $('compose-form').onsubmit = (event) => {
     event.preventDefault()
@@ -285,6 +331,13 @@ function wire(): void {
     void act('remove', () => current!.removeMembers(targets))
   }
   $('update').onclick = () => void act('update', () => current!.update())
+  // Leaving is a self-Remove proposal; the group (and its history here) goes when a member's next commit includes it.
+  $('leave').onclick = () =>
+    void act('leave', async () => {
+      const group = current!
+      await group.leave()
+      notice(`asked to leave ${group.groupIdHex.slice(0, 8)}: you are removed with the next commit by a member`)
+    })
   $('safety-form').onsubmit = (event) => {
     event.preventDefault()
     const user = ($('safety-user') as HTMLInputElement).value.trim() || client!.userId

@@ -410,6 +410,20 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         expect((await store.readLog(G, 0, 10)).map((r) => r.seq)).toEqual([1, 2, 3])
       })
 
+      it('appends a message only from a sender in the roster at that instant: not-a-member once a commit removed it', async () => {
+        await store.createGroup(group())
+        const both = [{ leafIndex: 0, clientId: ALICE }, { leafIndex: 1, clientId: BOB }]
+        await store.appendCommit(G, commit(0n, 'add-bob', { roster: both }))
+        expect(await store.appendMessage(G, entry('from-bob', 'application', 1n, BOB))).toEqual({ kind: 'accepted', seq: 2 })
+        expect(await store.appendMessage(G, entry('from-carol', 'application', 1n, CAROL))).toEqual({ kind: 'not-a-member' })
+        // A caller that read the roster before this commit (another server instance) cannot get bob's message in.
+        await store.appendCommit(G, commit(1n, 'remove-bob'))
+        expect(await store.appendMessage(G, entry('late-bob', 'application', 1n, BOB))).toEqual({ kind: 'not-a-member' })
+        expect((await store.readLog(G, 0, 10)).map((r) => r.digest)).toEqual(['digest-add-bob', 'digest-from-bob', 'digest-remove-bob'])
+        expect(await store.getGroup(G)).toMatchObject({ lastSeq: 3 })
+        expect(await store.appendMessage(G, entry('from-alice', 'application', 2n, ALICE))).toEqual({ kind: 'accepted', seq: 4 })
+      })
+
       it('rejects appends to an unknown group with UNKNOWN_GROUP', async () => {
         await rejectsWithCode(store.appendMessage('cc03', entry('m')), 'UNKNOWN_GROUP')
         await rejectsWithCode(store.appendCommit('cc03', commit(0n, 'c')), 'UNKNOWN_GROUP')
@@ -418,7 +432,7 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
 
       it('reads the log by range, limit and untilSeq, with every field', async () => {
         await store.createGroup(group())
-        await store.appendCommit(G, commit(0n, 'c1'))
+        await store.appendCommit(G, commit(0n, 'c1', { roster: [{ leafIndex: 0, clientId: ALICE }, { leafIndex: 1, clientId: BOB }] }))
         for (let i = 2; i <= 10; i++) await store.appendMessage(G, entry(`m${i}`, 'application', 1n, i % 2 === 0 ? ALICE : BOB))
         const all = await store.readLog(G, 0, 100)
         expect(all).toHaveLength(10)
@@ -461,6 +475,80 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         ;(g?.access as AccessWindow[]).splice(0)
         expect(await store.getGroup(G)).toMatchObject({ roster: [{ leafIndex: 0, clientId: ALICE }], access: [{ clientId: ALICE, fromSeq: 0, untilSeq: null }] })
       })
+    })
+
+    describe('log retention', () => {
+      /** Everything in the past and nothing kept by count: only what `pruning` names goes. */
+      const NEVER_BY_AGE = 0
+      const ALL_BY_COUNT = Number.MAX_SAFE_INTEGER
+
+      it('keeps the newest messages by count, never commits or proposals, and moves the retained start past the last one deleted', async () => {
+        await store.createGroup(group())
+        await store.createGroup(group('bb02'))
+        expect(await store.logRetainedFrom(G)).toBe(1)
+        expect(await store.logRetainedFrom('cc03')).toBeUndefined()
+        await store.appendCommit(G, commit(0n, 'c1')) // 1
+        for (let i = 2; i <= 6; i++) await store.appendMessage(G, entry(`m${i}`, 'application', 1n)) // 2..6
+        await store.appendCommit(G, commit(1n, 'c7')) // 7
+        await store.appendMessage(G, entry('m8', 'application', 2n)) // 8
+        await store.appendMessage('bb02', entry('other', 'application', 0n))
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 2, keepDigestsForEpochs: 10 })).toEqual({ deleted: 4 })
+        expect((await store.readLog(G, 0, 100)).map((r) => r.seq)).toEqual([1, 6, 7, 8])
+        expect(await store.logRetainedFrom(G)).toBe(6)
+        expect(await store.logRetainedFrom('bb02')).toBe(1)
+        expect((await store.readLog('bb02', 0, 100)).map((r) => r.digest)).toEqual(['digest-other'])
+        // A deleted message's digest still refuses its replay; the log continues after the last seq.
+        expect(await store.appendMessage(G, entry('m3', 'application', 2n))).toEqual({ kind: 'duplicate' })
+        expect(await store.appendMessage(G, entry('m9', 'application', 2n))).toEqual({ kind: 'accepted', seq: 9 })
+        // Pruning again with the same rule deletes only what it newly selects; the start never moves back.
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 2, keepDigestsForEpochs: 10 })).toEqual({ deleted: 1 })
+        expect((await store.readLog(G, 5, 100)).map((r) => r.seq)).toEqual([7, 8, 9])
+        expect(await store.logRetainedFrom(G)).toBe(7)
+        expect(await store.getGroup(G)).toMatchObject({ epoch: 2n, lastSeq: 9 })
+      })
+
+      it('deletes messages appended before a time, of every group', async () => {
+        await store.createGroup(group())
+        await store.createGroup(group('bb02'))
+        await store.appendMessage(G, entry('old-a'))
+        await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p', 'proposal'), publicState: { epoch: 0n, state: payload('ps'), groupInfo: undefined } })
+        await store.appendMessage('bb02', entry('old-b'))
+        const before = Date.now() + 1
+        // Nothing appended after `before` is old enough: prune by age with nothing kept by count.
+        expect(await store.pruneLogs({ appendedBeforeMs: before, keepMessages: ALL_BY_COUNT, keepDigestsForEpochs: 10 })).toEqual({ deleted: 2 })
+        expect((await store.readLog(G, 0, 100)).map((r) => r.kind)).toEqual(['proposal'])
+        expect(await store.readLog('bb02', 0, 100)).toEqual([])
+        expect(await store.logRetainedFrom(G)).toBe(2)
+        expect(await store.logRetainedFrom('bb02')).toBe(2)
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: ALL_BY_COUNT, keepDigestsForEpochs: 10 })).toEqual({ deleted: 0 })
+      })
+
+      if (init.rawBytes !== undefined) {
+        const rawBytes = init.rawBytes
+        it('does not keep the bytes of deleted messages', async () => {
+          await store.createGroup(group())
+          await store.appendMessage(G, entry('secret-1'))
+          await store.appendMessage(G, entry('kept-2'))
+          expect(contains(await rawBytes(store), payload('msg:secret-1', 64))).toBe(true)
+          expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 1, keepDigestsForEpochs: 10 })).toEqual({ deleted: 1 })
+          const raw = await rawBytes(store)
+          expect(contains(raw, payload('msg:secret-1', 64))).toBe(false)
+          expect(contains(raw, payload('msg:kept-2', 64))).toBe(true)
+        })
+      }
+
+      if (init.reopen !== undefined) {
+        const reopen = init.reopen
+        it('keeps the retained start across a restart', async () => {
+          await store.createGroup(group())
+          for (let i = 1; i <= 3; i++) await store.appendMessage(G, entry(`m${i}`))
+          await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 1, keepDigestsForEpochs: 0 })
+          store = await reopen(store)
+          expect(await store.logRetainedFrom(G)).toBe(3)
+          expect((await store.readLog(G, 0, 10)).map((r) => r.seq)).toEqual([3])
+          expect(await store.appendMessage(G, entry('m4'))).toEqual({ kind: 'accepted', seq: 4 })
+        })
+      }
     })
 
     describe('lifecycle', () => {

@@ -169,6 +169,29 @@ export type AppendMessageResult =
       /** The same message is already in the log; nothing changed. */
       readonly kind: 'duplicate'
     }
+  | {
+      /** The sender is not in the group's roster (checked in the same transaction as the append); nothing changed. */
+      readonly kind: 'not-a-member'
+    }
+
+/**
+ * What `pruneLogs` deletes (log retention, docs/server.md). Only application
+ * messages are deleted; commits and proposals, which a member needs to catch
+ * up, are kept.
+ */
+export interface LogPruning {
+  /** Delete application messages appended before this time (milliseconds since the epoch, by the store's clock). */
+  readonly appendedBeforeMs: number
+  /** Keep at most this many of each group's newest application messages; delete the older ones. */
+  readonly keepMessages: number
+  /**
+   * A deleted message leaves its digest behind (so a replay is still
+   * refused) while its epoch is within this many epochs of the group's
+   * current one; older digests are dropped too (the channel refuses those
+   * epochs anyway).
+   */
+  readonly keepDigestsForEpochs: number
+}
 
 /**
  * Durable state of the Directory and the Group Channel. The services decide;
@@ -270,7 +293,13 @@ export interface ServerStore {
     },
     options?: AbortOptions
   ): Promise<AppendCommitResult>
-  /** Append an application message; `duplicate` when the digest is already in the group's log. */
+  /**
+   * Append an application message; `duplicate` when the digest is already in
+   * the group's log, `not-a-member` when `entry.sender` is not in the group's
+   * roster at that instant (so a member removed through one server instance
+   * cannot get a message appended through another that read the roster
+   * before the removal).
+   */
   appendMessage(groupId: GroupIdHex, entry: Omit<LogRecord, 'seq'>, options?: AbortOptions): Promise<AppendMessageResult>
   /** Log entries with `afterSeq < seq <= untilSeq` (all when `untilSeq` is omitted), ascending, at most `limit`; `[]` for an unknown group. */
   readLog(
@@ -280,6 +309,21 @@ export interface ServerStore {
     untilSeq?: number,
     options?: AbortOptions
   ): Promise<LogRecord[]>
+  /**
+   * Log retention, over every group in one transaction: delete the
+   * application messages `pruning` selects (their bytes are gone; where
+   * the backend allows, securely), and move each affected group's retained
+   * start past the last one deleted. `readLog` never returns a deleted
+   * message. Resolves with how many messages were deleted.
+   */
+  pruneLogs(pruning: LogPruning, options?: AbortOptions): Promise<{ /** Application messages deleted. */ deleted: number }>
+  /**
+   * The seq from which the group's log is complete: every entry with a seq
+   * at or above it is kept; below it, application messages may have been
+   * deleted by `pruneLogs`. 1 when nothing was deleted; `undefined` for an
+   * unknown group.
+   */
+  logRetainedFrom(groupId: GroupIdHex, options?: AbortOptions): Promise<number | undefined>
   /** Welcomes for `clientId` after `afterSeq`, ascending, at most `limit`; `[]` for an empty mailbox. */
   readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]>
 

@@ -1,0 +1,85 @@
+import type { ServerStore } from '@mls/core/interfaces'
+
+/** How long the Group Channel keeps application messages (docs/server.md, "Log retention"). */
+export interface LogRetentionPolicy {
+  /** Delete application messages older than this many seconds; 0 keeps them regardless of age. */
+  readonly maxAgeSeconds: number
+  /** Keep at most this many of each group's newest application messages; 0 keeps them regardless of count. */
+  readonly maxMessages: number
+  /** Seconds between two passes (the first runs at once). */
+  readonly intervalSeconds: number
+  /**
+   * A deleted message's digest is kept (so its replay is still refused) while
+   * its epoch is within this many epochs of the group's; default 2, the
+   * channel's `epochWindow` default (older epochs are refused anyway).
+   */
+  readonly keepDigestsForEpochs?: number
+}
+
+/** A running retention loop. */
+export interface LogRetention {
+  /** One pass now: delete what the policy selects. Resolves with how many messages were deleted. */
+  runOnce(): Promise<{ deleted: number }>
+  /** Stop the loop and wait for a pass in progress. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** Observers of a retention loop. */
+export interface LogRetentionHooks {
+  /** After each pass: how many messages it deleted and how long it took. */
+  onPass?(result: { deleted: number; milliseconds: number }): void
+  /** A pass failed (it is tried again at the next interval). */
+  onError?(error: unknown): void
+  /** The clock (milliseconds since the epoch); default `Date.now`. */
+  now?: () => number
+}
+
+/**
+ * Apply `policy` to every group's log in `store`, once at start and then every
+ * `intervalSeconds`. Only application messages are deleted; commits and
+ * proposals are kept so a member that was away can still follow every epoch.
+ * A member whose cursor is before a deleted message gets `CURSOR_EXPIRED`
+ * from `fetchEntries` and resyncs by external commit. With several instances
+ * on one database, each may run it (PostgreSQL serializes the passes).
+ */
+export function startLogRetention(
+  store: ServerStore,
+  policy: LogRetentionPolicy,
+  hooks: LogRetentionHooks = {}
+): LogRetention {
+  const now = hooks.now ?? Date.now
+  let running: Promise<{ deleted: number }> | undefined
+  let stopped = false
+  const runOnce = (): Promise<{ deleted: number }> => {
+    running ??= (async () => {
+      const started = now()
+      try {
+        const result = await store.pruneLogs({
+          appendedBeforeMs: policy.maxAgeSeconds > 0 ? started - policy.maxAgeSeconds * 1000 : 0,
+          keepMessages: policy.maxMessages > 0 ? policy.maxMessages : Number.MAX_SAFE_INTEGER,
+          keepDigestsForEpochs: policy.keepDigestsForEpochs ?? 2
+        })
+        hooks.onPass?.({ deleted: result.deleted, milliseconds: now() - started })
+        return result
+      } finally {
+        running = undefined
+      }
+    })()
+    return running
+  }
+  const pass = (): void => {
+    if (stopped) return
+    runOnce().catch((error: unknown) => hooks.onError?.(error))
+  }
+  const timer = setInterval(pass, Math.max(1, policy.intervalSeconds) * 1000)
+  timer.unref?.()
+  pass()
+  return {
+    runOnce,
+    stop: async () => {
+      stopped = true
+      clearInterval(timer)
+      await running?.catch(() => undefined)
+    }
+  }
+}
