@@ -22,6 +22,7 @@ import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
 import { commitRequest, externalCommitter } from './group-info.js'
 import { isOwnTrouble, wrapMlsFailure } from './one-rule.js'
+import { noProgress } from './paging.js'
 import { memberAtLeaf, membersOf, withCurrentHistory } from './mls-adapter.js'
 import { decodeIntent, decodeMessage, decodeState, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
 import type {
@@ -357,7 +358,8 @@ export class Group {
     for (;;) {
       if (this.meta.status === 'failed') await this.lock.run(() => this.rejoin())
       if (this.meta.status === 'removed' || this.meta.status === 'failed') return
-      const entries = await this.components.channel.fetchEntries(this.groupId, this.meta.cursor, { limit: FETCH_PAGE })
+      const cursor = this.meta.cursor
+      const entries = await this.components.channel.fetchEntries(this.groupId, cursor, { limit: FETCH_PAGE })
       if (entries.length === 0) return this.lock.run(() => this.finishJoining())
       for (const entry of entries) {
         await this.lock.run(async () => {
@@ -365,6 +367,8 @@ export class Group {
         })
         if (this.isFailed()) break
       }
+      // A page that moved nothing (entries seen before, a gap, seqs going backwards) would be fetched again forever.
+      if (this.meta.cursor === cursor && !this.isFailed()) throw noProgress(`the log of group ${this.groupIdHex}`, cursor, entries)
     }
   }
 

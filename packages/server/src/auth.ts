@@ -81,7 +81,7 @@ export function createAuthService(deps: {
       if (!(signaturePublicKey instanceof Uint8Array) || !(signature instanceof Uint8Array)) {
         throw new ServiceError('INVALID_ARGUMENT', 'signaturePublicKey and signature must be bytes')
       }
-      if (!fresh) throw new ServiceError('AUTHENTICATION_FAILED', 'The challenge was not issued, expired or was already used')
+      if (!fresh) throw new ServiceError('AUTHENTICATION_FAILED', 'The challenge was not issued, expired or was already used', { details: { reason: 'challenge-expired' } })
       const impl = await suites.impl(ciphersuite)
       if (!(await verifyChallenge(challenge, clientId, signaturePublicKey, signature, impl))) {
         throw new ServiceError('AUTHENTICATION_FAILED', `The challenge signature of ${clientId} does not verify`)
