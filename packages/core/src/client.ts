@@ -161,9 +161,15 @@ export interface ClientEvents {
   /** A Welcome was processed and the group persisted. */
   'group:joined': { group: Group }
   /** The `welcomePolicy` declined an invitation: the Welcome was consumed and nothing was joined. */
-  'welcome:declined': { invitation: Invitation }
+  'welcome:declined': {
+    /** The invitation declined. */
+    invitation: Invitation
+  }
   /** The `welcomePolicy` asked: the invitation waits for `acceptInvitation` or `declineInvitation`. */
-  'invitation:pending': { invitation: Invitation }
+  'invitation:pending': {
+    /** The invitation waiting for the app. */
+    invitation: Invitation
+  }
   /** A Welcome could not be processed (bad input); it is skipped and nothing was joined. */
   'welcome:rejected': { error: MlsToolkitError; seq: number }
   /**
@@ -195,7 +201,10 @@ export interface ClientEvents {
    * operation stopped instead of looping; nothing durable changed, and the
    * next sync (after backoff) asks again.
    */
-  'server:misbehaving': { error: MlsToolkitError }
+  'server:misbehaving': {
+    /** What the server did (`SERVER_MISBEHAVING`, `details.reason`). */
+    error: MlsToolkitError
+  }
 }
 
 interface IdentityRecord {
@@ -411,7 +420,10 @@ export class MlsClient {
       this.reportMisbehaviour(error)
       throw error
     } finally {
-      await this.saveActivity()
+      // Only the order of later syncs depends on it: a failed write is tried again at the next sync or close.
+      await this.saveActivity().catch(() => {
+        this.activityChanged = true
+      })
     }
     this.setConnectionState('online')
   }

@@ -17,7 +17,9 @@ import { toHex } from './bytes.js'
 export interface Invitation {
   /** Its position in the Welcome mailbox; `acceptInvitation`/`declineInvitation` take it. */
   readonly id: number
+  /** The group it invites to. */
   readonly groupId: Uint8Array
+  /** `groupId` in hex, as `client.group()` takes it. */
   readonly groupIdHex: string
   /** The member who signed the GroupInfo: the committer who added this client. */
   readonly inviter: Member | undefined
