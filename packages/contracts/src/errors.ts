@@ -56,6 +56,7 @@ export type ErrorCode =
   | 'TRANSPORT_TIMEOUT'
   | 'TRANSPORT_PROTOCOL'
   | 'TRANSPORT_UNAVAILABLE'
+  | 'SERVER_MISBEHAVING'
   | 'INTERNAL'
   // transport (WebSocket protocol)
   | 'NOT_AUTHENTICATED'

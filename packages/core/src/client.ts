@@ -38,6 +38,9 @@ import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
 import { Group, isOwnTrouble, type CommitOutcome, type GroupComponents, type GroupEvents, type ValidatedKeyPackage } from './group.js'
 import { groupInfoMessage } from './group-info.js'
+import { noProgress } from './paging.js'
+import { describeInvitation, type Invitation, type WelcomeDecision, type WelcomePolicy } from './welcome-policy.js'
+import { eachLimited, pacedConnection, resolvePacing, type Pacing, type PacingOptions } from './pacing.js'
 
 /** The mandatory-to-implement suite, the default. */
 export const DEFAULT_CIPHERSUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
@@ -115,6 +118,27 @@ export interface MlsClientInit {
    * the Authentication Service). Default `basicCredentials`.
    */
   credentials?: CredentialValidator
+  /**
+   * How requests and group catch-ups are paced (docs/core.md, "Pacing"):
+   * requests in flight, groups synced at once (most recently active first),
+   * and retries after `RATE_LIMITED`. Defaults: 8, 4, 8 retries.
+   */
+  pacing?: PacingOptions
+  /**
+   * Which invitations (Welcomes in the mailbox) to join: called for each
+   * Welcome that passed every check, before anything is stored
+   * (docs/core.md, "Invitations"). Default: accept all, as before the hook;
+   * `welcomesFrom(isContact)` accepts the app's contacts and asks about the rest.
+   */
+  welcomePolicy?: WelcomePolicy
+}
+
+/** A Welcome kept until the app decides (`welcomePolicy` answered `ask`). */
+interface InvitationRecord {
+  entry: WelcomeEntry
+  invitation: Invitation
+  /** The store key of the one-time KeyPackage it was built for; none for the last-resort one. */
+  keyPackageKey: string | undefined
 }
 
 /** What `addUsers` did: the commit outcome, and the devices left out. */
@@ -151,6 +175,16 @@ export interface ClientEvents {
   'group:joined': {
     /** The joined group (in the `joining` state until it caught up). */
     group: Group
+  }
+  /** The `welcomePolicy` declined an invitation: the Welcome was consumed and nothing was joined. */
+  'welcome:declined': {
+    /** The invitation declined. */
+    invitation: Invitation
+  }
+  /** The `welcomePolicy` asked: the invitation waits for `acceptInvitation` or `declineInvitation`. */
+  'invitation:pending': {
+    /** The invitation waiting for the app. */
+    invitation: Invitation
   }
   /** A Welcome could not be processed (bad input); it is skipped and nothing was joined. */
   'welcome:rejected': {
@@ -195,6 +229,16 @@ export interface ClientEvents {
   'contact:changed': ContactChange
   /** A device was left out while adding its user (its KeyPackage failed validation). */
   'device:skipped': SkippedDevice
+  /**
+   * The server answered in a way that cannot be right (`SERVER_MISBEHAVING`,
+   * e.g. a page of a log or of the Welcome mailbox that never advances). The
+   * operation stopped instead of looping; nothing durable changed, and the
+   * next sync (after backoff) asks again.
+   */
+  'server:misbehaving': {
+    /** What the server did (`SERVER_MISBEHAVING`, `details.reason`). */
+    error: MlsToolkitError
+  }
 }
 
 interface IdentityRecord {
@@ -259,6 +303,11 @@ export class MlsClient {
   private retryTimer: unknown
   private retryDelayMs = 0
   private contactBook: ContactBook | undefined
+  private readonly pacing: Pacing
+  /** When each group last had traffic (ms), by group id: `sync()` catches the most recent up first. */
+  private activity: Map<string, number> | undefined
+  private activityChanged = false
+  private readonly reported = new WeakSet<object>()
 
   /** @internal use `createMlsClient` */
   constructor(
@@ -271,6 +320,7 @@ export class MlsClient {
     this.deviceId = identity.deviceId
     this.clientId = clientIdUnder(init.credentials ?? basicCredentials, identity.userId, identity.deviceId)
     this.ciphersuite = identity.ciphersuite
+    this.pacing = resolvePacing(init.pacing)
   }
 
   /** Listen to `type` (see `ClientEvents`); returns a function that stops listening. */
@@ -320,6 +370,8 @@ export class MlsClient {
 
   /** @internal Load the groups from the store: no network, no events. */
   async load(): Promise<void> {
+    const activity = await this.init.store.get(storeKeys.groupActivity)
+    this.activity = new Map(Object.entries(activity === undefined ? {} : decodeRecord<Record<string, number>>(activity, 'group activity')))
     for (const entry of await this.init.store.list(storeKeys.groupPrefix)) {
       if (!entry.key.endsWith('/meta')) continue
       const gid = entry.key.slice(storeKeys.groupPrefix.length, -'/meta'.length)
@@ -334,8 +386,10 @@ export class MlsClient {
    * unless given `start: false`; calling it again returns the same promise.
    */
   start(): Promise<void> {
-    this.starting ??= this.connect().catch((error: unknown) => {
+    this.starting ??= this.connect().catch(async (error: unknown) => {
       this.starting = undefined
+      // A start that failed leaves no session open: the caller may start again (or close).
+      await this.disconnect()
       throw error
     })
     return this.starting
@@ -354,13 +408,14 @@ export class MlsClient {
     await this.connection?.close()
     this.setConnectionState('connecting')
     try {
-      this.connection = await transport.connect({
+      const connection = await transport.connect({
         clientId: this.clientId,
         signaturePublicKey: identity.signaturePublicKey,
         ciphersuite: identity.ciphersuite,
         register: !identity.registered,
         signChallenge: (challenge, binding) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs, binding)
       })
+      this.connection = pacedConnection(connection, this.pacing, this.timers())
     } catch (cause) {
       this.connection = undefined
       this.connectionUsable = false
@@ -396,13 +451,20 @@ export class MlsClient {
   async sync(): Promise<void> {
     try {
       await this.processWelcomes()
-      const live = [...this.groups.values()].filter((g) => ['joining', 'active', 'committing', 'failed'].includes(g.status))
-      const results = await Promise.allSettled(live.map((g) => g.recover()))
+      const live = this.byActivity([...this.groups.values()].filter((g) => ['joining', 'active', 'committing', 'failed'].includes(g.status)))
+      // Paced: a few groups at a time, the most recently active first (an invitation flood waits its turn).
+      const results = await eachLimited(live, this.pacing.maxGroupsInFlight, (g) => g.recover())
       const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
       if (failure !== undefined) throw failure.reason
     } catch (error) {
       if (isTransportFailure(error)) this.setConnectionState('offline', error)
+      this.reportMisbehaviour(error)
       throw error
+    } finally {
+      // Only the order of later syncs depends on it: a failed write is tried again at the next sync or close.
+      await this.saveActivity().catch(() => {
+        this.activityChanged = true
+      })
     }
     this.setConnectionState('online')
   }
@@ -495,9 +557,13 @@ export class MlsClient {
           const group = await this.joinFromWelcome(entry)
           if (group !== undefined) out.push(group)
         }
+        // Welcomes seen before, or seqs going backwards, would be fetched again forever.
+        if ((await this.welcomeCursor()) === cursor) throw noProgress('the Welcome mailbox', cursor, entries)
       }
     })
-    await Promise.all(joined.map((g) => g.sync()))
+    const results = await eachLimited(joined, this.pacing.maxGroupsInFlight, (g) => g.sync())
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failure !== undefined) throw failure.reason
     if (joined.length > 0) await this.replenishKeyPackages()
     return joined
   }
@@ -515,14 +581,26 @@ export class MlsClient {
     this.unsubscribe?.()
     this.unsubscribe = undefined
     await this.connection?.close()
+    await this.saveActivity().catch(() => undefined)
     await this.init.store.close()
     this.state = 'closed'
     this.events.emit('connection:state', { state: 'closed' })
   }
 
-  private async joinFromWelcome(entry: WelcomeEntry, outOfBand = false): Promise<Group | undefined> {
+  /**
+   * `mailbox`: a Welcome from the mailbox (the policy decides, the cursor
+   * moves); `out-of-band`: `joinWelcome` (the cursor stays); `invitation`: a
+   * pending invitation the app accepted (its record goes).
+   */
+  private async joinFromWelcome(entry: WelcomeEntry, mode: 'mailbox' | 'out-of-band' | 'invitation' = 'mailbox'): Promise<Group | undefined> {
+    const outOfBand = mode !== 'mailbox'
     // A Welcome handed over out of band is not in this client's mailbox: the mailbox cursor stays.
-    const advance: StoreOperation[] = outOfBand ? [] : [{ type: 'put', key: storeKeys.welcomeCursor, value: encodeRecord(entry.seq) }]
+    const advance: StoreOperation[] =
+      mode === 'mailbox'
+        ? [{ type: 'put', key: storeKeys.welcomeCursor, value: encodeRecord(entry.seq) }]
+        : mode === 'invitation'
+          ? [{ type: 'delete', key: storeKeys.invitation(entry.seq) }]
+          : []
     try {
       const decoded = decodeLeadingMessage(entry.welcome)
       if (decoded?.wireformat !== 'mls_welcome') throw new MessageError('WELCOME_INVALID', 'Not a Welcome')
@@ -558,6 +636,25 @@ export class MlsClient {
       const existing = this.groups.get(gid)
       if (existing !== undefined && existing.status !== 'removed') throw new MessageError('WELCOME_INVALID', 'Already a member of that group')
       const consumeKeyPackage: StoreOperation[] = match.record.lastResort ? [] : [{ type: 'delete', key: match.key }]
+      if (mode === 'mailbox' && this.init.welcomePolicy !== undefined) {
+        const validator = this.init.credentials ?? basicCredentials
+        const invitation = await describeInvitation(entry.seq, welcome, match.keyPackage, match.record.initPrivateKey, state, this.cs, validator)
+        const decision = await this.decide(invitation)
+        if (decision !== 'accept') {
+          // Nothing of the group is kept: its state (and our key copies in it) is dropped here.
+          for (const secret of Object.values(state.keySchedule)) zeroOutUint8Array(secret)
+          zeroOutUint8Array(privateKeys.initPrivateKey)
+          if (decision === 'decline') {
+            await this.init.store.write([...advance, ...consumeKeyPackage])
+            this.events.emit('welcome:declined', { invitation })
+          } else {
+            const record: InvitationRecord = { entry, invitation, keyPackageKey: match.record.lastResort ? undefined : match.key }
+            await this.init.store.write([...advance, { type: 'put', key: storeKeys.invitation(entry.seq), value: encodeRecord(record) }])
+            this.events.emit('invitation:pending', { invitation })
+          }
+          return undefined
+        }
+      }
       const group = await Group.persistNew(this.components(), state, entry.commitSeq, [...advance, ...consumeKeyPackage], 'joining')
       // The leaf's HPKE key now lives (as a copy) in the group state; the init key is spent.
       zeroAll([privateKeys.initPrivateKey, match.record.initPrivateKey, match.record.hpkePrivateKey])
@@ -568,6 +665,8 @@ export class MlsClient {
       // Own trouble: the cursor stays, so the Welcome is processed again on the next sync.
       if (isOwnTrouble(cause)) throw cause
       const error = MlsToolkitError.isInstance(cause) ? cause : new MessageError('WELCOME_INVALID', 'Welcome rejected', { cause })
+      // An accepted invitation that cannot be joined any more is dropped.
+      if (mode === 'invitation') await this.init.store.write(advance)
       if (outOfBand) throw error
       await this.init.store.write(advance)
       this.events.emit('welcome:rejected', { error, seq: entry.seq })
@@ -598,6 +697,7 @@ export class MlsClient {
 
   private backgroundFailure(error: unknown): void {
     if (this.closed) return
+    this.reportMisbehaviour(error)
     if (isTransportFailure(error)) this.setConnectionState('offline', error)
     if (errorCode(error) === 'TRANSPORT_CLOSED') this.connectionUsable = false
     this.events.emit('sync:failed', { error })
@@ -628,6 +728,52 @@ export class MlsClient {
     return this.init.timers ?? { setTimeout: (callback, delayMs) => setTimeout(callback, delayMs), clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>) }
   }
 
+  /** Emit `server:misbehaving` once per error. */
+  private reportMisbehaviour(error: unknown): void {
+    if (errorCode(error) !== 'SERVER_MISBEHAVING' || !MlsToolkitError.isInstance(error) || this.reported.has(error)) return
+    this.reported.add(error)
+    this.events.emit('server:misbehaving', { error })
+  }
+
+  /** Close the session (not the store) after a failed start; the client may start again. */
+  private async disconnect(): Promise<void> {
+    if (this.retryTimer !== undefined) this.timers().clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+    this.connectionUsable = false
+    const connection = this.connection
+    this.connection = undefined
+    await connection?.close().catch(() => undefined)
+    this.setConnectionState('offline')
+  }
+
+  /** @internal After `createMlsClient` failed to start it: nothing left open, nothing restarts; the caller's store stays open. */
+  async abandon(): Promise<void> {
+    await this.disconnect()
+    this.closed = true
+  }
+
+  /** Groups ordered by their last traffic, most recent first (never-active groups last, in their order). */
+  private byActivity(groups: Group[]): Group[] {
+    const at = (g: Group) => this.activity?.get(g.groupIdHex) ?? 0
+    return groups.map((g, index) => ({ g, index })).sort((a, b) => at(b.g) - at(a.g) || a.index - b.index).map((x) => x.g)
+  }
+
+  private touch(group: Group): void {
+    this.activity ??= new Map()
+    this.activity.set(group.groupIdHex, this.now())
+    this.activityChanged = true
+  }
+
+  /** One small record, written after a sync and at close (a lost update only costs sync order). */
+  private async saveActivity(): Promise<void> {
+    if (!this.activityChanged || this.activity === undefined) return
+    this.activityChanged = false
+    const known = Object.fromEntries([...this.activity].filter(([gid]) => this.groups.has(gid)))
+    await this.init.store.write([{ type: 'put', key: storeKeys.groupActivity, value: encodeRecord(known) }])
+  }
+
   private setConnectionState(state: ConnectionState, cause?: unknown): void {
     if (this.closed || this.state === state) return
     this.state = state
@@ -637,7 +783,10 @@ export class MlsClient {
   /** Keep `group` and forward its events to the client-wide stream. */
   private adopt(group: Group): Group {
     this.groups.set(group.groupIdHex, group)
-    group.on('message:received', (message) => this.events.emit('message:received', { group, message }))
+    group.on('message:received', (message) => {
+      this.touch(group)
+      this.events.emit('message:received', { group, message })
+    })
     group.on('message:rejected', (event) => this.events.emit('message:rejected', { ...event, group }))
     group.on('epoch:changed', (event) => this.events.emit('epoch:changed', { ...event, group }))
     group.on('members:changed', (event) => this.events.emit('members:changed', { ...event, group }))
@@ -826,6 +975,53 @@ export class MlsClient {
     return this.init.now?.() ?? Date.now()
   }
 
+  /** The invitations waiting for the app's decision (`welcomePolicy` answered `ask`), oldest first. */
+  async invitations(): Promise<Invitation[]> {
+    return (await this.init.store.list(storeKeys.invitationPrefix)).map((e) => decodeRecord<InvitationRecord>(e.value, 'invitation').invitation).sort((a, b) => a.id - b.id)
+  }
+
+  /**
+   * Join the group of a pending invitation (checked again, as a Welcome from
+   * the mailbox) and catch it up. `INVALID_ARGUMENT` for an unknown id;
+   * `WELCOME_INVALID` when it can no longer be joined (the invitation is then dropped).
+   */
+  async acceptInvitation(id: number): Promise<Group> {
+    const record = await this.invitationRecord(id)
+    const group = await this.welcomeLock.run(() => this.joinFromWelcome(record.entry, 'invitation'))
+    if (group === undefined) throw new MessageError('WELCOME_INVALID', 'Welcome rejected')
+    this.touch(group)
+    await group.sync().catch((error: unknown) => this.backgroundFailure(error))
+    return group
+  }
+
+  /** Drop a pending invitation without joining; a one-time KeyPackage it used is deleted. `INVALID_ARGUMENT` for an unknown id. */
+  async declineInvitation(id: number): Promise<void> {
+    await this.welcomeLock.run(async () => {
+      const record = await this.invitationRecord(id)
+      const operations: StoreOperation[] = [{ type: 'delete', key: storeKeys.invitation(id) }]
+      if (record.keyPackageKey !== undefined) operations.push({ type: 'delete', key: record.keyPackageKey })
+      await this.init.store.write(operations)
+      this.events.emit('welcome:declined', { invitation: record.invitation })
+    })
+  }
+
+  private async invitationRecord(id: number): Promise<InvitationRecord> {
+    if (!Number.isSafeInteger(id)) throw new UsageError('INVALID_ARGUMENT', 'An invitation id is an integer')
+    const bytes = await this.init.store.get(storeKeys.invitation(id))
+    if (bytes === undefined) throw new UsageError('INVALID_ARGUMENT', `No pending invitation ${id}`)
+    return decodeRecord<InvitationRecord>(bytes, 'invitation')
+  }
+
+  /** The app's decision on an invitation; a policy that throws or answers nonsense means `ask`. */
+  private async decide(invitation: Invitation): Promise<WelcomeDecision> {
+    try {
+      const decision = await this.init.welcomePolicy?.(invitation)
+      return decision === 'accept' || decision === 'decline' ? decision : 'ask'
+    } catch {
+      return 'ask'
+    }
+  }
+
   /**
    * Join from a Welcome handed over outside the channel (an MLSMessage), for
    * a group whose log is on this client's Group Channel; `commitSeq` is the
@@ -841,7 +1037,7 @@ export class MlsClient {
   async joinWelcome(welcome: Uint8Array, options: { commitSeq: number }): Promise<Group> {
     if (!(welcome instanceof Uint8Array)) throw new UsageError('INVALID_ARGUMENT', 'welcome must be bytes')
     if (!Number.isSafeInteger(options?.commitSeq) || options.commitSeq < 0) throw new UsageError('INVALID_ARGUMENT', 'commitSeq must be a non-negative integer')
-    const group = await this.welcomeLock.run(() => this.joinFromWelcome({ seq: 0, groupId: new Uint8Array(), welcome, commitSeq: options.commitSeq }, true))
+    const group = await this.welcomeLock.run(() => this.joinFromWelcome({ seq: 0, groupId: new Uint8Array(), welcome, commitSeq: options.commitSeq }, 'out-of-band'))
     if (group === undefined) throw new MessageError('WELCOME_INVALID', 'Welcome rejected')
     return group
   }
@@ -907,7 +1103,15 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
   const client = new MlsClient(init, cs, identity, clientConfig)
   holder.client = client
   await client.load()
-  if (init.start !== false) await client.start()
+  if (init.start !== false) {
+    try {
+      await client.start()
+    } catch (error) {
+      // The caller never gets this client: leave nothing open or scheduled (its store stays the caller's).
+      await client.abandon()
+      throw error
+    }
+  }
   return client
 }
 

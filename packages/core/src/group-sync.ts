@@ -1,5 +1,7 @@
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import { MessageError, MlsToolkitError } from './errors.js'
+import { noProgress } from './paging.js'
+import { toHex } from './bytes.js'
 import type { GroupStatus } from './group-types.js'
 
 /** Entries asked for per fetch; the server may return fewer. */
@@ -90,9 +92,10 @@ export class ChannelSync {
     for (;;) {
       if (this.target.status() === 'failed') await this.target.rejoin()
       if (this.target.status() === 'removed' || this.target.status() === 'failed') return
+      const cursor = this.target.cursor()
       let entries: ChannelEntry[]
       try {
-        entries = await this.channel.fetchEntries(this.target.groupId, this.target.cursor(), { limit: FETCH_PAGE })
+        entries = await this.channel.fetchEntries(this.target.groupId, cursor, { limit: FETCH_PAGE })
       } catch (cause) {
         // Retention deleted entries this member has not read: it cannot follow the log from its cursor, so it resyncs.
         if (!MlsToolkitError.isInstance(cause) || cause.code !== 'CURSOR_EXPIRED') throw cause
@@ -104,6 +107,8 @@ export class ChannelSync {
         await this.target.applyNext(entry)
         if (this.target.status() === 'failed') break
       }
+      // A page that moved nothing (entries seen before, a gap, seqs going backwards) would be fetched again forever.
+      if (this.target.cursor() === cursor && this.target.status() !== 'failed') throw noProgress(`the log of group ${toHex(this.target.groupId)}`, cursor, entries)
     }
   }
 }

@@ -96,7 +96,8 @@ export function createAuthService(deps: {
       if (!(signaturePublicKey instanceof Uint8Array) || !(signature instanceof Uint8Array)) {
         throw new ServiceError('INVALID_ARGUMENT', 'signaturePublicKey and signature must be bytes')
       }
-      if (stale !== undefined) throw new ServiceError('AUTHENTICATION_FAILED', `The challenge ${stale}`, { details: { reason: 'challenge' } })
+      // Any stale challenge (expired, unknown, used, or not checkable now) is worth a new connection: clients retry it.
+      if (stale !== undefined) throw new ServiceError('AUTHENTICATION_FAILED', `The challenge ${stale}`, { details: { reason: 'challenge-expired' } })
       const impl = await suites.impl(ciphersuite)
       if (!(await verifyChallenge(challenge, clientId, signaturePublicKey, signature, impl, credentials.binding))) {
         throw new ServiceError('AUTHENTICATION_FAILED', `The challenge signature of ${clientId} does not verify`)

@@ -41,7 +41,7 @@ export interface ServiceLimits {
    * Answered challenges remembered until they expire (to keep each single-use).
    * Challenges are stateless, so issuing them stores nothing; when this many
    * unexpired ones have been answered, further logins get `AUTHENTICATION_FAILED`
-   * (`details.reason: 'challenge'`) until some expire. Default 100 000.
+   * (`details.reason: 'challenge-expired'`) until some expire. Default 100 000.
    */
   readonly maxPendingChallenges: number
   /**

@@ -75,4 +75,13 @@ export interface WebSocketsInit {
    * reconnects. 0 disables it. Default 20 000 ms.
    */
   heartbeatIntervalMs?: number
+  /**
+   * Times a login that failed for a transient reason is tried again on a new
+   * connection, with the reconnect backoff: the connection dropped after the
+   * server's challenge arrived, or the server no longer held the challenge
+   * (`AUTHENTICATION_FAILED` with `details.reason: 'challenge-expired'`, e.g.
+   * evicted by a flood). A refusal of the client (bad signature, unknown or
+   * conflicting identity) is never retried. Default 3.
+   */
+  loginRetries?: number
 }

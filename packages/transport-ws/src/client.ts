@@ -38,9 +38,35 @@ const FATAL_CODES = new Set(['AUTHENTICATION_FAILED', 'UNKNOWN_IDENTITY', 'IDENT
 const FATAL_CLOSE_CODES = new Set<number>([CloseCode.unsupportedVersion, CloseCode.authenticationRefused])
 const DEFAULT_FETCH_LIMIT = 500
 
+/**
+ * A login refused because its challenge was no longer pending (expired, or
+ * evicted by a flood of other connections) says nothing about the client:
+ * a new connection gets a new challenge. Servers mark it `details.reason`.
+ */
+function isChallengeExpired(error: unknown): boolean {
+  return MlsToolkitError.isInstance(error) && error.code === 'AUTHENTICATION_FAILED' && error.details?.['reason'] === 'challenge-expired'
+}
+
+/** A refusal no new attempt can change: bad key, unknown or conflicting identity, unsupported version or suite. */
+function isFatalLoginFailure(error: unknown): boolean {
+  if (isChallengeExpired(error)) return false
+  const code = MlsToolkitError.isInstance(error) ? error.code : undefined
+  const closeCode = MlsToolkitError.isInstance(error) ? error.details?.['closeCode'] : undefined
+  return (code !== undefined && FATAL_CODES.has(code)) || (typeof closeCode === 'number' && FATAL_CLOSE_CODES.has(closeCode))
+}
+
 function errorFromFrame(code: string, message: string, details: Record<string, unknown> | undefined): MlsToolkitError {
   const options = details === undefined ? {} : { details }
   return TRANSPORT_CODES.has(code) ? new TransportError(code as ErrorCode, message, options) : new ServiceError(code as ErrorCode, message, options)
+}
+
+/** A server answer that cannot be right (pages that do not advance): reported, never looped on. */
+function misbehaving(text: string, details: Record<string, unknown>): ServiceError {
+  return new ServiceError('SERVER_MISBEHAVING', `The server misbehaves: ${text}`, { details: { reason: 'no-progress', ...details } })
+}
+
+function errorCodeOf(error: unknown): string | undefined {
+  return MlsToolkitError.isInstance(error) ? error.code : undefined
 }
 
 function toBytes(data: unknown): Uint8Array | undefined {
@@ -68,6 +94,7 @@ interface Options {
   readonly requestTimeoutMs: number
   readonly heartbeatIntervalMs: number
   readonly reconnect: { readonly enabled: boolean; readonly initialDelayMs: number; readonly maxDelayMs: number; readonly jitter: number }
+  readonly loginRetries: number
 }
 
 /**
@@ -190,6 +217,8 @@ class Socket {
 
   private readonly failHandshake: (error: unknown) => void
   private readonly finishHandshake: () => void
+  /** True once the server's challenge arrived: the server was reached, so a failure after it is a failed login. */
+  challenged = false
   private handshakeError: unknown
   private socketError: unknown
 
@@ -247,6 +276,7 @@ class Socket {
     }
     if (this.phase === 'challenge' && frame.kind === 'challenge') {
       this.phase = 'authenticate'
+      this.challenged = true
       this.maxFrameBytes = frame.maxFrameBytes
       const { clientId, signaturePublicKey, ciphersuite } = this.credentials
       const serverUrl = this.options.serverUrl
@@ -407,7 +437,15 @@ class Session implements Connection {
     const out: T[] = []
     let cursor = afterSeq
     for (;;) {
-      const page = await fetchPage(cursor, limit - out.length)
+      const asked = limit - out.length
+      const page = await fetchPage(cursor, asked)
+      // Every item must come after the cursor, in order, and no more than asked: otherwise the pages never end.
+      let previous = cursor
+      for (const item of page.items) {
+        if (!(item.seq > previous)) throw misbehaving(`a page after seq ${cursor} holds seq ${item.seq} after ${previous}`, { cursor, seq: item.seq })
+        previous = item.seq
+      }
+      if (page.items.length > asked) throw misbehaving(`a page of ${page.items.length} items answered a request for ${asked}`, { cursor, count: page.items.length, limit: asked })
       out.push(...page.items)
       const last = page.items.at(-1)
       if (!page.more || last === undefined || out.length >= limit) return out
@@ -550,9 +588,7 @@ class Session implements Connection {
       await socket.opened()
     } catch (error) {
       if (this.state !== 'reconnecting') return
-      const code = MlsToolkitError.isInstance(error) ? error.code : undefined
-      const closeCode = MlsToolkitError.isInstance(error) ? error.details?.['closeCode'] : undefined
-      if ((code !== undefined && FATAL_CODES.has(code)) || (typeof closeCode === 'number' && FATAL_CLOSE_CODES.has(closeCode))) this.shutdown(error)
+      if (isFatalLoginFailure(error)) this.shutdown(error)
       else this.scheduleReconnect()
       return
     }
@@ -626,11 +662,41 @@ class WebSocketTransport implements Transport {
       WebSocket: WebSocketClass,
       requestTimeoutMs: positive(init.requestTimeoutMs, 30_000, 'requestTimeoutMs'),
       heartbeatIntervalMs: positive(init.heartbeatIntervalMs, 20_000, 'heartbeatIntervalMs', true),
+      loginRetries: (() => {
+        const retries = init.loginRetries ?? 3
+        if (!Number.isSafeInteger(retries) || retries < 0) throw new UsageError('INVALID_ARGUMENT', 'loginRetries must be a non-negative integer')
+        return retries
+      })(),
       reconnect: {
         enabled: init.reconnect?.enabled ?? true,
         initialDelayMs: positive(init.reconnect?.initialDelayMs, 250, 'reconnect.initialDelayMs', true),
         maxDelayMs: positive(init.reconnect?.maxDelayMs, 10_000, 'reconnect.maxDelayMs'),
         jitter
+      }
+    }
+  }
+
+  /**
+   * Open a socket and log in. A login that failed for a transient reason is
+   * tried again on a new socket (a new challenge), with backoff, up to
+   * `loginRetries` times: the connection dropped after the challenge arrived,
+   * or the server no longer held the challenge (`challenge-expired`). A
+   * refusal of the client itself and a server that cannot be reached fail at once.
+   */
+  private async login(credentials: SessionCredentials, handlers: ConstructorParameters<typeof Socket>[3], options: AbortOptions | undefined): Promise<Socket> {
+    const { initialDelayMs, maxDelayMs, jitter } = this.options.reconnect
+    for (let attempt = 0; ; attempt++) {
+      const socket = new Socket(this.options, credentials, credentials.register, handlers, options?.signal)
+      try {
+        await socket.opened()
+        return socket
+      } catch (error) {
+        const code = errorCodeOf(error)
+        // Dropped mid-login: the socket closed after the challenge, without the server refusing anything.
+        const dropped = socket.challenged && (code === 'TRANSPORT_UNAVAILABLE' || code === 'TRANSPORT_CLOSED') && !isFatalLoginFailure(error)
+        const transient = isChallengeExpired(error) || dropped
+        if (!transient || attempt >= this.options.loginRetries || options?.signal?.aborted === true) throw error
+        await pause(Math.min(maxDelayMs, Math.max(initialDelayMs, 1) * 2 ** attempt) * (1 - jitter * Math.random()), options?.signal)
       }
     }
   }
@@ -644,13 +710,25 @@ class WebSocketTransport implements Transport {
       lost: (code: number, reason: string) =>
         attached.session === undefined ? early.push((s) => s.handlers.lost(code, reason)) : attached.session.handlers.lost(code, reason)
     }
-    const socket = new Socket(this.options, credentials, credentials.register, handlers, options?.signal)
-    await socket.opened()
+    const socket = await this.login(credentials, handlers, options)
     const opened = new Session(this.options, credentials, socket)
     attached.session = opened
     for (const run of early) run(opened)
     return opened
   }
+}
+
+/** Wait `delayMs`, or less when `signal` aborts. */
+function pause(delayMs: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, delayMs)
+    function done(): void {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done)
+  })
 }
 
 /**
