@@ -642,8 +642,7 @@ export class MlsClient {
         const decision = await this.decide(invitation)
         if (decision !== 'accept') {
           // Nothing of the group is kept: its state (and our key copies in it) is dropped here.
-          for (const secret of Object.values(state.keySchedule)) zeroOutUint8Array(secret)
-          zeroOutUint8Array(privateKeys.initPrivateKey)
+          zeroAll([...Object.values(state.keySchedule), privateKeys.initPrivateKey])
           if (decision === 'decline') {
             await this.init.store.write([...advance, ...consumeKeyPackage])
             this.events.emit('welcome:declined', { invitation })
