@@ -2,7 +2,6 @@ import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, Propos
 import {
   createApplicationMessage,
   emptyPskIndex,
-  encodeGroupState,
   encodeMlsMessage,
   mlsExporter,
   zeroOutUint8Array
@@ -23,7 +22,8 @@ import { Mutex } from './mutex.js'
 import { commitRequest, externalCommitter } from './group-info.js'
 import { isOwnTrouble, wrapMlsFailure } from './one-rule.js'
 import { memberAtLeaf, membersOf, withCurrentHistory } from './mls-adapter.js'
-import { decodeIntent, decodeMessage, decodeState, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
+import { decodeIntent, decodeMessage, decodePendingState, encodeIntent, encodePendingState, type GroupMeta, type PendingRecord } from './group-records.js'
+import { GroupPersistence } from './group-persistence.js'
 import type {
   CommitIntent,
   CommitOutcome,
@@ -83,6 +83,7 @@ export class Group {
   private meta: GroupMeta
   private pending: PendingCommit | undefined
   private readonly components: GroupComponents
+  private readonly persistence: GroupPersistence
   private readonly lock = new Mutex()
   private readonly commitLock = new Mutex()
   private readonly events = new Emitter<GroupEvents>()
@@ -91,10 +92,18 @@ export class Group {
   private syncing: Promise<void> | undefined
   private syncAgain = false
 
-  private constructor(components: GroupComponents, groupId: Uint8Array, state: ClientState | undefined, meta: GroupMeta, pending: PendingCommit | undefined) {
+  private constructor(
+    components: GroupComponents,
+    groupId: Uint8Array,
+    state: ClientState | undefined,
+    meta: GroupMeta,
+    pending: PendingCommit | undefined,
+    persistence?: GroupPersistence
+  ) {
     this.components = components
     this.groupId = groupId
     this.groupIdHex = toHex(groupId)
+    this.persistence = persistence ?? GroupPersistence.empty(components.store, this.groupIdHex)
     this.state = state
     this.meta = meta
     this.pending = pending
@@ -110,19 +119,16 @@ export class Group {
   ): Promise<Group> {
     const meta: GroupMeta = { status, cursor, epoch: state.groupContext.epoch, digests: [] }
     const group = new Group(components, state.groupContext.groupId, state, meta, undefined)
-    await components.store.write([...group.stateOperations(state, meta), ...extra])
+    await group.persist(state, meta, extra)
     return group
   }
 
   /** @internal Load a group from the store. */
   static async load(components: GroupComponents, groupIdHex: string): Promise<Group | undefined> {
     const { store, clientConfig } = components
-    const metaBytes = await store.get(storeKeys.groupMeta(groupIdHex))
-    if (metaBytes === undefined) return undefined
-    const meta = decodeRecord<GroupMeta>(metaBytes, 'group meta')
-    let state: ClientState | undefined
-    const stateBytes = await store.get(storeKeys.groupState(groupIdHex))
-    if (stateBytes !== undefined) state = decodeState(stateBytes, clientConfig)
+    const loaded = await GroupPersistence.load(store, groupIdHex, clientConfig)
+    if (loaded === undefined) return undefined
+    const { meta, state, persistence } = loaded
     let pending: PendingCommit | undefined
     const pendingBytes = await store.get(storeKeys.groupPending(groupIdHex))
     if (pendingBytes !== undefined) {
@@ -132,14 +138,14 @@ export class Group {
         intent: decodeIntent(record.intent),
         commit: record.commit,
         welcome: record.welcome,
-        newState: decodeState(record.newState, clientConfig),
+        newState: decodePendingState(record, state, clientConfig),
         consumed: [],
         added: record.added,
         removed: record.removed
       }
     }
     const groupId = state?.groupContext.groupId ?? fromHex(groupIdHex)
-    const group = new Group(components, groupId, state, meta, pending)
+    const group = new Group(components, groupId, state, meta, pending, persistence)
     const sentPrefix = storeKeys.groupSentPrefix(groupIdHex)
     for (const entry of await store.list(sentPrefix)) group.sentMessages.set(entry.key.slice(sentPrefix.length), entry.value)
     return group
@@ -412,7 +418,7 @@ export class Group {
   private async finishJoining(): Promise<void> {
     if (this.meta.status !== 'joining') return
     const meta: GroupMeta = { ...this.meta, status: 'active' }
-    await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }])
+    await this.persist(this.state, meta)
     this.meta = meta
     this.events.emit('status:changed', { from: 'joining', to: 'active' })
   }
@@ -444,7 +450,7 @@ export class Group {
         const failsGroup = entry.kind === 'commit' && error.details?.[RECOVERABLE] === true
         const failure = failsGroup ? `cannot process the commit at seq ${entry.seq}: ${error.message}` : undefined
         const meta = { ...this.meta, cursor: entry.seq, ...(failsGroup ? { status: 'failed' as const, failure } : {}) }
-        await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }])
+        await this.persist(this.state, meta)
         const from = this.meta.status
         this.meta = meta
         if (failsGroup) this.events.emit('status:changed', { from, to: 'failed' })
@@ -621,10 +627,7 @@ export class Group {
     const before = this.state === undefined ? [] : membersOf(this.state, this.validator)
     const newState = withCurrentHistory(pending.newState, this.state, pending.epoch)
     const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'active', epoch: newState.groupContext.epoch }
-    await this.components.store.write([
-      ...this.stateOperations(newState, meta),
-      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }
-    ])
+    await this.persist(newState, meta, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
     const from = this.meta.status
     this.state = newState
     this.meta = meta
@@ -647,9 +650,7 @@ export class Group {
 
   private async becomeRemoved(epoch: bigint, seq: number | undefined, digest: string, by: ClientId | undefined): Promise<void> {
     const meta: GroupMeta = { ...this.withProgress(seq, digest), status: 'removed', epoch }
-    await this.components.store.write([
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) },
-      { type: 'delete', key: storeKeys.groupState(this.groupIdHex) },
+    await this.persist(undefined, meta, [
       { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
       ...[...this.sentMessages.keys()].map((d) => ({ type: 'delete' as const, key: storeKeys.groupSent(this.groupIdHex, d) }))
     ])
@@ -722,15 +723,12 @@ export class Group {
       intent: encodeIntent(intent),
       commit,
       welcome,
-      newState: encodeGroupState(result.newState),
+      ...encodePendingState(result.newState),
       added,
       removed
     }
     const meta: GroupMeta = { ...this.meta, status: 'committing' }
-    await this.components.store.write([
-      { type: 'put', key: storeKeys.groupPending(this.groupIdHex), value: encodeRecord(record) },
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
-    ])
+    await this.persist(this.state, meta, [{ type: 'put', key: storeKeys.groupPending(this.groupIdHex), value: encodeRecord(record) }])
     this.pending = pending
     this.meta = meta
     this.events.emit('status:changed', { from: 'active', to: 'committing' })
@@ -741,10 +739,7 @@ export class Group {
   private async discardPending(pending: PendingCommit): Promise<void> {
     if (this.pending !== pending) return
     const meta: GroupMeta = { ...this.meta, status: this.meta.status === 'committing' ? 'active' : this.meta.status }
-    await this.components.store.write([
-      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
-    ])
+    await this.persist(this.state, meta, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
     const from = this.meta.status
     this.pending = undefined
     this.meta = meta
@@ -837,11 +832,11 @@ export class Group {
     return { ...this.meta, cursor: seq ?? this.meta.cursor, digests }
   }
 
-  private stateOperations(state: ClientState, meta: GroupMeta): StoreOperation[] {
-    return [
-      { type: 'put', key: storeKeys.groupState(this.groupIdHex), value: encodeGroupState(state) },
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
-    ]
+  /** Write (state, meta) and `extra` in one atomic batch: only the records that changed (group-persistence.ts). */
+  private async persist(state: ClientState | undefined, meta: GroupMeta, extra: readonly StoreOperation[] = []): Promise<void> {
+    const plan = this.persistence.plan(state, meta)
+    await this.components.store.write([...plan.operations, ...extra])
+    plan.written()
   }
 
   private receivedMessage(
@@ -878,7 +873,7 @@ export class Group {
 
   /** Persist, then adopt: memory never runs ahead of the store. */
   private async commitState(state: ClientState, meta: GroupMeta, extra: readonly StoreOperation[] = []): Promise<void> {
-    await this.components.store.write([...this.stateOperations(state, meta), ...extra])
+    await this.persist(state, meta, extra)
     this.state = state
     this.meta = meta
   }
