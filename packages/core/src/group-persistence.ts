@@ -267,20 +267,19 @@ export class GroupPersistence {
     if (before.meta === undefined || !sameMeta(before.meta, meta)) {
       operations.push({ type: 'put', key: storeKeys.groupMeta(gid), value: encodeMeta(meta) })
     }
-    // The replay window: one record per digest.
-    const seen = new Map(before.seen)
-    let nextSeen = before.nextSeen
+    // The replay window: one record per digest (added and dropped ones are applied to `seen` once written).
     const keep = new Set(meta.digests)
+    const dropped: string[] = []
     for (const digest of before.seen.keys()) {
       if (keep.has(digest)) continue
-      seen.delete(digest)
+      dropped.push(digest)
       operations.push({ type: 'delete', key: layoutKeys.seen(gid, digest) })
     }
+    const added: string[] = []
     for (const digest of meta.digests) {
-      if (seen.has(digest)) continue
-      seen.set(digest, nextSeen)
-      operations.push({ type: 'put', key: layoutKeys.seen(gid, digest), value: encodeRecord(nextSeen) })
-      nextSeen++
+      if (before.seen.has(digest)) continue
+      added.push(digest)
+      operations.push({ type: 'put', key: layoutKeys.seen(gid, digest), value: encodeRecord(before.nextSeen + added.length - 1) })
     }
     const epochs = state === undefined ? new Map<bigint, WrittenEpoch>() : epochsOf(state)
     for (const [epoch, old] of before.epochs) {
@@ -307,7 +306,10 @@ export class GroupPersistence {
     return {
       operations,
       written: () => {
-        this.written = { meta, state, epochs, seen, nextSeen }
+        const seen = this.written.seen
+        for (const digest of dropped) seen.delete(digest)
+        added.forEach((digest, i) => seen.set(digest, before.nextSeen + i))
+        this.written = { meta, state, epochs, seen, nextSeen: before.nextSeen + added.length }
       }
     }
   }
