@@ -5,7 +5,8 @@ import { mapDecoders, type Decoder } from 'ts-mls/codec/tlsDecoder.js'
 import { decodeUint64, uint64Encoder } from 'ts-mls/codec/number.js'
 import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncoder } from 'ts-mls/codec/variableLength.js'
 import { decodeGroupContext, groupContextEncoder } from 'ts-mls/groupContext.js'
-import { decodeRatchetTree, ratchetTreeEncoder } from 'ts-mls/ratchetTree.js'
+import { decodeNode, nodeEncoder } from 'ts-mls/ratchetTree.js'
+import { decodeOptional, optionalEncoder } from 'ts-mls/codec/optional.js'
 import { decodeSecretTree, secretTreeEncoder } from 'ts-mls/secretTree.js'
 import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
@@ -22,7 +23,10 @@ import { decodeState, type GroupMeta } from './group-records.js'
  * - `seen/<digest>`: one record per message digest in the replay window;
  * - `current`: the current epoch's key schedule, private path, signature key,
  *   pending proposals and group context, and which past epochs are kept;
- * - `epoch/<n>/tree`: the ratchet tree of epoch n, written once;
+ * - `tree/<chunk>/<version>`: {@link TREE_CHUNK_NODES} nodes of a ratchet tree,
+ *   shared by every epoch whose tree holds the same nodes there: a commit
+ *   writes the chunks its path and proposals changed;
+ * - `epoch/<n>/tree`: which version of each chunk epoch n's tree is made of;
  * - `epoch/<n>/secrets/<chunk>`: epoch n's secret tree, {@link SECRET_CHUNK_NODES}
  *   nodes a record: receiving or sending a message rewrites the one chunk
  *   holding the sender's ratchet, so the consumed secret's bytes are
@@ -40,7 +44,11 @@ import { decodeState, type GroupMeta } from './group-records.js'
 /** Secret-tree nodes (leaves and the parents between them) per record. */
 export const SECRET_CHUNK_NODES = 32
 
-const encodeTree = encode(ratchetTreeEncoder)
+/** Ratchet-tree nodes per record. */
+export const TREE_CHUNK_NODES = 32
+
+const encodeTreeNodes = encode(varLenTypeEncoder(optionalEncoder(nodeEncoder)))
+const decodeTreeNodes = decodeVarLenType(decodeOptional(decodeNode))
 const encodeSecretNodes = encode(secretTreeEncoder)
 
 /** Keys of the records above. */
@@ -50,6 +58,8 @@ export const layoutKeys = {
   seen: (gid: string, digest: string) => `group/${gid}/seen/${digest}`,
   epochPrefix: (gid: string, epoch: bigint) => `group/${gid}/epoch/${epochName(epoch)}/`,
   tree: (gid: string, epoch: bigint) => `group/${gid}/epoch/${epochName(epoch)}/tree`,
+  treeChunksPrefix: (gid: string) => `group/${gid}/tree/`,
+  treeChunk: (gid: string, chunk: number, version: number) => `group/${gid}/tree/${String(chunk).padStart(6, '0')}/${String(version).padStart(10, '0')}`,
   receiver: (gid: string, epoch: bigint) => `group/${gid}/epoch/${epochName(epoch)}/receiver`,
   secretsPrefix: (gid: string, epoch: bigint) => `group/${gid}/epoch/${epochName(epoch)}/secrets/`,
   secrets: (gid: string, epoch: bigint, chunk: number) => `group/${gid}/epoch/${epochName(epoch)}/secrets/${String(chunk).padStart(6, '0')}`
@@ -111,11 +121,26 @@ interface WrittenEpoch {
   receiver: { senderDataSecret: Uint8Array; resumptionPsk: Uint8Array; groupContext: GroupContext } | undefined
 }
 
+/** `epoch/<n>/tree`: the tree's length and the version of each of its chunks. */
+interface TreeIndex {
+  length: number
+  versions: number[]
+}
+
+/** An epoch's ratchet tree as written: the tree and its chunks' versions. */
+interface WrittenTree {
+  tree: RatchetTree
+  versions: number[]
+}
+
 /** What the store holds, as the objects it was encoded from. */
 interface Written {
   meta: GroupMeta | undefined
   state: ClientState | undefined
   epochs: Map<bigint, WrittenEpoch>
+  trees: Map<bigint, WrittenTree>
+  /** Above every tree-chunk version in use. */
+  nextTreeVersion: number
   /** Digest → its position in the replay window. */
   seen: Map<string, number>
   nextSeen: number
@@ -144,6 +169,15 @@ function epochsOf(state: ClientState): Map<bigint, WrittenEpoch> {
 
 function chunkCount(tree: SecretTree): number {
   return Math.ceil(tree.length / SECRET_CHUNK_NODES)
+}
+
+/** True when nodes [chunk * size, (chunk + 1) * size) of `a` and `b` are the same objects (and both trees have the same number there). */
+function sameChunk<T>(a: readonly T[], b: readonly T[], chunk: number, size: number): boolean {
+  const start = chunk * size
+  const end = Math.min(start + size, b.length)
+  if (Math.min(start + size, a.length) !== end) return false
+  for (let i = start; i < end; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 function chunkChanged(before: SecretTree, after: SecretTree, chunk: number): boolean {
@@ -195,7 +229,15 @@ export class GroupPersistence {
 
   /** A group not yet in the store: the first plan writes everything. */
   static empty(store: ClientStore, groupIdHex: string): GroupPersistence {
-    return new GroupPersistence(store, groupIdHex, { meta: undefined, state: undefined, epochs: new Map(), seen: new Map(), nextSeen: 0 })
+    return new GroupPersistence(store, groupIdHex, {
+      meta: undefined,
+      state: undefined,
+      epochs: new Map(),
+      trees: new Map(),
+      nextTreeVersion: 0,
+      seen: new Map(),
+      nextSeen: 0
+    })
   }
 
   /**
@@ -230,10 +272,12 @@ export class GroupPersistence {
     const nextSeen = Math.max(-1, ...seen.values()) + 1
     const currentBytes = await store.get(layoutKeys.current(groupIdHex))
     if (currentBytes === undefined) {
-      return { persistence: new GroupPersistence(store, groupIdHex, { meta, state: undefined, epochs: new Map(), seen, nextSeen }), meta, state: undefined }
+      const written: Written = { meta, state: undefined, epochs: new Map(), trees: new Map(), nextTreeVersion: 0, seen, nextSeen }
+      return { persistence: new GroupPersistence(store, groupIdHex, written), meta, state: undefined }
     }
     const current = decodeWhole(decodeCurrent, currentBytes, 'group state')
-    const tree = await loadTree(store, groupIdHex, current.epoch)
+    const trees = new TreeLoader(store, groupIdHex)
+    const tree = await trees.load(current.epoch)
     const secretTree = await loadSecretTree(store, groupIdHex, current.epoch)
     const decoded = decodeWhole(decodeGroupStateWithoutTree(tree), current.state, 'group state')
     const historicalReceiverData = new Map<bigint, EpochReceiverData>()
@@ -245,12 +289,13 @@ export class GroupPersistence {
         resumptionPsk: receiver.resumptionPsk,
         senderDataSecret: receiver.senderDataSecret,
         groupContext: receiver.groupContext,
-        ratchetTree: await loadTree(store, groupIdHex, epoch),
+        ratchetTree: await trees.load(epoch),
         secretTree: await loadSecretTree(store, groupIdHex, epoch)
       })
     }
     const state: ClientState = { ...decoded, secretTree, historicalReceiverData, clientConfig }
-    const persistence = new GroupPersistence(store, groupIdHex, { meta, state, epochs: epochsOf(state), seen, nextSeen })
+    const written: Written = { meta, state, epochs: epochsOf(state), trees: trees.loaded, nextTreeVersion: trees.nextVersion, seen, nextSeen }
+    const persistence = new GroupPersistence(store, groupIdHex, written)
     return { persistence, meta, state }
   }
 
@@ -293,6 +338,7 @@ export class GroupPersistence {
     for (const [epoch, now] of epochs) {
       if (!before.epochs.has(epoch)) operations.push(...this.writeEpoch(epoch, now))
     }
+    const { trees, nextTreeVersion } = this.planTrees(epochs, operations)
     if (state === undefined) {
       if (before.state !== undefined) operations.push({ type: 'delete', key: layoutKeys.current(gid) })
     } else if (before.state === undefined || !sameCurrent(before.state, state)) {
@@ -309,14 +355,66 @@ export class GroupPersistence {
         const seen = this.written.seen
         for (const digest of dropped) seen.delete(digest)
         added.forEach((digest, i) => seen.set(digest, before.nextSeen + i))
-        this.written = { meta, state, epochs, seen, nextSeen: before.nextSeen + added.length }
+        this.written = { meta, state, epochs, trees, nextTreeVersion, seen, nextSeen: before.nextSeen + added.length }
       }
     }
   }
 
-  private writeEpoch(epoch: bigint, now: WrittenEpoch): StoreOperation[] {
+  /**
+   * The epochs' ratchet trees: an epoch whose tree is the object last written
+   * keeps its chunks; another one (a new epoch) shares each chunk whose nodes
+   * are the same objects as in the tree last written for it or for the last
+   * written current epoch, and gets a new version of the others. Chunk
+   * versions no kept epoch uses any more are deleted.
+   */
+  private planTrees(epochs: Map<bigint, WrittenEpoch>, operations: StoreOperation[]): { trees: Map<bigint, WrittenTree>; nextTreeVersion: number } {
     const gid = this.groupIdHex
-    const ops: StoreOperation[] = [{ type: 'put', key: layoutKeys.tree(gid, epoch), value: encodeTree(now.tree) }]
+    const before = this.written
+    const reference = before.state === undefined ? undefined : before.trees.get(before.state.groupContext.epoch)
+    const trees = new Map<bigint, WrittenTree>()
+    let nextTreeVersion = before.nextTreeVersion
+    let changed = epochs.size !== before.trees.size
+    for (const [epoch, now] of epochs) {
+      const old = before.trees.get(epoch)
+      if (old !== undefined && old.tree === now.tree) {
+        trees.set(epoch, old)
+        continue
+      }
+      changed = true
+      const base = old ?? reference
+      const versions: number[] = []
+      for (let chunk = 0; chunk < Math.ceil(now.tree.length / TREE_CHUNK_NODES); chunk++) {
+        const shared = base?.versions[chunk]
+        if (base !== undefined && shared !== undefined && sameChunk(base.tree, now.tree, chunk, TREE_CHUNK_NODES)) {
+          versions.push(shared)
+          continue
+        }
+        const version = nextTreeVersion++
+        versions.push(version)
+        const nodes = now.tree.slice(chunk * TREE_CHUNK_NODES, (chunk + 1) * TREE_CHUNK_NODES)
+        operations.push({ type: 'put', key: layoutKeys.treeChunk(gid, chunk, version), value: encodeTreeNodes(nodes) })
+      }
+      trees.set(epoch, { tree: now.tree, versions })
+      const index: TreeIndex = { length: now.tree.length, versions }
+      operations.push({ type: 'put', key: layoutKeys.tree(gid, epoch), value: encodeRecord(index) })
+    }
+    if (changed) {
+      const live = new Set<string>()
+      for (const { versions } of trees.values()) versions.forEach((version, chunk) => live.add(layoutKeys.treeChunk(gid, chunk, version)))
+      const dropped = new Set<string>()
+      for (const { versions } of before.trees.values()) {
+        versions.forEach((version, chunk) => {
+          const key = layoutKeys.treeChunk(gid, chunk, version)
+          if (!live.has(key)) dropped.add(key)
+        })
+      }
+      for (const key of dropped) operations.push({ type: 'delete', key })
+    }
+    return { trees, nextTreeVersion }
+  }
+
+  private writeEpoch(epoch: bigint, now: WrittenEpoch): StoreOperation[] {
+    const ops: StoreOperation[] = []
     for (let chunk = 0; chunk < chunkCount(now.secretTree); chunk++) ops.push(this.putChunk(epoch, now.secretTree, chunk))
     if (now.receiver !== undefined) ops.push(this.putReceiver(epoch, now.receiver))
     return ops
@@ -325,7 +423,6 @@ export class GroupPersistence {
   private updateEpoch(epoch: bigint, old: WrittenEpoch, now: WrittenEpoch): StoreOperation[] {
     const gid = this.groupIdHex
     const ops: StoreOperation[] = []
-    if (old.tree !== now.tree) ops.push({ type: 'put', key: layoutKeys.tree(gid, epoch), value: encodeTree(now.tree) })
     if (old.secretTree !== now.secretTree) {
       const chunks = chunkCount(now.secretTree)
       for (let chunk = 0; chunk < chunks; chunk++) {
@@ -364,10 +461,40 @@ export class GroupPersistence {
   }
 }
 
-async function loadTree(store: ClientStore, gid: string, epoch: bigint): Promise<RatchetTree> {
-  const bytes = await store.get(layoutKeys.tree(gid, epoch))
-  if (bytes === undefined) throw new StorageError('STORAGE_CORRUPT', `The ratchet tree of epoch ${epoch} is missing`)
-  return decodeWhole(decodeRatchetTree, bytes, `ratchet tree of epoch ${epoch}`)
+/** Reads epochs' ratchet trees, decoding each chunk version once (epochs sharing it share its node objects). */
+class TreeLoader {
+  readonly loaded = new Map<bigint, WrittenTree>()
+  nextVersion = 0
+  private chunks: Map<string, Uint8Array> | undefined
+  private readonly decoded = new Map<string, RatchetTree>()
+
+  constructor(
+    private readonly store: ClientStore,
+    private readonly gid: string
+  ) {}
+
+  async load(epoch: bigint): Promise<RatchetTree> {
+    const indexBytes = await this.store.get(layoutKeys.tree(this.gid, epoch))
+    if (indexBytes === undefined) throw new StorageError('STORAGE_CORRUPT', `The ratchet tree of epoch ${epoch} is missing`)
+    const index = decodeRecord<TreeIndex>(indexBytes, `ratchet tree index of epoch ${epoch}`)
+    this.chunks ??= new Map((await this.store.list(layoutKeys.treeChunksPrefix(this.gid))).map((entry) => [entry.key, entry.value]))
+    const tree: RatchetTree = []
+    index.versions.forEach((version, chunk) => {
+      const key = layoutKeys.treeChunk(this.gid, chunk, version)
+      let nodes = this.decoded.get(key)
+      if (nodes === undefined) {
+        const bytes = this.chunks?.get(key)
+        if (bytes === undefined) throw new StorageError('STORAGE_CORRUPT', `A ratchet-tree record of epoch ${epoch} is missing`)
+        nodes = decodeWhole(decodeTreeNodes, bytes, `ratchet tree of epoch ${epoch}`)
+        this.decoded.set(key, nodes)
+      }
+      tree.push(...nodes)
+      this.nextVersion = Math.max(this.nextVersion, version + 1)
+    })
+    if (tree.length !== index.length) throw new StorageError('STORAGE_CORRUPT', `The ratchet tree of epoch ${epoch} has ${tree.length} nodes, not ${index.length}`)
+    this.loaded.set(epoch, { tree, versions: index.versions })
+    return tree
+  }
 }
 
 async function loadSecretTree(store: ClientStore, gid: string, epoch: bigint): Promise<SecretTree> {

@@ -21,7 +21,7 @@ import {
   type PrivateMessage,
   type Proposal
 } from '../src/mls.js'
-import { GroupPersistence, layoutKeys, SECRET_CHUNK_NODES } from '../src/group-persistence.js'
+import { GroupPersistence, layoutKeys, SECRET_CHUNK_NODES, TREE_CHUNK_NODES } from '../src/group-persistence.js'
 import { encodeRecord, storeKeys } from '../src/records.js'
 import type { GroupMeta } from '../src/group-records.js'
 import type { ClientStore, StoreEntry, StoreOperation } from '../src/interfaces/client-store.js'
@@ -163,9 +163,9 @@ describe('incremental persistence of a group (group-persistence.ts)', () => {
     expect(sizes[200]!.state).toBeGreaterThan(20 * sizes[200]!.receive)
   }, 60_000)
 
-  it('a commit writes the new epoch once and leaves the past epoch where it is', async () => {
+  it('a commit writes the new epoch once (the tree chunks its path changed) and leaves the past epoch where it is', async () => {
     const cs = await suite()
-    const { alice, bob } = await group(40, cs)
+    const { alice, bob } = await group(200, cs)
     const store = new MapStore()
     const persistence = GroupPersistence.empty(store, GID)
     const first = await persist(persistence, store, bob, meta(1n, 1))
@@ -181,6 +181,13 @@ describe('incremental persistence of a group (group-persistence.ts)', () => {
     expect(keys).toContain(`put ${layoutKeys.receiver(GID, 1n)}`)
     expect(keys.filter((k) => k.includes(layoutKeys.epochPrefix(GID, 1n)))).toEqual([`put ${layoutKeys.receiver(GID, 1n)}`])
     expect(keys.filter((k) => k.startsWith(`put ${layoutKeys.secretsPrefix(GID, 2n)}`))).toHaveLength(chunks)
+    // The ratchet tree: only the chunks holding the committer's leaf and its direct path are new.
+    const treeChunks = Math.ceil(next.ratchetTree.length / TREE_CHUNK_NODES)
+    const written = keys.filter((k) => k.startsWith(`put ${layoutKeys.treeChunksPrefix(GID)}`))
+    expect(treeChunks).toBeGreaterThanOrEqual(12)
+    expect(written.length).toBeGreaterThan(0)
+    expect(written.length).toBeLessThanOrEqual(5)
+    expect(first.filter((op) => op.key.startsWith(layoutKeys.treeChunksPrefix(GID)))).toHaveLength(treeChunks)
     expect(normalized((await reload(store)).state)).toBe(normalized(next))
   }, 30_000)
 
@@ -229,9 +236,16 @@ describe('incremental persistence of a group (group-persistence.ts)', () => {
     expect([...bob.historicalReceiverData.keys()].sort()).toEqual([4n, 5n, 6n, 7n])
     for (let old = 1n; old < 4n; old++) expect([...store.entries.keys()].filter((k) => k.startsWith(layoutKeys.epochPrefix(GID, old)))).toEqual([])
     expect([...store.entries.keys()].filter((k) => k.startsWith(layoutKeys.seenPrefix(GID)))).toHaveLength(3)
+    // Tree chunks: exactly those the kept epochs are made of (the others were deleted with their last epoch).
+    const referenced = new Set<string>()
+    for (const kept of [4n, 5n, 6n, 7n, 8n]) {
+      const index = JSON.parse(new TextDecoder().decode(store.entries.get(layoutKeys.tree(GID, kept)))) as { versions: number[] }
+      index.versions.forEach((version, chunk) => referenced.add(layoutKeys.treeChunk(GID, chunk, version)))
+    }
+    expect([...store.entries.keys()].filter((k) => k.startsWith(layoutKeys.treeChunksPrefix(GID))).sort()).toEqual([...referenced].sort())
     // A removed group: every state record goes.
     await persist(persistence, store, undefined, { status: 'removed', epoch, cursor, digests })
-    expect([...store.entries.keys()].filter((k) => k.includes('/epoch/') || k.endsWith('/current'))).toEqual([])
+    expect([...store.entries.keys()].filter((k) => k.includes('/epoch/') || k.includes('/tree/') || k.endsWith('/current'))).toEqual([])
   }, 60_000)
 
   it('a write that fails changes nothing: the retried change is written whole', async () => {

@@ -22,12 +22,15 @@ const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '10,100,1000' },
     messages: { type: 'string', default: '30' },
-    synchronous: { type: 'string', default: 'full' }
+    synchronous: { type: 'string', default: 'full' },
+    store: { type: 'string', default: 'sqlite' }
   }
 })
 const sizes = values.sizes.split(',').map(Number)
 const messages = Number(values.messages)
 const synchronous = values.synchronous
+/** Alice's and bob's stores: SQLite files (the default) or `memory`. */
+const openStore = (path) => (values.store === 'memory' ? memoryClientStore({ name: path }) : sqliteClientStore({ path, synchronous }))
 
 /** Directory + Group Channel in process (as `createTestNetwork`, which imports vitest). */
 function createNetwork(crypto) {
@@ -42,6 +45,17 @@ function createNetwork(crypto) {
 async function joined(client, groupId) {
   while (client.group(groupId) === undefined) await new Promise((resolve) => setTimeout(resolve, 5))
   return client.group(groupId)
+}
+
+/** The same store across bob's restart (closing a client closes its store). */
+function keepOpen(store) {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'close') return async () => {}
+      const value = Reflect.get(target, prop)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
 }
 
 const median = (xs) => {
@@ -74,10 +88,11 @@ async function measure(size) {
   const crypto = nodeCrypto()
   const net = createNetwork(crypto)
   try {
-    const aliceStore = counting(sqliteClientStore({ path: join(dir, 'alice.db'), synchronous }))
+    const aliceStore = counting(openStore(join(dir, 'alice.db')))
     const alice = await net.client('alice', { store: aliceStore.store })
     const bobPath = join(dir, 'bob.db')
-    const bob = await net.client('bob', { store: sqliteClientStore({ path: bobPath, synchronous }) })
+    const bobFirstStore = openStore(bobPath)
+    const bob = await net.client('bob', { store: values.store === 'memory' ? keepOpen(bobFirstStore) : bobFirstStore })
     await bob.publishKeyPackages({ count: 1 })
     const others = []
     for (let i = 0; i < size - 2; i++) {
@@ -95,7 +110,7 @@ async function measure(size) {
     while (bobGroup.epoch !== group.epoch) await bobGroup.sync()
     await bob.close()
     // Bob again from his store, not connected: he is handed alice's messages with `receive`.
-    const bobStore = counting(sqliteClientStore({ path: bobPath, synchronous }))
+    const bobStore = counting(values.store === 'memory' ? bobFirstStore : openStore(bobPath))
     const bobAgain = await createMlsClient({ userId: 'bob', deviceId: 'phone', crypto, store: bobStore.store, transport: net.transport, start: false })
     const reader = bobAgain.group(group.groupId)
     const sent = []
@@ -123,7 +138,7 @@ async function measure(size) {
   }
 }
 
-console.log(`synchronous=${synchronous}, ${messages} messages per size, median ms`)
+console.log(`store=${values.store}${values.store === 'memory' ? '' : ` synchronous=${synchronous}`}, ${messages} messages per size, median ms`)
 console.log('| members | send() | receive() | bytes written per receive |')
 console.log('| ---: | ---: | ---: | ---: |')
 for (const size of sizes) {
