@@ -12,7 +12,7 @@ import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import { StorageError } from './errors.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
-import { decodeState, type GroupMeta } from './group-records.js'
+import { decodePendingState, decodeState, type GroupMeta, type PendingRecord } from './group-records.js'
 
 /**
  * A group's state in the store as small records (docs/performance.md), so that
@@ -220,11 +220,33 @@ export class GroupPersistence {
   private readonly store: ClientStore
   private readonly groupIdHex: string
   private written: Written
+  private readonly trees: TreeLoader
 
-  private constructor(store: ClientStore, groupIdHex: string, written: Written) {
+  private constructor(store: ClientStore, groupIdHex: string, written: Written, trees?: TreeLoader) {
     this.store = store
     this.groupIdHex = groupIdHex
     this.written = written
+    this.trees = trees ?? new TreeLoader(store, groupIdHex)
+  }
+
+  /**
+   * The new state of a stored pending commit. A record written with
+   * `encodeStagedPending` is reassembled from its epoch's tree and secret-tree
+   * records, which become part of what this persistence knows is written;
+   * older records hold the whole state.
+   */
+  async loadPending(record: PendingRecord, current: ClientState | undefined, clientConfig: ClientConfig): Promise<ClientState> {
+    if (record.staged === undefined) return decodePendingState(record, current, clientConfig)
+    const epoch = record.staged
+    const tree = await this.trees.load(epoch)
+    const secretTree = await loadSecretTree(this.store, this.groupIdHex, epoch)
+    const decoded = decodeWhole(decodeGroupStateWithoutTree(tree), record.newState, 'pending commit state')
+    const state = decodePendingState({ ...record, newState: new Uint8Array() }, current, clientConfig, { ...decoded, secretTree, clientConfig })
+    const written = this.written
+    const epochs = new Map(written.epochs).set(epoch, { tree, secretTree, receiver: undefined })
+    const trees = new Map(written.trees).set(epoch, this.trees.loaded.get(epoch)!)
+    this.written = { ...written, epochs, trees, nextTreeVersion: Math.max(written.nextTreeVersion, this.trees.nextVersion) }
+    return state
   }
 
   /** A group not yet in the store: the first plan writes everything. */
@@ -295,7 +317,7 @@ export class GroupPersistence {
     }
     const state: ClientState = { ...decoded, secretTree, historicalReceiverData, clientConfig }
     const written: Written = { meta, state, epochs: epochsOf(state), trees: trees.loaded, nextTreeVersion: trees.nextVersion, seen, nextSeen }
-    const persistence = new GroupPersistence(store, groupIdHex, written)
+    const persistence = new GroupPersistence(store, groupIdHex, written, trees)
     return { persistence, meta, state }
   }
 
@@ -305,7 +327,7 @@ export class GroupPersistence {
    * removed group). Call `written()` once they are durable; a plan that is
    * not written changes nothing.
    */
-  plan(state: ClientState | undefined, meta: GroupMeta): PersistencePlan {
+  plan(state: ClientState | undefined, meta: GroupMeta, staged?: ClientState): PersistencePlan {
     const gid = this.groupIdHex
     const before = this.written
     const operations: StoreOperation[] = []
@@ -327,6 +349,10 @@ export class GroupPersistence {
       operations.push({ type: 'put', key: layoutKeys.seen(gid, digest), value: encodeRecord(before.nextSeen + added.length - 1) })
     }
     const epochs = state === undefined ? new Map<bigint, WrittenEpoch>() : epochsOf(state)
+    // A pending commit's new epoch: its tree and secret tree are written now, so merging it writes little.
+    if (state !== undefined && staged !== undefined && !epochs.has(staged.groupContext.epoch)) {
+      epochs.set(staged.groupContext.epoch, { tree: staged.ratchetTree, secretTree: staged.secretTree, receiver: undefined })
+    }
     for (const [epoch, old] of before.epochs) {
       const now = epochs.get(epoch)
       if (now === undefined) {
@@ -458,6 +484,19 @@ export class GroupPersistence {
 
   private putReceiver(epoch: bigint, receiver: NonNullable<WrittenEpoch['receiver']>): StoreOperation {
     return { type: 'put', key: layoutKeys.receiver(this.groupIdHex, epoch), value: encodeReceiver(receiver) }
+  }
+}
+
+/**
+ * A pending commit's new state for its record: without the trees, whose
+ * records `plan(…, staged)` writes under the new epoch, and without the past
+ * epochs' receiver data, which the current state holds.
+ */
+export function encodeStagedPending(newState: ClientState): Pick<PendingRecord, 'newState' | 'history' | 'staged'> {
+  return {
+    newState: encodeGroupStateWithoutTree({ ...newState, secretTree: [], historicalReceiverData: new Map() }),
+    history: [...newState.historicalReceiverData.keys()],
+    staged: newState.groupContext.epoch
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ClientConfig, ClientState, MLSMessage } from 'ts-mls'
-import { decodeGroupState, decodeMlsMessage, encodeGroupState, encodeMlsMessage } from 'ts-mls'
+import { decodeGroupState, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
 import type { ClientId } from './interfaces/common.js'
 import { MessageError, StorageError } from './errors.js'
@@ -32,6 +32,11 @@ export interface PendingRecord {
    * whose `newState` holds them.
    */
   history?: bigint[]
+  /**
+   * Set when `newState` holds neither tree: they are the records of this
+   * epoch in the group's layout (group-persistence.ts, `encodeStagedPending`).
+   */
+  staged?: bigint
   added: ClientId[]
   removed: ClientId[]
 }
@@ -84,22 +89,14 @@ export function decodeState(bytes: Uint8Array, clientConfig: ClientConfig): Clie
   return { ...decoded[0], clientConfig }
 }
 
-/**
- * A pending commit's new state as stored: without the receiver data of past
- * epochs, which the current state holds and `decodePendingState` takes from
- * it (as `withCurrentHistory` does on merge), so the record is one epoch's
- * size rather than five.
- */
-export function encodePendingState(newState: ClientState): Pick<PendingRecord, 'newState' | 'history'> {
-  return {
-    newState: encodeGroupState({ ...newState, historicalReceiverData: new Map() }),
-    history: [...newState.historicalReceiverData.keys()]
-  }
-}
-
 /** The new state of a stored pending commit, its past epochs taken from `current` (the state it was created from). */
-export function decodePendingState(record: PendingRecord, current: ClientState | undefined, clientConfig: ClientConfig): ClientState {
-  const state = decodeState(record.newState, clientConfig)
+export function decodePendingState(
+  record: PendingRecord,
+  current: ClientState | undefined,
+  clientConfig: ClientConfig,
+  decoded?: ClientState
+): ClientState {
+  const state = decoded ?? decodeState(record.newState, clientConfig)
   if (record.history === undefined) return state
   const historicalReceiverData = new Map<bigint, EpochReceiverData>()
   for (const epoch of record.history) {

@@ -22,8 +22,8 @@ import { Mutex } from './mutex.js'
 import { commitRequest, externalCommitter } from './group-info.js'
 import { isOwnTrouble, wrapMlsFailure } from './one-rule.js'
 import { memberAtLeaf, membersOf, withCurrentHistory } from './mls-adapter.js'
-import { decodeIntent, decodeMessage, decodePendingState, encodeIntent, encodePendingState, type GroupMeta, type PendingRecord } from './group-records.js'
-import { GroupPersistence } from './group-persistence.js'
+import { decodeIntent, decodeMessage, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
+import { encodeStagedPending, GroupPersistence } from './group-persistence.js'
 import type {
   CommitIntent,
   CommitOutcome,
@@ -138,7 +138,7 @@ export class Group {
         intent: decodeIntent(record.intent),
         commit: record.commit,
         welcome: record.welcome,
-        newState: decodePendingState(record, state, clientConfig),
+        newState: await persistence.loadPending(record, state, clientConfig),
         consumed: [],
         added: record.added,
         removed: record.removed
@@ -723,12 +723,12 @@ export class Group {
       intent: encodeIntent(intent),
       commit,
       welcome,
-      ...encodePendingState(result.newState),
+      ...encodeStagedPending(result.newState),
       added,
       removed
     }
     const meta: GroupMeta = { ...this.meta, status: 'committing' }
-    await this.persist(this.state, meta, [{ type: 'put', key: storeKeys.groupPending(this.groupIdHex), value: encodeRecord(record) }])
+    await this.persist(this.state, meta, [{ type: 'put', key: storeKeys.groupPending(this.groupIdHex), value: encodeRecord(record) }], result.newState)
     this.pending = pending
     this.meta = meta
     this.events.emit('status:changed', { from: 'active', to: 'committing' })
@@ -832,9 +832,18 @@ export class Group {
     return { ...this.meta, cursor: seq ?? this.meta.cursor, digests }
   }
 
-  /** Write (state, meta) and `extra` in one atomic batch: only the records that changed (group-persistence.ts). */
-  private async persist(state: ClientState | undefined, meta: GroupMeta, extra: readonly StoreOperation[] = []): Promise<void> {
-    const plan = this.persistence.plan(state, meta)
+  /**
+   * Write (state, meta) and `extra` in one atomic batch: only the records that changed (group-persistence.ts).
+   * The pending commit's new epoch (`staged`) stays written until a write deletes the pending record.
+   */
+  private async persist(
+    state: ClientState | undefined,
+    meta: GroupMeta,
+    extra: readonly StoreOperation[] = [],
+    staged: ClientState | undefined = this.pending?.newState
+  ): Promise<void> {
+    const pendingKey = storeKeys.groupPending(this.groupIdHex)
+    const plan = this.persistence.plan(state, meta, extra.some((op) => op.type === 'delete' && op.key === pendingKey) ? undefined : staged)
     await this.components.store.write([...plan.operations, ...extra])
     plan.written()
   }

@@ -21,9 +21,9 @@ import {
   type PrivateMessage,
   type Proposal
 } from '../src/mls.js'
-import { GroupPersistence, layoutKeys, SECRET_CHUNK_NODES, TREE_CHUNK_NODES } from '../src/group-persistence.js'
-import { encodeRecord, storeKeys } from '../src/records.js'
-import type { GroupMeta } from '../src/group-records.js'
+import { encodeStagedPending, GroupPersistence, layoutKeys, SECRET_CHUNK_NODES, TREE_CHUNK_NODES } from '../src/group-persistence.js'
+import { decodeRecord, encodeRecord, storeKeys } from '../src/records.js'
+import type { GroupMeta, PendingRecord } from '../src/group-records.js'
 import type { ClientStore, StoreEntry, StoreOperation } from '../src/interfaces/client-store.js'
 
 const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const
@@ -246,6 +246,52 @@ describe('incremental persistence of a group (group-persistence.ts)', () => {
     // A removed group: every state record goes.
     await persist(persistence, store, undefined, { status: 'removed', epoch, cursor, digests })
     expect([...store.entries.keys()].filter((k) => k.includes('/epoch/') || k.includes('/tree/') || k.endsWith('/current'))).toEqual([])
+  }, 60_000)
+
+  it('a pending commit writes its new epoch with it: merging then writes only the small records, discarding deletes it', async () => {
+    const cs = await suite()
+    const { alice } = await group(200, cs)
+    const store = new MapStore()
+    await persist(GroupPersistence.empty(store, GID), store, alice, meta(1n, 1))
+    const pendingKey = storeKeys.groupPending(GID)
+    const stage = async (persistence: GroupPersistence, newState: ClientState): Promise<void> => {
+      const record: PendingRecord = { epoch: 1n, intent: { kind: 'update' }, commit: new Uint8Array([1]), welcome: undefined, added: [], removed: [], ...encodeStagedPending(newState) }
+      const plan = persistence.plan(alice, meta(1n, 1), newState)
+      await store.write([...plan.operations, { type: 'put', key: pendingKey, value: encodeRecord(record) }])
+      plan.written()
+    }
+    const first = await createCommit({ state: alice, cipherSuite: cs }, { wireAsPublicMessage: true })
+    let loaded = await reload(store)
+    await stage(loaded.persistence, first.newState)
+    expect(store.entries.has(layoutKeys.tree(GID, 2n))).toBe(true)
+    // The pending record holds neither tree: it is a fraction of the new state's size.
+    expect(store.entries.get(pendingKey)!.length * 10).toBeLessThan(encodeGroupState(first.newState).length)
+
+    // After a restart, the pending state is reassembled from the staged records.
+    loaded = await reload(store)
+    const record = decodeRecord<PendingRecord>(store.entries.get(pendingKey)!, 'pending')
+    const pendingState = await loaded.persistence.loadPending(record, loaded.state, defaultClientConfig)
+    expect(normalized(pendingState)).toBe(normalized(first.newState))
+    // Merged: the new epoch's trees are already written.
+    const merge = loaded.persistence.plan(pendingState, meta(2n, 2, ['c']))
+    await store.write([...merge.operations, { type: 'delete', key: pendingKey }])
+    merge.written()
+    const mergedKeys = merge.operations.map((op) => op.key).sort()
+    expect(mergedKeys).toEqual([storeKeys.groupMeta(GID), layoutKeys.current(GID), layoutKeys.receiver(GID, 1n), layoutKeys.seen(GID, 'c')].sort())
+    expect(normalized((await reload(store)).state)).toBe(normalized(pendingState))
+
+    // Another pending commit, discarded (another member's commit won): its staged records go.
+    loaded = await reload(store)
+    const second = await createCommit({ state: loaded.state, cipherSuite: cs }, { wireAsPublicMessage: true })
+    const before = new Set(store.entries.keys())
+    const plan = loaded.persistence.plan(loaded.state, loaded.meta, second.newState)
+    await store.write(plan.operations)
+    plan.written()
+    expect(store.entries.has(layoutKeys.tree(GID, 3n))).toBe(true)
+    const discard = loaded.persistence.plan(loaded.state, loaded.meta)
+    await store.write(discard.operations)
+    discard.written()
+    expect(new Set(store.entries.keys())).toEqual(before)
   }, 60_000)
 
   it('a write that fails changes nothing: the retried change is written whole', async () => {
