@@ -1,12 +1,13 @@
 import type { ClientConfig, ClientState, MLSMessage } from 'ts-mls'
 import { decodeGroupState, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
+import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
 import type { ClientId } from './interfaces/common.js'
 import { MessageError, StorageError } from './errors.js'
 import { equalBytes } from './bytes.js'
 import { wrapMlsFailure } from './one-rule.js'
 import type { CommitIntent, GroupStatus } from './group-types.js'
 
-/** The codec of a group's store records (`group/<id>/meta`, `/state`, `/pending`) and of input messages. */
+/** The codec of a group's store records (`group/<id>/meta`, `/pending`; the state's are in group-persistence.ts) and of input messages. */
 
 /** `group/<id>/meta`: the state machine's position besides the MLS state. */
 export interface GroupMeta {
@@ -24,7 +25,19 @@ export interface PendingRecord {
   intent: unknown
   commit: Uint8Array
   welcome: Uint8Array | undefined
+  /** The new state without its past epochs' receiver data (see `history`). */
   newState: Uint8Array
+  /**
+   * The past epochs the new state keeps: their receiver data is the current
+   * state's (`decodePendingState`). Absent in records of the previous layout,
+   * whose `newState` holds them.
+   */
+  history?: bigint[]
+  /**
+   * Set when `newState` holds neither tree: they are the records of this
+   * epoch in the group's layout (group-persistence.ts, `encodeStagedPending`).
+   */
+  staged?: bigint
   added: ClientId[]
   removed: ClientId[]
 }
@@ -82,4 +95,31 @@ export function decodeState(bytes: Uint8Array, clientConfig: ClientConfig): Clie
   const decoded = decodeGroupState(bytes, 0)
   if (decoded === undefined) throw new StorageError('STORAGE_CORRUPT', 'Stored group state could not be decoded')
   return { ...decoded[0], clientConfig }
+}
+
+/** The new state of a stored pending commit, its past epochs taken from `current` (the state it was created from). */
+export function decodePendingState(
+  record: PendingRecord,
+  current: ClientState | undefined,
+  clientConfig: ClientConfig,
+  decoded?: ClientState
+): ClientState {
+  const state = decoded ?? decodeState(record.newState, clientConfig)
+  if (record.history === undefined) return state
+  const historicalReceiverData = new Map<bigint, EpochReceiverData>()
+  for (const epoch of record.history) {
+    if (current === undefined) break
+    const data =
+      epoch === current.groupContext.epoch
+        ? {
+            secretTree: current.secretTree,
+            ratchetTree: current.ratchetTree,
+            senderDataSecret: current.keySchedule.senderDataSecret,
+            groupContext: current.groupContext,
+            resumptionPsk: current.keySchedule.resumptionPsk
+          }
+        : current.historicalReceiverData.get(epoch)
+    if (data !== undefined) historicalReceiverData.set(epoch, data)
+  }
+  return { ...state, historicalReceiverData }
 }

@@ -15,7 +15,6 @@ import { isOwnTrouble, wrapMlsFailure } from './one-rule.js'
 import {
   createCommitMessages,
   decryptPrivateMessage,
-  encodeState,
   encryptApplication,
   exportSecret,
   memberAtLeaf,
@@ -26,7 +25,8 @@ import {
   withCurrentHistory,
   zeroAll
 } from './mls-adapter.js'
-import { decodeIntent, decodeMessage, decodeState, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
+import { decodeIntent, decodeMessage, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
+import { encodeStagedPending, GroupPersistence } from './group-persistence.js'
 import { ChannelSync } from './group-sync.js'
 import { planCommit } from './commit-plan.js'
 import {
@@ -111,6 +111,7 @@ export class Group {
   private current: GroupState
   private progress: Progress
   private readonly components: GroupComponents
+  private readonly persistence: GroupPersistence
   private readonly lock = new Mutex()
   private readonly commitLock = new Mutex()
   private readonly events = new Emitter<GroupEvents>()
@@ -118,10 +119,11 @@ export class Group {
   private readonly channelSync: ChannelSync
   private waiting: Uint8Array[] = []
 
-  private constructor(components: GroupComponents, groupId: Uint8Array, current: GroupState, progress: Progress) {
+  private constructor(components: GroupComponents, groupId: Uint8Array, current: GroupState, progress: Progress, persistence?: GroupPersistence) {
     this.components = components
     this.groupId = groupId
     this.groupIdHex = toHex(groupId)
+    this.persistence = persistence ?? GroupPersistence.empty(components.store, this.groupIdHex)
     this.current = current
     this.progress = progress
     this.channelSync = new ChannelSync(
@@ -147,19 +149,16 @@ export class Group {
     status: 'joining' | 'active' = 'active'
   ): Promise<Group> {
     const group = new Group(components, state.groupContext.groupId, status === 'joining' ? joined(state) : created(state), { cursor, digests: [] })
-    await components.store.write([...group.stateOperations(state, group.metaRecord()), ...extra])
+    await group.persist(group.current, group.progress, extra)
     return group
   }
 
   /** @internal Load a group from the store. */
   static async load(components: GroupComponents, groupIdHex: string): Promise<Group | undefined> {
     const { store, clientConfig } = components
-    const metaBytes = await store.get(storeKeys.groupMeta(groupIdHex))
-    if (metaBytes === undefined) return undefined
-    const meta = decodeRecord<GroupMeta>(metaBytes, 'group meta')
-    let state: ClientState | undefined
-    const stateBytes = await store.get(storeKeys.groupState(groupIdHex))
-    if (stateBytes !== undefined) state = decodeState(stateBytes, clientConfig)
+    const loaded = await GroupPersistence.load(store, groupIdHex, clientConfig)
+    if (loaded === undefined) return undefined
+    const { meta, state, persistence } = loaded
     let pending: PendingCommit | undefined
     const pendingBytes = await store.get(storeKeys.groupPending(groupIdHex))
     if (pendingBytes !== undefined) {
@@ -169,7 +168,7 @@ export class Group {
         intent: decodeIntent(record.intent),
         commit: record.commit,
         welcome: record.welcome,
-        newState: decodeState(record.newState, clientConfig),
+        newState: await persistence.loadPending(record, state, clientConfig),
         consumed: [],
         added: record.added,
         removed: record.removed
@@ -178,7 +177,7 @@ export class Group {
     const current = fromRecords(meta, state, pending)
     if (current === undefined) throw new StorageError('STORAGE_CORRUPT', `Group ${groupIdHex} is ${meta.status} but its state record is missing`)
     const groupId = state?.groupContext.groupId ?? fromHex(groupIdHex)
-    const group = new Group(components, groupId, current, { cursor: meta.cursor, digests: meta.digests })
+    const group = new Group(components, groupId, current, { cursor: meta.cursor, digests: meta.digests }, persistence)
     const sentPrefix = storeKeys.groupSentPrefix(groupIdHex)
     for (const entry of await store.list(sentPrefix)) group.sentMessages.set(entry.key.slice(sentPrefix.length), entry.value)
     return group
@@ -420,7 +419,7 @@ export class Group {
   private async finishJoining(): Promise<void> {
     if (this.current.kind !== 'joining') return
     const next = caughtUp(this.current)
-    await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next)) }])
+    await this.persist(next)
     this.enter(next)
   }
 
@@ -445,10 +444,7 @@ export class Group {
         const progress: Progress = { ...this.progress, cursor: entry.seq }
         // A commit of the epoch this member leaves is dropped with it.
         const dropPending: StoreOperation[] = failsGroup && this.current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }] : []
-        await this.components.store.write([
-          { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next, progress)) },
-          ...dropPending
-        ])
+        await this.persist(next, progress, dropPending)
         this.enter(next, progress)
       }
       this.events.emit('message:rejected', { error, seq: entry.seq })
@@ -628,10 +624,7 @@ export class Group {
     const newState = withCurrentHistory(pending.newState, current.mls, pending.epoch)
     const next = commitMerged(current, newState)
     const progress = this.withProgress(seq, digest)
-    await this.components.store.write([
-      ...this.stateOperations(newState, this.metaRecord(next, progress)),
-      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }
-    ])
+    await this.persist(next, progress, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
     zeroAll(pending.consumed)
     this.enter(next, progress)
     this.emitEpochChange(before, newState, this.components.clientId, true)
@@ -652,9 +645,7 @@ export class Group {
   private async becomeRemoved(current: LiveState, epoch: bigint, seq: number | undefined, digest: string, by: ClientId | undefined): Promise<void> {
     const next = removedAt(current, epoch)
     const progress = this.withProgress(seq, digest)
-    await this.components.store.write([
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next, progress)) },
-      { type: 'delete', key: storeKeys.groupState(this.groupIdHex) },
+    await this.persist(next, progress, [
       { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
       ...[...this.sentMessages.keys()].map((d) => ({ type: 'delete' as const, key: storeKeys.groupSent(this.groupIdHex, d) }))
     ])
@@ -692,15 +683,12 @@ export class Group {
       intent: encodeIntent(intent),
       commit,
       welcome,
-      newState: encodeState(result.newState),
+      ...encodeStagedPending(result.newState),
       added,
       removed
     }
     const next = commitStarted(current, pending)
-    await this.components.store.write([
-      { type: 'put', key: storeKeys.groupPending(this.groupIdHex), value: encodeRecord(record) },
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next)) }
-    ])
+    await this.persist(next, this.progress, [{ type: 'put', key: storeKeys.groupPending(this.groupIdHex), value: encodeRecord(record) }])
     this.enter(next)
     return { kind: 'created', pending }
   }
@@ -709,10 +697,7 @@ export class Group {
   private async discardPending(pending: PendingCommit): Promise<void> {
     if (this.current.kind !== 'committing' || this.current.pending !== pending) return
     const next = commitDiscarded(this.current)
-    await this.components.store.write([
-      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next)) }
-    ])
+    await this.persist(next, this.progress, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
     this.enter(next)
   }
 
@@ -781,7 +766,7 @@ export class Group {
     const oldest = cause.details?.['oldestRetainedSeq']
     const next = failedOn(this.current, `the channel deleted entries after seq ${this.progress.cursor} (log retained from seq ${String(oldest)})`)
     const dropPending: StoreOperation[] = this.current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }] : []
-    await this.components.store.write([{ type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(this.metaRecord(next)) }, ...dropPending])
+    await this.persist(next, this.progress, dropPending)
     this.enter(next)
     this.events.emit('message:rejected', { error: cause, seq: undefined })
   }
@@ -805,11 +790,18 @@ export class Group {
     if (from !== next.kind) this.events.emit('status:changed', { from, to: next.kind })
   }
 
-  private stateOperations(state: ClientState, meta: GroupMeta): StoreOperation[] {
-    return [
-      { type: 'put', key: storeKeys.groupState(this.groupIdHex), value: encodeState(state) },
-      { type: 'put', key: storeKeys.groupMeta(this.groupIdHex), value: encodeRecord(meta) }
-    ]
+  /**
+   * Write a state (its meta record and whatever of its ts-mls state changed,
+   * group-persistence.ts) and `extra` in one atomic batch. A `committing`
+   * state's pending epoch stays written until a write deletes the pending record.
+   */
+  private async persist(next: GroupState, progress: Progress = this.progress, extra: readonly StoreOperation[] = []): Promise<void> {
+    const pendingKey = storeKeys.groupPending(this.groupIdHex)
+    const dropsPending = extra.some((op) => op.type === 'delete' && op.key === pendingKey)
+    const staged = next.kind === 'committing' && !dropsPending ? next.pending.newState : undefined
+    const plan = this.persistence.plan(mlsOf(next), this.metaRecord(next, progress), staged)
+    await this.components.store.write([...plan.operations, ...extra])
+    plan.written()
   }
 
   private receivedMessage(
@@ -846,7 +838,7 @@ export class Group {
 
   /** Persist, then adopt: memory never runs ahead of the store. */
   private async commitState(next: GroupState & { mls: ClientState }, progress: Progress, extra: readonly StoreOperation[] = []): Promise<void> {
-    await this.components.store.write([...this.stateOperations(next.mls, this.metaRecord(next, progress)), ...extra])
+    await this.persist(next, progress, extra)
     this.enter(next, progress)
   }
 
