@@ -16,6 +16,8 @@ export interface LoadedPublicState {
   readonly state: PublicGroupState
   readonly cs: CiphersuiteImpl
   readonly groupInfo: Uint8Array | undefined
+  /** The encoded state as stored: a proposal is appended only while the store still holds exactly these bytes (compare-and-set). */
+  readonly stored: Uint8Array
 }
 
 /** A core `MessageError` from the public-group verifier, as the service's typed error (same code and details). */
@@ -132,7 +134,7 @@ export class PublicStates {
     if (state === undefined) throw new ServiceError('STORAGE_CORRUPT', `The public state of group ${group.groupId} does not decode`)
     const suite = state.groupContext.cipherSuite
     if (!this.suites.isAccepted(suite)) throw new ServiceError('UNSUPPORTED_CIPHERSUITE', `Group ${group.groupId} uses ciphersuite ${String(suite)}, which is not accepted`)
-    const loaded = { state, cs: await this.suites.impl(suite), groupInfo: record.groupInfo, epoch: record.epoch }
+    const loaded = { state, cs: await this.suites.impl(suite), groupInfo: record.groupInfo, epoch: record.epoch, stored: record.state }
     this.remember(group.groupId, loaded)
     return loaded
   }

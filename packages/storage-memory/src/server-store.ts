@@ -312,7 +312,7 @@ class MemoryServerStore implements ServerStore {
 
   async appendProposal(
     groupId: GroupIdHex,
-    proposal: { expectedEpoch: bigint; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
+    proposal: { expectedEpoch: bigint; expectedState?: Uint8Array; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
     options?: AbortOptions
   ): Promise<AppendProposalResult> {
     this.check(options)
@@ -320,7 +320,9 @@ class MemoryServerStore implements ServerStore {
     checkLogEntry(proposal.entry)
     checkPublicState(proposal.publicState)
     if (proposal.publicState === undefined) throw invalid('A proposal comes with the public state that holds it')
+    if (proposal.expectedState !== undefined && !(proposal.expectedState instanceof Uint8Array)) throw invalid('expectedState must be a Uint8Array')
     if (g.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: g.epoch }
+    if (proposal.expectedState !== undefined && !sameBytes(g.publicState?.state, proposal.expectedState)) return { kind: 'conflict', epoch: g.epoch }
     if (g.digests.has(proposal.entry.digest)) return { kind: 'duplicate' }
     const seq = g.lastSeq + 1
     g.log.push(copyLog({ ...proposal.entry, seq }))
@@ -334,6 +336,10 @@ class MemoryServerStore implements ServerStore {
   rawKeyPackages(): Uint8Array[] {
     return [...[...this.pools.values()].flat(), ...this.lastResorts.values()].map((r) => r.keyPackage)
   }
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 /**

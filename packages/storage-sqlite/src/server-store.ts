@@ -478,9 +478,11 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
 
   async appendProposal(
     groupId: GroupIdHex,
-    proposal: { expectedEpoch: bigint; entry: NewLogEntry; publicState: PublicStateRecord },
+    proposal: { expectedEpoch: bigint; expectedState?: Uint8Array; entry: NewLogEntry; publicState: PublicStateRecord },
     options?: AbortOptions
   ): Promise<AppendProposalResult> {
+    const expectedState = proposal.expectedState
+    if (expectedState !== undefined && !(expectedState instanceof Uint8Array)) throw invalid('expectedState must be a Uint8Array')
     return this.run('appendProposal', options, (db) =>
       db
         .transaction((): AppendProposalResult => {
@@ -490,6 +492,10 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
           checkPublicState(proposal.publicState)
           if (typeof proposal.expectedEpoch !== 'bigint') throw invalid('expectedEpoch must be a bigint')
           if (group.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
+          if (expectedState !== undefined) {
+            const stored = this.sql.getPublicState.get(groupId)
+            if (stored === undefined || !Buffer.from(stored.state).equals(expectedState)) return { kind: 'conflict', epoch: group.epoch }
+          }
           const { entry } = proposal
           if ((this.sql.hasDigest.get(groupId, entry.digest)?.n ?? 0) > 0) return { kind: 'duplicate' }
           const seq = group.lastSeq + 1
