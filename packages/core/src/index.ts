@@ -13,3 +13,12 @@ export * from './recovery/external-rejoin.js'
 export { Emitter } from './emitter.js'
 export { Mutex } from './mutex.js'
 export { wireCredentials } from './wire-credentials.js'
+export {
+  DEFAULT_SERVER_IDENTITY,
+  checkExternalSender,
+  externalSendersChange,
+  externalSendersOf,
+  sameExternalSender,
+  serverExternalSender,
+  serverExternalSendersExtension
+} from './server-sender.js'

@@ -45,6 +45,8 @@ export const storeKeys = {
   keyPackagePrefix: 'keypackage/',
   keyPackage: (refHex: string) => `keypackage/${refHex}`,
   welcomeCursor: 'welcomes/cursor',
+  /** The server's external sender as first advertised (pinned, docs/trust-model.md). */
+  serverSender: 'server/external-sender',
   groupPrefix: 'group/',
   groupMeta: (gid: string) => `group/${gid}/meta`,
   groupState: (gid: string) => `group/${gid}/state`,

@@ -56,7 +56,7 @@ export function createChannelService(deps: {
   bus?: InstanceBus | undefined
   validator: CredentialValidator
   externalJoinPolicy?: ExternalJoinPolicy
-  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array }
+  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array } | undefined
 }): ChannelService {
   const { store, suites, limits, subscriptions, bus, validator } = deps
   const mutex = new KeyedMutex()

@@ -1,5 +1,5 @@
 import type { AbortOptions, ClientId, GroupRecord, PublicStateRecord, ServerStore } from '@mls/core/interfaces'
-import { MlsToolkitError, ServiceError, equalBytes, type CredentialValidator } from '@mls/core'
+import { MlsToolkitError, ServiceError, equalBytes, externalSendersOf, type CredentialValidator } from '@mls/core'
 import type { AuthenticationService, CiphersuiteImpl, GroupInfo } from '@mls/core/mls'
 import {
   checkGroupInfo,
@@ -86,6 +86,7 @@ export async function initialPublicState(
   if (members.length !== 1 || members[0]?.leafIndex !== 0 || deps.validator.clientIdFromCredential(members[0].leafNode.credential) !== caller) {
     throw refuse("A new group's tree has exactly one leaf, leaf 0, holding the creator")
   }
+  if (externalSendersOf(context.extensions) === undefined) throw refuse('The external_senders extension does not decode')
   return { epoch: 0n, state: encodePublicGroupState(state), groupInfo: groupInfoBytes.slice() }
 }
 

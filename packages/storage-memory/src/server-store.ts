@@ -196,6 +196,12 @@ class MemoryServerStore implements ServerStore {
     return { groupId, epoch: g.epoch, lastSeq: g.lastSeq, roster: copyRoster(g.roster), access: copyAccess(g.access) }
   }
 
+  async listGroupsOf(clientId: ClientId, options?: AbortOptions): Promise<GroupIdHex[]> {
+    this.check(options)
+    if (typeof clientId !== 'string') throw invalid('clientId must be a string')
+    return [...this.groups.entries()].filter(([, g]) => g.roster.some((e) => e.clientId === clientId)).map(([id]) => id).sort()
+  }
+
   private group(groupId: GroupIdHex): GroupState {
     const g = this.groups.get(groupId)
     if (g === undefined) throw new StorageError('UNKNOWN_GROUP', `Unknown group ${groupId}`)

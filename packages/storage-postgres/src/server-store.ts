@@ -286,6 +286,18 @@ class PostgresServerStore implements ServerStore {
     return { epoch: BigInt(row.epoch), state: bytesOut(row.state), groupInfo: row.group_info === null ? undefined : bytesOut(row.group_info) }
   }
 
+  async listGroupsOf(clientId: ClientId, options?: AbortOptions): Promise<GroupIdHex[]> {
+    this.db.check(options)
+    checkString(clientId, 'clientId')
+    const rows = await this.db.query<{ group_id: string }>(
+      'listGroupsOf',
+      options,
+      `SELECT group_id FROM ${this.s}.groups WHERE roster @> $1::jsonb ORDER BY group_id`,
+      [JSON.stringify([{ clientId }])]
+    )
+    return rows.map((r) => r.group_id)
+  }
+
   async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
     const rows = await this.db.query<GroupRow>('getGroup', options, `SELECT epoch, last_seq, roster, access FROM ${this.s}.groups WHERE group_id = $1`, [groupId])
     const row = rows[0]

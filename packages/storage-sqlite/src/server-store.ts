@@ -158,6 +158,7 @@ function prepareStatements(db: Connection) {
       'INSERT INTO groups (group_id, epoch, last_seq) VALUES (?, ?, ?) ON CONFLICT (group_id) DO NOTHING'
     ),
     getGroup: db.prepare<[string], { epoch: bigint; last_seq: bigint }>('SELECT epoch, last_seq FROM groups WHERE group_id = ?').safeIntegers(true),
+    listGroupsOf: db.prepare<[string], { group_id: string }>('SELECT DISTINCT group_id FROM group_roster WHERE client_id = ? ORDER BY group_id'),
     updateGroup: db.prepare<[bigint, number, string]>('UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?'),
     setLastSeq: db.prepare<[number, string]>('UPDATE groups SET last_seq = ? WHERE group_id = ?'),
     getRoster: db.prepare<[string], { leaf_index: number; client_id: string }>(
@@ -386,6 +387,11 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
       if (row === undefined) return undefined
       return { epoch: row.epoch, state: bytesOut(row.state), groupInfo: row.group_info === null ? undefined : bytesOut(row.group_info) }
     })
+  }
+
+  async listGroupsOf(clientId: ClientId, options?: AbortOptions): Promise<GroupIdHex[]> {
+    checkString(clientId, 'clientId')
+    return this.run('listGroupsOf', options, () => this.sql.listGroupsOf.all(clientId).map((r) => r.group_id))
   }
 
   async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {

@@ -4,6 +4,7 @@ import type {
   ChannelEvent,
   ClientId,
   Connection,
+  ServerExternalSender,
   DirectoryClient,
   GroupChannelClient,
   SessionCredentials,
@@ -92,6 +93,8 @@ class Socket {
   private phase: 'challenge' | 'authenticate' | 'open' | 'dead' = 'challenge'
   readonly ws: WebSocketLike
   maxFrameBytes = 0xffffffff
+  /** The server's external sender, as its CHALLENGE advertised it. */
+  externalSender: ServerExternalSender | undefined
   private readonly ready: Promise<void>
   private settle: { resolve(): void; reject(error: unknown): void } | undefined
 
@@ -210,6 +213,7 @@ class Socket {
     if (this.phase === 'challenge' && frame.kind === 'challenge') {
       this.phase = 'authenticate'
       this.maxFrameBytes = frame.maxFrameBytes
+      this.externalSender = frame.externalSender
       const { clientId, signaturePublicKey, ciphersuite } = this.credentials
       this.credentials.signChallenge(frame.challenge.slice()).then(
         (signature) => {
@@ -261,6 +265,7 @@ class Socket {
 
 class Session implements Connection {
   readonly clientId: ClientId
+  readonly externalSender: ServerExternalSender | undefined
   readonly directory: DirectoryClient
   readonly channel: GroupChannelClient
   private socket: Socket | undefined
@@ -281,6 +286,7 @@ class Session implements Connection {
     socket: Socket
   ) {
     this.clientId = credentials.clientId
+    this.externalSender = socket.externalSender
     this.socket = socket
     this.startHeartbeat()
     this.directory = {

@@ -1,4 +1,4 @@
-import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, WelcomeEntry } from '@mls/core/interfaces'
+import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, ServerExternalSender, WelcomeEntry } from '@mls/core/interfaces'
 import { TransportError, UsageError } from '@mls/core'
 
 /**
@@ -179,7 +179,7 @@ export interface ClientFrame {
 
 export type ServerFrame =
   | { readonly kind: 'response'; readonly requestId: number; readonly response: Response }
-  | { readonly kind: 'challenge'; readonly challenge: Uint8Array; readonly maxFrameBytes: number }
+  | { readonly kind: 'challenge'; readonly challenge: Uint8Array; readonly maxFrameBytes: number; readonly externalSender?: ServerExternalSender }
   | { readonly kind: 'entry'; readonly entry: ChannelEntry }
   | { readonly kind: 'welcome'; readonly entry: WelcomeEntry }
   | {
@@ -301,6 +301,11 @@ class Reader {
     const out: T[] = []
     for (let i = 0; i < count; i++) out.push(read())
     return out
+  }
+
+  /** Whether every byte was read (an optional trailing field is absent). */
+  atEnd(): boolean {
+    return this.offset === this.bytes.length
   }
 
   end(): void {
@@ -694,9 +699,19 @@ export function encodedWelcomeBytes(entry: WelcomeEntry): number {
   return 8 + 4 + entry.groupId.length + 8 + 4 + entry.welcome.length
 }
 
-/** The CHALLENGE frame a server sends first on every connection. */
-export function encodeChallenge(challenge: Uint8Array, maxFrameBytes: number): Uint8Array {
-  return new Writer(PROTOCOL_VERSION, ServerFrameType.challenge, 0, 48).bytes(challenge, 'challenge').u32(maxFrameBytes, 'maxFrameBytes').finish()
+/**
+ * The CHALLENGE frame a server sends first on every connection; with the
+ * server's external sender (ciphersuite, signature key, credential) appended
+ * when it has one (docs/protocol.md).
+ */
+export function encodeChallenge(challenge: Uint8Array, maxFrameBytes: number, externalSender?: ServerExternalSender): Uint8Array {
+  const w = new Writer(PROTOCOL_VERSION, ServerFrameType.challenge, 0, 64 + (externalSender === undefined ? 0 : 128 + externalSender.credential.length))
+    .bytes(challenge, 'challenge')
+    .u32(maxFrameBytes, 'maxFrameBytes')
+  if (externalSender !== undefined) {
+    w.string(externalSender.ciphersuite, 'ciphersuite').bytes(externalSender.signaturePublicKey, 'signaturePublicKey').bytes(externalSender.credential, 'credential')
+  }
+  return w.finish()
 }
 
 /** A pushed log entry frame. */
@@ -751,7 +766,16 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
   const r = new Reader(bytes, requestId)
   let frame: ServerFrame
   if (type === ServerFrameType.challenge) {
-    frame = { kind: 'challenge', challenge: r.bytesField('challenge'), maxFrameBytes: r.u32('maxFrameBytes') }
+    const challenge = r.bytesField('challenge')
+    const maxFrameBytes = r.u32('maxFrameBytes')
+    frame = r.atEnd()
+      ? { kind: 'challenge', challenge, maxFrameBytes }
+      : {
+          kind: 'challenge',
+          challenge,
+          maxFrameBytes,
+          externalSender: { ciphersuite: r.string('ciphersuite'), signaturePublicKey: r.bytesField('signaturePublicKey'), credential: r.bytesField('credential') }
+        }
   } else if (type === ServerFrameType.entry) {
     frame = { kind: 'entry', entry: readEntry(r) }
   } else if (type === ServerFrameType.welcome) {

@@ -170,7 +170,7 @@ class Connection {
       }
     }, limits.authenticationTimeoutMs)
     this.authTimer.unref?.()
-    this.send(encodeChallenge(this.challenge, limits.maxFrameBytes))
+    this.send(encodeChallenge(this.challenge, limits.maxFrameBytes, hub.services.externalSender))
   }
 
   close(code: number, reason: string): void {

@@ -595,6 +595,26 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
       }
     })
 
+    it('lists the groups whose roster holds a client now, sorted', async () => {
+      expect(await store.listGroupsOf(BOB)).toEqual([])
+      await store.createGroup(group('bb02'))
+      await store.createGroup(group(G))
+      await store.createGroup(group('cc03', CAROL))
+      const withBob = [
+        { leafIndex: 0, clientId: ALICE },
+        { leafIndex: 1, clientId: BOB }
+      ]
+      await store.appendCommit('bb02', commit(0n, 'b1', { roster: withBob }))
+      await store.appendCommit(G, commit(0n, 'a1', { roster: withBob }))
+      expect(await store.listGroupsOf(BOB)).toEqual([G, 'bb02'])
+      expect(await store.listGroupsOf(ALICE)).toEqual([G, 'bb02'])
+      expect(await store.listGroupsOf(CAROL)).toEqual(['cc03'])
+      // Removed from one group: listed only in the other. A prefix of a client id matches nothing.
+      await store.appendCommit(G, commit(1n, 'a2'))
+      expect(await store.listGroupsOf(BOB)).toEqual(['bb02'])
+      expect(await store.listGroupsOf('bob/lap')).toEqual([])
+    })
+
     describe('public group state', () => {
       const state = (label: string, epoch: bigint, withGroupInfo = true) => ({
         epoch,

@@ -241,6 +241,11 @@ export interface ServerStore {
   /** The group as last written; `undefined` for an unknown group. */
   getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined>
   /**
+   * The groups whose roster holds `clientId` now, sorted (the server proposes
+   * the removal of a device its user deleted in each of them); `[]` for none.
+   */
+  listGroupsOf(clientId: ClientId, options?: AbortOptions): Promise<GroupIdHex[]>
+  /**
    * If the group's epoch is still `expectedEpoch`: append `entry` at
    * `lastSeq + 1`, set the epoch to `expectedEpoch + 1`, replace roster and
    * access (windows given with `fromSeq`/`untilSeq` of `-1` mean "this
