@@ -89,6 +89,11 @@ describe('codec of protocol version 1', () => {
     expect(decodeServerFrame(encodeEntryPush(entry))).toEqual({ kind: 'entry', entry })
     expect(decodeServerFrame(encodeWelcomePush(welcome))).toEqual({ kind: 'welcome', entry: welcome })
     expect(decodeServerFrame(encodeChallenge(b(1, 2, 3), 4096))).toEqual({ kind: 'challenge', challenge: b(1, 2, 3), maxFrameBytes: 4096 })
+    const externalSender = { ciphersuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', signaturePublicKey: b(7, 8), credential: b(0, 1, 2) }
+    expect(decodeServerFrame(encodeChallenge(b(1, 2, 3), 4096, externalSender))).toEqual({ kind: 'challenge', challenge: b(1, 2, 3), maxFrameBytes: 4096, externalSender })
+    // A truncated external sender is malformed, not absent.
+    const truncated = encodeChallenge(b(1, 2, 3), 4096, externalSender).slice(0, -2)
+    expect(() => decodeServerFrame(truncated)).toThrow(expect.objectContaining({ code: 'TRANSPORT_PROTOCOL' }) as Error)
     expect(decodeServerFrame(encodeError(5, 'WRONG_EPOCH', 'late', { epoch: 3n, limit: 2 }))).toEqual({
       kind: 'error',
       requestId: 5,
