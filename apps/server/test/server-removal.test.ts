@@ -41,7 +41,7 @@ async function serverOn(dir?: string): Promise<{ dir: string; proc: ServerProces
   return { dir: dataDir, proc }
 }
 
-async function device(userId: string, deviceId: string, url: string, store = memoryClientStore({ name: `${userId}/${deviceId}` })): Promise<MlsClient> {
+async function device(userId: string, deviceId: string, url: string, store: ClientStore = memoryClientStore({ name: `${userId}/${deviceId}` })): Promise<MlsClient> {
   const client = await createMlsClient({
     userId,
     deviceId,

@@ -169,7 +169,14 @@ export interface ClientEvents {
    * Remove proposals signed with any other key are refused, and new groups
    * list no external sender until the server advertises the pinned key again.
    */
-  'server:key-changed': { error: MlsToolkitError; pinned: ServerExternalSender; advertised: ServerExternalSender | undefined }
+  'server:key-changed': {
+    /** `SERVER_KEY_CHANGED`, `details.reason` `different-key` or `not-advertised`. */
+    error: MlsToolkitError
+    /** The external sender this client pinned (and keeps). */
+    pinned: ServerExternalSender
+    /** What the server advertises now; `undefined` for nothing. */
+    advertised: ServerExternalSender | undefined
+  }
 }
 
 interface IdentityRecord {

@@ -10,14 +10,14 @@ import type {
   WelcomeEntry
 } from '@mls/core/interfaces'
 import { ServiceError, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
-import type { CiphersuiteImpl, Proposal } from '@mls/core/mls'
+import type { Proposal } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
 import { SERVER_SENDER, type ChannelService, type ExternalJoinPolicy, type FetchOptions, type InstanceBus, type InstanceNotice } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { applyToRoster, readCommit, welcomeRecipients, type ReadCommit } from './commit.js'
-import { encodePublicGroupState, externalRemoveProposal, verifyCommit, verifyMemberProposal, withPendingProposal, type PendingProposal, type PublicGroupState } from '@mls/core/public-group'
+import { encodePublicGroupState, externalRemoveProposal, verifyCommit, verifyMemberProposal, withPendingProposal, type PendingProposal } from '@mls/core/public-group'
 import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState, type LoadedPublicState } from './public-state.js'
 
 /** Appends of one proposal tried before giving up when other instances keep changing the group's public state. */

@@ -179,7 +179,15 @@ export interface ClientFrame {
 
 export type ServerFrame =
   | { readonly kind: 'response'; readonly requestId: number; readonly response: Response }
-  | { readonly kind: 'challenge'; readonly challenge: Uint8Array; readonly maxFrameBytes: number; readonly externalSender?: ServerExternalSender }
+  | {
+      readonly kind: 'challenge'
+      /** The random challenge the client signs. */
+      readonly challenge: Uint8Array
+      /** The largest frame the server accepts. */
+      readonly maxFrameBytes: number
+      /** The server as an external sender of groups, when it has a key. */
+      readonly externalSender?: ServerExternalSender
+    }
   | { readonly kind: 'entry'; readonly entry: ChannelEntry }
   | { readonly kind: 'welcome'; readonly entry: WelcomeEntry }
   | {
