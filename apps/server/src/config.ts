@@ -1,4 +1,4 @@
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { UsageError } from '@mls/core'
 
 /** Everything the server can be told, from flags or environment variables. */
@@ -70,6 +70,14 @@ export interface ServerConfig {
    * interval, retention) off. Commits and proposals are kept.
    */
   retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number }
+  /**
+   * The server's signature key as the external sender of groups (it proposes
+   * the removal of a device its user deleted; clients pin it on first use):
+   * a JSON file generated on first start and read unchanged afterwards. Flag
+   * `--server-key`, env `MLS_SERVER_KEY`. Default `<dataDir>/server-key.json`.
+   * Several instances on one PostgreSQL database must share one file.
+   */
+  serverKeyPath: string
 }
 
 /** Retention defaults: 30 days, 10000 messages per group, a pass every 10 minutes. */
@@ -112,7 +120,8 @@ const textual: Record<string, string> = {
   '--auth-jwt-public-key': 'MLS_AUTH_JWT_PUBLIC_KEY',
   '--auth-jwt-algorithm': 'MLS_AUTH_JWT_ALGORITHM',
   '--auth-jwt-issuer': 'MLS_AUTH_JWT_ISSUER',
-  '--auth-jwt-audience': 'MLS_AUTH_JWT_AUDIENCE'
+  '--auth-jwt-audience': 'MLS_AUTH_JWT_AUDIENCE',
+  '--server-key': 'MLS_SERVER_KEY'
 }
 
 /** Every flag the server accepts, with its environment variable (what `--help` lists). */
@@ -156,18 +165,21 @@ Options (each also as an environment variable):
   --auth-jwt-algorithm <alg>             MLS_AUTH_JWT_ALGORITHM    (default ES256)
   --auth-jwt-issuer <iss>                MLS_AUTH_JWT_ISSUER       required iss, if set
   --auth-jwt-audience <aud>              MLS_AUTH_JWT_AUDIENCE     required aud, if set
+  --server-key <file>                    MLS_SERVER_KEY    the server's signing key as the external sender of
+                                                           groups, created on first start (default
+                                                           <data dir>/server-key.json; share it between instances)
   --help                                 print this and exit 0
 
 Logs are JSON lines on stdout. GET /health answers 200 while serving. The data
-dir holds server.sqlite and, while a server runs on it, server.lock (a second
-server on the same data dir refuses to start).
+dir holds server.sqlite, server-key.json and, while a server runs on it,
+server.lock (a second server on the same data dir refuses to start).
 
 Exit codes:
   0  stopped on SIGTERM or SIGINT after a clean shutdown (or --help)
   1  unexpected failure while running or stopping
   2  bad flag, variable or value (e.g. a port outside 0-65535)
   3  port in use or not permitted
-  4  data dir cannot be created or written, or its database cannot be opened
+  4  data dir cannot be created or written, or its database or server key cannot be opened
   5  data dir locked by another running server`
 
 function toNumber(name: string, value: string): number {
@@ -204,7 +216,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     logLevel,
     limits: {},
     quotas: {},
-    retention: { ...DEFAULT_RETENTION }
+    retention: { ...DEFAULT_RETENTION },
+    serverKeyPath: ''
   }
   const publicUrls = pick('--public-url', 'MLS_PUBLIC_URL')
   if (publicUrls !== undefined) {
@@ -213,6 +226,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       if (!/^wss?:\/\/[^/]/i.test(url)) throw new UsageError('INVALID_ARGUMENT', `--public-url must be ws:// or wss:// URLs, got ${JSON.stringify(url)}`)
     }
   }
+  const serverKey = pick('--server-key', 'MLS_SERVER_KEY')
+  config.serverKeyPath = serverKey === undefined ? join(config.dataDir, 'server-key.json') : resolve(serverKey)
   const store = pick('--store', 'MLS_STORE')
   if (store !== undefined) {
     if (!/^postgres(ql)?:\/\//.test(store)) throw new UsageError('INVALID_ARGUMENT', `--store must be a postgres:// URL, got ${JSON.stringify(store)}`)

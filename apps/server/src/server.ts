@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs'
 import { createPublicKey } from 'node:crypto'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { ServerStore } from '@mls/core/interfaces'
 import { nodeCrypto } from '@mls/crypto-node'
 import { createServices, jwtAuthentication, startLogRetention, type LogRetention } from '@mls/server'
@@ -9,7 +9,8 @@ import { openPostgresServerStore, postgresInstanceBus, type PostgresInstanceBus 
 import { webSocketServer, type WebSocketServerStats } from '@mls/transport-ws/server'
 import type { ServerConfig } from './config.js'
 import { jsonLogger, type Logger } from './logger.js'
-import { dataDirFailure, listenFailure, lockDataDir } from './startup.js'
+import { StartupError, dataDirFailure, listenFailure, lockDataDir } from './startup.js'
+import { loadOrCreateServerKey, type ServerKey } from './server-key.js'
 
 export interface RunningServer {
   readonly url: string
@@ -105,6 +106,16 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
   }
   const { store, idle } = trackInFlight(backing)
   const crypto = nodeCrypto()
+  let serverKey: ServerKey
+  try {
+    if (config.store !== undefined) mkdirSync(dirname(config.serverKeyPath), { recursive: true })
+    serverKey = await loadOrCreateServerKey(config.serverKeyPath, crypto)
+  } catch (error) {
+    await bus?.close()
+    await store.close()
+    unlock()
+    throw error instanceof StartupError ? error : dataDirFailure(error, dirname(config.serverKeyPath))
+  }
   const serviceLimits = {
     ...(config.keyPackageFetchesPerMinute === undefined ? {} : { fetchesPerMinute: config.keyPackageFetchesPerMinute }),
     ...(config.registrationsPerHour === undefined ? {} : { registrationsPerHour: config.registrationsPerHour }),
@@ -116,6 +127,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     crypto,
     ...(bus === undefined ? {} : { bus }),
     limits: serviceLimits,
+    externalSender: serverKey,
     ...(jwt === undefined
       ? {}
       : {
@@ -145,6 +157,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     database: databasePath,
     crypto: crypto.name,
     authentication: jwt === undefined ? 'first-claim' : 'jwt',
+    serverKey: Buffer.from(serverKey.signaturePublicKey).toString('hex'),
     ...(bus === undefined ? {} : { instance: bus.instanceId })
   })
   // Retention goes through the tracked store: shutdown stops it, then waits for the calls in flight.

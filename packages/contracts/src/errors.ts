@@ -67,6 +67,9 @@ export type ErrorCode =
   | 'DEVICE_LIST_CONFLICT'
   | 'DEVICE_LIST_CHANGED'
   | 'CLAIM_REFUSED'
+  // the server as an external sender (docs/trust-model.md)
+  | 'EXTERNAL_SENDER_REFUSED'
+  | 'SERVER_KEY_CHANGED'
 
 /** What an error carries besides its code and message. */
 export interface MlsToolkitErrorOptions {

@@ -6,6 +6,7 @@ import {
   defaultKeyPackageEqualityConfig,
   defaultLifetimeConfig,
   defaultPaddingConfig,
+  encodeCredentialBytes,
   isCiphersuiteName,
   joinGroupState,
   keyPackageMessage,
@@ -17,7 +18,8 @@ import { CLIENT_STORE_SPECIFICATION_VERSION, type ClientStore, type StoreOperati
 import type { ClientId } from './interfaces/common.js'
 import type { CryptoProvider } from './interfaces/crypto.js'
 import type { DirectoryClient } from './interfaces/directory.js'
-import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type Transport } from './interfaces/transport.js'
+import { TRANSPORT_SPECIFICATION_VERSION, type Connection, type ServerExternalSender, type Transport } from './interfaces/transport.js'
+import { sameExternalSender, serverExternalSendersExtension } from './server-sender.js'
 import { MessageError, MlsToolkitError, TransportError, UsageError, errorCode } from './errors.js'
 import { equalBytes, toHex } from './bytes.js'
 import { assertCryptoProvider } from './crypto.js'
@@ -239,6 +241,20 @@ export interface ClientEvents {
     /** What the server did (`SERVER_MISBEHAVING`, `details.reason`). */
     error: MlsToolkitError
   }
+  /**
+   * The server advertised another external-sender key (or none) than the one
+   * this client pinned on first use (`SERVER_KEY_CHANGED`). The pin stays:
+   * Remove proposals signed with any other key are refused, and new groups
+   * list no external sender until the server advertises the pinned key again.
+   */
+  'server:key-changed': {
+    /** `SERVER_KEY_CHANGED`, `details.reason` `different-key` or `not-advertised`. */
+    error: MlsToolkitError
+    /** The external sender this client pinned (and keeps). */
+    pinned: ServerExternalSender
+    /** What the server advertises now; `undefined` for nothing. */
+    advertised: ServerExternalSender | undefined
+  }
 }
 
 interface IdentityRecord {
@@ -267,11 +283,15 @@ interface KeyPackageStoreRecord {
 export class DirectoryAuthenticationService implements AuthenticationService {
   constructor(
     private readonly contacts: () => ContactBook,
-    private readonly validator: CredentialValidator = basicCredentials
+    private readonly validator: CredentialValidator = basicCredentials,
+    /** The server's pinned external sender: its credential and key are accepted in `external_senders`. */
+    private readonly serverSender: () => ServerExternalSender | undefined = () => undefined
   ) {}
 
   /** Whether `credential`, presented with `signaturePublicKey`, belongs to a device of a verified list (see above). */
   async validateCredential(credential: Credential, signaturePublicKey: Uint8Array): Promise<boolean> {
+    const server = this.serverSender()
+    if (server !== undefined && equalBytes(server.signaturePublicKey, signaturePublicKey) && equalBytes(server.credential, encodeCredentialBytes(credential))) return true
     const clientId = this.validator.clientIdFromCredential(credential)
     if (clientId === undefined) return false
     return this.contacts().knows(clientId, signaturePublicKey)
@@ -308,6 +328,7 @@ export class MlsClient {
   private activity: Map<string, number> | undefined
   private activityChanged = false
   private readonly reported = new WeakSet<object>()
+  private pinnedServer: ServerExternalSender | undefined
 
   /** @internal use `createMlsClient` */
   constructor(
@@ -368,10 +389,21 @@ export class MlsClient {
     return this.state
   }
 
+  /**
+   * The server's external sender as this client pinned it on first use
+   * (docs/trust-model.md): the only key whose Remove proposals its groups
+   * accept. `undefined` until a server advertised one.
+   */
+  get serverExternalSender(): ServerExternalSender | undefined {
+    return this.pinnedServer
+  }
+
   /** @internal Load the groups from the store: no network, no events. */
   async load(): Promise<void> {
     const activity = await this.init.store.get(storeKeys.groupActivity)
     this.activity = new Map(Object.entries(activity === undefined ? {} : decodeRecord<Record<string, number>>(activity, 'group activity')))
+    const pinned = await this.init.store.get(storeKeys.serverSender)
+    if (pinned !== undefined) this.pinnedServer = decodeRecord<ServerExternalSender>(pinned, 'server external sender')
     for (const entry of await this.init.store.list(storeKeys.groupPrefix)) {
       if (!entry.key.endsWith('/meta')) continue
       const gid = entry.key.slice(storeKeys.groupPrefix.length, -'/meta'.length)
@@ -437,6 +469,7 @@ export class MlsClient {
       this.connection = undefined
       throw error
     }
+    await this.pinServer(this.connection.externalSender)
     this.unsubscribe = this.connection.channel.subscribe((event) => this.onChannelEvent(event))
     this.setConnectionState('online')
     await this.sync()
@@ -503,11 +536,19 @@ export class MlsClient {
     return result
   }
 
-  /** Create a group with this client as its only member. */
-  async createGroup(groupId: Uint8Array = this.cs.rng.randomBytes(16)): Promise<Group> {
+  /**
+   * Create a group with this client as its only member. By default the
+   * group lists the server in its `external_senders` extension, so the server
+   * can propose the removal of a device its user deleted (when the server
+   * advertises the key this client pinned, for this client's signature
+   * scheme); `options.serverMayRemove: false` creates it without.
+   */
+  async createGroup(groupId: Uint8Array = this.cs.rng.randomBytes(16), options: { serverMayRemove?: boolean } = {}): Promise<Group> {
     if (this.group(groupId) !== undefined) throw new UsageError('INVALID_ARGUMENT', 'This client already has that group')
+    const server = options.serverMayRemove === false ? undefined : this.currentServerSender()
+    const extensions = server === undefined ? [] : [serverExternalSendersExtension(server)]
     const { keyPackage, privatePackage } = await this.newKeyPackage()
-    const state = await createGroupState(groupId, keyPackage, privatePackage, this.cs, this.clientConfig)
+    const state = await createGroupState(groupId, keyPackage, privatePackage, this.cs, this.clientConfig, extensions)
     zeroAll([privatePackage.initPrivateKey])
     await this.requireConnection().channel.createGroup(groupId, { groupInfo: await groupInfoMessage(state, this.cs) })
     return this.adopt(await Group.persistNew(this.components(), state, 0, []))
@@ -836,11 +877,40 @@ export class MlsClient {
     }
   }
 
+  /** Pin the server's external sender on first use; report (and keep the pin) when it changed. */
+  private async pinServer(advertised: ServerExternalSender | undefined): Promise<void> {
+    const pinned = this.pinnedServer
+    if (pinned === undefined) {
+      if (advertised === undefined) return
+      const copy = { ciphersuite: advertised.ciphersuite, signaturePublicKey: advertised.signaturePublicKey.slice(), credential: advertised.credential.slice() }
+      await this.init.store.write([{ type: 'put', key: storeKeys.serverSender, value: encodeRecord(copy) }])
+      this.pinnedServer = copy
+      return
+    }
+    if (advertised !== undefined && sameExternalSender(pinned, advertised)) return
+    const error = new MessageError('SERVER_KEY_CHANGED', advertised === undefined ? 'The server no longer advertises the external-sender key this client pinned' : 'The server advertises another external-sender key than the one this client pinned', {
+      details: { reason: advertised === undefined ? 'not-advertised' : 'different-key' }
+    })
+    this.events.emit('server:key-changed', { error, pinned, advertised })
+  }
+
+  /** The pinned server external sender when the current connection advertises it and it signs with this client's scheme. */
+  private currentServerSender(): ServerExternalSender | undefined {
+    const pinned = this.pinnedServer
+    const advertised = this.connection?.externalSender
+    if (pinned === undefined || advertised === undefined || !sameExternalSender(pinned, advertised)) return undefined
+    if (!isCiphersuiteName(pinned.ciphersuite)) return undefined
+    const theirs = ciphersuiteNamed(pinned.ciphersuite)
+    const ours = ciphersuiteNamed(this.ciphersuite)
+    return theirs.signature === ours.signature ? pinned : undefined
+  }
+
   /** What every group of this client is built with, made once: the channel resolves the current connection per call. */
   private components(): GroupComponents {
     return (this.groupComponents ??= {
       clientId: this.clientId,
       validator: this.init.credentials ?? basicCredentials,
+      serverSender: () => this.pinnedServer,
       store: this.init.store,
       channel: {
         createGroup: (...a) => this.requireConnection().channel.createGroup(...a),
@@ -1094,10 +1164,14 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
     lifetimeConfig: defaultLifetimeConfig,
     keyPackageEqualityConfig: defaultKeyPackageEqualityConfig,
     paddingConfig: defaultPaddingConfig,
-    authService: new DirectoryAuthenticationService(() => {
-      if (holder.client === undefined) throw new UsageError('INVALID_STATE', 'Client not started')
-      return holder.client.contacts
-    }, init.credentials ?? basicCredentials)
+    authService: new DirectoryAuthenticationService(
+      () => {
+        if (holder.client === undefined) throw new UsageError('INVALID_STATE', 'Client not started')
+        return holder.client.contacts
+      },
+      init.credentials ?? basicCredentials,
+      () => holder.client?.serverExternalSender
+    )
   }
   const client = new MlsClient(init, cs, identity, clientConfig)
   holder.client = client

@@ -4,6 +4,8 @@ import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './prop
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
+import type { ServerExternalSender } from './interfaces/transport.js'
+import { checkExternalSender, externalSendersChange } from './server-sender.js'
 import { MessageError, MlsToolkitError, StorageError, UsageError } from './errors.js'
 import { equalBytes, fromHex, toHex } from './bytes.js'
 import { basicCredentials, type CredentialValidator } from './identity.js'
@@ -69,6 +71,8 @@ export interface GroupComponents {
   readonly clientId: ClientId
   /** How members' credentials name them (default `basicCredentials`). */
   readonly validator?: CredentialValidator
+  /** The server's pinned external sender: the only external sender whose Remove proposals are accepted. */
+  readonly serverSender?: () => ServerExternalSender | undefined
   /** The client's store, where the group's state is persisted. */
   readonly store: ClientStore
   /** The Group Channel of the client's connection. */
@@ -538,6 +542,10 @@ export class Group {
       throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
     }
     if (committer === undefined) throw new MessageError('INVALID_MESSAGE', 'The commit is not sent by a member')
+    const byValue = pm.content.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'proposal' ? [p.proposal] : []))
+    if (externalSendersChange(state.groupContext, byValue) !== undefined) {
+      throw new MessageError('EXTERNAL_SENDER_REFUSED', "A commit may not add, replace or drop the group's external_senders", { details: { reason: 'external-senders-change' } })
+    }
     // What every member checks alike (membership tag, signature): a failure here is bad input, skipped by all.
     await this.checkPublicly(state, pm, 'Commit')
     let result
@@ -599,7 +607,9 @@ export class Group {
     if (content.sender.senderType === 'member') {
       if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal is not sent by a member')
       if (postedBy !== undefined && sender !== postedBy) throw new MessageError('INVALID_MESSAGE', `Proposal posted by ${postedBy} but sent from the leaf of ${sender}`)
-    } else if (content.sender.senderType !== 'external') {
+    } else if (content.sender.senderType === 'external') {
+      checkExternalSender(state.groupContext, content.sender.senderIndex, this.components.serverSender?.())
+    } else {
       throw new MessageError('INVALID_MESSAGE', `A standalone proposal from a ${content.sender.senderType} sender`)
     }
     if (content.proposal.proposalType !== 'remove') throw new MessageError('INVALID_MESSAGE', `Unsupported standalone proposal ${content.proposal.proposalType}`)

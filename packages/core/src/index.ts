@@ -15,3 +15,12 @@ export { Mutex } from './mutex.js'
 export { wireCredentials } from './wire-credentials.js'
 export { acceptAllWelcomes, welcomesFrom, type Invitation, type WelcomeDecision, type WelcomePolicy } from './welcome-policy.js'
 export type { PacingOptions } from './pacing.js'
+export {
+  DEFAULT_SERVER_IDENTITY,
+  checkExternalSender,
+  externalSendersChange,
+  externalSendersOf,
+  sameExternalSender,
+  serverExternalSender,
+  serverExternalSendersExtension
+} from './server-sender.js'

@@ -4,6 +4,7 @@ import type {
   ClientConfig,
   ClientState,
   Credential,
+  Extension,
   FramedContent,
   KeyPackage,
   Lifetime,
@@ -27,6 +28,7 @@ import {
   mlsExporter,
   zeroOutUint8Array
 } from 'ts-mls'
+import { encodeCredential } from 'ts-mls/credential.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import { createCommit, createGroup, joinGroup, processPublicMessage, unprotectPublicMessage } from './ts-mls-fixes.js'
@@ -199,9 +201,15 @@ export function createGroupState(
   keyPackage: KeyPackage,
   privatePackage: PrivateKeyPackage,
   cs: CiphersuiteImpl,
-  clientConfig: ClientConfig
+  clientConfig: ClientConfig,
+  extensions: Extension[] = []
 ): Promise<ClientState> {
-  return createGroup(groupId, keyPackage, privatePackage, [], cs, clientConfig)
+  return createGroup(groupId, keyPackage, privatePackage, extensions, cs, clientConfig)
+}
+
+/** The encoding of an MLS Credential (RFC 9420 section 5.3). */
+export function encodeCredentialBytes(credential: Credential): Uint8Array {
+  return encodeCredential(credential)
 }
 
 /** The state of a group joined from a Welcome (patched ts-mls `joinGroup`: the RFC's unmerged-leaves rule; no PSKs). */

@@ -487,3 +487,4 @@ export function composeCiphersuiteImpl(cs: Ciphersuite, primitives: CryptoPrimit
     name: cs.name
   }
 }
+export { protectExternalProposalPublic } from 'ts-mls/messageProtectionPublic.js'

@@ -48,6 +48,8 @@ export const storeKeys = {
   groupActivity: 'groups/activity',
   invitationPrefix: 'invitations/',
   invitation: (seq: number) => `invitations/${String(seq).padStart(12, '0')}`,
+  /** The server's external sender as first advertised (pinned, docs/trust-model.md). */
+  serverSender: 'server/external-sender',
   groupPrefix: 'group/',
   groupMeta: (gid: string) => `group/${gid}/meta`,
   groupState: (gid: string) => `group/${gid}/state`,

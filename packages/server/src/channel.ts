@@ -10,7 +10,7 @@ import type {
   WelcomeEntry
 } from '@mls/core/interfaces'
 import { ServiceError, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
-import type { CiphersuiteImpl, Proposal } from '@mls/core/mls'
+import type { Proposal } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
 import { SERVER_SENDER, type ChannelService, type ExternalJoinPolicy, type FetchOptions, type InstanceBus, type InstanceNotice } from './services.js'
 import { decodeMessage, type Suites } from './suites.js'
@@ -18,8 +18,11 @@ import { TokenBuckets } from './token-bucket.js'
 import type { Subscriptions } from './subscriptions.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { applyToRoster, readCommit, welcomeRecipients, type ReadCommit } from './commit.js'
-import { encodePublicGroupState, externalRemoveProposal, verifyCommit, verifyMemberProposal, withPendingProposal, type PendingProposal, type PublicGroupState } from '@mls/core/public-group'
-import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState } from './public-state.js'
+import { encodePublicGroupState, externalRemoveProposal, verifyCommit, verifyMemberProposal, withPendingProposal, type PendingProposal } from '@mls/core/public-group'
+import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState, type LoadedPublicState } from './public-state.js'
+
+/** Appends of one proposal tried before giving up when other instances keep changing the group's public state. */
+const MAX_PROPOSAL_ATTEMPTS = 8
 
 function invalid(message: string): ServiceError {
   return new ServiceError('INVALID_MESSAGE', message)
@@ -54,7 +57,7 @@ export function createChannelService(deps: {
   bus?: InstanceBus | undefined
   validator: CredentialValidator
   externalJoinPolicy?: ExternalJoinPolicy
-  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array }
+  externalSender?: { readonly signaturePublicKey: Uint8Array; readonly signaturePrivateKey: Uint8Array } | undefined
   now?: () => number
 }): ChannelService {
   const { store, suites, limits, subscriptions, bus, validator } = deps
@@ -204,34 +207,53 @@ export function createChannelService(deps: {
       publicStates.forget(groupHex)
       return { kind: 'conflict', epoch: result.epoch }
     }
-    publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
+    publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch, stored: publicState.state })
     fanOutEntry(groupId, access, { ...entry, seq: result.seq })
     return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
   }
 
-  /** Append a verified proposal to the log and to the pending set of the public state (under the group's mutex). */
+  /**
+   * Append a verified proposal to the log and to the pending set of the
+   * public state (under the group's mutex). The store appends it only while
+   * it still holds the state the proposal was verified against (another
+   * instance may have appended a proposal meanwhile): `retry` when it did
+   * not, so the caller loads the state again and verifies again.
+   */
   async function appendProposal(
     groupId: Uint8Array,
     group: GroupRecord,
-    loaded: { state: PublicGroupState; cs: CiphersuiteImpl; groupInfo: Uint8Array | undefined },
+    loaded: LoadedPublicState,
     proposal: { ref: string; pending: PendingProposal; message: Uint8Array; sender: ClientId; digest: string },
     options: AbortOptions | undefined
-  ): Promise<{ seq: number }> {
+  ): Promise<{ seq: number } | 'retry'> {
     const groupHex = group.groupId
     const next = withPendingProposal(loaded.state, proposal.ref, proposal.pending)
     const publicState = { epoch: group.epoch, state: encodePublicGroupState(next), groupInfo: loaded.groupInfo }
     const entry = { kind: 'proposal' as const, epoch: group.epoch, sender: proposal.sender, message: proposal.message.slice(), digest: proposal.digest }
     throwIfAborted(options?.signal)
-    const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, entry, publicState }, options)
+    const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, expectedState: loaded.stored, entry, publicState }, options)
     if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This proposal is already in the group log')
     if (result.kind === 'conflict') {
       publicStates.forget(groupHex)
+      invalidate(groupHex)
+      if (result.epoch === group.epoch) return 'retry'
       throw new ServiceError('WRONG_EPOCH', `The group moved on to epoch ${result.epoch}`, { details: { epoch: group.epoch, currentEpoch: result.epoch } })
     }
     if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
-    publicStates.remember(groupHex, { state: next, cs: loaded.cs, groupInfo: loaded.groupInfo, epoch: group.epoch })
+    publicStates.remember(groupHex, { state: next, cs: loaded.cs, groupInfo: loaded.groupInfo, epoch: group.epoch, stored: publicState.state })
     fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
     return { seq: result.seq }
+  }
+
+  /** Run `attempt` until the store takes its proposal (another instance's proposal in between means verify again). */
+  async function untilAppended<T>(attempt: () => Promise<T | 'retry'>): Promise<T> {
+    for (let tries = 1; ; tries++) {
+      const result = await attempt()
+      if (result !== 'retry') return result
+      if (tries >= MAX_PROPOSAL_ATTEMPTS) {
+        throw new ServiceError('COMMIT_CONFLICT', `The group's public state changed under ${tries} attempts to append the proposal`, { details: { reason: 'proposal-race' } })
+      }
+    }
   }
 
   return {
@@ -363,7 +385,7 @@ export function createChannelService(deps: {
           return { kind: 'conflict', epoch: result.epoch }
         }
         if (verified !== undefined && loaded !== undefined && publicState !== undefined) {
-          publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch })
+          publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch, stored: publicState.state })
         }
         fanOutEntry(groupId, change.access, { ...entry, seq: result.seq })
         if (welcome !== undefined) {
@@ -392,7 +414,7 @@ export function createChannelService(deps: {
       const pm = decoded.publicMessage
       const groupHex = toHex(groupId)
       const digest = await suites.digest(proposal)
-      return mutex.run(groupHex, async () => {
+      return mutex.run(groupHex, () => untilAppended(async () => {
         throwIfAborted(options?.signal)
         const group = await loadGroup(groupHex, options)
         requireMember(group, caller)
@@ -406,7 +428,7 @@ export function createChannelService(deps: {
           throw asServiceError(error)
         })
         return appendProposal(groupId, group, loaded, { ref, pending, message: proposal, sender: caller, digest }, options)
-      })
+      }))
     },
 
     async proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{ seq: number } | undefined> {
@@ -415,7 +437,7 @@ export function createChannelService(deps: {
       const signer = deps.externalSender
       if (signer === undefined) throw new ServiceError('INVALID_STATE', 'This server has no external sender key (ServicesInit.externalSender)')
       const groupHex = toHex(groupId)
-      return mutex.run(groupHex, async () => {
+      return mutex.run(groupHex, () => untilAppended(async () => {
         throwIfAborted(options?.signal)
         const group = await loadGroup(groupHex, options)
         const leaf = group.roster.find((e) => e.clientId === clientId)
@@ -430,7 +452,7 @@ export function createChannelService(deps: {
         )
         const digest = await suites.digest(made.message)
         return appendProposal(groupId, group, loaded, { ...made, sender: SERVER_SENDER, digest }, options)
-      })
+      }))
     },
 
     async postMessage(caller: ClientId, groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ seq: number }> {

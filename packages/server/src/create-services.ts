@@ -1,4 +1,6 @@
-import { ServiceError, assertCryptoProvider, basicCredentials } from '@mls/core'
+import { ServiceError, assertCryptoProvider, basicCredentials, fromHex, serverExternalSender } from '@mls/core'
+import type { AbortOptions, ClientId } from '@mls/core/interfaces'
+import type { ChannelService } from './services.js'
 import { SERVER_STORE_SPECIFICATION_VERSION } from '@mls/core/interfaces'
 import type { Services, ServicesInit } from './services.js'
 import { resolveLimits } from './limits.js'
@@ -7,6 +9,9 @@ import { Subscriptions } from './subscriptions.js'
 import { createAuthService } from './auth.js'
 import { createDirectoryService } from './directory.js'
 import { createChannelService } from './channel.js'
+
+/** The suite of the server's external-sender key when `ServicesInit.externalSender.ciphersuite` is not given. */
+const DEFAULT_SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
 
 /** The Directory and the Group Channel over `init.store`, ready for any transport to host. */
 export function createServices(init: ServicesInit): Services {
@@ -22,21 +27,41 @@ export function createServices(init: ServicesInit): Services {
   const hook = init.authentication ?? {}
   const validator = init.credentials ?? basicCredentials
   const shared = init.bus === undefined ? limits : { ...limits, groupCacheSize: 0 }
+  const sender = init.externalSender
+  const advertised = sender === undefined ? undefined : serverExternalSender(sender.ciphersuite ?? DEFAULT_SUITE, sender.signaturePublicKey, sender.credential)
+  /**
+   * A device its user removed from the device list: propose its removal in
+   * every group whose roster holds it (best effort: a group that does not
+   * list the server in `external_senders` is passed over, and a failure
+   * leaves the device listed as before; the device list entry is stored).
+   */
+  const removeFromGroups = async (clientId: ClientId, options: AbortOptions | undefined): Promise<void> => {
+    if (sender === undefined) return
+    let groups: string[]
+    try {
+      groups = await store.listGroupsOf(clientId, options)
+    } catch {
+      return
+    }
+    for (const groupHex of groups) await channel.proposeRemoval(fromHex(groupHex), clientId, options).catch(() => undefined)
+  }
+  const channel: ChannelService = createChannelService({
+    store,
+    suites,
+    limits: shared,
+    now,
+    subscriptions,
+    bus: init.bus,
+    validator,
+    ...(init.externalJoinPolicy === undefined ? {} : { externalJoinPolicy: init.externalJoinPolicy }),
+    externalSender: sender
+  })
   return {
     auth: createAuthService({ store, suites, limits, now, hook, validator }),
     // With several instances (a bus) no group or device-list cache: any instance may change any group or list.
-    directory: createDirectoryService({ store, suites, limits: shared, now, hook, validator }),
-    channel: createChannelService({
-      store,
-      suites,
-      limits: shared,
-      now,
-      subscriptions,
-      bus: init.bus,
-      validator,
-      ...(init.externalJoinPolicy === undefined ? {} : { externalJoinPolicy: init.externalJoinPolicy }),
-      ...(init.externalSender === undefined ? {} : { externalSender: init.externalSender })
-    }),
+    directory: createDirectoryService({ store, suites, limits: shared, now, hook, validator, onDeviceRemoved: removeFromGroups }),
+    channel,
+    externalSender: advertised,
     subscribe: (clientId, listener) => subscriptions.subscribe(clientId, listener),
     limits
   }

@@ -36,7 +36,14 @@ export class DeviceLists {
   private readonly suites: SuiteResolver
 
   constructor(
-    private readonly deps: { store: ServerStore; suites: Suites; validator: CredentialValidator; hook: AuthenticationHook; cacheSize: number }
+    private readonly deps: {
+      store: ServerStore
+      suites: Suites
+      validator: CredentialValidator
+      hook: AuthenticationHook
+      cacheSize: number
+      onDeviceRemoved?: ((clientId: ClientId, options: AbortOptions | undefined) => Promise<void>) | undefined
+    }
   ) {
     const accepted = deps.suites
     this.suites = async (name) => (accepted.isAccepted(name) ? accepted.impl(name) : undefined)
@@ -109,6 +116,10 @@ export class DeviceLists {
       }
       this.remember(userId, list.version, list.devices)
       return { version: list.version }
+    }).then(async (result) => {
+      // Outside the list's lock: the removed device's groups are the channel's business, and its failures are not the publisher's.
+      if (entry.action === 'remove') await this.deps.onDeviceRemoved?.(entry.device.clientId, options)
+      return result
     })
   }
 

@@ -14,12 +14,14 @@ export function createDirectoryService(deps: {
   now: () => number
   hook: AuthenticationHook
   validator: CredentialValidator
+  /** Called after a `remove` entry was stored, with the removed device (the server then proposes its removal from its groups). */
+  onDeviceRemoved?: (clientId: ClientId, options: AbortOptions | undefined) => Promise<void>
 }): DirectoryService {
   const { store, suites, limits, now, validator } = deps
   const fetchBudget = new TokenBuckets(limits.fetchesPerMinute, limits.fetchBurst, now)
   const oneTimeBudget = new TokenBuckets(limits.oneTimeKeyPackagesPerMinute, limits.oneTimeKeyPackageBurst, now)
   const nowSeconds = (): number => Math.floor(now() / 1000)
-  const deviceLists = new DeviceLists({ store, suites, validator, hook: deps.hook, cacheSize: limits.groupCacheSize })
+  const deviceLists = new DeviceLists({ store, suites, validator, hook: deps.hook, cacheSize: limits.groupCacheSize, onDeviceRemoved: deps.onDeviceRemoved })
 
   function checkUserId(userId: string): void {
     try {

@@ -1,5 +1,5 @@
 import type { AbortOptions, ClientId, GroupRecord, PublicStateRecord, ServerStore } from '@mls/core/interfaces'
-import { MlsToolkitError, ServiceError, equalBytes, type CredentialValidator } from '@mls/core'
+import { MlsToolkitError, ServiceError, equalBytes, externalSendersOf, type CredentialValidator } from '@mls/core'
 import type { AuthenticationService, CiphersuiteImpl, GroupInfo } from '@mls/core/mls'
 import {
   checkGroupInfo,
@@ -16,6 +16,8 @@ export interface LoadedPublicState {
   readonly state: PublicGroupState
   readonly cs: CiphersuiteImpl
   readonly groupInfo: Uint8Array | undefined
+  /** The encoded state as stored: a proposal is appended only while the store still holds exactly these bytes (compare-and-set). */
+  readonly stored: Uint8Array
 }
 
 /** A core `MessageError` from the public-group verifier, as the service's typed error (same code and details). */
@@ -84,6 +86,7 @@ export async function initialPublicState(
   if (members.length !== 1 || members[0]?.leafIndex !== 0 || deps.validator.clientIdFromCredential(members[0].leafNode.credential) !== caller) {
     throw refuse("A new group's tree has exactly one leaf, leaf 0, holding the creator")
   }
+  if (externalSendersOf(context.extensions) === undefined) throw refuse('The external_senders extension does not decode')
   return { epoch: 0n, state: encodePublicGroupState(state), groupInfo: groupInfoBytes.slice() }
 }
 
@@ -132,7 +135,7 @@ export class PublicStates {
     if (state === undefined) throw new ServiceError('STORAGE_CORRUPT', `The public state of group ${group.groupId} does not decode`)
     const suite = state.groupContext.cipherSuite
     if (!this.suites.isAccepted(suite)) throw new ServiceError('UNSUPPORTED_CIPHERSUITE', `Group ${group.groupId} uses ciphersuite ${String(suite)}, which is not accepted`)
-    const loaded = { state, cs: await this.suites.impl(suite), groupInfo: record.groupInfo, epoch: record.epoch }
+    const loaded = { state, cs: await this.suites.impl(suite), groupInfo: record.groupInfo, epoch: record.epoch, stored: record.state }
     this.remember(group.groupId, loaded)
     return loaded
   }

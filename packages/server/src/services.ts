@@ -9,10 +9,11 @@ import type {
   PostCommitResult,
   RegisteredIdentity,
   ServerBinding,
+  ServerExternalSender,
   ServerStore,
   WelcomeEntry
 } from '@mls/core/interfaces'
-import type { CiphersuiteName } from '@mls/core/mls'
+import type { CiphersuiteName, Credential } from '@mls/core/mls'
 import type { CredentialValidator } from '@mls/core'
 import type { ServiceLimits } from './limits.js'
 
@@ -61,13 +62,22 @@ export interface ServicesInit {
    * The server's own signature key pair as an external sender (RFC 9420
    * section 12.1.8.1), for `channel.proposeRemoval`. Groups that let the
    * server remove devices list its public key in their `external_senders`
-   * extension. Its algorithm must be the groups' signature algorithm.
+   * extension. Its algorithm must be the groups' signature algorithm. The
+   * public part is advertised to every connecting client
+   * (`Services.externalSender`), which pins it on first use; `MlsClient`
+   * lists it in the groups it creates. When a user removes a device from its
+   * device list, the server proposes that device's removal in every group
+   * whose roster holds it (docs/server.md).
    */
   externalSender?: {
     /** The public key groups list in `external_senders`. */
     readonly signaturePublicKey: Uint8Array
     /** The private key the server signs its proposals with. */
     readonly signaturePrivateKey: Uint8Array
+    /** The ciphersuite whose signature scheme the key is for. Default suite 1 (Ed25519). */
+    readonly ciphersuite?: CiphersuiteName
+    /** The server's credential in `external_senders`. Default a basic credential with identity `@server`. */
+    readonly credential?: Credential
   }
 }
 
@@ -404,4 +414,6 @@ export interface Services {
   subscribe(clientId: ClientId, listener: (event: ChannelEvent) => void): () => void
   /** The limits in force. */
   readonly limits: ServiceLimits
+  /** The public part of `ServicesInit.externalSender`, advertised in every connection's handshake; `undefined` without one. */
+  readonly externalSender: ServerExternalSender | undefined
 }

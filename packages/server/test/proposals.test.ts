@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { credentialFor, utf8 } from '@mls/core'
 import { createProposal, decodeMlsMessage, emptyPskIndex, encodeExternalSender, encodeMlsMessage, processPublicMessage, type ExternalSender, type Extension, type Proposal } from '@mls/core/mls'
+import type { ServerStore } from '@mls/core/interfaces'
+import { decodePublicGroupState } from '@mls/core/public-group'
 import { SERVER_SENDER, createServices } from '../src/index.js'
 import type { Member} from './helpers.js';
 import { TestClient, expectCode, groupOf, harness, remove } from './helpers.js'
@@ -148,5 +150,58 @@ describe('channel: server-initiated removal (the server as an external sender)',
     const keyed = createServices({ store: plain.store, crypto: plain.crypto, externalSender: { signaturePublicKey: serverKeys.publicKey, signaturePrivateKey: serverKeys.signKey } })
     await expectCode(keyed.channel.proposeRemoval(groupId, bob!.clientId), 'INVALID_STATE')
     await expectCode(keyed.channel.proposeRemoval(utf8.encode('nope'), bob!.clientId), 'UNKNOWN_GROUP')
+  })
+})
+
+describe('channel: proposals through two instances at the same instant', () => {
+  /** The store as two instances share it, holding every appendProposal until `count` of them arrived (they verified against the same state). */
+  function gatedStore(store: ServerStore, count: number): ServerStore {
+    let waiting: (() => void)[] = []
+    let arrived = 0
+    return new Proxy(store, {
+      get(target, property, receiver) {
+        if (property !== 'appendProposal') return Reflect.get(target, property, receiver) as unknown
+        return async (...args: Parameters<ServerStore['appendProposal']>) => {
+          arrived++
+          if (arrived <= count) {
+            await new Promise<void>((resolve) => {
+              waiting.push(resolve)
+              if (waiting.length === count) {
+                for (const release of waiting) release()
+                waiting = []
+              }
+            })
+          }
+          return target.appendProposal(...args)
+        }
+      }
+    })
+  }
+
+  it('keeps both proposals: the store takes one, the other instance verifies again against the state that holds it', async () => {
+    const h = await harness()
+    const [alice, bob, carol, dave] = await clients(h, 'alice', 'bob', 'carol', 'dave')
+    const { groupId, members } = await groupOf(alice!, [bob!, carol!, dave!])
+    const [a, , c, d] = members as [Member, Member, Member, Member]
+    const shared = gatedStore(h.store, 2)
+    const first = createServices({ store: shared, crypto: h.crypto, now: () => h.clock.now })
+    const second = createServices({ store: shared, crypto: h.crypto, now: () => h.clock.now })
+    const carolLeaves = await propose(c, remove(c.leafIndex))
+    const daveLeaves = await propose(d, remove(d.leafIndex))
+    const posted = await Promise.all([
+      first.channel.postProposal(carol!.clientId, groupId, carolLeaves),
+      second.channel.postProposal(dave!.clientId, groupId, daveLeaves)
+    ])
+    expect(posted.map((p) => p.seq).sort()).toEqual([2, 3])
+    // Both are in the stored public state: a commit that includes both by reference is accepted by a third instance.
+    const stored = decodePublicGroupState((await h.store.getPublicState(Buffer.from(groupId).toString('hex')))!.state)
+    expect(stored?.proposals?.size).toBe(2)
+    await receive(a, carolLeaves)
+    await receive(a, daveLeaves)
+    const prepared = await a.prepareCommit()
+    const third = createServices({ store: h.store, crypto: h.crypto, now: () => h.clock.now })
+    const result = await third.channel.postCommit(alice!.clientId, groupId, { epoch: prepared.epoch, commit: prepared.commit })
+    expect(result).toMatchObject({ kind: 'accepted', epoch: 2n })
+    expect((await h.store.getGroup(Buffer.from(groupId).toString('hex')))!.roster.map((e) => e.clientId)).toEqual(['alice/phone', 'bob/phone'])
   })
 })

@@ -205,6 +205,12 @@ class MemoryServerStore implements ServerStore {
     return { groupId, epoch: g.epoch, lastSeq: g.lastSeq, roster: copyRoster(g.roster), access: copyAccess(g.access) }
   }
 
+  async listGroupsOf(clientId: ClientId, options?: AbortOptions): Promise<GroupIdHex[]> {
+    this.check(options)
+    if (typeof clientId !== 'string') throw invalid('clientId must be a string')
+    return [...this.groups.entries()].filter(([, g]) => g.roster.some((e) => e.clientId === clientId)).map(([id]) => id).sort()
+  }
+
   private group(groupId: GroupIdHex): GroupState {
     const g = this.groups.get(groupId)
     if (g === undefined) throw new StorageError('UNKNOWN_GROUP', `Unknown group ${groupId}`)
@@ -348,7 +354,7 @@ class MemoryServerStore implements ServerStore {
 
   async appendProposal(
     groupId: GroupIdHex,
-    proposal: { expectedEpoch: bigint; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
+    proposal: { expectedEpoch: bigint; expectedState?: Uint8Array; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
     options?: AbortOptions
   ): Promise<AppendProposalResult> {
     this.check(options)
@@ -356,7 +362,9 @@ class MemoryServerStore implements ServerStore {
     checkLogEntry(proposal.entry)
     checkPublicState(proposal.publicState)
     if (proposal.publicState === undefined) throw invalid('A proposal comes with the public state that holds it')
+    if (proposal.expectedState !== undefined && !(proposal.expectedState instanceof Uint8Array)) throw invalid('expectedState must be a Uint8Array')
     if (g.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: g.epoch }
+    if (proposal.expectedState !== undefined && !sameBytes(g.publicState?.state, proposal.expectedState)) return { kind: 'conflict', epoch: g.epoch }
     if (g.digests.has(proposal.entry.digest)) return { kind: 'duplicate' }
     const seq = g.lastSeq + 1
     g.log.push(copyLog({ ...proposal.entry, seq }))
@@ -376,6 +384,10 @@ class MemoryServerStore implements ServerStore {
   rawLogMessages(): Uint8Array[] {
     return [...this.groups.values()].flatMap((g) => g.log.map((r) => r.message))
   }
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 /**

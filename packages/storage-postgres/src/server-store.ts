@@ -287,6 +287,18 @@ class PostgresServerStore implements ServerStore {
     return { epoch: BigInt(row.epoch), state: bytesOut(row.state), groupInfo: row.group_info === null ? undefined : bytesOut(row.group_info) }
   }
 
+  async listGroupsOf(clientId: ClientId, options?: AbortOptions): Promise<GroupIdHex[]> {
+    this.db.check(options)
+    checkString(clientId, 'clientId')
+    const rows = await this.db.query<{ group_id: string }>(
+      'listGroupsOf',
+      options,
+      `SELECT group_id FROM ${this.s}.groups WHERE roster @> $1::jsonb ORDER BY group_id`,
+      [JSON.stringify([{ clientId }])]
+    )
+    return rows.map((r) => r.group_id)
+  }
+
   async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
     const rows = await this.db.query<GroupRow>('getGroup', options, `SELECT epoch, last_seq, roster, access FROM ${this.s}.groups WHERE group_id = $1`, [groupId])
     const row = rows[0]
@@ -398,10 +410,12 @@ class PostgresServerStore implements ServerStore {
 
   async appendProposal(
     groupId: GroupIdHex,
-    proposal: { expectedEpoch: bigint; entry: NewLogEntry; publicState: PublicStateRecord },
+    proposal: { expectedEpoch: bigint; expectedState?: Uint8Array; entry: NewLogEntry; publicState: PublicStateRecord },
     options?: AbortOptions
   ): Promise<AppendProposalResult> {
     this.db.check(options)
+    const expectedState = proposal.expectedState
+    if (expectedState !== undefined && !(expectedState instanceof Uint8Array)) throw invalid('expectedState must be a Uint8Array')
     checkLogEntry(proposal.entry)
     if (proposal.publicState === undefined) throw invalid('A proposal comes with the public state that holds it')
     checkPublicState(proposal.publicState)
@@ -411,6 +425,11 @@ class PostgresServerStore implements ServerStore {
     return this.db.transaction('appendProposal', options, async (c): Promise<AppendProposalResult> => {
       const group = await this.lockGroup(c, groupId)
       if (group.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
+      if (expectedState !== undefined) {
+        // The group row is locked (lockGroup), so the state cannot change before this transaction ends.
+        const stored = await c.query<{ same: boolean }>(`SELECT state = $2 AS same FROM ${this.s}.group_public_state WHERE group_id = $1`, [groupId, bytesIn(expectedState)])
+        if (stored.rows[0]?.same !== true) return { kind: 'conflict', epoch: group.epoch }
+      }
       const seen = await c.query(`SELECT 1 FROM ${this.s}.log_entries WHERE group_id = $1 AND digest = $2`, [groupId, entry.digest])
       if (seen.rowCount !== null && seen.rowCount > 0) return { kind: 'duplicate' }
       const seq = group.lastSeq + 1

@@ -159,6 +159,7 @@ function prepareStatements(db: Connection) {
       'INSERT INTO groups (group_id, epoch, last_seq) VALUES (?, ?, ?) ON CONFLICT (group_id) DO NOTHING'
     ),
     getGroup: db.prepare<[string], { epoch: bigint; last_seq: bigint }>('SELECT epoch, last_seq FROM groups WHERE group_id = ?').safeIntegers(true),
+    listGroupsOf: db.prepare<[string], { group_id: string }>('SELECT DISTINCT group_id FROM group_roster WHERE client_id = ? ORDER BY group_id'),
     updateGroup: db.prepare<[bigint, number, string]>('UPDATE groups SET epoch = ?, last_seq = ? WHERE group_id = ?'),
     setLastSeq: db.prepare<[number, string]>('UPDATE groups SET last_seq = ? WHERE group_id = ?'),
     getRoster: db.prepare<[string], { leaf_index: number; client_id: string }>(
@@ -410,6 +411,11 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
     })
   }
 
+  async listGroupsOf(clientId: ClientId, options?: AbortOptions): Promise<GroupIdHex[]> {
+    checkString(clientId, 'clientId')
+    return this.run('listGroupsOf', options, () => this.sql.listGroupsOf.all(clientId).map((r) => r.group_id))
+  }
+
   async getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined> {
     return this.run('getGroup', options, (db) =>
       db.transaction((): GroupRecord | undefined => {
@@ -501,9 +507,11 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
 
   async appendProposal(
     groupId: GroupIdHex,
-    proposal: { expectedEpoch: bigint; entry: NewLogEntry; publicState: PublicStateRecord },
+    proposal: { expectedEpoch: bigint; expectedState?: Uint8Array; entry: NewLogEntry; publicState: PublicStateRecord },
     options?: AbortOptions
   ): Promise<AppendProposalResult> {
+    const expectedState = proposal.expectedState
+    if (expectedState !== undefined && !(expectedState instanceof Uint8Array)) throw invalid('expectedState must be a Uint8Array')
     return this.run('appendProposal', options, (db) =>
       db
         .transaction((): AppendProposalResult => {
@@ -513,6 +521,10 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
           checkPublicState(proposal.publicState)
           if (typeof proposal.expectedEpoch !== 'bigint') throw invalid('expectedEpoch must be a bigint')
           if (group.epoch !== proposal.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
+          if (expectedState !== undefined) {
+            const stored = this.sql.getPublicState.get(groupId)
+            if (stored === undefined || !Buffer.from(stored.state).equals(expectedState)) return { kind: 'conflict', epoch: group.epoch }
+          }
           const { entry } = proposal
           if ((this.sql.hasDigest.get(groupId, entry.digest)?.n ?? 0) > 0) return { kind: 'duplicate' }
           const seq = group.lastSeq + 1

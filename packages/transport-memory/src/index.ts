@@ -180,8 +180,12 @@ class MemoryTransport implements Transport, MemoryNetworkControls {
         return off
       }
     }
+    const advertised = this.services.externalSender
     return {
       clientId,
+      ...(advertised === undefined
+        ? {}
+        : { externalSender: { ciphersuite: advertised.ciphersuite, signaturePublicKey: advertised.signaturePublicKey.slice(), credential: advertised.credential.slice() } }),
       directory,
       channel,
       close: async () => {

@@ -4,6 +4,7 @@ import type {
   ChannelEvent,
   ClientId,
   Connection,
+  ServerExternalSender,
   DirectoryClient,
   GroupChannelClient,
   SessionCredentials,
@@ -157,6 +158,8 @@ class Socket {
   private phase: 'challenge' | 'authenticate' | 'open' | 'dead' = 'challenge'
   readonly ws: WebSocketLike
   maxFrameBytes = 0xffffffff
+  /** The server's external sender, as its CHALLENGE advertised it. */
+  externalSender: ServerExternalSender | undefined
   private readonly ready: Promise<void>
   private settle: { resolve(): void; reject(error: unknown): void } | undefined
 
@@ -278,6 +281,7 @@ class Socket {
       this.phase = 'authenticate'
       this.challenged = true
       this.maxFrameBytes = frame.maxFrameBytes
+      this.externalSender = frame.externalSender
       const { clientId, signaturePublicKey, ciphersuite } = this.credentials
       const serverUrl = this.options.serverUrl
       checkServerProof(frame, this.options.serverKey)
@@ -336,6 +340,7 @@ class Socket {
 
 class Session implements Connection {
   readonly clientId: ClientId
+  readonly externalSender: ServerExternalSender | undefined
   readonly directory: DirectoryClient
   readonly channel: GroupChannelClient
   private socket: Socket | undefined
@@ -356,6 +361,7 @@ class Session implements Connection {
     socket: Socket
   ) {
     this.clientId = credentials.clientId
+    this.externalSender = socket.externalSender
     this.socket = socket
     this.startHeartbeat()
     this.directory = {

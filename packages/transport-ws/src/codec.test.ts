@@ -95,6 +95,18 @@ describe('codec of protocol version 2', () => {
       serverKey: b(7, 8),
       serverSignature: b(9)
     })
+    const externalSender = { ciphersuite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519', signaturePublicKey: b(7, 8), credential: b(0, 1, 2) }
+    expect(decodeServerFrame(encodeChallenge(b(1, 2, 3), 4096, b(7, 8), b(9), externalSender))).toEqual({
+      kind: 'challenge',
+      challenge: b(1, 2, 3),
+      maxFrameBytes: 4096,
+      serverKey: b(7, 8),
+      serverSignature: b(9),
+      externalSender
+    })
+    // A truncated external sender is malformed, not absent.
+    const truncated = encodeChallenge(b(1, 2, 3), 4096, b(7, 8), b(9), externalSender).slice(0, -2)
+    expect(() => decodeServerFrame(truncated)).toThrow(expect.objectContaining({ code: 'TRANSPORT_PROTOCOL' }) as Error)
     expect(decodeServerFrame(encodeError(5, 'WRONG_EPOCH', 'late', { epoch: 3n, limit: 2 }))).toEqual({
       kind: 'error',
       requestId: 5,

@@ -1,4 +1,4 @@
-import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, WelcomeEntry } from '@mls/contracts/interfaces'
+import type { ChannelEntry, FetchedKeyPackage, PostCommitResult, RegisteredIdentity, ServerExternalSender, WelcomeEntry } from '@mls/contracts/interfaces'
 import { TransportError, UsageError } from '@mls/contracts'
 
 /**
@@ -349,6 +349,8 @@ export type ServerFrame =
       readonly serverKey: Uint8Array
       /** Ed25519 signature of `serverProofContent(challenge)` by `serverKey`. */
       readonly serverSignature: Uint8Array
+      /** The server as an external sender of groups, when it has a key. */
+      readonly externalSender?: ServerExternalSender
     }
   | {
       /** A pushed log entry. */
@@ -487,6 +489,11 @@ class Reader {
     const out: T[] = []
     for (let i = 0; i < count; i++) out.push(read())
     return out
+  }
+
+  /** Whether every byte was read (an optional trailing field is absent). */
+  atEnd(): boolean {
+    return this.offset === this.bytes.length
   }
 
   end(): void {
@@ -882,14 +889,33 @@ export function encodedWelcomeBytes(entry: WelcomeEntry): number {
   return 8 + 4 + entry.groupId.length + 8 + 4 + entry.welcome.length
 }
 
-/** The CHALLENGE frame a server sends first on every connection. */
-export function encodeChallenge(challenge: Uint8Array, maxFrameBytes: number, serverKey: Uint8Array, serverSignature: Uint8Array): Uint8Array {
-  return new Writer(PROTOCOL_VERSION, ServerFrameType.challenge, 0, 64 + challenge.length + serverKey.length + serverSignature.length)
+/**
+ * The CHALLENGE frame a server sends first on every connection: the challenge,
+ * the frame limit before login, the server's login key and its proof, and the
+ * server's external sender (ciphersuite, signature key, credential) appended
+ * when it has one (docs/protocol.md).
+ */
+export function encodeChallenge(
+  challenge: Uint8Array,
+  maxFrameBytes: number,
+  serverKey: Uint8Array,
+  serverSignature: Uint8Array,
+  externalSender?: ServerExternalSender
+): Uint8Array {
+  const w = new Writer(
+    PROTOCOL_VERSION,
+    ServerFrameType.challenge,
+    0,
+    64 + challenge.length + serverKey.length + serverSignature.length + (externalSender === undefined ? 0 : 128 + externalSender.credential.length)
+  )
     .bytes(challenge, 'challenge')
     .u32(maxFrameBytes, 'maxFrameBytes')
     .bytes(serverKey, 'serverKey')
     .bytes(serverSignature, 'serverSignature')
-    .finish()
+  if (externalSender !== undefined) {
+    w.string(externalSender.ciphersuite, 'ciphersuite').bytes(externalSender.signaturePublicKey, 'signaturePublicKey').bytes(externalSender.credential, 'credential')
+  }
+  return w.finish()
 }
 
 /** `url` as a client signs it into its login: scheme, lower-case host, non-default port, path; no query or fragment. */
@@ -961,7 +987,18 @@ export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
   if (type === ServerFrameType.challenge) {
     const challenge = r.bytesField('challenge')
     const maxFrameBytes = r.u32('maxFrameBytes')
-    frame = { kind: 'challenge', challenge, maxFrameBytes, serverKey: r.bytesField('serverKey'), serverSignature: r.bytesField('serverSignature') }
+    const serverKey = r.bytesField('serverKey')
+    const serverSignature = r.bytesField('serverSignature')
+    frame = r.atEnd()
+      ? { kind: 'challenge', challenge, maxFrameBytes, serverKey, serverSignature }
+      : {
+          kind: 'challenge',
+          challenge,
+          maxFrameBytes,
+          serverKey,
+          serverSignature,
+          externalSender: { ciphersuite: r.string('ciphersuite'), signaturePublicKey: r.bytesField('signaturePublicKey'), credential: r.bytesField('credential') }
+        }
   } else if (type === ServerFrameType.entry) {
     frame = { kind: 'entry', entry: readEntry(r) }
   } else if (type === ServerFrameType.welcome) {

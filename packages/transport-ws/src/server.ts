@@ -239,7 +239,7 @@ class Connection {
     }, limits.authenticationTimeoutMs)
     this.authTimer.unref?.()
     const proof = new Uint8Array(signBytes(null, serverProofContent(this.challenge), hub.serverKey.privateKey))
-    this.send(encodeChallenge(this.challenge, limits.maxUnauthenticatedFrameBytes, hub.serverKey.publicKey, proof))
+    this.send(encodeChallenge(this.challenge, limits.maxUnauthenticatedFrameBytes, hub.serverKey.publicKey, proof, hub.services.externalSender))
   }
 
   private releaseUnauthenticated(): void {

@@ -683,6 +683,26 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
       }
     })
 
+    it('lists the groups whose roster holds a client now, sorted', async () => {
+      expect(await store.listGroupsOf(BOB)).toEqual([])
+      await store.createGroup(group('bb02'))
+      await store.createGroup(group(G))
+      await store.createGroup(group('cc03', CAROL))
+      const withBob = [
+        { leafIndex: 0, clientId: ALICE },
+        { leafIndex: 1, clientId: BOB }
+      ]
+      await store.appendCommit('bb02', commit(0n, 'b1', { roster: withBob }))
+      await store.appendCommit(G, commit(0n, 'a1', { roster: withBob }))
+      expect(await store.listGroupsOf(BOB)).toEqual([G, 'bb02'])
+      expect(await store.listGroupsOf(ALICE)).toEqual([G, 'bb02'])
+      expect(await store.listGroupsOf(CAROL)).toEqual(['cc03'])
+      // Removed from one group: listed only in the other. A prefix of a client id matches nothing.
+      await store.appendCommit(G, commit(1n, 'a2'))
+      expect(await store.listGroupsOf(BOB)).toEqual(['bb02'])
+      expect(await store.listGroupsOf('bob/lap')).toEqual([])
+    })
+
     describe('public group state', () => {
       const state = (label: string, epoch: bigint, withGroupInfo = true) => ({
         epoch,
@@ -727,6 +747,65 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         expect(await store.appendCommit(G, { ...commit(0n, 'c1'), publicState: state('s1', 1n) })).toMatchObject({ kind: 'accepted', seq: 2 })
         expect(await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p3', 'proposal'), publicState: state('stale', 0n) })).toEqual({ kind: 'conflict', epoch: 1n })
         await rejectsWithCode(store.appendProposal('ffff', { expectedEpoch: 0n, entry: entry('p4', 'proposal'), publicState: state('x', 0n) }), 'UNKNOWN_GROUP')
+      })
+
+      it('appends a proposal only while the stored public state is the one it was verified against (compare-and-set)', async () => {
+        await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+        const s0 = state('s0', 0n).state
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, expectedState: s0, entry: entry('p1', 'proposal'), publicState: state('s0+p1', 0n) })).toEqual({
+          kind: 'accepted',
+          seq: 1
+        })
+        // A second proposal verified against s0 (it raced with p1) would drop p1 from the state: refused, nothing changes.
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, expectedState: s0, entry: entry('p2', 'proposal'), publicState: state('s0+p2', 0n) })).toEqual({
+          kind: 'conflict',
+          epoch: 0n
+        })
+        expect(await store.getPublicState(G)).toEqual(state('s0+p1', 0n))
+        expect((await store.readLog(G, 0, 10)).map((r) => r.digest)).toEqual(['digest-p1'])
+        // Verified again against the state that holds p1, it goes in.
+        const s1 = state('s0+p1', 0n).state
+        expect(
+          await store.appendProposal(G, { expectedEpoch: 0n, expectedState: s1, entry: entry('p2', 'proposal'), publicState: state('s0+p1+p2', 0n) })
+        ).toEqual({ kind: 'accepted', seq: 2 })
+        // A prefix or an empty array is not the stored state.
+        expect(
+          await store.appendProposal(G, { expectedEpoch: 0n, expectedState: s1.subarray(0, 10), entry: entry('p3', 'proposal'), publicState: state('x', 0n) })
+        ).toEqual({ kind: 'conflict', epoch: 0n })
+        expect(await store.appendProposal(G, { expectedEpoch: 0n, expectedState: new Uint8Array(), entry: entry('p3', 'proposal'), publicState: state('x', 0n) })).toEqual({
+          kind: 'conflict',
+          epoch: 0n
+        })
+        expect(await store.getPublicState(G)).toEqual(state('s0+p1+p2', 0n))
+        // A group without public state never matches.
+        await store.createGroup(group('abcd'))
+        expect(await store.appendProposal('abcd', { expectedEpoch: 0n, expectedState: s0, entry: entry('p4', 'proposal'), publicState: state('y', 0n) })).toEqual({
+          kind: 'conflict',
+          epoch: 0n
+        })
+      })
+
+      it('keeps exactly one of two proposals verified against the same state and appended at the same instant', async () => {
+        await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+        const s0 = state('s0', 0n).state
+        const results = await Promise.all(
+          ['a', 'b'].map((label) =>
+            store.appendProposal(G, { expectedEpoch: 0n, expectedState: s0, entry: entry(`race-${label}`, 'proposal'), publicState: state(`s0+${label}`, 0n) })
+          )
+        )
+        expect(results.map((r) => r.kind).sort()).toEqual(['accepted', 'conflict'])
+        const winner = results[0]?.kind === 'accepted' ? 'a' : 'b'
+        expect(await store.getPublicState(G)).toEqual(state(`s0+${winner}`, 0n))
+        expect((await store.readLog(G, 0, 10)).map((r) => r.digest)).toEqual([`digest-race-${winner}`])
+      })
+
+      it('refuses an expectedState that is not bytes', async () => {
+        await store.createGroup({ ...group(), publicState: state('s0', 0n) })
+        await rejectsWithCode(
+          store.appendProposal(G, { expectedEpoch: 0n, expectedState: 'state' as unknown as Uint8Array, entry: entry('p1', 'proposal'), publicState: state('x', 0n) }),
+          'STORAGE_IO'
+        )
+        expect(await store.getPublicState(G)).toEqual(state('s0', 0n))
       })
 
       if (init.reopen !== undefined) {

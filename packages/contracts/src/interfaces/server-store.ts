@@ -272,6 +272,11 @@ export interface ServerStore {
   /** The group as last written; `undefined` for an unknown group. */
   getGroup(groupId: GroupIdHex, options?: AbortOptions): Promise<GroupRecord | undefined>
   /**
+   * The groups whose roster holds `clientId` now, sorted (the server proposes
+   * the removal of a device its user deleted in each of them); `[]` for none.
+   */
+  listGroupsOf(clientId: ClientId, options?: AbortOptions): Promise<GroupIdHex[]>
+  /**
    * If the group's epoch is still `expectedEpoch`: append `entry` at
    * `lastSeq + 1`, set the epoch to `expectedEpoch + 1`, replace roster and
    * access (windows given with `fromSeq`/`untilSeq` of `-1` mean "this
@@ -353,15 +358,21 @@ export interface ServerStore {
   /** The group's public state as last written; `undefined` for an unknown group or one created without it. */
   getPublicState(groupId: GroupIdHex, options?: AbortOptions): Promise<PublicStateRecord | undefined>
   /**
-   * If the group's epoch is still `expectedEpoch` and the entry's digest is
-   * not in its log: append `entry` (kind `proposal`) at `lastSeq + 1` and
-   * replace the public state (which now holds the proposal), in one
-   * transaction; the epoch does not change. Otherwise `conflict` with the
-   * current epoch or `duplicate`, and nothing changes.
+   * If the group's epoch is still `expectedEpoch`, its stored public state
+   * is still `expectedState` (when given: the `state` bytes the proposal was
+   * verified against, compared byte for byte) and the entry's digest is not
+   * in its log: append `entry` (kind `proposal`) at `lastSeq + 1` and replace
+   * the public state (which now holds the proposal), in one transaction; the
+   * epoch does not change. Otherwise `conflict` with the current epoch (the
+   * same epoch when only the state moved on: another instance appended a
+   * proposal first, so the caller verifies again and retries) or
+   * `duplicate`, and nothing changes. The compare-and-set keeps two
+   * proposals posted through two instances at once: without it the second
+   * write would replace the state holding the first.
    */
   appendProposal(
     groupId: GroupIdHex,
-    proposal: { expectedEpoch: bigint; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
+    proposal: { expectedEpoch: bigint; expectedState?: Uint8Array; entry: Omit<LogRecord, 'seq'>; publicState: PublicStateRecord },
     options?: AbortOptions
   ): Promise<AppendProposalResult>
 }

@@ -41,10 +41,27 @@ export interface SessionCredentials {
   signChallenge(challenge: Uint8Array, binding?: ServerBinding): Promise<Uint8Array>
 }
 
+/**
+ * The server as an external sender of groups (RFC 9420 section 12.1.8.1): the
+ * key it signs its Remove proposals with (server-initiated removal of a
+ * deleted device), as it advertises it when a client connects. Clients pin it
+ * on first use (docs/trust-model.md).
+ */
+export interface ServerExternalSender {
+  /** Ciphersuite name whose signature scheme the key belongs to. */
+  readonly ciphersuite: string
+  /** The server's signature public key. */
+  readonly signaturePublicKey: Uint8Array
+  /** The server's MLS Credential (RFC 9420 section 5.3), encoded. */
+  readonly credential: Uint8Array
+}
+
 /** An authenticated session with the services. */
 export interface Connection {
   /** The authenticated client. */
   readonly clientId: ClientId
+  /** The server's external sender, when it has one (advertised in the handshake). */
+  readonly externalSender?: ServerExternalSender | undefined
   /** The Directory, acting as `clientId`. */
   readonly directory: DirectoryClient
   /** The Group Channel, acting as `clientId`. */

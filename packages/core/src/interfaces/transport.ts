@@ -2,6 +2,7 @@
 export { TRANSPORT_SPECIFICATION_VERSION } from '@mls/contracts/interfaces'
 export type {
   ServerBinding,
+  ServerExternalSender,
   SessionCredentials,
   Connection,
   Transport

@@ -41,6 +41,7 @@ import { protectExternalProposalPublic } from 'ts-mls/messageProtectionPublic.js
 import { encodeMlsMessage } from 'ts-mls'
 import { fromHex, toHex } from '../bytes.js'
 import { MessageError, type ErrorCode } from '../errors.js'
+import { externalSendersChange } from '../server-sender.js'
 
 /** The public state of one group in one epoch. */
 export interface PublicGroupState {
@@ -75,6 +76,7 @@ export type PublicGroupRejection =
   | 'invalid-external-commit'
   | 'invalid-group-info'
   | 'group-info-mismatch'
+  | 'external-senders-change'
 
 function reject(reason: PublicGroupRejection, message: string, cause?: unknown, code: ErrorCode = 'INVALID_MESSAGE'): MessageError {
   return new MessageError(code, message, { details: { reason }, ...(cause === undefined ? {} : { cause }) })
@@ -221,6 +223,10 @@ export async function verifyCommit(state: PublicGroupState, message: PublicMessa
     if (type === 'psk') throw reject('unsupported-proposal', 'PreSharedKey proposals are not supported')
     if (typeof type === 'number') throw reject('unsupported-proposal', `Custom proposal type ${type} is not supported`)
     if (type === 'external_init' && sender.senderType !== 'new_member_commit') throw reject('invalid-proposals', 'Only an external commit carries ExternalInit')
+  }
+  // Who may propose as an external sender (the server) is fixed when the group is created (docs/trust-model.md).
+  if (externalSendersChange(state.groupContext, proposals.map((p) => p.proposal)) !== undefined) {
+    throw reject('external-senders-change', "A commit may not add, replace or drop the group's external_senders")
   }
   if (sender.senderType === 'new_member_commit') {
     return verifyExternalCommit(state, commitContent, message.auth.signature, message.auth.confirmationTag, proposals, cs, authService)
