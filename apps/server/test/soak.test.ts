@@ -100,7 +100,7 @@ describe('soak: many clients at a steady message rate against the real server pr
     console.log(
       [
         `soak: ${clientCount} clients in ${groups.length} groups of ${groupSize}, ${n} messages in ${elapsed.toFixed(0)} s (${(n / elapsed).toFixed(1)}/s), ${errors.length} errors`,
-        `soak: server rss at start ${mib(samples[0]!)}, peak ${mib(peak)}, last ${mib(samples.at(-1)!)}; last tenth ${tail.map(mib).join(', ')}`,
+        `soak: server rss at start ${mib(samples[0]!)}, peak ${mib(peak)}, last ${mib(samples.at(-1)!)}; last tenth of the run between ${mib(Math.min(...tail))} and ${mib(Math.max(...tail))}`,
         `soak: rss every ~${Math.max(1, Math.round(samples.length / 20))} s: ${samples.filter((_, i) => i % Math.max(1, Math.round(samples.length / 20)) === 0).map((s) => (s / 2 ** 20).toFixed(0)).join(' ')} MiB`
       ].join('\n')
     )
