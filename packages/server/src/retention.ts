@@ -19,7 +19,10 @@ export interface LogRetentionPolicy {
 /** A running retention loop. */
 export interface LogRetention {
   /** One pass now: delete what the policy selects. Resolves with how many messages were deleted. */
-  runOnce(): Promise<{ deleted: number }>
+  runOnce(): Promise<{
+    /** Application messages deleted. */
+    deleted: number
+  }>
   /** Stop the loop and wait for a pass in progress. Idempotent. */
   stop(): Promise<void>
 }
@@ -27,7 +30,12 @@ export interface LogRetention {
 /** Observers of a retention loop. */
 export interface LogRetentionHooks {
   /** After each pass: how many messages it deleted and how long it took. */
-  onPass?(result: { deleted: number; milliseconds: number }): void
+  onPass?(result: {
+    /** Application messages deleted. */
+    deleted: number
+    /** How long the pass took. */
+    milliseconds: number
+  }): void
   /** A pass failed (it is tried again at the next interval). */
   onError?(error: unknown): void
   /** The clock (milliseconds since the epoch); default `Date.now`. */

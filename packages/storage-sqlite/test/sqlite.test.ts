@@ -118,7 +118,7 @@ describe('errors', () => {
   it('wraps a SQLite failure as STORAGE_IO with the SQLite error as cause, and changes nothing', async () => {
     const path = freshPath()
     const store = sqliteServerStore({ path, busyTimeoutMs: 20 })
-    await store.createGroup({ groupId: 'aa', epoch: 0n, lastSeq: 0, roster: [], access: [] })
+    await store.createGroup({ groupId: 'aa', epoch: 0n, lastSeq: 0, roster: [{ leafIndex: 0, clientId: 'a/b' }], access: [] })
     const other = new Database(path)
     other.exec('BEGIN IMMEDIATE')
     const entry = { kind: 'application' as const, epoch: 0n, sender: 'a/b', message: new Uint8Array([1]), digest: 'd1' }

@@ -513,8 +513,9 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         await store.appendMessage(G, entry('old-a'))
         await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p', 'proposal'), publicState: { epoch: 0n, state: payload('ps'), groupInfo: undefined } })
         await store.appendMessage('bb02', entry('old-b'))
-        const before = Date.now() + 1
-        // Nothing appended after `before` is old enough: prune by age with nothing kept by count.
+        // A minute ahead: everything above was appended before it, by any store clock on this machine (PostgreSQL's
+        // rounds to the millisecond). Prune by age with nothing kept by count.
+        const before = Date.now() + 60_000
         expect(await store.pruneLogs({ appendedBeforeMs: before, keepMessages: ALL_BY_COUNT, keepDigestsForEpochs: 10 })).toEqual({ deleted: 2 })
         expect((await store.readLog(G, 0, 100)).map((r) => r.kind)).toEqual(['proposal'])
         expect(await store.readLog('bb02', 0, 100)).toEqual([])

@@ -321,7 +321,13 @@ export interface ServerStore {
    * start past the last one deleted. `readLog` never returns a deleted
    * message. Resolves with how many messages were deleted.
    */
-  pruneLogs(pruning: LogPruning, options?: AbortOptions): Promise<{ /** Application messages deleted. */ deleted: number }>
+  pruneLogs(
+    pruning: LogPruning,
+    options?: AbortOptions
+  ): Promise<{
+    /** Application messages deleted. */
+    deleted: number
+  }>
   /**
    * The seq from which the group's log is complete: every entry with a seq
    * at or above it is kept; below it, application messages may have been
