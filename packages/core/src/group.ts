@@ -1,13 +1,6 @@
 import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, Proposal, PublicMessage } from 'ts-mls'
-import {
-  createApplicationMessage,
-  emptyPskIndex,
-  encodeGroupState,
-  encodeMlsMessage,
-  mlsExporter,
-  zeroOutUint8Array
-} from 'ts-mls'
-import { createCommit, processPublicMessage, unprotectPublicMessage } from './ts-mls-fixes.js'
+import { emptyPskIndex, mlsExporter, zeroOutUint8Array } from 'ts-mls'
+import { createApplicationMessage, createCommit, encodeGroupState, encodeMlsMessage, processPublicMessage, unprotectPublicMessage } from './ts-mls-fixes.js'
 import { resync, resyncReason } from './recovery/resync.js'
 import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './proposals.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
