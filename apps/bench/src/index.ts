@@ -19,6 +19,11 @@ const benchmarks: Benchmark[] = [
     name: 'engine',
     description: 'the MLS engine against OpenMLS (core-crypto WASM) and a floor of primitive costs: commit, process, add, join at 10/100/1000 members (10,000 with --large)',
     load: () => import('./engine.js')
+  },
+  {
+    name: 'api',
+    description: 'through the public API (createMlsClient, nodeCrypto, SQLite client store, in-process services): send, receive, update, process, add, join at 10/100/1000 members (10,000 with --large)',
+    load: () => import('./api.js')
   }
 ]
 

@@ -6,7 +6,7 @@ import { flatMapDecoder, mapDecoder, mapDecoders } from "ts-mls/codec/tlsDecoder
 import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { refhash } from "./crypto/hash.js";
 import { decodeFramedContent, decodeFramedContentAuthData, framedContentEncoder, framedContentAuthDataEncoder, framedContentTBSEncoder, } from "./framedContent.js";
-import { decodeWireformat, wireformatEncoder } from "ts-mls/wireformat.js";
+import { decodeWireformat, wireformatEncoder } from "./wireformat.js";
 export const authenticatedContentEncoder = contramapBufferEncoders([wireformatEncoder, framedContentEncoder, framedContentAuthDataEncoder], (a) => [a.wireformat, a.content, a.auth]);
 export const encodeAuthenticatedContent = encode(authenticatedContentEncoder);
 export const decodeAuthenticatedContent = mapDecoders([

@@ -27,7 +27,7 @@ import { getSenderLeafNodeIndex } from "./sender.js";
 import { addToMap } from "ts-mls/util/addToMap.js";
 import { CryptoVerificationError, CodecError, InternalError, UsageError, ValidationError, } from "ts-mls/mlsError.js";
 import { verifyLeafNodeSignature, verifyLeafNodeSignatureKeyPackage, } from "./leafNode.js";
-import { protocolVersions } from "ts-mls/protocolVersion.js";
+import { protocolVersions } from "./protocolVersion.js";
 import { decodeRequiredCapabilities } from "./requiredCapabilities.js";
 import { verifyParentHashes } from "./parentHash.js";
 import { defaultClientConfig } from "ts-mls/clientConfig.js";

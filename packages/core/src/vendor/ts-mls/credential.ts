@@ -5,7 +5,7 @@
 import { flatMapDecoder, mapDecoder } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncoder } from "./codec/variableLength.js";
-import { decodeCredentialType, credentialTypeEncoder } from "ts-mls/credentialType.js";
+import { decodeCredentialType, credentialTypeEncoder } from "./credentialType.js";
 export const credentialBasicEncoder = contramapBufferEncoders([credentialTypeEncoder, varLenDataEncoder], (c) => [c.credentialType, c.identity]);
 export const encodeCredentialBasic = encode(credentialBasicEncoder);
 export const credentialX509Encoder = contramapBufferEncoders([credentialTypeEncoder, varLenTypeEncoder(varLenDataEncoder)], (c) => [c.credentialType, c.certificates]);

@@ -6,7 +6,7 @@ import { decodeUint16, uint16Encoder } from "ts-mls/codec/number.js";
 import { mapDecoders, orDecoder } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, varLenDataEncoder } from "./codec/variableLength.js";
-import { decodeDefaultExtensionType, defaultExtensionTypeEncoder, defaultExtensionTypes, } from "ts-mls/defaultExtensionType.js";
+import { decodeDefaultExtensionType, defaultExtensionTypeEncoder, defaultExtensionTypes, } from "./defaultExtensionType.js";
 import { constantTimeEqual } from "ts-mls/util/constantTimeCompare.js";
 export const extensionTypeEncoder = (t) => typeof t === "number" ? uint16Encoder(t) : defaultExtensionTypeEncoder(t);
 export const encodeExtensionType = encode(extensionTypeEncoder);

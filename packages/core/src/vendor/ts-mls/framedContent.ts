@@ -7,12 +7,12 @@ import { flatMapDecoder, mapDecoder, mapDecoders } from "ts-mls/codec/tlsDecoder
 import { contramapBufferEncoder, contramapBufferEncoders, encode, encVoid, } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, varLenDataEncoder } from "./codec/variableLength.js";
 import { decodeCommit, commitEncoder } from "./commit.js";
-import { contentTypeEncoder, decodeContentType } from "ts-mls/contentType.js";
+import { contentTypeEncoder, decodeContentType } from "./contentType.js";
 import { signWithLabel, verifyWithLabel } from "./crypto/signature.js";
 import { groupContextEncoder } from "./groupContext.js";
-import { wireformatEncoder } from "ts-mls/wireformat.js";
+import { wireformatEncoder } from "./wireformat.js";
 import { decodeProposal, proposalEncoder } from "./proposal.js";
-import { protocolVersionEncoder } from "ts-mls/protocolVersion.js";
+import { protocolVersionEncoder } from "./protocolVersion.js";
 import { decodeSender, senderEncoder, } from "./sender.js";
 export const framedContentApplicationDataEncoder = contramapBufferEncoders([contentTypeEncoder, varLenDataEncoder], (f) => [f.contentType, f.applicationData]);
 export const encodeFramedContentApplicationData = encode(framedContentApplicationDataEncoder);

@@ -6,10 +6,10 @@ import { decodeUint64, uint64Encoder } from "ts-mls/codec/number.js";
 import { mapDecoders } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncoder } from "./codec/variableLength.js";
-import { ciphersuiteEncoder, decodeCiphersuite } from "ts-mls/crypto/ciphersuite.js";
+import { ciphersuiteEncoder, decodeCiphersuite } from "./crypto/ciphersuite.js";
 import { expandWithLabel } from "./crypto/kdf.js";
 import { decodeExtension, extensionEncoder } from "./extension.js";
-import { decodeProtocolVersion, protocolVersionEncoder } from "ts-mls/protocolVersion.js";
+import { decodeProtocolVersion, protocolVersionEncoder } from "./protocolVersion.js";
 export const groupContextEncoder = contramapBufferEncoders([
     protocolVersionEncoder,
     ciphersuiteEncoder,

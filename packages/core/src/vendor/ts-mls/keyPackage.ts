@@ -5,11 +5,11 @@
 import { mapDecoders } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncoder } from "./codec/variableLength.js";
-import { ciphersuiteEncoder, decodeCiphersuite } from "ts-mls/crypto/ciphersuite.js";
+import { ciphersuiteEncoder, decodeCiphersuite } from "./crypto/ciphersuite.js";
 import { refhash } from "./crypto/hash.js";
 import { signWithLabel, verifyWithLabel } from "./crypto/signature.js";
 import { decodeExtension, extensionEncoder } from "./extension.js";
-import { decodeProtocolVersion, protocolVersionEncoder } from "ts-mls/protocolVersion.js";
+import { decodeProtocolVersion, protocolVersionEncoder } from "./protocolVersion.js";
 import { decodeLeafNodeKeyPackage, leafNodeEncoder, signLeafNodeKeyPackage, } from "./leafNode.js";
 export const keyPackageTBSEncoder = contramapBufferEncoders([protocolVersionEncoder, ciphersuiteEncoder, varLenDataEncoder, leafNodeEncoder, varLenTypeEncoder(extensionEncoder)], (keyPackageTBS) => [
     keyPackageTBS.version,

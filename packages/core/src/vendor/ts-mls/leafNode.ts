@@ -10,7 +10,7 @@ import { varLenDataEncoder, decodeVarLenData, varLenTypeEncoder, decodeVarLenTyp
 import { credentialEncoder, decodeCredential } from "./credential.js";
 import { signWithLabel, verifyWithLabel } from "./crypto/signature.js";
 import { extensionEncoder, decodeExtension } from "./extension.js";
-import { leafNodeSourceEncoder, decodeLeafNodeSource } from "ts-mls/leafNodeSource.js";
+import { leafNodeSourceEncoder, decodeLeafNodeSource } from "./leafNodeSource.js";
 import { lifetimeEncoder, decodeLifetime } from "ts-mls/lifetime.js";
 export const leafNodeDataEncoder = contramapBufferEncoders([varLenDataEncoder, varLenDataEncoder, credentialEncoder, capabilitiesEncoder], (data) => [data.hpkePublicKey, data.signaturePublicKey, data.credential, data.capabilities]);
 export const encodeLeafNodeData = encode(leafNodeDataEncoder);

@@ -7,7 +7,7 @@ import { flatMapDecoder, mapDecoder, mapDecoderOption, mapDecoders } from "ts-ml
 import { contramapBufferEncoder, contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, varLenDataEncoder } from "./codec/variableLength.js";
 import { expandWithLabel } from "./crypto/kdf.js";
-import { enumNumberToKey } from "ts-mls/util/enumHelpers.js";
+import { enumNumberToKey } from "./util/enumHelpers.js";
 export const pskTypes = {
     external: 1,
     resumption: 2,

@@ -7,7 +7,7 @@ import { mapDecoders } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, varLenDataEncoder } from "./codec/variableLength.js";
 import { decodeCommit, commitEncoder } from "./commit.js";
-import { contentTypeEncoder, decodeContentType } from "ts-mls/contentType.js";
+import { contentTypeEncoder, decodeContentType } from "./contentType.js";
 import { decodeFramedContentAuthDataCommit, framedContentAuthDataEncoder, } from "./framedContent.js";
 import { byteLengthToPad } from "ts-mls/paddingConfig.js";
 import { decodeProposal, proposalEncoder } from "./proposal.js";

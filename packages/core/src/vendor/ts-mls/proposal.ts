@@ -6,12 +6,12 @@ import { decodeUint16, decodeUint32, uint16Encoder, uint32Encoder } from "ts-mls
 import { flatMapDecoder, mapDecoder, mapDecoders, orDecoder } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoder, contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncoder } from "./codec/variableLength.js";
-import { ciphersuiteEncoder, decodeCiphersuite } from "ts-mls/crypto/ciphersuite.js";
+import { ciphersuiteEncoder, decodeCiphersuite } from "./crypto/ciphersuite.js";
 import { decodeExtension, extensionEncoder } from "./extension.js";
 import { decodeKeyPackage, keyPackageEncoder } from "./keyPackage.js";
 import { decodePskId, pskIdEncoder } from "./presharedkey.js";
-import { decodeDefaultProposalType, defaultProposalTypeEncoder } from "ts-mls/defaultProposalType.js";
-import { decodeProtocolVersion, protocolVersionEncoder } from "ts-mls/protocolVersion.js";
+import { decodeDefaultProposalType, defaultProposalTypeEncoder } from "./defaultProposalType.js";
+import { decodeProtocolVersion, protocolVersionEncoder } from "./protocolVersion.js";
 import { decodeLeafNodeUpdate, leafNodeEncoder } from "./leafNode.js";
 export const addEncoder = contramapBufferEncoder(keyPackageEncoder, (a) => a.keyPackage);
 export const encodeAdd = encode(addEncoder);

@@ -7,7 +7,7 @@ import { flatMapDecoder, mapDecoder, mapDecoderOption } from "ts-mls/codec/tlsDe
 import { contramapBufferEncoder, contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, varLenDataEncoder } from "./codec/variableLength.js";
 import { decodeProposal, proposalEncoder } from "./proposal.js";
-import { enumNumberToKey } from "ts-mls/util/enumHelpers.js";
+import { enumNumberToKey } from "./util/enumHelpers.js";
 const proposalOrRefTypes = {
     proposal: 1,
     reference: 2,

@@ -5,7 +5,7 @@
 import { contramapBufferEncoder, contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { flatMapDecoder, mapDecoder } from "ts-mls/codec/tlsDecoder.js";
 import { decodeVarLenType, varLenTypeEncoder } from "./codec/variableLength.js";
-import { decodeNodeType, nodeTypeEncoder } from "ts-mls/nodeType.js";
+import { decodeNodeType, nodeTypeEncoder } from "./nodeType.js";
 import { decodeOptional, optionalEncoder } from "ts-mls/codec/optional.js";
 import { parentNodeEncoder, decodeParentNode } from "./parentNode.js";
 import { copath, directPath, isLeaf, leafToNodeIndex, leafWidth, left, nodeToLeafIndex, parent, right, root, toLeafIndex, toNodeIndex, } from "ts-mls/treemath.js";

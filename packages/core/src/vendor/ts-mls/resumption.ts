@@ -4,7 +4,7 @@
 // Do not edit: change the patch and regenerate. See docs/ts-mls-fixes.md.
 import { makePskIndex, createGroup, joinGroup } from "./clientState.js";
 import { createCommit } from "./createCommit.js";
-import { getCiphersuiteFromName } from "ts-mls/crypto/ciphersuite.js";
+import { getCiphersuiteFromName } from "./crypto/ciphersuite.js";
 import { getCiphersuiteImpl } from "ts-mls/crypto/getCiphersuiteImpl.js";
 import { defaultCryptoProvider } from "ts-mls/crypto/implementation/default/provider.js";
 import { UsageError } from "ts-mls/mlsError.js";

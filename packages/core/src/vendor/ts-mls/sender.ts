@@ -6,9 +6,9 @@ import { decodeUint32, decodeUint64, decodeUint8, uint32Encoder, uint64Encoder, 
 import { flatMapDecoder, mapDecoder, mapDecoderOption, mapDecoders } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoder, contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, varLenDataEncoder } from "./codec/variableLength.js";
-import { contentTypeEncoder, decodeContentType } from "ts-mls/contentType.js";
+import { contentTypeEncoder, decodeContentType } from "./contentType.js";
 import { expandWithLabel } from "./crypto/kdf.js";
-import { enumNumberToKey } from "ts-mls/util/enumHelpers.js";
+import { enumNumberToKey } from "./util/enumHelpers.js";
 /** @public */
 export const senderTypes = {
     member: 1,

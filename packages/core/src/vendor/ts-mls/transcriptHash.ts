@@ -6,7 +6,7 @@ import { mapDecodersOption } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, varLenDataEncoder } from "./codec/variableLength.js";
 import { decodeFramedContent, framedContentEncoder } from "./framedContent.js";
-import { decodeWireformat, wireformatEncoder } from "ts-mls/wireformat.js";
+import { decodeWireformat, wireformatEncoder } from "./wireformat.js";
 export const confirmedTranscriptHashInputEncoder = contramapBufferEncoders([wireformatEncoder, framedContentEncoder, varLenDataEncoder], (input) => [input.wireformat, input.content, input.signature]);
 export const encodeConfirmedTranscriptHashInput = encode(confirmedTranscriptHashInputEncoder);
 export const decodeConfirmedTranscriptHashInput = mapDecodersOption([decodeWireformat, decodeFramedContent, decodeVarLenData], (wireformat, content, signature) => {

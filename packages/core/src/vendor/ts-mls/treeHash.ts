@@ -9,7 +9,7 @@ import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { varLenDataEncoder, decodeVarLenData } from "./codec/variableLength.js";
 import { leafNodeEncoder, decodeLeafNode } from "./leafNode.js";
 import { InternalError } from "ts-mls/mlsError.js";
-import { nodeTypeEncoder, decodeNodeType } from "ts-mls/nodeType.js";
+import { nodeTypeEncoder, decodeNodeType } from "./nodeType.js";
 import { parentNodeEncoder, decodeParentNode } from "./parentNode.js";
 import { rootFromNodeWidth, isLeaf, nodeToLeafIndex, left, right } from "ts-mls/treemath.js";
 export const leafNodeHashInputEncoder = contramapBufferEncoders([nodeTypeEncoder, uint32Encoder, optionalEncoder(leafNodeEncoder)], (input) => [input.nodeType, input.leafIndex, input.leafNode]);

@@ -5,7 +5,7 @@
 import { mapDecoders } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncoder } from "./codec/variableLength.js";
-import { ciphersuiteEncoder, decodeCiphersuite } from "ts-mls/crypto/ciphersuite.js";
+import { ciphersuiteEncoder, decodeCiphersuite } from "./crypto/ciphersuite.js";
 import { encryptWithLabel, decryptWithLabel } from "./crypto/hpke.js";
 import { expandWithLabel } from "./crypto/kdf.js";
 import { decodeGroupInfo, groupInfoEncoder, extractWelcomeSecret } from "./groupInfo.js";
