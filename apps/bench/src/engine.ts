@@ -10,9 +10,11 @@
  *   their verification (a joiner verifies every leaf's signature). Nothing can be faster without faster
  *   primitives; ratio = engine / floor.
  *
- * Both groups have the same shape: the creator adds everyone in one commit, then one member commits
- * once so the measured member (another one) processes real commits; the committer's copath is mostly
- * blank, so a commit encrypts to about n leaves on both sides (counted for the floor).
+ * Both groups have the same shape: the creator adds everyone in one commit, and the measured receiver
+ * (the last member) joins from the Welcome; the committer's copath is blank, so a commit encrypts to
+ * about n leaves on both sides (counted for the floor). A last column measures ours on crypto.ts's
+ * steady-state tree (one member in four has committed), where a commit encrypts to about log2(n) + 1
+ * nodes; OpenMLS cannot be brought to that shape here without n/4 OpenMLS members.
  *
  * Environment: MLS_BENCH_SIZES (default "10,100,1000"), MLS_BENCH_REPS (runs per cell, default 5),
  * MLS_BENCH_OPENMLS=0 to skip OpenMLS. `runEngine({ sizes, reps })` is what the smoke test calls.
@@ -35,6 +37,7 @@ import {
   type PrivateKeyPackage
 } from '@mls/core/mls'
 import { nodeCrypto } from '@mls/crypto-node'
+import { buildGroup } from './crypto.js'
 
 const suite = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const
 const encoder = new TextEncoder()
@@ -47,6 +50,8 @@ export type EngineOperation = (typeof engineOperations)[number]
 export interface EngineResult {
   size: number
   ours: Record<EngineOperation, number>
+  /** Ours on a tree in steady state (one member in four has committed, so a commit encrypts to about log2(n) + 1 nodes). */
+  oursSteady: Record<EngineOperation, number>
   openMls?: Record<EngineOperation, number>
   floor: Record<EngineOperation, number>
 }
@@ -188,6 +193,22 @@ async function measureOurs(size: number, reps: number, cs: CiphersuiteImpl, cost
   return { ours, floor, keyPackages: members.slice(1, size).map((m) => encodeKeyPackage(m.publicPackage)) }
 }
 
+/** Ours on crypto.ts's steady-state tree: the shape in which a member's commit costs O(log n) encryptions. */
+async function measureSteady(size: number, reps: number, cs: CiphersuiteImpl): Promise<Record<EngineOperation, number>> {
+  const fixture = await buildGroup(size, cs)
+  const result = {} as Record<EngineOperation, number>
+  const commits: MLSMessage[] = []
+  result['create commit'] = await timed(reps, async () => void commits.push((await createCommit({ state: fixture.alice, cipherSuite: cs })).commit))
+  result['process commit'] = await timed(reps, async (i) => void (await processPrivateMessage(fixture.bob, mustBePrivate(commits[i]!), emptyPskIndex, cs)))
+  const extra = await Promise.all(Array.from({ length: reps }, (_, i) => member(1_000_000 + i, cs)))
+  result['add one member'] = await timed(reps, async (i) => {
+    await createCommit({ state: fixture.alice, cipherSuite: cs }, { extraProposals: [{ proposalType: 'add', add: { keyPackage: extra[i]!.publicPackage } }], ratchetTreeExtension: true })
+  })
+  const { welcome, publicPackage, privatePackage } = fixture.joiner
+  result['join from Welcome'] = await timed(reps, async () => void (await joinGroup(welcome, publicPackage, privatePackage, emptyPskIndex, cs)))
+  return result
+}
+
 async function measureOpenMls(size: number, reps: number, keyPackages: Uint8Array[]): Promise<Record<EngineOperation, number>> {
   const { OpenMlsPeer } = await import('@mls/interop')
   const groupId = encoder.encode(`openmls-${size}-${Date.now()}`)
@@ -218,7 +239,8 @@ export async function runEngine(options: { sizes: number[]; reps: number; openMl
   for (const size of options.sizes) {
     const ours = await measureOurs(size, options.reps, cs, costs)
     const openMls = options.openMls ? await measureOpenMls(size, options.reps, ours.keyPackages) : undefined
-    const result: EngineResult = { size, ours: ours.ours, floor: ours.floor, ...(openMls === undefined ? {} : { openMls }) }
+    const oursSteady = await measureSteady(size, options.reps, cs)
+    const result: EngineResult = { size, ours: ours.ours, oursSteady, floor: ours.floor, ...(openMls === undefined ? {} : { openMls }) }
     results.push(result)
     if (options.print !== false) printEngine(result)
   }
@@ -229,13 +251,13 @@ const format = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixe
 
 function printEngine(result: EngineResult): void {
   console.log(`\n${suite}, ${result.size} members (median ms; ratios: OpenMLS / ours, ours / floor)`)
-  console.log('| operation | ours | OpenMLS | OpenMLS / ours | floor | ours / floor |')
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: |')
+  console.log('| operation | ours | OpenMLS | OpenMLS / ours | floor | ours / floor | ours, steady tree |')
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
   for (const op of engineOperations) {
     const ours = result.ours[op]
     const open = result.openMls?.[op]
     const floor = result.floor[op]
-    console.log(`| ${op} | ${format(ours)} | ${open === undefined ? '-' : format(open)} | ${open === undefined ? '-' : (open / ours).toFixed(2)} | ${format(floor)} | ${(ours / floor).toFixed(1)} |`)
+    console.log(`| ${op} | ${format(ours)} | ${open === undefined ? '-' : format(open)} | ${open === undefined ? '-' : (open / ours).toFixed(2)} | ${format(floor)} | ${(ours / floor).toFixed(1)} | ${format(result.oursSteady[op])} |`)
   }
 }
 
