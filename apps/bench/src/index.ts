@@ -14,10 +14,20 @@ const benchmarks: Benchmark[] = [
     name: 'crypto',
     description: 'crypto providers against ts-mls default: KeyPackage, join, commit, process, send, receive at 10/100/1000 members',
     load: () => import('./crypto.js')
+  },
+  {
+    name: 'engine',
+    description: 'the MLS engine against OpenMLS (core-crypto WASM) and a floor of primitive costs: commit, process, add, join at 10/100/1000 members (10,000 with --large)',
+    load: () => import('./engine.js')
+  },
+  {
+    name: 'api',
+    description: 'through the public API (createMlsClient, nodeCrypto, SQLite client store, in-process services): send, receive, update, process, add, join at 10/100/1000 members (10,000 with --large)',
+    load: () => import('./api.js')
   }
 ]
 
-const wanted = process.argv.slice(2)
+const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('--'))
 const unknown = wanted.filter((name) => !benchmarks.some((b) => b.name === name))
 if (unknown.length > 0) {
   console.error(`Unknown benchmark(s): ${unknown.join(', ')}. Known: ${benchmarks.map((b) => b.name).join(', ')}`)

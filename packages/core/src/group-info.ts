@@ -1,4 +1,5 @@
-import { createGroupInfoWithExternalPubAndRatchetTree, encodeMlsMessage, type CiphersuiteImpl, type ClientState, type PublicMessage } from 'ts-mls'
+import type { CiphersuiteImpl, ClientState, PublicMessage } from 'ts-mls'
+import { createGroupInfoWithExternalPubAndRatchetTree, encodeMlsMessage } from './ts-mls-fixes.js'
 import type { ClientId } from './interfaces/common.js'
 import { basicCredentials, type CredentialValidator } from './identity.js'
 

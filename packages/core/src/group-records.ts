@@ -1,5 +1,6 @@
 import type { ClientConfig, ClientState, MLSMessage } from 'ts-mls'
-import { decodeGroupState, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
+import { decodeGroupState, decodeMlsMessage } from 'ts-mls'
+import { encodeMlsMessage } from './ts-mls-fixes.js'
 import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
 import type { ClientId } from './interfaces/common.js'
 import { MessageError, StorageError } from './errors.js'

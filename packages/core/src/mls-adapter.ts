@@ -17,12 +17,9 @@ import type {
 } from 'ts-mls'
 import {
   ciphersuites,
-  createApplicationMessage,
   decodeMlsMessage,
   defaultCapabilities,
   emptyPskIndex,
-  encodeGroupState,
-  encodeMlsMessage,
   generateKeyPackageWithKey,
   getCiphersuiteFromName,
   mlsExporter,
@@ -31,7 +28,16 @@ import {
 import { encodeCredential } from 'ts-mls/credential.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
-import { createCommit, createGroup, joinGroup, processPublicMessage, unprotectPublicMessage } from './ts-mls-fixes.js'
+import {
+  createApplicationMessage,
+  createCommit,
+  createGroup,
+  encodeGroupState,
+  encodeMlsMessage,
+  joinGroup,
+  processPublicMessage,
+  unprotectPublicMessage
+} from './ts-mls-fixes.js'
 import type { ClientId } from './interfaces/common.js'
 import type { CredentialValidator } from './identity.js'
 import type { Member } from './group-types.js'

@@ -25,4 +25,20 @@ export { verifyLeafNodeSignatureKeyPackage } from 'ts-mls/leafNode.js'
 
 // ts-mls functions that core carries patched (docs/ts-mls-fixes.md): these named exports take precedence over
 // `export * from 'ts-mls'`, so users of `@mls/core/mls` get the fixes too.
-export { createCommit, createGroup, joinGroup, joinGroupWithExtensions, joinGroupExternal, processMessage, processPublicMessage, proposeExternal } from './ts-mls-fixes.js'
+export {
+  createApplicationMessage,
+  createCommit,
+  createGroup,
+  createGroupInfoWithExternalPub,
+  createGroupInfoWithExternalPubAndRatchetTree,
+  createProposal,
+  encodeGroupState,
+  encodeMlsMessage,
+  joinGroup,
+  joinGroupWithExtensions,
+  joinGroupExternal,
+  processMessage,
+  processPrivateMessage,
+  processPublicMessage,
+  proposeExternal
+} from './ts-mls-fixes.js'

@@ -25,6 +25,17 @@ import * as patchedExternalProposal from './vendor/ts-mls/externalProposal.js'
 import * as patchedMessageProtectionPublic from './vendor/ts-mls/messageProtectionPublic.js'
 import * as patchedProcessMessages from './vendor/ts-mls/processMessages.js'
 import * as patchedPublicMessage from './vendor/ts-mls/publicMessage.js'
+import type * as upstreamIndex from 'ts-mls'
+import type { encodeRatchetTree as upstreamEncodeRatchetTree, ratchetTreeEncoder as upstreamRatchetTreeEncoder } from 'ts-mls/ratchetTree.js'
+import type { addHistoricalReceiverData as upstreamAddHistoricalReceiverData } from 'ts-mls/clientState.js'
+import type { varLenTypeEncoder as upstreamVarLenTypeEncoder } from 'ts-mls/codec/variableLength.js'
+import * as patchedIndex from './vendor/ts-mls/index.js'
+import * as patchedRatchetTree from './vendor/ts-mls/ratchetTree.js'
+import * as patchedVariableLength from './vendor/ts-mls/codec/variableLength.js'
+import type { treeHashRoot as upstreamTreeHashRoot } from 'ts-mls/treeHash.js'
+import type { applyUpdatePath as upstreamApplyUpdatePath } from 'ts-mls/updatePath.js'
+import * as patchedTreeHash from './vendor/ts-mls/treeHash.js'
+import * as patchedUpdatePath from './vendor/ts-mls/updatePath.js'
 
 /** `joinGroup` with the RFC 9420 section 12.4.3.1 unmerged-leaves check (patch validate-ratchet-tree-unmerged-leaves). */
 export const joinGroup: typeof upstreamJoinGroup = patchedClientState.joinGroup as unknown as typeof upstreamJoinGroup
@@ -55,3 +66,36 @@ export const createGroup: typeof upstreamCreateGroup = patchedClientState.create
 export const applyProposals: typeof upstreamApplyProposals = patchedClientState.applyProposals as unknown as typeof upstreamApplyProposals
 /** `joinGroupExternal` (external commit) through the patched tree and proposal validation. */
 export const joinGroupExternal: typeof upstreamJoinGroupExternal = patchedCreateCommit.joinGroupExternal as unknown as typeof upstreamJoinGroupExternal
+
+// Encoders of large vectors (patch varlen-vector-encoder-iterative) and epoch retention past 8,192 members (patch
+// historical-receiver-data-no-spread): every ts-mls module that reaches them is vendored, and core encodes through these.
+
+const patchedApi = patchedIndex as unknown as typeof upstreamIndex
+/** `encodeGroupState` whose vectors (ratchet tree, secret tree) are encoded without recursion. */
+export const encodeGroupState: typeof upstreamIndex.encodeGroupState = patchedApi.encodeGroupState
+/** `encodeMlsMessage` through the patched vector encoder (a Welcome to thousands of members). */
+export const encodeMlsMessage: typeof upstreamIndex.encodeMlsMessage = patchedApi.encodeMlsMessage
+/** `createApplicationMessage` on the patched modules. */
+export const createApplicationMessage: typeof upstreamIndex.createApplicationMessage = patchedApi.createApplicationMessage
+/** `createProposal` on the patched modules. */
+export const createProposal: typeof upstreamIndex.createProposal = patchedApi.createProposal
+/** `processPrivateMessage` on the patched modules. */
+export const processPrivateMessage: typeof upstreamIndex.processPrivateMessage = patchedApi.processPrivateMessage
+/** `createGroupInfoWithExternalPub` on the patched modules. */
+export const createGroupInfoWithExternalPub: typeof upstreamIndex.createGroupInfoWithExternalPub = patchedApi.createGroupInfoWithExternalPub
+/** `createGroupInfoWithExternalPubAndRatchetTree`, whose ratchet-tree extension is encoded without recursion. */
+export const createGroupInfoWithExternalPubAndRatchetTree: typeof upstreamIndex.createGroupInfoWithExternalPubAndRatchetTree =
+  patchedApi.createGroupInfoWithExternalPubAndRatchetTree
+/** The ratchet-tree encoder (RFC 9420 section 12.4.3.3) without recursion. */
+export const encodeRatchetTree: typeof upstreamEncodeRatchetTree = patchedRatchetTree.encodeRatchetTree as unknown as typeof upstreamEncodeRatchetTree
+/** The ratchet-tree buffer encoder, without recursion. */
+export const ratchetTreeEncoder: typeof upstreamRatchetTreeEncoder = patchedRatchetTree.ratchetTreeEncoder as unknown as typeof upstreamRatchetTreeEncoder
+/** A vector encoder (RFC 9420 section 2.1.2) that writes its elements in a loop. */
+export const varLenTypeEncoder: typeof upstreamVarLenTypeEncoder = patchedVariableLength.varLenTypeEncoder as unknown as typeof upstreamVarLenTypeEncoder
+/** Adds the epoch's receiver data and keeps the newest `retainKeysForEpochs`, at any group size. */
+export const addHistoricalReceiverData: typeof upstreamAddHistoricalReceiverData =
+  patchedClientState.addHistoricalReceiverData as unknown as typeof upstreamAddHistoricalReceiverData
+/** The tree hash of the root (RFC 9420 section 7.8), remembered per node so only the changed path is hashed again (patch tree-hash-memory). */
+export const treeHashRoot: typeof upstreamTreeHashRoot = patchedTreeHash.treeHashRoot as unknown as typeof upstreamTreeHashRoot
+/** `applyUpdatePath` through the remembered tree hashes and linear parent-hash checks. */
+export const applyUpdatePath: typeof upstreamApplyUpdatePath = patchedUpdatePath.applyUpdatePath as unknown as typeof upstreamApplyUpdatePath

@@ -4,11 +4,11 @@
 // Do not edit: change the patch and regenerate. See docs/ts-mls-fixes.md.
 import { flatMapDecoder, mapDecoder, mapDecoders, succeedDecoder } from "ts-mls/codec/tlsDecoder.js";
 import { contramapBufferEncoders, encode, encVoid } from "ts-mls/codec/tlsEncoder.js";
-import { decodeVarLenData, decodeVarLenType, varLenDataEncoder } from "ts-mls/codec/variableLength.js";
-import { decodeExternalSender } from "ts-mls/externalSender.js";
-import { decodeFramedContent, decodeFramedContentAuthData, framedContentEncoder, framedContentAuthDataEncoder, } from "ts-mls/framedContent.js";
+import { decodeVarLenData, decodeVarLenType, varLenDataEncoder } from "./codec/variableLength.js";
+import { decodeExternalSender } from "./externalSender.js";
+import { decodeFramedContent, decodeFramedContentAuthData, framedContentEncoder, framedContentAuthDataEncoder, } from "./framedContent.js";
 import { CodecError, ValidationError } from "ts-mls/mlsError.js";
-import { getSignaturePublicKeyFromLeafIndex } from "ts-mls/ratchetTree.js";
+import { getSignaturePublicKeyFromLeafIndex } from "./ratchetTree.js";
 import { toLeafIndex } from "ts-mls/treemath.js";
 export const publicMessageInfoEncoder = (info) => {
     switch (info.senderType) {
