@@ -129,5 +129,5 @@ export function pacedConnection(connection: Connection, pacing: Pacing, timers: 
     fetchWelcomes: (afterSeq, o) => paced(o, () => c.fetchWelcomes(afterSeq, o)),
     subscribe: (listener) => c.subscribe(listener)
   }
-  return { clientId: connection.clientId, directory, channel, close: () => connection.close() }
+  return { clientId: connection.clientId, externalSender: connection.externalSender, directory, channel, close: () => connection.close() }
 }
