@@ -274,7 +274,10 @@ export interface DirectoryService {
    * `AuthenticationHook.authorizeClaim`. Errors `DEVICE_LIST_INVALID`,
    * `DEVICE_LIST_CONFLICT` (not the next version), `CLAIM_REFUSED`.
    */
-  publishDeviceListEntry(caller: ClientId, entry: Uint8Array, options?: AbortOptions): Promise<{ /** The list's new version (its number of entries). */ version: number }>
+  publishDeviceListEntry(caller: ClientId, entry: Uint8Array, options?: AbortOptions): Promise<{
+    /** The list's new version (its number of entries). */
+    version: number
+  }>
 }
 
 /**
@@ -342,7 +345,10 @@ export interface ChannelService {
    * `INVALID_MESSAGE` (`details.reason`), `WRONG_EPOCH`, `REPLAYED_MESSAGE`,
    * `PAYLOAD_TOO_LARGE`.
    */
-  postProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{ /** The proposal's log seq. */ seq: number }>
+  postProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, options?: AbortOptions): Promise<{
+    /** The proposal's log seq. */
+    seq: number
+  }>
   /**
    * Append an application message: an `mls_private_message` with content
    * type application for this group, from a current member, for an epoch in
@@ -350,7 +356,10 @@ export interface ChannelService {
    * `NOT_A_MEMBER`, `INVALID_MESSAGE`, `WRONG_EPOCH`, `REPLAYED_MESSAGE`
    * (same bytes already in the log), `PAYLOAD_TOO_LARGE`.
    */
-  postMessage(caller: ClientId, groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{ /** The message's log seq. */ seq: number }>
+  postMessage(caller: ClientId, groupId: Uint8Array, message: Uint8Array, options?: AbortOptions): Promise<{
+    /** The message's log seq. */
+    seq: number
+  }>
   /**
    * Entries with `seq > afterSeq` inside the caller's access windows, in
    * order: a member reads from the commit that added it (exclusive); a
@@ -379,7 +388,12 @@ export interface ChannelService {
    * remove exactly that device's own leaf (resync), from any other device
    * (allowed by the policy) it removes nobody.
    */
-  fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{ /** The epoch the GroupInfo is for. */ epoch: bigint; /** The signed GroupInfo, an encoded MLSMessage. */ groupInfo: Uint8Array } | undefined>
+  fetchGroupInfo(caller: ClientId, groupId: Uint8Array, options?: AbortOptions): Promise<{
+    /** The epoch the GroupInfo is for. */
+    epoch: bigint
+    /** The signed GroupInfo, an encoded MLSMessage. */
+    groupInfo: Uint8Array
+  } | undefined>
   /**
    * Server-initiated removal (e.g. of a deleted device): as the external
    * sender `externalSender`, propose the removal of `clientId`'s leaf in the
@@ -391,7 +405,10 @@ export interface ChannelService {
    * `external_senders`; `UNKNOWN_GROUP`. Not reachable over the transport: an
    * administrative call of the server application.
    */
-  proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{ /** The proposal's log seq. */ seq: number } | undefined>
+  proposeRemoval(groupId: Uint8Array, clientId: ClientId, options?: AbortOptions): Promise<{
+    /** The proposal's log seq. */
+    seq: number
+  } | undefined>
 }
 
 /** The Directory and the Group Channel, independent of any transport. */
