@@ -12,7 +12,7 @@ import { memoryClientStore } from '@mls/storage-memory'
 import { webSockets } from '@mls/transport-ws'
 import { waitFor } from '@mls/scenarios'
 import { startCluster, type Cluster } from '../../../packages/storage-postgres/test/cluster.js'
-import { failoverFront, startServerProcess, type ServerProcess } from './harness.js'
+import { failoverFront, publicUrlArgs, startServerProcess, type ServerProcess } from './harness.js'
 
 /**
  * Kills of client and server processes during a busy conversation, on SQLite
@@ -76,15 +76,21 @@ describe.each(['sqlite', 'postgres'] as const)('client and server processes kill
   it(`${KILLS} kills of bob's process and of a server: nothing acknowledged lost, nothing delivered twice, one epoch authenticator`, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'mls-crash-processes-'))
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    const args = kind === 'postgres' ? ['--store', cluster.createDatabase(`crash_processes_${process.pid}`)] : []
+    // Alice and bob each reach the servers through a front that prefers a different one. The fronts read their
+    // backends when a connection comes in, so they start first and the servers are told the fronts' URLs
+    // (logins are signed for the URL a client dials).
+    const ports: number[] = []
+    const reversed: number[] = []
+    const aliceFront = await failoverFront(ports)
+    const bobFront = await failoverFront(reversed)
+    cleanups.push(() => aliceFront.close(), () => bobFront.close())
+    const store = kind === 'postgres' ? ['--store', cluster.createDatabase(`crash_processes_${process.pid}`)] : []
+    const args = [...store, ...publicUrlArgs(undefined, [aliceFront, bobFront])]
     const servers: ServerProcess[] = [await startServerProcess(dataDir, 0, args)]
     if (kind === 'postgres') servers.push(await startServerProcess(dataDir, 0, args))
     cleanups.push(() => Promise.all(servers.map((s) => s.kill('SIGKILL'))))
-    const ports = servers.map((s) => s.port)
-    // Alice and bob each reach the servers through a front that prefers a different one.
-    const aliceFront = await failoverFront(ports)
-    const bobFront = await failoverFront([...ports].reverse())
-    cleanups.push(() => aliceFront.close(), () => bobFront.close())
+    ports.push(...servers.map((s) => s.port))
+    reversed.push(...[...ports].reverse())
 
     const dbPath = join(dataDir, 'bob.sqlite')
     const all: string[] = []

@@ -8,7 +8,7 @@ import { nodeCrypto } from '@mls/crypto-node'
 import { memoryClientStore } from '@mls/storage-memory'
 import { webSockets } from '@mls/transport-ws'
 import { converged, fourFlows, groupWith, joined, tcpProxy, waitFor } from '@mls/scenarios'
-import { clientPayloads, startServerProcess, type ServerProcess } from './harness.js'
+import { clientPayloads, freePort, publicUrlArgs, startServerProcess, type ServerProcess } from './harness.js'
 
 const crypto = nodeCrypto()
 const cleanups: (() => Promise<void> | void)[] = []
@@ -17,9 +17,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-async function server(port = 0, dataDir?: string): Promise<{ proc: ServerProcess; dataDir: string }> {
+async function server(port = 0, dataDir?: string, extraArgs: string[] = []): Promise<{ proc: ServerProcess; dataDir: string }> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'mls-e2e-'))
-  const proc = await startServerProcess(dir, port)
+  const proc = await startServerProcess(dir, port, extraArgs)
   cleanups.push(async () => {
     if (proc.child.exitCode === null && proc.child.signalCode === null) await proc.kill('SIGKILL')
     if (dataDir === undefined) rmSync(dir, { recursive: true, force: true })
@@ -47,9 +47,11 @@ const texts = (g: Group): string[] => {
 
 describe('end to end over real sockets to a real server process', () => {
   it('runs the four flows: equal epoch authenticators at every step, and B reads nothing after its removal', async () => {
-    const { proc, dataDir } = await server()
-    // Every byte the clients send to the server passes through a recording proxy.
-    const wire = await tcpProxy(proc.port)
+    // Every byte the clients send to the server passes through a recording proxy; the server is told its URL
+    // there, since logins are signed for the URL a client dials.
+    const port = await freePort()
+    const wire = await tcpProxy(port)
+    const { dataDir } = await server(port, undefined, publicUrlArgs(port, [wire]))
     cleanups.push(() => wire.close())
     const [alice, bob, carol] = [await client('alice', wire.url), await client('bob', wire.url), await client('carol', wire.url)]
     const { plaintexts } = await fourFlows({ alice, bob, carol, bobCrypto: crypto })
@@ -72,8 +74,9 @@ describe('end to end over real sockets to a real server process', () => {
   })
 
   it('a client cut off for several epochs reconnects by itself and catches up in order, nothing lost or duplicated', async () => {
-    const { proc } = await server()
-    const proxy = await tcpProxy(proc.port)
+    const port = await freePort()
+    const proxy = await tcpProxy(port)
+    const { proc } = await server(port, undefined, publicUrlArgs(port, [proxy]))
     cleanups.push(() => proxy.close())
     const alice = await client('alice', proc.url)
     const bob = await client('bob', proc.url)

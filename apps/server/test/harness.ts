@@ -144,3 +144,21 @@ export async function failoverFront(backendPorts: readonly number[]): Promise<Fa
       })
   }
 }
+
+/**
+ * A loopback TCP port that was free a moment ago. Logins are signed for the
+ * URL a client dials (protocol v2), so a test that puts a proxy in front of a
+ * server must tell the server both URLs (`--public-url`) before it starts.
+ */
+export async function freePort(): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const port = (probe.address() as AddressInfo).port
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return port
+}
+
+/** `--public-url` for a server reached directly on `port` and through `fronts` (proxies, load balancers). */
+export function publicUrlArgs(port: number | undefined, fronts: readonly { readonly url: string }[]): string[] {
+  return ['--public-url', [...(port === undefined ? [] : [`ws://127.0.0.1:${port}/`]), ...fronts.map((front) => front.url)].join(',')]
+}

@@ -9,7 +9,7 @@ import { memoryClientStore } from '@mls/storage-memory'
 import { webSockets } from '@mls/transport-ws'
 import { converged, fourFlows, groupWith, joined, waitFor } from '@mls/scenarios'
 import { startCluster, type Cluster } from '../../../packages/storage-postgres/test/cluster.js'
-import { failoverFront, startServerProcess, type ServerProcess } from './harness.js'
+import { failoverFront, publicUrlArgs, startServerProcess, type ServerProcess } from './harness.js'
 
 const crypto = nodeCrypto()
 const cleanups: (() => Promise<void> | void)[] = []
@@ -25,12 +25,12 @@ afterEach(async () => {
 })
 
 /** Two real `apps/server` processes on one new PostgreSQL database. */
-async function twoInstances(): Promise<[ServerProcess, ServerProcess]> {
+async function twoInstances(extraArgs: string[] = []): Promise<[ServerProcess, ServerProcess]> {
   const url = cluster.createDatabase(`instances_${process.pid}_${++databases}`)
   const dir = mkdtempSync(join(tmpdir(), 'mls-instances-'))
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
   const start = async (): Promise<ServerProcess> => {
-    const proc = await startServerProcess(dir, 0, ['--store', url])
+    const proc = await startServerProcess(dir, 0, ['--store', url, ...extraArgs])
     cleanups.push(async () => {
       if (proc.child.exitCode === null && proc.child.signalCode === null) await proc.kill('SIGKILL')
     })
@@ -83,11 +83,16 @@ describe('two apps/server instances on one PostgreSQL database', () => {
   })
 
   it('an instance killed with SIGKILL mid-conversation: its clients move to the other, nothing acknowledged is lost or delivered twice', async () => {
-    const [one, two] = await twoInstances()
-    // Each client reaches the instances through a front that prefers one of them (a load balancer's view).
-    const prefersOne = await failoverFront([one.port, two.port])
-    const prefersTwo = await failoverFront([two.port, one.port])
+    // Each client reaches the instances through a front that prefers one of them (a load balancer's view). The
+    // fronts start first, so the instances are told the fronts' URLs (logins are signed for the URL dialled).
+    const oneFirst: number[] = []
+    const twoFirst: number[] = []
+    const prefersOne = await failoverFront(oneFirst)
+    const prefersTwo = await failoverFront(twoFirst)
     cleanups.push(() => prefersOne.close(), () => prefersTwo.close())
+    const [one, two] = await twoInstances(publicUrlArgs(undefined, [prefersOne, prefersTwo]))
+    oneFirst.push(one.port, two.port)
+    twoFirst.push(two.port, one.port)
     const alice = await client('alice', prefersOne.url)
     const bob = await client('bob', prefersTwo.url)
     const carol = await client('carol', prefersOne.url)
