@@ -6,7 +6,7 @@ import { keepOpen } from '@mls/scenarios'
 import { webSockets } from '../src/index.js'
 import { createWsNetwork, crypto, type WsNetwork } from './helpers.js'
 
-// Issue 12, "invitation flood": a stranger adds a victim, through its last-resort KeyPackage, to 260 groups.
+// Issue 12, "invitation flood": strangers add a victim, through its last-resort KeyPackage, to 260 groups.
 // Before pacing, the victim's client failed every start with RATE_LIMITED (it synced every group at once, 64
 // requests in flight against the server's default limits). Now it starts, joins and catches up every group,
 // and starts again from its store, against the real WebSocket server with its default rate limits.
@@ -50,13 +50,15 @@ describe('an invitation flood', () => {
     await first.publishKeyPackages({ count: 0 })
     await first.close()
 
-    const stranger = await net.client('stranger')
-    const [keyPackage] = await patiently(() => stranger.fetchKeyPackages(['victim']))
+    // The server's group quota holds one identity to 200 groups at once, so the flood comes from two strangers.
+    const strangers = [await net.client('stranger'), await net.client('other-stranger')]
+    const keyPackages = await Promise.all(strangers.map(async (s) => (await patiently(() => s.fetchKeyPackages(['victim'])))[0]!))
     for (let i = 0; i < GROUPS; i++) {
+      const stranger = strangers[i % strangers.length]!
       const group = await patiently(() => stranger.createGroup())
-      await patiently(() => group.addMembers([keyPackage!]))
+      await patiently(() => group.addMembers([keyPackages[i % strangers.length]!]))
     }
-    await stranger.close()
+    for (const stranger of strangers) await stranger.close()
 
     // The victim's next start processes the flood of Welcomes and catches every group up.
     const victim = await open()
