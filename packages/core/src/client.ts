@@ -465,6 +465,8 @@ export class MlsClient {
     try {
       await this.contacts.claimIfUnclaimed(this.userId, this.deviceSigner(), this.init.claimProof)
     } catch (error) {
+      // The session is dropped: the next retry must connect again (not sync over a connection that is gone).
+      this.connectionUsable = false
       await this.connection.close()
       this.connection = undefined
       throw error
@@ -754,7 +756,7 @@ export class MlsClient {
       this.retryTimer = undefined
       if (this.closed) return
       // A connection that failed or was closed under the client is replaced; otherwise catching up is enough.
-      ;(this.connectionUsable ? this.sync() : this.connect()).then(
+      ;(this.connectionUsable && this.connection !== undefined ? this.sync() : this.connect()).then(
         () => {
           this.retryDelayMs = 0
         },

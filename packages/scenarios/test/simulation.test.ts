@@ -11,7 +11,8 @@ const REGRESSION_SEEDS = [
   { seed: 3, steps: 100, found: 'a pending commit kept a stale (zeroed) copy of the old epoch secret tree: a later old-epoch message failed to decrypt' },
   { seed: 4, steps: 100, found: 'own messages echoed after a restart were lost (the plaintext lived only in memory); ts-mls left a rejection unhandled when two added members failed validation' },
   { seed: 8, steps: 100, found: 'after a failed reconnect the client retried sync on the closed connection forever' },
-  { seed: 148, steps: 200, found: 'a commit processed while the connection was being replaced failed the group: "not connected" was taken for bad input' }
+  { seed: 148, steps: 200, found: 'a commit processed while the connection was being replaced failed the group: "not connected" was taken for bad input' },
+  { seed: 1195, steps: 200, found: 'a reconnect whose device-list claim failed dropped the session but left it marked usable: the retry synced over no connection forever' }
 ]
 
 /** Small seeds (10 clients, 4-5 groups); regression seeds 4 and 8 are large (32 clients, a group of 26 or more). */
