@@ -6,7 +6,7 @@ import {
   type CryptoPrimitives,
   type DhPrimitive,
   type SignaturePrimitive
-} from '@mls/core/mls-internals'
+} from '@mls/crypto-kit'
 import { gcm } from '@noble/ciphers/aes.js'
 import sodium from 'libsodium-wrappers-sumo'
 

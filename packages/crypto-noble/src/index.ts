@@ -7,7 +7,7 @@ import {
   type DhKemAlgorithm,
   type DhPrimitive,
   type SignaturePrimitive
-} from '@mls/core/mls-internals'
+} from '@mls/crypto-kit'
 import { gcm } from '@noble/ciphers/aes.js'
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { ed25519, x25519 } from '@noble/curves/ed25519.js'

@@ -26,7 +26,7 @@ import {
   type DhKemAlgorithm,
   type DhPrimitive,
   type SignaturePrimitive
-} from '@mls/core/mls-internals'
+} from '@mls/crypto-kit'
 
 /** The MLS ciphersuites `nodeCrypto()` implements: all of 1 to 7. */
 export const nodeCiphersuites: readonly CiphersuiteName[] = CLASSIC_CIPHERSUITES
