@@ -469,6 +469,9 @@ export class MlsClient {
       this.connectionUsable = false
       await this.connection.close()
       this.connection = undefined
+      this.setConnectionState('offline', error)
+      // As when the transport fails: a reconnect that fails is retried in the background.
+      if (this.everConnected) this.scheduleRetry()
       throw error
     }
     await this.pinServer(this.connection.externalSender)

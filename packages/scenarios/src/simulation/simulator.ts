@@ -188,7 +188,7 @@ class World {
       }
       this.clients.push(sim)
       await this.open(sim)
-      await this.settle([this.attempt(sim, 'start', (c) => c.start().then(() => void (sim.connected = true)))])
+      await this.settle([this.attempt(sim, 'start', (c) => c.start().then(() => this.markConnected(sim, c)))])
       await this.settle([this.attempt(sim, 'publish', (c) => c.publishKeyPackages({ count: 6 }).then(() => undefined))])
       if (!sim.connected) this.violation(`setup: ${sim.clientId} did not connect`)
     }
@@ -382,7 +382,7 @@ class World {
       case 'reconnect':
         if (sim.client === undefined) return this.reopen(sim)
         if (sim.connected) return
-        return this.launch(sim, 'connect', (c) => c.connect().then(() => void (sim.connected = true)))
+        return this.launch(sim, 'connect', (c) => c.connect().then(() => this.markConnected(sim, c)))
       case 'publish':
         if (!sim.connected) return
         return this.launch(sim, 'publish', (c) => c.publishKeyPackages({ count: 2 }).then(() => undefined))
@@ -413,6 +413,11 @@ class World {
   }
 
   /** Start an operation of `sim`'s current incarnation; it runs while the network is pumped. */
+  /** A start or connect of `client` succeeded: the client is connected only if it is still `sim`'s current incarnation. */
+  private markConnected(sim: SimClient, client: MlsClient): void {
+    if (sim.client === client) sim.connected = true
+  }
+
   private launch(sim: SimClient, what: string, fn: (client: MlsClient) => Promise<void>): void {
     this.inflight.add(this.attempt(sim, what, fn))
   }
@@ -461,7 +466,7 @@ class World {
 
   private async reopen(sim: SimClient): Promise<void> {
     await this.open(sim)
-    if (sim.client !== undefined) this.launch(sim, 'start', (c) => c.start().then(() => void (sim.connected = true)))
+    if (sim.client !== undefined) this.launch(sim, 'start', (c) => c.start().then(() => this.markConnected(sim, c)))
   }
 
   private restartServer(): void {
@@ -471,7 +476,7 @@ class World {
     for (const sim of this.clients) {
       if (sim.client === undefined) continue
       sim.connected = false
-      this.launch(sim, 'reconnect', (c) => c.connect().then(() => void (sim.connected = true)))
+      this.launch(sim, 'reconnect', (c) => c.connect().then(() => this.markConnected(sim, c)))
     }
   }
 
@@ -507,7 +512,7 @@ class World {
     await this.settle([...this.inflight])
     for (let round = 0; round < 2; round++) {
       for (const sim of this.clients) {
-        if (!sim.connected) this.launch(sim, 'connect', (c) => c.connect().then(() => void (sim.connected = true)))
+        if (!sim.connected) this.launch(sim, 'connect', (c) => c.connect().then(() => this.markConnected(sim, c)))
       }
       await this.settle([...this.inflight])
       await this.settle(this.clients.map((sim) => this.attempt(sim, 'sync', (c) => c.sync())))
