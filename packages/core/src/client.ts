@@ -317,6 +317,8 @@ export class MlsClient {
   private starting: Promise<void> | undefined
   /** False until a connection succeeds, and again once it failed or was found closed: retries then reconnect. */
   private connectionUsable = false
+  /** Counts `connect()` calls: only the latest may adopt or tear down the session (calls may overlap). */
+  private connectAttempts = 0
   private groupComponents: GroupComponents | undefined
   private everConnected = false
   private state: ConnectionState = 'offline'
@@ -418,10 +420,12 @@ export class MlsClient {
    * unless given `start: false`; calling it again returns the same promise.
    */
   start(): Promise<void> {
+    const attempt = this.connectAttempts + 1
     this.starting ??= this.connect().catch(async (error: unknown) => {
       this.starting = undefined
-      // A start that failed leaves no session open: the caller may start again (or close).
-      await this.disconnect()
+      // A start that failed leaves no session open: the caller may start again (or close). A connect() that
+      // began meanwhile owns the session, so it is left alone.
+      if (this.connectAttempts === attempt) await this.disconnect()
       throw error
     })
     return this.starting
@@ -435,6 +439,8 @@ export class MlsClient {
       throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown transport specification ${String(transport.specificationVersion)}`)
     }
     const identity = this.identity
+    const attempt = ++this.connectAttempts
+    const latest = () => attempt === this.connectAttempts
     this.connectionUsable = false
     this.unsubscribe?.()
     await this.connection?.close()
@@ -447,8 +453,14 @@ export class MlsClient {
         register: !identity.registered,
         signChallenge: (challenge, binding) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs, binding)
       })
+      if (!latest()) {
+        // A later connect() replaced this one while it ran: it owns the session.
+        await connection.close()
+        return
+      }
       this.connection = pacedConnection(connection, this.pacing, this.timers())
     } catch (cause) {
+      if (!latest()) throw cause
       this.connection = undefined
       this.connectionUsable = false
       this.setConnectionState('offline', cause)
@@ -465,6 +477,7 @@ export class MlsClient {
     try {
       await this.contacts.claimIfUnclaimed(this.userId, this.deviceSigner(), this.init.claimProof)
     } catch (error) {
+      if (!latest()) throw error
       // The session is dropped: the next retry must connect again (not sync over a connection that is gone).
       this.connectionUsable = false
       await this.connection.close()

@@ -14,7 +14,8 @@ const REGRESSION_SEEDS = [
   { seed: 148, steps: 200, found: 'a commit processed while the connection was being replaced failed the group: "not connected" was taken for bad input' },
   { seed: 1195, steps: 200, found: 'a reconnect whose device-list claim failed dropped the session but left it marked usable: the retry synced over no connection forever' },
   { seed: 1276, steps: 200, found: 'two overlapping connects: the second failed in its claim after closing the first, and no retry was scheduled, so the client stayed offline' },
-  { seed: 5326, steps: 200, found: 'the simulator took a start that succeeded for a crashed incarnation as the new incarnation being connected' }
+  { seed: 5326, steps: 200, found: 'the simulator took a start that succeeded for a crashed incarnation as the new incarnation being connected' },
+  { seed: 1530, steps: 200, found: 'a start() that failed tore down the session an overlapping connect() had just opened, and nothing reconnected' }
 ]
 
 /** Small seeds (10 clients, 4-5 groups); regression seeds 4 and 8 are large (32 clients, a group of 26 or more). */
