@@ -13,7 +13,8 @@ describe('reading a KeyPackage in either framing', () => {
     const cs = await nodeCrypto().getCiphersuiteImpl(getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'))
     let throwing: Uint8Array | undefined
     let framed: Uint8Array | undefined
-    for (let i = 0; i < 200 && throwing === undefined; i++) {
+    // About 1 in 100 random KeyPackages makes the decoder throw (21 of 2,000 measured): 5,000 tries all but never miss.
+    for (let i = 0; i < 5_000 && throwing === undefined; i++) {
       const { publicPackage } = await generateKeyPackage({ credentialType: 'basic', identity: new TextEncoder().encode(`member-${i}`) }, defaultCapabilities(), { notBefore: 0n, notAfter: 2n ** 40n }, [], cs)
       const bare = encodeKeyPackage(publicPackage)
       try {
