@@ -317,8 +317,8 @@ export class MlsClient {
   private starting: Promise<void> | undefined
   /** False until a connection succeeds, and again once it failed or was found closed: retries then reconnect. */
   private connectionUsable = false
-  /** Counts `connect()` calls: only the latest may adopt or tear down the session (calls may overlap). */
-  private connectAttempts = 0
+  /** `connect()`, background reconnects and `start()` open, replace and tear down the session one at a time. */
+  private readonly connectLock = new Mutex()
   private groupComponents: GroupComponents | undefined
   private everConnected = false
   private state: ConnectionState = 'offline'
@@ -420,31 +420,55 @@ export class MlsClient {
    * unless given `start: false`; calling it again returns the same promise.
    */
   start(): Promise<void> {
-    const attempt = this.connectAttempts + 1
-    this.starting ??= this.connect().catch(async (error: unknown) => {
+    this.starting ??= this.startOnce().catch((error: unknown) => {
       this.starting = undefined
-      // A start that failed leaves no session open: the caller may start again (or close). A connect() that
-      // began meanwhile owns the session, so it is left alone.
-      if (this.connectAttempts === attempt) await this.disconnect()
       throw error
     })
     return this.starting
   }
 
+  private async startOnce(): Promise<void> {
+    let session: Connection | undefined
+    try {
+      session = await this.connectLock.run(() => this.openSession())
+      await this.sync()
+    } catch (error) {
+      // A start that failed leaves no session of its own open: the caller may start again (or close). Under the
+      // connect lock no connect is half way, and a session a later connect() opened is not this start's: it stays.
+      await this.connectLock.run(async () => {
+        if (this.connection === session) await this.disconnect()
+      })
+      throw error
+    }
+  }
+
   /** Connect (or reconnect) and catch up on everything missed. */
   async connect(): Promise<void> {
+    await this.connectLock.run(() => this.openSession())
+    await this.sync()
+  }
+
+  /**
+   * Replace the session: close the current one, connect, claim the user id if
+   * unclaimed, pin the server's key and subscribe. Runs only under
+   * `connectLock` (one at a time). Returns the new session; on failure none is
+   * left open and, after a first success, a retry is scheduled.
+   */
+  private async openSession(): Promise<Connection> {
     if (this.closed) throw new UsageError('INVALID_STATE', 'The client is closed')
     const transport = this.init.transport
     if (transport.specificationVersion !== TRANSPORT_SPECIFICATION_VERSION) {
       throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown transport specification ${String(transport.specificationVersion)}`)
     }
     const identity = this.identity
-    const attempt = ++this.connectAttempts
-    const latest = () => attempt === this.connectAttempts
     this.connectionUsable = false
     this.unsubscribe?.()
-    await this.connection?.close()
+    this.unsubscribe = undefined
+    const previous = this.connection
+    this.connection = undefined
+    await previous?.close()
     this.setConnectionState('connecting')
+    let session: Connection
     try {
       const connection = await transport.connect({
         clientId: this.clientId,
@@ -453,16 +477,14 @@ export class MlsClient {
         register: !identity.registered,
         signChallenge: (challenge, binding) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs, binding)
       })
-      if (!latest()) {
-        // A later connect() replaced this one while it ran: it owns the session.
+      if (this.closed) {
+        // close() ran while this connect was under way: nothing may stay open.
         await connection.close()
-        return
+        throw new UsageError('INVALID_STATE', 'The client is closed')
       }
-      this.connection = pacedConnection(connection, this.pacing, this.timers())
+      session = pacedConnection(connection, this.pacing, this.timers())
+      this.connection = session
     } catch (cause) {
-      if (!latest()) throw cause
-      this.connection = undefined
-      this.connectionUsable = false
       this.setConnectionState('offline', cause)
       // A reconnect that fails is retried in the background; the first connection is the caller's to retry.
       if (this.everConnected) this.scheduleRetry()
@@ -470,27 +492,26 @@ export class MlsClient {
     }
     this.connectionUsable = true
     this.everConnected = true
-    if (!identity.registered) {
-      this.identity = { ...identity, registered: true }
-      await this.init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(this.identity) }])
-    }
     try {
+      if (!identity.registered) {
+        this.identity = { ...identity, registered: true }
+        await this.init.store.write([{ type: 'put', key: storeKeys.identity, value: encodeRecord(this.identity) }])
+      }
       await this.contacts.claimIfUnclaimed(this.userId, this.deviceSigner(), this.init.claimProof)
+      await this.pinServer(session.externalSender)
     } catch (error) {
-      if (!latest()) throw error
       // The session is dropped: the next retry must connect again (not sync over a connection that is gone).
       this.connectionUsable = false
-      await this.connection.close()
       this.connection = undefined
+      await session.close().catch(() => undefined)
       this.setConnectionState('offline', error)
       // As when the transport fails: a reconnect that fails is retried in the background.
-      if (this.everConnected) this.scheduleRetry()
+      this.scheduleRetry()
       throw error
     }
-    await this.pinServer(this.connection.externalSender)
-    this.unsubscribe = this.connection.channel.subscribe((event) => this.onChannelEvent(event))
+    this.unsubscribe = session.channel.subscribe((event) => this.onChannelEvent(event))
     this.setConnectionState('online')
-    await this.sync()
+    return session
   }
 
   /**
