@@ -79,11 +79,77 @@ export async function eachLimited<T>(items: readonly T[], limit: number, task: (
 }
 
 /**
+ * Which methods of the Directory and Group Channel clients are requests that
+ * pacing holds back and retries (`true`), and which pass straight through
+ * (`false`). Typed over every key of the interfaces: a method added to either
+ * interface does not compile until it is listed here.
+ */
+const PACED_DIRECTORY: Record<keyof DirectoryClient, boolean> = {
+  uploadKeyPackages: true,
+  fetchKeyPackages: true,
+  lookupIdentity: true,
+  countKeyPackages: true,
+  fetchDeviceList: true,
+  publishDeviceListEntry: true
+}
+const PACED_CHANNEL: Record<keyof GroupChannelClient, boolean> = {
+  createGroup: true,
+  postCommit: true,
+  postProposal: true,
+  postMessage: true,
+  fetchEntries: true,
+  fetchGroupInfo: true,
+  fetchWelcomes: true,
+  subscribe: false
+}
+
+type Paced = <T>(options: AbortOptions | undefined, request: () => Promise<T>) => Promise<T>
+
+/** The trailing `AbortOptions` argument of a request, if the caller gave one. */
+function abortOptionsOf(args: readonly unknown[]): AbortOptions | undefined {
+  const last = args[args.length - 1]
+  return typeof last === 'object' && last !== null && 'signal' in last ? (last as AbortOptions) : undefined
+}
+
+/**
+ * A view of `target` that keeps every field and method of it (read through
+ * to the target at each access, methods called on the target itself), except
+ * the properties `override` gives, and the methods `paced` names, which go
+ * through `pace`. The proxy's own target is an empty object, so the view may
+ * replace fields the original has frozen.
+ */
+function overlay<T extends object>(target: T, override: Partial<Record<PropertyKey, unknown>>, pacedNames: Partial<Record<PropertyKey, boolean>>, pace: Paced | undefined): T {
+  const wrappers = new Map<PropertyKey, unknown>()
+  return new Proxy(Object.create(null) as object, {
+    get(_, property) {
+      if (Object.hasOwn(override, property)) return override[property]
+      const value: unknown = Reflect.get(target, property, target)
+      if (typeof value !== 'function') return value
+      let wrapper = wrappers.get(property)
+      if (wrapper === undefined) {
+        const method = value as (...args: unknown[]) => unknown
+        wrapper =
+          pace !== undefined && pacedNames[property] === true
+            ? (...args: unknown[]) => pace(abortOptionsOf(args), () => method.apply(target, args) as Promise<unknown>)
+            : (...args: unknown[]) => method.apply(target, args)
+        wrappers.set(property, wrapper)
+      }
+      return wrapper
+    },
+    has(_, property) {
+      return Object.hasOwn(override, property) || Reflect.has(target, property)
+    }
+  }) as T
+}
+
+/**
  * The connection, paced: at most `maxRequestsInFlight` requests outstanding,
  * and a request refused with `RATE_LIMITED` sent again after the wait the
  * server asked for. A refusal with `RATE_LIMITED` is made before the service
  * acts (the request changed nothing), so sending it again is safe for every
- * request. Subscriptions and `close` pass straight through.
+ * request. Everything else of the connection (`clientId`, `externalSender`,
+ * `close`, subscriptions, and any field a transport adds) is the original's,
+ * read through a proxy.
  */
 export function pacedConnection(connection: Connection, pacing: Pacing, timers: PacingTimers): Connection {
   const semaphore = new Semaphore(pacing.maxRequestsInFlight)
@@ -93,7 +159,7 @@ export function pacedConnection(connection: Connection, pacing: Pacing, timers: 
       ;(handle as { unref?: () => void } | undefined)?.unref?.()
       options?.signal?.addEventListener('abort', () => resolve(), { once: true })
     })
-  const paced = async <T>(options: AbortOptions | undefined, request: () => Promise<T>): Promise<T> => {
+  const paced: Paced = async <T>(options: AbortOptions | undefined, request: () => Promise<T>): Promise<T> => {
     for (let attempt = 0; ; attempt++) {
       try {
         return await semaphore.run(request)
@@ -109,25 +175,7 @@ export function pacedConnection(connection: Connection, pacing: Pacing, timers: 
       }
     }
   }
-  const d = connection.directory
-  const directory: DirectoryClient = {
-    uploadKeyPackages: (request, o) => paced(o, () => d.uploadKeyPackages(request, o)),
-    fetchKeyPackages: (userId, o) => paced(o, () => d.fetchKeyPackages(userId, o)),
-    lookupIdentity: (clientId, o) => paced(o, () => d.lookupIdentity(clientId, o)),
-    countKeyPackages: (o) => paced(o, () => d.countKeyPackages(o)),
-    fetchDeviceList: (userId, o) => paced(o, () => d.fetchDeviceList(userId, o)),
-    publishDeviceListEntry: (entry, o) => paced(o, () => d.publishDeviceListEntry(entry, o))
-  }
-  const c = connection.channel
-  const channel: GroupChannelClient = {
-    createGroup: (groupId, request, o) => paced(o, () => c.createGroup(groupId, request, o)),
-    postCommit: (groupId, request, o) => paced(o, () => c.postCommit(groupId, request, o)),
-    postProposal: (groupId, proposal, o) => paced(o, () => c.postProposal(groupId, proposal, o)),
-    postMessage: (groupId, message, o) => paced(o, () => c.postMessage(groupId, message, o)),
-    fetchEntries: (groupId, afterSeq, o) => paced(o, () => c.fetchEntries(groupId, afterSeq, o)),
-    fetchGroupInfo: (groupId, o) => paced(o, () => c.fetchGroupInfo(groupId, o)),
-    fetchWelcomes: (afterSeq, o) => paced(o, () => c.fetchWelcomes(afterSeq, o)),
-    subscribe: (listener) => c.subscribe(listener)
-  }
-  return { clientId: connection.clientId, externalSender: connection.externalSender, directory, channel, close: () => connection.close() }
+  const directory = overlay(connection.directory, {}, PACED_DIRECTORY, paced)
+  const channel = overlay(connection.channel, {}, PACED_CHANNEL, paced)
+  return overlay(connection, { directory, channel }, {}, undefined)
 }
