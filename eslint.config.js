@@ -33,6 +33,21 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': 'off' }
   },
   {
+    // Group code reaches ts-mls only through mls-adapter.ts (types may be imported).
+    files: ['packages/core/src/group-info.ts', 'packages/core/src/recovery/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['ts-mls', 'ts-mls/*'], allowTypeImports: true, message: 'Call ts-mls through mls-adapter.ts.' },
+            { group: ['**/ts-mls-fixes.js'], message: 'Call the patched ts-mls through mls-adapter.ts.' }
+          ]
+        }
+      ]
+    }
+  },
+  {
     // The contracts package installs nothing: it imports only its own modules.
     files: ['packages/contracts/src/**'],
     rules: {

@@ -1,5 +1,5 @@
 import type { CiphersuiteImpl, ClientState, PublicMessage } from 'ts-mls'
-import { createGroupInfoWithExternalPubAndRatchetTree, encodeMlsMessage } from './ts-mls-fixes.js'
+import { signedGroupInfoMessage } from './mls-adapter.js'
 import type { ClientId } from './interfaces/common.js'
 import { basicCredentials, type CredentialValidator } from './identity.js'
 
@@ -8,9 +8,8 @@ import { basicCredentials, type CredentialValidator } from './identity.js'
  * with the `ratchet_tree` and `external_pub` extensions: what the Group
  * Channel keeps as the group's public state and hands to external joiners.
  */
-export async function groupInfoMessage(state: ClientState, cs: CiphersuiteImpl): Promise<Uint8Array> {
-  const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(state, [], cs)
-  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo })
+export function groupInfoMessage(state: ClientState, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  return signedGroupInfoMessage(state, cs)
 }
 
 /**

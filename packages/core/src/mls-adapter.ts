@@ -6,6 +6,7 @@ import type {
   Credential,
   Extension,
   FramedContent,
+  GroupInfo,
   KeyPackage,
   Lifetime,
   MLSMessage,
@@ -19,6 +20,7 @@ import {
   ciphersuites,
   decodeMlsMessage,
   defaultCapabilities,
+  defaultLifetime,
   emptyPskIndex,
   generateKeyPackageWithKey,
   getCiphersuiteFromName,
@@ -32,9 +34,11 @@ import {
   createApplicationMessage,
   createCommit,
   createGroup,
+  createGroupInfoWithExternalPubAndRatchetTree,
   encodeGroupState,
   encodeMlsMessage,
   joinGroup,
+  joinGroupExternal,
   processPublicMessage,
   unprotectPublicMessage
 } from './ts-mls-fixes.js'
@@ -227,4 +231,49 @@ export function joinGroupState(
   clientConfig: ClientConfig
 ): Promise<ClientState> {
   return joinGroup(welcome, keyPackage, privateKeys, emptyPskIndex, cs, undefined, undefined, clientConfig)
+}
+
+/**
+ * The signed GroupInfo of the state's epoch as an `mls_group_info`
+ * MLSMessage, with the `ratchet_tree` and `external_pub` extensions (patched
+ * ts-mls: the tree is encoded without recursion).
+ */
+export async function signedGroupInfoMessage(state: ClientState, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  const groupInfo = await createGroupInfoWithExternalPubAndRatchetTree(state, [], cs)
+  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo })
+}
+
+/** The GroupInfo of `bytes` when they are exactly one `mls_group_info` MLSMessage, else `undefined`. */
+export function decodeGroupInfoMessage(bytes: Uint8Array): GroupInfo | undefined {
+  const decoded = decodeMlsMessage(bytes, 0)
+  if (decoded === undefined || decoded[1] !== bytes.length || decoded[0].wireformat !== 'mls_group_info') return undefined
+  return decoded[0].groupInfo
+}
+
+/** A PublicMessage as an `mls_public_message` MLSMessage. */
+export function encodePublicMessage(publicMessage: PublicMessage): Uint8Array {
+  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage })
+}
+
+/** A KeyPackage for a fresh leaf of `credential` (default capabilities and lifetime), e.g. for an external commit. */
+export function freshLeafKeyPackage(
+  credential: Credential,
+  signatureKeys: { signKey: Uint8Array; publicKey: Uint8Array },
+  cs: CiphersuiteImpl
+): Promise<{ keyPackage: KeyPackage; privatePackage: PrivateKeyPackage }> {
+  return newKeyPackage(credential, defaultLifetime, signatureKeys, cs)
+}
+
+/**
+ * An external commit (RFC 9420 section 12.4.3.2) from `groupInfo` that
+ * brings in the leaf of `keyPackage`; `resync` also removes the device's old
+ * leaf, found by its signature key (patched ts-mls `joinGroupExternal`).
+ * Throws what ts-mls throws for an unusable GroupInfo.
+ */
+export function externalCommit(
+  groupInfo: GroupInfo,
+  leaf: { keyPackage: KeyPackage; privatePackage: PrivateKeyPackage },
+  options: { cs: CiphersuiteImpl; clientConfig: ClientConfig; resync: boolean; authenticatedData?: Uint8Array | undefined }
+): Promise<{ publicMessage: PublicMessage; newState: ClientState }> {
+  return joinGroupExternal(groupInfo, leaf.keyPackage, leaf.privatePackage, options.resync, options.cs, undefined, options.clientConfig, options.authenticatedData)
 }

@@ -7,20 +7,10 @@
  * (docs/server.md). The group state machine uses it to leave `failed`
  * (recovery/resync.ts); it is exported for applications that rebuild a lost state.
  */
-import {
-  decodeMlsMessage,
-  defaultCapabilities,
-  defaultLifetime,
-  encodeMlsMessage,
-  generateKeyPackageWithKey,
-  type CiphersuiteImpl,
-  type ClientConfig,
-  type ClientState,
-  type Credential
-} from 'ts-mls'
+import type { CiphersuiteImpl, ClientConfig, ClientState, Credential } from 'ts-mls'
 import { MessageError } from '../errors.js'
-import { joinGroupExternal } from '../ts-mls-fixes.js'
 import { groupInfoMessage } from '../group-info.js'
+import { decodeGroupInfoMessage, encodePublicMessage, externalCommit, freshLeafKeyPackage } from '../mls-adapter.js'
 
 /** What a rejoining device needs. */
 export interface ExternalRejoinInit {
@@ -69,15 +59,17 @@ export interface ExternalRejoin {
  * (bad signature, invalid tree, no `external_pub`).
  */
 export async function createExternalRejoin(groupInfoBytes: Uint8Array, init: ExternalRejoinInit): Promise<ExternalRejoin> {
-  const decoded = decodeMlsMessage(groupInfoBytes, 0)
-  if (decoded === undefined || decoded[1] !== groupInfoBytes.length || decoded[0].wireformat !== 'mls_group_info') {
-    throw new MessageError('INVALID_MESSAGE', 'Not an mls_group_info MLSMessage')
-  }
-  const groupInfo = decoded[0].groupInfo
-  const { publicPackage, privatePackage } = await generateKeyPackageWithKey(init.credential, defaultCapabilities(), defaultLifetime, [], init.signatureKeys, init.cs)
+  const groupInfo = decodeGroupInfoMessage(groupInfoBytes)
+  if (groupInfo === undefined) throw new MessageError('INVALID_MESSAGE', 'Not an mls_group_info MLSMessage')
+  const leaf = await freshLeafKeyPackage(init.credential, init.signatureKeys, init.cs)
   let joined
   try {
-    joined = await joinGroupExternal(groupInfo, publicPackage, privatePackage, init.resync, init.cs, undefined, init.clientConfig, init.authenticatedData)
+    joined = await externalCommit(groupInfo, leaf, {
+      cs: init.cs,
+      clientConfig: init.clientConfig,
+      resync: init.resync,
+      authenticatedData: init.authenticatedData
+    })
   } catch (cause) {
     throw new MessageError('INVALID_MESSAGE', `Cannot build an external commit from this GroupInfo: ${(cause as Error).message}`, { cause })
   }
@@ -88,7 +80,7 @@ export async function createExternalRejoin(groupInfoBytes: Uint8Array, init: Ext
       : []
   return {
     epoch: groupInfo.groupContext.epoch,
-    commit: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage: joined.publicMessage }),
+    commit: encodePublicMessage(joined.publicMessage),
     groupInfo: await groupInfoMessage(joined.newState, init.cs),
     state: joined.newState,
     replacedLeaf: replaced[0]
