@@ -536,7 +536,8 @@ class World {
         if (group === undefined || group.mlsState === undefined) continue
         if (group.status === 'failed') this.violation(`${sim.clientId}'s group ${short(groupHex)} is failed`)
         if (group.status === 'removed') continue
-        size = Math.max(size, group.members().length)
+        // Leaves of the tree, not members() (which parses every credential): only the largest size is recorded.
+        size = Math.max(size, leafCount(group.mlsState))
         const authenticator = group.epochAuthenticator()
         const seen = byEpoch.get(group.epoch)
         if (seen === undefined) byEpoch.set(group.epoch, { clientId: sim.clientId, authenticator })
@@ -588,6 +589,14 @@ class World {
     this.trace.push(line)
     if (process.env.SIM_STREAM === '1') console.log(line)
   }
+}
+
+/** The non-blank leaves of a state's ratchet tree (its members). */
+function leafCount(state: Group['mlsState']): number {
+  let count = 0
+  const tree = state?.ratchetTree ?? []
+  for (let i = 0; i < tree.length; i += 2) if (tree[i]?.nodeType === 'leaf') count++
+  return count
 }
 
 function short(groupHex: string): string {
