@@ -174,7 +174,8 @@ export function faultyTransport(inner: Transport, random: Random, faults: () => 
             if (random.chance(f.pushDuplicated)) listener(event)
           })
       }
-      return { clientId: connection.clientId, directory, channel, close: () => connection.close() }
+      // Everything else of the connection (its clientId, the server's externalSender if it advertises one, close) is kept.
+      return { ...connection, directory, channel, close: () => connection.close() }
     }
   }
 }
