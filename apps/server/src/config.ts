@@ -67,9 +67,12 @@ export interface ServerConfig {
    * (`--retention-max-messages`, `MLS_RETENTION_MAX_MESSAGES`, default 10000)
    * are deleted, every `intervalSeconds` (`--retention-interval-seconds`,
    * `MLS_RETENTION_INTERVAL_SECONDS`, default 600). 0 turns a rule (or, for the
-   * interval, retention) off. Commits and proposals are kept.
+   * interval, retention) off. Commits and proposals are kept. Neither rule
+   * deletes what a current member has not fetched, unless it is older than
+   * `hardMaxAgeSeconds` (`--retention-hard-max-age-seconds`,
+   * `MLS_RETENTION_HARD_MAX_AGE_SECONDS`, default 90 days; 0 = no hard limit).
    */
-  retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number }
+  retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number; hardMaxAgeSeconds: number }
   /**
    * The server's signature key as the external sender of groups (it proposes
    * the removal of a device its user deleted; clients pin it on first use):
@@ -81,7 +84,7 @@ export interface ServerConfig {
 }
 
 /** Retention defaults: 30 days, 10000 messages per group, a pass every 10 minutes. */
-export const DEFAULT_RETENTION = { maxAgeSeconds: 30 * 24 * 3600, maxMessages: 10_000, intervalSeconds: 600 } as const
+export const DEFAULT_RETENTION = { maxAgeSeconds: 30 * 24 * 3600, maxMessages: 10_000, intervalSeconds: 600, hardMaxAgeSeconds: 90 * 24 * 3600 } as const
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
@@ -91,7 +94,7 @@ const quotaFlags: Record<string, [keyof ServerConfig['quotas'], string]> = {
   '--max-key-packages-per-client': ['maxKeyPackagesPerClient', 'MLS_MAX_KEY_PACKAGES_PER_CLIENT']
 }
 
-type RetentionKey = 'retentionMaxAgeSeconds' | 'retentionMaxMessages' | 'retentionIntervalSeconds'
+type RetentionKey = 'retentionMaxAgeSeconds' | 'retentionMaxMessages' | 'retentionIntervalSeconds' | 'retentionHardMaxAgeSeconds'
 const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig['quotas'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour' | RetentionKey, string]> = {
   ...quotaFlags,
   '--max-unauthenticated-frame-bytes': ['maxUnauthenticatedFrameBytes', 'MLS_MAX_UNAUTHENTICATED_FRAME_BYTES'],
@@ -108,7 +111,8 @@ const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig
   '--registrations-per-hour': ['registrationsPerHour', 'MLS_REGISTRATIONS_PER_HOUR'],
   '--retention-max-age-seconds': ['retentionMaxAgeSeconds', 'MLS_RETENTION_MAX_AGE_SECONDS'],
   '--retention-max-messages': ['retentionMaxMessages', 'MLS_RETENTION_MAX_MESSAGES'],
-  '--retention-interval-seconds': ['retentionIntervalSeconds', 'MLS_RETENTION_INTERVAL_SECONDS']
+  '--retention-interval-seconds': ['retentionIntervalSeconds', 'MLS_RETENTION_INTERVAL_SECONDS'],
+  '--retention-hard-max-age-seconds': ['retentionHardMaxAgeSeconds', 'MLS_RETENTION_HARD_MAX_AGE_SECONDS']
 }
 
 const textual: Record<string, string> = {
@@ -161,6 +165,10 @@ Options (each also as an environment variable):
                                                                             (default 10000; 0 = no count limit)
   --retention-interval-seconds <n>       MLS_RETENTION_INTERVAL_SECONDS     seconds between retention passes
                                                                             (default 600; 0 = retention off)
+  --retention-hard-max-age-seconds <n>   MLS_RETENTION_HARD_MAX_AGE_SECONDS delete application messages older than this even
+                                                                            if a current member has not fetched them (default
+                                                                            7776000, 90 days; 0 = never); the two rules above
+                                                                            keep what a current member has not fetched
   --auth-jwt-public-key <pem file>       MLS_AUTH_JWT_PUBLIC_KEY   claims of a user id need a JWT (sub = user id) signed by this key
   --auth-jwt-algorithm <alg>             MLS_AUTH_JWT_ALGORITHM    (default ES256)
   --auth-jwt-issuer <iss>                MLS_AUTH_JWT_ISSUER       required iss, if set
@@ -246,6 +254,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     else if (key === 'retentionMaxAgeSeconds') config.retention.maxAgeSeconds = n
     else if (key === 'retentionMaxMessages') config.retention.maxMessages = n
     else if (key === 'retentionIntervalSeconds') config.retention.intervalSeconds = n
+    else if (key === 'retentionHardMaxAgeSeconds') config.retention.hardMaxAgeSeconds = n
     else if (flag in quotaFlags) config.quotas[key as keyof ServerConfig['quotas']] = n
     else config.limits[key as keyof ServerConfig['limits']] = n
   }

@@ -374,6 +374,15 @@ export interface ChannelService {
     options?: FetchOptions | number,
     abortOptions?: AbortOptions
   ): Promise<ChannelEntry[]>
+  /**
+   * Write the fetch cursors noted since the last write (one store call).
+   * A member's cursor moves when it fetches with `afterSeq` (it holds
+   * everything up to there) and when an entry is pushed to a connection it
+   * has open on this instance; the service writes the noted positions about
+   * once a second, and retention (`startLogRetention`'s `beforePass`) calls
+   * this first. Cursors lag, never lead, so a late write only keeps more.
+   */
+  flushFetchCursors(options?: AbortOptions): Promise<void>
   /** The caller's Welcomes with `seq > afterSeq`, in order. */
   fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]>
   /**
