@@ -37,6 +37,8 @@ export interface ServerConfig {
     maxBufferedBytes?: number
     /** `--max-buffered-bytes-per-identity`, `MLS_MAX_BUFFERED_BYTES_PER_IDENTITY`. */
     maxBufferedBytesPerIdentity?: number
+    /** `--heartbeat-interval-ms`, `MLS_HEARTBEAT_INTERVAL_MS` (pings; their pongs also confirm pushed entries for retention). */
+    heartbeatIntervalMs?: number
   }
   /** Per-identity quotas of the services (docs/server.md). */
   quotas: {
@@ -101,6 +103,7 @@ const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig
   '--max-unauthenticated-per-address': ['maxUnauthenticatedPerAddress', 'MLS_MAX_UNAUTHENTICATED_PER_ADDRESS'],
   '--max-buffered-bytes': ['maxBufferedBytes', 'MLS_MAX_BUFFERED_BYTES'],
   '--max-buffered-bytes-per-identity': ['maxBufferedBytesPerIdentity', 'MLS_MAX_BUFFERED_BYTES_PER_IDENTITY'],
+  '--heartbeat-interval-ms': ['heartbeatIntervalMs', 'MLS_HEARTBEAT_INTERVAL_MS'],
   '--port': ['port', 'MLS_PORT'],
   '--max-frame-bytes': ['maxFrameBytes', 'MLS_MAX_FRAME_BYTES'],
   '--requests-per-second': ['requestsPerSecond', 'MLS_REQUESTS_PER_SECOND'],
@@ -152,6 +155,8 @@ Options (each also as an environment variable):
   --max-unauthenticated-per-address <n>  MLS_MAX_UNAUTHENTICATED_PER_ADDRESS  connections not logged in per address (default 16)
   --max-buffered-bytes <n>               MLS_MAX_BUFFERED_BYTES              unread bytes per connection (default 32 MiB)
   --max-buffered-bytes-per-identity <n>  MLS_MAX_BUFFERED_BYTES_PER_IDENTITY unread bytes per identity (default 64 MiB)
+  --heartbeat-interval-ms <n>            MLS_HEARTBEAT_INTERVAL_MS         WebSocket pings (default 30000); a pong also confirms
+                                                                            the entries pushed before its ping (retention cursors)
   --groups-per-hour <n>                  MLS_GROUPS_PER_HOUR               groups one identity creates per hour (default 120)
   --group-burst <n>                      MLS_GROUP_BURST                   groups one identity creates at once (default 200)
   --max-key-packages-per-client <n>      MLS_MAX_KEY_PACKAGES_PER_CLIENT   one-time KeyPackages a client holds (default 1000)

@@ -156,12 +156,7 @@ export function createChannelService(deps: {
 
   function fanOutEntry(groupId: Uint8Array, access: readonly AccessWindow[], record: LogRecord): void {
     const readers = new Set(access.filter((w) => covers(w, record.seq)).map((w) => w.clientId))
-    const groupHex = toHex(groupId)
-    for (const clientId of readers) {
-      // Pushed to a connection the member has open on this instance: that counts as fetched.
-      if (subscriptions.has(clientId)) noteFetched(groupHex, clientId, record.seq)
-      subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
-    }
+    for (const clientId of readers) subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
     bus?.publish({ type: 'entry', groupId: toHex(groupId), seq: record.seq })
   }
 
@@ -188,10 +183,7 @@ export function createChannelService(deps: {
     const [record] = await store.readLog(notice.groupId, notice.seq - 1, 1)
     if (record === undefined || record.seq !== notice.seq) return
     const groupId = fromHex(notice.groupId)
-    for (const clientId of readers) {
-      noteFetched(notice.groupId, clientId, record.seq)
-      subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
-    }
+    for (const clientId of readers) subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
   }
 
   /** Whether `caller` may join `groupHex` by an external commit without being in its roster. */
@@ -594,6 +586,12 @@ export function createChannelService(deps: {
       const record = await store.getPublicState(groupHex, options)
       if (record?.groupInfo === undefined || record.epoch !== group.epoch) return undefined
       return { epoch: record.epoch, groupInfo: record.groupInfo }
+    },
+
+    confirmDelivered(caller: ClientId, groupId: Uint8Array, seq: number): void {
+      checkGroupId(groupId)
+      checkSeq(seq)
+      noteFetched(toHex(groupId), caller, seq)
     },
 
     flushFetchCursors(options?: AbortOptions): Promise<void> {

@@ -24,7 +24,7 @@ function retention(h: Awaited<ReturnType<typeof harness>>, policy: { maxMessages
 }
 
 describe('channel: fetch cursors', () => {
-  it("moves a member's cursor on its own fetches and on pushes to it, never another member's, and not for a stranger", async () => {
+  it("moves a member's cursor on its own fetches and confirmed pushes, never another member's, and not for a stranger", async () => {
     const h = await harness()
     const [alice, bob, carol] = await clients(h, 'alice', 'bob', 'carol')
     const { groupId, members } = await groupOf(alice!, [bob!])
@@ -36,11 +36,16 @@ describe('channel: fetch cursors', () => {
     }
     bob!.unsubscribe() // bob is offline: nothing is pushed to him
     for (let i = 0; i < 5; i++) await a!.send(`m${i}`) // seqs 2..6
-    // Alice had each message pushed to her; bob counts from the commit that added him.
+    // A push alone does not count (the socket may be dead): alice counts from creating the group, bob from his Add.
+    expect(alice!.entrySeqs()).toEqual([1, 2, 3, 4, 5, 6])
+    expect(await cursors()).toEqual({ 'alice/phone': 0, 'bob/phone': 1 })
+    // The transport proves alice received the pushes up to 6 (transport-ws: the pong to a later ping).
+    h.services.channel.confirmDelivered(alice!.clientId, groupId, 6)
     expect(await cursors()).toEqual({ 'alice/phone': 6, 'bob/phone': 1 })
 
-    // A stranger is refused and moves nothing; alice reading cannot move bob.
+    // A stranger is refused and moves nothing; alice reading or confirming cannot move bob.
     await expectCode(h.services.channel.fetchEntries(carol!.clientId, groupId, 6), 'NOT_A_MEMBER')
+    h.services.channel.confirmDelivered(carol!.clientId, groupId, 6)
     await h.services.channel.fetchEntries(alice!.clientId, groupId, 6)
     expect(await cursors()).toEqual({ 'alice/phone': 6, 'bob/phone': 1 })
 
@@ -62,6 +67,7 @@ describe('channel: fetch cursors', () => {
     const [a] = members
     bob!.unsubscribe()
     for (let i = 0; i < 6; i++) await a!.send(`m${i}`) // seqs 2..7
+    await h.services.channel.fetchEntries(alice!.clientId, groupId, 7) // alice holds everything
     const keepOne = retention(h, { maxMessages: 1 })
     try {
       expect(await keepOne.runOnce()).toEqual({ deleted: 0 })
