@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { toHex } from '@mls/core'
-import { startLogRetention } from '../src/index.js'
+import { toHex, tsMlsDefaultCrypto } from '@mls/core'
+import { memoryServerStore } from '@mls/storage-memory'
+import { createServices, startLogRetention } from '../src/index.js'
 import { TestClient, expectCode, groupOf, harness } from './helpers.js'
 
 async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[]): Promise<TestClient[]> {
@@ -92,5 +93,11 @@ describe('channel: fetch cursors', () => {
       code: 'CURSOR_EXPIRED',
       details: { afterSeq: 5, oldestRetainedSeq: 8 }
     })
+  })
+
+  it('refuses a store without fetch cursors (written before them, it would prune what members have not read)', () => {
+    const store = memoryServerStore()
+    const old = new Proxy(store, { get: (target, property, receiver) => (property === 'advanceFetchCursors' ? undefined : Reflect.get(target, property, receiver)) })
+    expect(() => createServices({ store: old, crypto: tsMlsDefaultCrypto() })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_SPECIFICATION' }))
   })
 })
