@@ -37,6 +37,8 @@ export interface ServerConfig {
     maxBufferedBytes?: number
     /** `--max-buffered-bytes-per-identity`, `MLS_MAX_BUFFERED_BYTES_PER_IDENTITY`. */
     maxBufferedBytesPerIdentity?: number
+    /** `--heartbeat-interval-ms`, `MLS_HEARTBEAT_INTERVAL_MS` (pings; their pongs also confirm pushed entries for retention). */
+    heartbeatIntervalMs?: number
   }
   /** Per-identity quotas of the services (docs/server.md). */
   quotas: {
@@ -67,9 +69,12 @@ export interface ServerConfig {
    * (`--retention-max-messages`, `MLS_RETENTION_MAX_MESSAGES`, default 10000)
    * are deleted, every `intervalSeconds` (`--retention-interval-seconds`,
    * `MLS_RETENTION_INTERVAL_SECONDS`, default 600). 0 turns a rule (or, for the
-   * interval, retention) off. Commits and proposals are kept.
+   * interval, retention) off. Commits and proposals are kept. Neither rule
+   * deletes what a current member has not fetched, unless it is older than
+   * `hardMaxAgeSeconds` (`--retention-hard-max-age-seconds`,
+   * `MLS_RETENTION_HARD_MAX_AGE_SECONDS`, default 90 days; 0 = no hard limit).
    */
-  retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number }
+  retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number; hardMaxAgeSeconds: number }
   /**
    * The server's signature key as the external sender of groups (it proposes
    * the removal of a device its user deleted; clients pin it on first use):
@@ -81,7 +86,7 @@ export interface ServerConfig {
 }
 
 /** Retention defaults: 30 days, 10000 messages per group, a pass every 10 minutes. */
-export const DEFAULT_RETENTION = { maxAgeSeconds: 30 * 24 * 3600, maxMessages: 10_000, intervalSeconds: 600 } as const
+export const DEFAULT_RETENTION = { maxAgeSeconds: 30 * 24 * 3600, maxMessages: 10_000, intervalSeconds: 600, hardMaxAgeSeconds: 90 * 24 * 3600 } as const
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
@@ -91,13 +96,14 @@ const quotaFlags: Record<string, [keyof ServerConfig['quotas'], string]> = {
   '--max-key-packages-per-client': ['maxKeyPackagesPerClient', 'MLS_MAX_KEY_PACKAGES_PER_CLIENT']
 }
 
-type RetentionKey = 'retentionMaxAgeSeconds' | 'retentionMaxMessages' | 'retentionIntervalSeconds'
+type RetentionKey = 'retentionMaxAgeSeconds' | 'retentionMaxMessages' | 'retentionIntervalSeconds' | 'retentionHardMaxAgeSeconds'
 const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig['quotas'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour' | RetentionKey, string]> = {
   ...quotaFlags,
   '--max-unauthenticated-frame-bytes': ['maxUnauthenticatedFrameBytes', 'MLS_MAX_UNAUTHENTICATED_FRAME_BYTES'],
   '--max-unauthenticated-per-address': ['maxUnauthenticatedPerAddress', 'MLS_MAX_UNAUTHENTICATED_PER_ADDRESS'],
   '--max-buffered-bytes': ['maxBufferedBytes', 'MLS_MAX_BUFFERED_BYTES'],
   '--max-buffered-bytes-per-identity': ['maxBufferedBytesPerIdentity', 'MLS_MAX_BUFFERED_BYTES_PER_IDENTITY'],
+  '--heartbeat-interval-ms': ['heartbeatIntervalMs', 'MLS_HEARTBEAT_INTERVAL_MS'],
   '--port': ['port', 'MLS_PORT'],
   '--max-frame-bytes': ['maxFrameBytes', 'MLS_MAX_FRAME_BYTES'],
   '--requests-per-second': ['requestsPerSecond', 'MLS_REQUESTS_PER_SECOND'],
@@ -108,7 +114,8 @@ const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig
   '--registrations-per-hour': ['registrationsPerHour', 'MLS_REGISTRATIONS_PER_HOUR'],
   '--retention-max-age-seconds': ['retentionMaxAgeSeconds', 'MLS_RETENTION_MAX_AGE_SECONDS'],
   '--retention-max-messages': ['retentionMaxMessages', 'MLS_RETENTION_MAX_MESSAGES'],
-  '--retention-interval-seconds': ['retentionIntervalSeconds', 'MLS_RETENTION_INTERVAL_SECONDS']
+  '--retention-interval-seconds': ['retentionIntervalSeconds', 'MLS_RETENTION_INTERVAL_SECONDS'],
+  '--retention-hard-max-age-seconds': ['retentionHardMaxAgeSeconds', 'MLS_RETENTION_HARD_MAX_AGE_SECONDS']
 }
 
 const textual: Record<string, string> = {
@@ -148,6 +155,8 @@ Options (each also as an environment variable):
   --max-unauthenticated-per-address <n>  MLS_MAX_UNAUTHENTICATED_PER_ADDRESS  connections not logged in per address (default 16)
   --max-buffered-bytes <n>               MLS_MAX_BUFFERED_BYTES              unread bytes per connection (default 32 MiB)
   --max-buffered-bytes-per-identity <n>  MLS_MAX_BUFFERED_BYTES_PER_IDENTITY unread bytes per identity (default 64 MiB)
+  --heartbeat-interval-ms <n>            MLS_HEARTBEAT_INTERVAL_MS         WebSocket pings (default 30000); a pong also confirms
+                                                                            the entries pushed before its ping (retention cursors)
   --groups-per-hour <n>                  MLS_GROUPS_PER_HOUR               groups one identity creates per hour (default 120)
   --group-burst <n>                      MLS_GROUP_BURST                   groups one identity creates at once (default 200)
   --max-key-packages-per-client <n>      MLS_MAX_KEY_PACKAGES_PER_CLIENT   one-time KeyPackages a client holds (default 1000)
@@ -161,6 +170,10 @@ Options (each also as an environment variable):
                                                                             (default 10000; 0 = no count limit)
   --retention-interval-seconds <n>       MLS_RETENTION_INTERVAL_SECONDS     seconds between retention passes
                                                                             (default 600; 0 = retention off)
+  --retention-hard-max-age-seconds <n>   MLS_RETENTION_HARD_MAX_AGE_SECONDS delete application messages older than this even
+                                                                            if a current member has not fetched them (default
+                                                                            7776000, 90 days; 0 = never); the two rules above
+                                                                            keep what a current member has not fetched
   --auth-jwt-public-key <pem file>       MLS_AUTH_JWT_PUBLIC_KEY   claims of a user id need a JWT (sub = user id) signed by this key
   --auth-jwt-algorithm <alg>             MLS_AUTH_JWT_ALGORITHM    (default ES256)
   --auth-jwt-issuer <iss>                MLS_AUTH_JWT_ISSUER       required iss, if set
@@ -246,6 +259,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     else if (key === 'retentionMaxAgeSeconds') config.retention.maxAgeSeconds = n
     else if (key === 'retentionMaxMessages') config.retention.maxMessages = n
     else if (key === 'retentionIntervalSeconds') config.retention.intervalSeconds = n
+    else if (key === 'retentionHardMaxAgeSeconds') config.retention.hardMaxAgeSeconds = n
     else if (flag in quotaFlags) config.quotas[key as keyof ServerConfig['quotas']] = n
     else config.limits[key as keyof ServerConfig['limits']] = n
   }

@@ -163,9 +163,12 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
   // Retention goes through the tracked store: shutdown stops it, then waits for the calls in flight.
   const { retention: policy } = config
   const retention: LogRetention | undefined =
-    policy.intervalSeconds > 0 && (policy.maxAgeSeconds > 0 || policy.maxMessages > 0)
+    policy.intervalSeconds > 0 && (policy.maxAgeSeconds > 0 || policy.maxMessages > 0 || policy.hardMaxAgeSeconds > 0)
       ? startLogRetention(store, policy, {
-          onPass: ({ deleted, milliseconds }) => (deleted > 0 ? logger.info('retention:pruned', { deleted, milliseconds }) : undefined),
+          // The pass sees every fetch cursor this instance noted so far.
+          beforePass: () => services.channel.flushFetchCursors(),
+          onPass: ({ deleted, milliseconds }) =>
+            deleted > 0 ? logger.info('retention:pruned', { deleted, milliseconds }) : logger.debug('retention:pass', { deleted, milliseconds }),
           onError: (error) => logger.warn('retention:failed', { error })
         })
       : undefined
@@ -180,6 +183,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
         logger.info('server:stopping', {})
         await ws.close()
         await retention?.stop()
+        await services.channel.flushFetchCursors().catch((error: unknown) => logger.warn('retention:cursors-not-written', { error }))
         await idle()
         await bus?.close()
         await store.close()

@@ -3,6 +3,7 @@ import type {
   AccessWindow,
   ChannelEntry,
   ClientId,
+  FetchCursor,
   GroupRecord,
   LogRecord,
   PostCommitResult,
@@ -20,6 +21,9 @@ import { KeyedMutex } from './keyed-mutex.js'
 import { applyToRoster, readCommit, welcomeRecipients, type ReadCommit } from './commit.js'
 import { encodePublicGroupState, externalRemoveProposal, verifyCommit, verifyMemberProposal, withPendingProposal, type PendingProposal } from '@mls/core/public-group'
 import { PublicStates, asServiceError, checkUploadedGroupInfo, directoryAuthService, initialPublicState, type LoadedPublicState } from './public-state.js'
+
+/** How long noted fetch cursors wait before they are written (one store call for all of them). */
+const FETCH_CURSOR_FLUSH_MS = 1000
 
 /** Appends of one proposal tried before giving up when other instances keep changing the group's public state. */
 const MAX_PROPOSAL_ATTEMPTS = 8
@@ -114,6 +118,40 @@ export function createChannelService(deps: {
 
   function toEntry(groupId: Uint8Array, record: LogRecord): ChannelEntry {
     return { groupId: groupId.slice(), seq: record.seq, kind: record.kind, epoch: record.epoch, sender: record.sender, message: record.message.slice() }
+  }
+
+  // Fetch cursors (retention keeps what a current member has not fetched): noted here, written in batches.
+  const noted = new Map<string, FetchCursor>()
+  let flushTimer: ReturnType<typeof setTimeout> | undefined
+  let flushing: Promise<void> = Promise.resolve()
+
+  function noteFetched(groupHex: string, clientId: ClientId, seq: number): void {
+    if (seq <= 0) return
+    const key = `${groupHex}/${clientId}`
+    if ((noted.get(key)?.seq ?? -1) >= seq) return
+    noted.set(key, { groupId: groupHex, clientId, seq })
+    if (flushTimer !== undefined) return
+    flushTimer = setTimeout(() => {
+      flushTimer = undefined
+      flushCursors(undefined).catch(() => undefined) // kept in `noted`, written with the next batch
+    }, FETCH_CURSOR_FLUSH_MS)
+    flushTimer.unref?.()
+  }
+
+  function flushCursors(options: AbortOptions | undefined): Promise<void> {
+    const run = flushing.then(async () => {
+      if (noted.size === 0) return
+      const batch = [...noted.values()]
+      noted.clear()
+      try {
+        await store.advanceFetchCursors(batch, options)
+      } catch (error) {
+        for (const c of batch) if ((noted.get(`${c.groupId}/${c.clientId}`)?.seq ?? -1) < c.seq) noted.set(`${c.groupId}/${c.clientId}`, c)
+        throw error
+      }
+    })
+    flushing = run.catch(() => undefined)
+    return run
   }
 
   function fanOutEntry(groupId: Uint8Array, access: readonly AccessWindow[], record: LogRecord): void {
@@ -510,6 +548,9 @@ export function createChannelService(deps: {
       const group = await loadGroup(groupHex, { signal })
       const windows = group.access.filter((w) => w.clientId === caller).sort((a, b) => a.fromSeq - b.fromSeq)
       if (windows.length === 0) throw new ServiceError('NOT_A_MEMBER', `${caller} has no access to group ${groupHex}`)
+      // Reading after `afterSeq` says the caller holds everything up to it: its fetch cursor (only its own; the store
+      // keeps cursors of current members only). The entries returned now count once it reads past them.
+      if (windows.some((w) => w.untilSeq === null)) noteFetched(groupHex, caller, Math.min(afterSeq, group.lastSeq))
       const out: ChannelEntry[] = []
       let cursor = afterSeq
       for (const window of windows) {
@@ -545,6 +586,17 @@ export function createChannelService(deps: {
       const record = await store.getPublicState(groupHex, options)
       if (record?.groupInfo === undefined || record.epoch !== group.epoch) return undefined
       return { epoch: record.epoch, groupInfo: record.groupInfo }
+    },
+
+    confirmDelivered(caller: ClientId, groupId: Uint8Array, seq: number): void {
+      checkGroupId(groupId)
+      checkSeq(seq)
+      noteFetched(toHex(groupId), caller, seq)
+    },
+
+    flushFetchCursors(options?: AbortOptions): Promise<void> {
+      throwIfAborted(options?.signal)
+      return flushCursors(options)
     },
 
     async fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]> {

@@ -19,6 +19,10 @@ export function createServices(init: ServicesInit): Services {
   if (store?.specificationVersion !== SERVER_STORE_SPECIFICATION_VERSION) {
     throw new ServiceError('UNSUPPORTED_SPECIFICATION', `Not a server store of specification ${SERVER_STORE_SPECIFICATION_VERSION} (got ${String(store?.specificationVersion)})`)
   }
+  // Retention relies on fetch cursors (issue 13): a store written before them would prune what members have not read.
+  if (typeof store.advanceFetchCursors !== 'function' || typeof store.readFetchCursors !== 'function') {
+    throw new ServiceError('UNSUPPORTED_SPECIFICATION', `${String(store[Symbol.toStringTag])} has no fetch cursors (advanceFetchCursors, readFetchCursors): update the store adapter`)
+  }
   const crypto = assertCryptoProvider(init.crypto)
   const limits = resolveLimits(init.limits)
   const now = init.now ?? Date.now

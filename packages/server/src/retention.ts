@@ -6,6 +6,14 @@ export interface LogRetentionPolicy {
   readonly maxAgeSeconds: number
   /** Keep at most this many of each group's newest application messages; 0 keeps them regardless of count. */
   readonly maxMessages: number
+  /**
+   * The hard limit: delete application messages older than this many seconds
+   * even when a current member has not fetched them (that member gets
+   * `CURSOR_EXPIRED` and rejoins). 0 or omitted: no hard limit, so what a
+   * current member has not fetched is kept. The age and count rules never
+   * delete past the lowest fetch cursor of a group's current members.
+   */
+  readonly hardMaxAgeSeconds?: number
   /** Seconds between two passes (the first runs at once). */
   readonly intervalSeconds: number
   /**
@@ -38,6 +46,13 @@ export interface LogRetentionHooks {
   }): void
   /** A pass failed (it is tried again at the next interval). */
   onError?(error: unknown): void
+  /**
+   * Called at the start of each pass, before the store prunes: e.g.
+   * `services.channel.flushFetchCursors`, so the pass sees the newest fetch
+   * cursors. A failure is reported through `onError` and the pass goes on
+   * (cursors that were not written only keep more).
+   */
+  beforePass?(): Promise<void>
   /** The clock (milliseconds since the epoch); default `Date.now`. */
   now?: () => number
 }
@@ -46,7 +61,9 @@ export interface LogRetentionHooks {
  * Apply `policy` to every group's log in `store`, once at start and then every
  * `intervalSeconds`. Only application messages are deleted; commits and
  * proposals are kept so a member that was away can still follow every epoch.
- * A member whose cursor is before a deleted message gets `CURSOR_EXPIRED`
+ * The age and count rules keep every message after the lowest fetch cursor
+ * of the group's current members; only the hard limit deletes past it. A
+ * member whose cursor is before a deleted message gets `CURSOR_EXPIRED`
  * from `fetchEntries` and resyncs by external commit. With several instances
  * on one database, each may run it (PostgreSQL serializes the passes).
  */
@@ -62,10 +79,13 @@ export function startLogRetention(
     running ??= (async () => {
       const started = now()
       try {
+        if (hooks.beforePass !== undefined) await hooks.beforePass().catch((error: unknown) => hooks.onError?.(error))
+        const hard = policy.hardMaxAgeSeconds ?? 0
         const result = await store.pruneLogs({
           appendedBeforeMs: policy.maxAgeSeconds > 0 ? started - policy.maxAgeSeconds * 1000 : 0,
           keepMessages: policy.maxMessages > 0 ? policy.maxMessages : Number.MAX_SAFE_INTEGER,
-          keepDigestsForEpochs: policy.keepDigestsForEpochs ?? 2
+          keepDigestsForEpochs: policy.keepDigestsForEpochs ?? 2,
+          hardLimitBeforeMs: hard > 0 ? started - hard * 1000 : 0
         })
         hooks.onPass?.({ deleted: result.deleted, milliseconds: now() - started })
         return result

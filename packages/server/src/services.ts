@@ -374,6 +374,23 @@ export interface ChannelService {
     options?: FetchOptions | number,
     abortOptions?: AbortOptions
   ): Promise<ChannelEntry[]>
+  /**
+   * The transport proved that the caller's client received every pushed
+   * entry of the group up to `seq` (transport-ws: the pong to a ping sent
+   * after those pushes). Moves the caller's fetch cursor like a fetch does;
+   * only the caller's own, and only while it is a member (the store checks).
+   * A push alone does not count: the socket may already be dead.
+   */
+  confirmDelivered(caller: ClientId, groupId: Uint8Array, seq: number): void
+  /**
+   * Write the fetch cursors noted since the last write (one store call).
+   * A member's cursor moves when it fetches with `afterSeq` (it holds
+   * everything up to there) and when the transport confirms pushed entries
+   * (`confirmDelivered`); the service writes the noted positions about once
+   * a second, and retention (`startLogRetention`'s `beforePass`) calls this
+   * first. Cursors lag, never lead, so a late write only keeps more.
+   */
+  flushFetchCursors(options?: AbortOptions): Promise<void>
   /** The caller's Welcomes with `seq > afterSeq`, in order. */
   fetchWelcomes(caller: ClientId, afterSeq: number, options?: FetchOptions | number, abortOptions?: AbortOptions): Promise<WelcomeEntry[]>
   /**

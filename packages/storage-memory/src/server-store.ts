@@ -5,6 +5,7 @@ import type {
   AppendMessageResult,
   AppendProposalResult,
   ClientId,
+  FetchCursor,
   GroupIdHex,
   GroupRecord,
   IdentityRecord,
@@ -37,6 +38,18 @@ interface GroupState {
   retainedFrom: number
   digests: Set<string>
   publicState: PublicStateRecord | undefined
+  /** How far each member has fetched (`advanceFetchCursors`). */
+  cursors: Map<ClientId, number>
+}
+
+/** The open access window of `clientId` (it is a current member), if any. */
+const openWindow = (g: GroupState, clientId: ClientId): AccessWindow | undefined => g.access.find((w) => w.clientId === clientId && w.untilSeq === null)
+
+/** The lowest fetch cursor of the group's current members; `lastSeq` without members. */
+function fetchFloor(g: GroupState): number {
+  let floor = Number.POSITIVE_INFINITY
+  for (const w of g.access) if (w.untilSeq === null) floor = Math.min(floor, Math.max(w.fromSeq, g.cursors.get(w.clientId) ?? 0))
+  return floor === Number.POSITIVE_INFINITY ? g.lastSeq : floor
 }
 
 const copyIdentity = (r: IdentityRecord): IdentityRecord => ({ ...r, signaturePublicKey: r.signaturePublicKey.slice() })
@@ -72,6 +85,17 @@ function checkLogEntry(entry: Omit<LogRecord, 'seq'>): void {
   if (typeof entry.epoch !== 'bigint') throw invalid('Log entry epoch must be a bigint')
   if (typeof entry.sender !== 'string' || typeof entry.digest !== 'string') throw invalid('Log entry sender and digest must be strings')
   checkBytes(entry.message, 'Log entry message')
+}
+
+function checkFetchCursor(c: FetchCursor): void {
+  if (typeof c.groupId !== 'string' || typeof c.clientId !== 'string') throw invalid('A fetch cursor names its group and client as strings')
+  if (!Number.isSafeInteger(c.seq) || c.seq < 0) throw invalid('A fetch cursor seq is a non-negative integer')
+}
+
+function checkPruning(p: LogPruning): void {
+  for (const value of [p.appendedBeforeMs, p.keepMessages, p.keepDigestsForEpochs, p.hardLimitBeforeMs ?? 0]) {
+    if (typeof value !== 'number' || Number.isNaN(value)) throw invalid('Log pruning limits are numbers')
+  }
 }
 
 class MemoryServerStore implements ServerStore {
@@ -193,7 +217,8 @@ class MemoryServerStore implements ServerStore {
       appendedAt: [],
       retainedFrom: 1,
       digests: new Set(),
-      publicState: copyPublicState(group.publicState)
+      publicState: copyPublicState(group.publicState),
+      cursors: new Map()
     })
     return true
   }
@@ -285,12 +310,18 @@ class MemoryServerStore implements ServerStore {
 
   async pruneLogs(pruning: LogPruning, options?: AbortOptions): Promise<{ deleted: number }> {
     this.check(options)
+    checkPruning(pruning)
     let deleted = 0
+    const hardLimit = pruning.hardLimitBeforeMs ?? 0
     for (const g of this.groups.values()) {
+      for (const clientId of [...g.cursors.keys()]) if (openWindow(g, clientId) === undefined) g.cursors.delete(clientId)
+      const floor = fetchFloor(g)
       const messages = g.log.flatMap((record, index) => (record.kind === 'application' && !isPruned(record) ? [index] : []))
       const keepFrom = Math.max(0, messages.length - Math.max(0, pruning.keepMessages))
       for (const [position, index] of messages.entries()) {
-        if (position >= keepFrom && (g.appendedAt[index] as number) >= pruning.appendedBeforeMs) continue
+        const appendedAt = g.appendedAt[index] as number
+        const selected = (position < keepFrom || appendedAt < pruning.appendedBeforeMs) && (g.log[index] as LogRecord).seq <= floor
+        if (!selected && !(appendedAt < hardLimit)) continue
         const record = g.log[index] as LogRecord
         record.message.fill(0)
         // The digest stays in `digests`: a replay is still refused.
@@ -305,6 +336,23 @@ class MemoryServerStore implements ServerStore {
   async logRetainedFrom(groupId: GroupIdHex, options?: AbortOptions): Promise<number | undefined> {
     this.check(options)
     return this.groups.get(groupId)?.retainedFrom
+  }
+
+  async advanceFetchCursors(cursors: readonly FetchCursor[], options?: AbortOptions): Promise<void> {
+    this.check(options)
+    for (const c of cursors) checkFetchCursor(c)
+    for (const c of cursors) {
+      const g = this.groups.get(c.groupId)
+      if (g === undefined || openWindow(g, c.clientId) === undefined) continue
+      g.cursors.set(c.clientId, Math.max(g.cursors.get(c.clientId) ?? 0, Math.min(c.seq, g.lastSeq)))
+    }
+  }
+
+  async readFetchCursors(groupId: GroupIdHex, options?: AbortOptions): Promise<FetchCursor[]> {
+    this.check(options)
+    const g = this.groups.get(groupId)
+    if (g === undefined) return []
+    return g.access.filter((w) => w.untilSeq === null).map((w) => ({ groupId, clientId: w.clientId, seq: Math.max(w.fromSeq, g.cursors.get(w.clientId) ?? 0) }))
   }
 
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {

@@ -113,6 +113,20 @@ const MIGRATIONS: readonly ((s: string) => string)[] = [
     ALTER TABLE ${s}.log_entries ADD COLUMN appended_at BIGINT NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
     CREATE INDEX log_entries_by_kind ON ${s}.log_entries (kind, appended_at);
     ALTER TABLE ${s}.groups ADD COLUMN log_retained_from BIGINT NOT NULL DEFAULT 1;
+  `,
+  // Version 4 (issue 13): per-member fetch cursors. Retention keeps every
+  // application message after the lowest cursor of a group's current members
+  // (unless it is older than the hard limit). A member without a row counts
+  // from its access window's fromSeq, so an upgraded store starts there. No
+  // foreign key: a cursor write would then lock the group row (FOR KEY SHARE)
+  // against every append; the insert itself checks the group and membership.
+  (s) => `
+    CREATE TABLE ${s}.fetch_cursors (
+      group_id TEXT NOT NULL,
+      client_id TEXT NOT NULL,
+      seq BIGINT NOT NULL,
+      PRIMARY KEY (group_id, client_id)
+    );
   `
 ]
 

@@ -5,6 +5,7 @@ import type {
   AppendMessageResult,
   AppendProposalResult,
   ClientId,
+  FetchCursor,
   GroupIdHex,
   GroupRecord,
   IdentityRecord,
@@ -502,12 +503,30 @@ class PostgresServerStore implements ServerStore {
       // One pruning at a time across instances (each locks many group rows).
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mls-prune-logs:${s}`])
       // A deleted message keeps its row (seq, digest: a replay is still refused) with no bytes, until its epoch is old.
-      const byAge = await c.query(
+      // Cursors of clients that are no longer members hold nothing back.
+      await c.query(
+        `DELETE FROM ${s}.fetch_cursors AS c USING ${s}.groups AS g WHERE c.group_id = g.group_id
+           AND NOT g.access @> jsonb_build_array(jsonb_build_object('clientId', c.client_id, 'untilSeq', null))`
+      )
+      const byHardLimit = await c.query(
         `UPDATE ${s}.log_entries SET message = ''::bytea WHERE kind = 'application' AND octet_length(message) > 0 AND appended_at < $1`,
+        [Math.floor(pruning.hardLimitBeforeMs ?? 0)]
+      )
+      // The age and count rules stop at each group's fetch floor: the lowest cursor of its current members.
+      const floors = `WITH floors AS MATERIALIZED (
+        SELECT g.group_id, coalesce((
+          SELECT min(greatest((w.value ->> 'fromSeq')::bigint, coalesce(fc.seq, 0))) FROM jsonb_array_elements(g.access) AS w (value)
+            LEFT JOIN ${s}.fetch_cursors AS fc ON fc.group_id = g.group_id AND fc.client_id = w.value ->> 'clientId'
+          WHERE w.value -> 'untilSeq' = 'null'::jsonb), g.last_seq) AS floor
+        FROM ${s}.groups AS g)`
+      const byAge = await c.query(
+        `${floors} UPDATE ${s}.log_entries AS l SET message = ''::bytea FROM floors AS f WHERE f.group_id = l.group_id
+           AND l.kind = 'application' AND octet_length(l.message) > 0 AND l.appended_at < $1 AND l.seq <= f.floor`,
         [Math.floor(pruning.appendedBeforeMs)]
       )
       const byCount = await c.query(
-        `UPDATE ${s}.log_entries AS l SET message = ''::bytea WHERE l.kind = 'application' AND octet_length(l.message) > 0 AND l.seq <= (
+        `${floors} UPDATE ${s}.log_entries AS l SET message = ''::bytea FROM floors AS f WHERE f.group_id = l.group_id
+           AND l.kind = 'application' AND octet_length(l.message) > 0 AND l.seq <= f.floor AND l.seq <= (
            SELECT newer.seq FROM ${s}.log_entries AS newer WHERE newer.group_id = l.group_id AND newer.kind = 'application'
            ORDER BY newer.seq DESC LIMIT 1 OFFSET $1)`,
         [Math.min(Math.max(0, Math.floor(pruning.keepMessages)), Number.MAX_SAFE_INTEGER)]
@@ -522,7 +541,7 @@ class PostgresServerStore implements ServerStore {
          WHERE l.group_id = g.group_id AND l.kind = 'application' AND octet_length(l.message) = 0 AND l.epoch < g.epoch - $1`,
         [Math.max(0, Math.floor(pruning.keepDigestsForEpochs))]
       )
-      return { deleted: (byAge.rowCount ?? 0) + (byCount.rowCount ?? 0) }
+      return { deleted: (byHardLimit.rowCount ?? 0) + (byAge.rowCount ?? 0) + (byCount.rowCount ?? 0) }
     })
   }
 
@@ -530,6 +549,44 @@ class PostgresServerStore implements ServerStore {
     this.db.check(options)
     const rows = await this.db.query<{ log_retained_from: string }>('logRetainedFrom', options, `SELECT log_retained_from FROM ${this.s}.groups WHERE group_id = $1`, [groupId])
     return rows[0] === undefined ? undefined : Number(rows[0].log_retained_from)
+  }
+
+  async advanceFetchCursors(cursors: readonly FetchCursor[], options?: AbortOptions): Promise<void> {
+    this.db.check(options)
+    for (const c of cursors) {
+      checkString(c.groupId, 'Fetch cursor groupId')
+      checkString(c.clientId, 'Fetch cursor clientId')
+      checkInteger(c.seq, 'Fetch cursor seq')
+      if (c.seq < 0) throw invalid('A fetch cursor seq is a non-negative integer')
+    }
+    if (cursors.length === 0) return
+    // Rows are written in key order, so two batches from two instances cannot deadlock.
+    const ordered = [...cursors].sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0))
+    await this.db.transaction('advanceFetchCursors', options, async (c) => {
+      for (const cursor of ordered) {
+        await c.query(
+          `INSERT INTO ${this.s}.fetch_cursors (group_id, client_id, seq)
+             SELECT g.group_id, $2, least($3::bigint, g.last_seq) FROM ${this.s}.groups AS g
+             WHERE g.group_id = $1 AND g.access @> jsonb_build_array(jsonb_build_object('clientId', $2::text, 'untilSeq', null))
+           ON CONFLICT (group_id, client_id) DO UPDATE SET seq = greatest(${this.s}.fetch_cursors.seq, excluded.seq)`,
+          [cursor.groupId, cursor.clientId, cursor.seq]
+        )
+      }
+    })
+  }
+
+  async readFetchCursors(groupId: GroupIdHex, options?: AbortOptions): Promise<FetchCursor[]> {
+    this.db.check(options)
+    const rows = await this.db.query<{ client_id: string; seq: string }>(
+      'readFetchCursors',
+      options,
+      `SELECT w.value ->> 'clientId' AS client_id, greatest((w.value ->> 'fromSeq')::bigint, coalesce(fc.seq, 0)) AS seq
+         FROM ${this.s}.groups AS g CROSS JOIN LATERAL jsonb_array_elements(g.access) WITH ORDINALITY AS w (value, position)
+         LEFT JOIN ${this.s}.fetch_cursors AS fc ON fc.group_id = g.group_id AND fc.client_id = w.value ->> 'clientId'
+       WHERE g.group_id = $1 AND w.value -> 'untilSeq' = 'null'::jsonb ORDER BY w.position`,
+      [groupId]
+    )
+    return rows.map((r) => ({ groupId, clientId: r.client_id, seq: Number(r.seq) }))
   }
 
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {

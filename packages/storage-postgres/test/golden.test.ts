@@ -47,7 +47,7 @@ describe('PostgreSQL golden dumps', () => {
       expect((await raw.query('SELECT kind, version FROM mls.store_format')).rows).toEqual([{ kind: 'mls server store', version }])
       const store = await openPostgresServerStore({ connectionString: url, schema: 'mls' })
       try {
-        await checkServerFixture(store)
+        await checkServerFixture(store, version)
       } finally {
         await store.close()
       }

@@ -151,6 +151,23 @@ const retention: Migration = (db) => {
   `)
 }
 
+/**
+ * Version 4 (issue 13): per-member fetch cursors. Retention keeps every
+ * application message after the lowest cursor of a group's current members
+ * (unless it is older than the hard limit). A member without a row has its
+ * access window's `from_seq` as cursor, so an upgraded store starts there.
+ */
+const fetchCursors: Migration = (db) => {
+  db.exec(`
+    CREATE TABLE fetch_cursors (
+      group_id TEXT NOT NULL REFERENCES groups (group_id),
+      client_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      PRIMARY KEY (group_id, client_id)
+    ) STRICT, WITHOUT ROWID;
+  `)
+}
+
 /** SQLite's clock as milliseconds since the Unix epoch. */
 export const NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
@@ -167,7 +184,8 @@ export const SERVER_SCHEMA: SchemaDefinition = {
       deviceLists(db)
       publicState(db)
     },
-    retention
+    retention,
+    fetchCursors
   ]
 }
 

@@ -5,6 +5,7 @@ import type {
   AppendMessageResult,
   AppendProposalResult,
   ClientId,
+  FetchCursor,
   GroupIdHex,
   GroupRecord,
   IdentityRecord,
@@ -64,6 +65,18 @@ const MAX_EPOCH = (1n << 63n) - 1n
 function checkBytes(value: unknown, what: string): void {
   if (!(value instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array`)
 }
+
+/**
+ * Each group's fetch floor, for retention: the lowest fetch cursor of its
+ * current members (open access windows; a member without a cursor row counts
+ * from its window's `from_seq`), or `last_seq` when it has no members.
+ */
+const FETCH_FLOORS = `WITH floors AS MATERIALIZED (
+  SELECT g.group_id AS group_id, coalesce((
+    SELECT min(max(a.from_seq, coalesce(c.seq, 0))) FROM group_access AS a
+      LEFT JOIN fetch_cursors AS c ON c.group_id = a.group_id AND c.client_id = a.client_id
+    WHERE a.group_id = g.group_id AND a.until_seq IS NULL), g.last_seq) AS floor
+  FROM groups AS g)`
 
 function checkString(value: unknown, what: string): void {
   if (typeof value !== 'string') throw invalid(`${what} must be a string`)
@@ -183,13 +196,34 @@ function prepareStatements(db: Connection) {
       `INSERT INTO log_entries (group_id, seq, kind, epoch, sender, message, digest, appended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ${NOW_MS})`
     ),
     // Retention: a deleted message keeps its row (seq, digest: a replay is still refused) with no bytes, until its epoch is old.
+    // The age and count rules stop at the group's fetch floor (the lowest cursor of its current members); the hard limit does not.
     pruneByAge: db.prepare<[number]>(
-      "UPDATE log_entries SET message = x'' WHERE kind = 'application' AND length(message) > 0 AND appended_at < ?"
+      `${FETCH_FLOORS} UPDATE log_entries SET message = x'' WHERE kind = 'application' AND length(message) > 0 AND appended_at < ?
+         AND seq <= (SELECT floor FROM floors WHERE floors.group_id = log_entries.group_id)`
     ),
     pruneByCount: db.prepare<[number]>(
-      `UPDATE log_entries SET message = x'' WHERE kind = 'application' AND length(message) > 0 AND seq <= (
+      `${FETCH_FLOORS} UPDATE log_entries SET message = x'' WHERE kind = 'application' AND length(message) > 0 AND seq <= (
          SELECT newer.seq FROM log_entries AS newer WHERE newer.group_id = log_entries.group_id AND newer.kind = 'application'
-         ORDER BY newer.seq DESC LIMIT 1 OFFSET ?)`
+         ORDER BY newer.seq DESC LIMIT 1 OFFSET ?)
+         AND seq <= (SELECT floor FROM floors WHERE floors.group_id = log_entries.group_id)`
+    ),
+    pruneByHardLimit: db.prepare<[number]>(
+      "UPDATE log_entries SET message = x'' WHERE kind = 'application' AND length(message) > 0 AND appended_at < ?"
+    ),
+    dropStaleCursors: db.prepare(
+      `DELETE FROM fetch_cursors WHERE NOT EXISTS (SELECT 1 FROM group_access AS a
+         WHERE a.group_id = fetch_cursors.group_id AND a.client_id = fetch_cursors.client_id AND a.until_seq IS NULL)`
+    ),
+    advanceCursor: db.prepare<[number, string, string]>(
+      `INSERT INTO fetch_cursors (group_id, client_id, seq)
+         SELECT a.group_id, a.client_id, min(?, g.last_seq) FROM group_access AS a JOIN groups AS g ON g.group_id = a.group_id
+         WHERE a.group_id = ? AND a.client_id = ? AND a.until_seq IS NULL LIMIT 1
+       ON CONFLICT (group_id, client_id) DO UPDATE SET seq = max(seq, excluded.seq)`
+    ),
+    readCursors: db.prepare<[string], { client_id: string; seq: number }>(
+      `SELECT a.client_id AS client_id, max(a.from_seq, coalesce(c.seq, 0)) AS seq FROM group_access AS a
+         LEFT JOIN fetch_cursors AS c ON c.group_id = a.group_id AND c.client_id = a.client_id
+       WHERE a.group_id = ? AND a.until_seq IS NULL ORDER BY a.position`
     ),
     moveRetainedFrom: db.prepare(
       `UPDATE groups SET log_retained_from = (
@@ -549,11 +583,13 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
     return this.run('pruneLogs', options, (db) => {
       const result = db
         .transaction((): { deleted: number } => {
+          this.sql.dropStaleCursors.run()
+          const byHardLimit = this.sql.pruneByHardLimit.run(pruning.hardLimitBeforeMs ?? 0).changes
           const byAge = this.sql.pruneByAge.run(pruning.appendedBeforeMs).changes
           const byCount = this.sql.pruneByCount.run(Math.min(Math.max(0, pruning.keepMessages), Number.MAX_SAFE_INTEGER)).changes
           this.sql.moveRetainedFrom.run()
           this.sql.forgetDigests.run(Math.max(0, pruning.keepDigestsForEpochs))
-          return { deleted: byAge + byCount }
+          return { deleted: byHardLimit + byAge + byCount }
         })
         .immediate()
       // secure_delete zeroed the freed bytes in the new pages; the checkpoint replaces the old pages in the main file.
@@ -564,6 +600,25 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
 
   async logRetainedFrom(groupId: GroupIdHex, options?: AbortOptions): Promise<number | undefined> {
     return this.run('logRetainedFrom', options, () => this.sql.getRetainedFrom.get(groupId)?.log_retained_from)
+  }
+
+  async advanceFetchCursors(cursors: readonly FetchCursor[], options?: AbortOptions): Promise<void> {
+    return this.run('advanceFetchCursors', options, (db) => {
+      for (const c of cursors) {
+        checkString(c.groupId, 'Fetch cursor groupId')
+        checkString(c.clientId, 'Fetch cursor clientId')
+        checkInteger(c.seq, 'Fetch cursor seq')
+        if (c.seq < 0) throw invalid('A fetch cursor seq is a non-negative integer')
+      }
+      if (cursors.length === 0) return
+      db.transaction(() => {
+        for (const c of cursors) this.sql.advanceCursor.run(c.seq, c.groupId, c.clientId)
+      }).immediate()
+    })
+  }
+
+  async readFetchCursors(groupId: GroupIdHex, options?: AbortOptions): Promise<FetchCursor[]> {
+    return this.run('readFetchCursors', options, () => this.sql.readCursors.all(groupId).map((r) => ({ groupId, clientId: r.client_id, seq: r.seq })))
   }
 
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {

@@ -92,9 +92,16 @@ export async function writeServerFixture(store: ServerStore): Promise<void> {
   for (const seq of [2, 3]) {
     await store.appendMessage(G, entry(seq, 'application', 1n, seq === 2 ? ALICE : BOB))
   }
+  // Schema v4 (fetch cursors): bob fetched up to seq 2; alice has no cursor row.
+  if (typeof store.advanceFetchCursors === 'function') await store.advanceFetchCursors([{ groupId: G, clientId: BOB, seq: 2 }])
 }
 
-export async function checkServerFixture(store: ServerStore): Promise<void> {
+/**
+ * Check a store holding the fixture; `writtenAt` is the schema version that
+ * wrote it (stores before v4 hold no fetch cursors: each member counts from
+ * its access window).
+ */
+export async function checkServerFixture(store: ServerStore, writtenAt = Number.MAX_SAFE_INTEGER): Promise<void> {
   expect(await store.getIdentity(ALICE)).toEqual(identity(ALICE))
   expect(await store.listDevices('bob')).toEqual([identity(BOB)])
   expect(await store.countKeyPackages(BOB)).toEqual({ oneTime: 2, lastResort: true })
@@ -114,6 +121,14 @@ export async function checkServerFixture(store: ServerStore): Promise<void> {
   })
   expect(await store.readLog(G, 0, 10)).toEqual([log(1, 'commit', 0n, ALICE), log(2, 'application', 1n, ALICE), log(3, 'application', 1n, BOB)])
   expect(await store.readWelcomes(BOB, 0, 10)).toEqual([{ seq: 1, groupId: G, welcome: bytes('welcome:bob', 500), commitSeq: 1 }])
+  expect(await store.readFetchCursors(G)).toEqual([
+    { groupId: G, clientId: ALICE, seq: 0 },
+    { groupId: G, clientId: BOB, seq: writtenAt >= 4 ? 2 : 1 }
+  ])
+  // Cursors keep the log: with alice at 3 and bob where he is, pruning keeps what bob has not fetched.
+  await store.advanceFetchCursors([{ groupId: G, clientId: ALICE, seq: 3 }])
+  expect(await store.pruneLogs({ appendedBeforeMs: 0, keepMessages: 0, keepDigestsForEpochs: 10 })).toEqual({ deleted: writtenAt >= 4 ? 1 : 0 })
+  expect((await store.readLog(G, 2, 10)).map((r) => r.seq)).toEqual([3])
   // Still serving in order and still ordering: the next KeyPackage, a replay refused, the next epoch accepted.
   expect((await store.consumeKeyPackage(BOB, 1_700_000_000))?.ref).toBe('b2')
   expect(await store.registerIdentity(identity(BOB))).toBe('exists')

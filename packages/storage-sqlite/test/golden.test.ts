@@ -61,7 +61,7 @@ describe('SQLite golden files', () => {
       copyFileSync(join(GOLDEN, `server-store-v${version}.sqlite`), path)
       const store = sqliteServerStore({ path })
       try {
-        await checkServerFixture(store)
+        await checkServerFixture(store, version)
       } finally {
         await store.close()
       }

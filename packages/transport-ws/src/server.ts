@@ -197,6 +197,11 @@ class Connection {
   state: ConnectionState = 'challenged'
   clientId: ClientId | undefined
   alive = true
+  /** Highest seq pushed per group (hex) since the last ping. */
+  private readonly pushedSincePing = new Map<string, { groupId: Uint8Array; seq: number }>()
+  /** Pushed before the ping in flight: the client received them once that ping's pong comes back (TCP keeps the order). */
+  private readonly pushedBeforePing = new Map<string, { groupId: Uint8Array; seq: number }>()
+  private pings = 0
   private readonly challenge: Uint8Array
   private readonly bucket: TokenBucket
   private inFlight = 0
@@ -226,8 +231,9 @@ class Connection {
       else this.sendError(0, 'TRANSPORT_PROTOCOL', 'Invalid WebSocket frame')
     }
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary))
-    socket.on('pong', () => {
+    socket.on('pong', (data) => {
       this.alive = true
+      if (data.toString() === String(this.pings)) this.confirmPushes()
     })
     socket.on('error', (error) => hub.logger.debug?.('connection:error', { remote, clientId: this.clientId, error: error.message }))
     socket.on('close', (code) => this.onClose(code))
@@ -431,13 +437,41 @@ class Connection {
     )
   }
 
+  /** A heartbeat ping; what was pushed before it counts as received (retention's fetch cursors) once its pong is back. */
+  ping(): void {
+    for (const [key, pushed] of this.pushedSincePing) {
+      if ((this.pushedBeforePing.get(key)?.seq ?? -1) < pushed.seq) this.pushedBeforePing.set(key, pushed)
+    }
+    this.pushedSincePing.clear()
+    this.pings++
+    this.socket.ping(String(this.pings))
+  }
+
+  private confirmPushes(): void {
+    const clientId = this.clientId
+    if (this.state !== 'authenticated' || clientId === undefined) return
+    for (const { groupId, seq } of this.pushedBeforePing.values()) {
+      try {
+        this.hub.services.channel.confirmDelivered(clientId, groupId, seq)
+      } catch (error) {
+        this.hub.logger.debug?.('connection:confirm-failed', { clientId, error: error instanceof Error ? error.message : String(error) })
+      }
+    }
+    this.pushedBeforePing.clear()
+  }
+
   private push(event: ChannelEvent): void {
     if (this.state !== 'authenticated') return
     let bytes: Uint8Array
     if (event.type === 'entry:appended') bytes = this.hub.entryFrame(event.entry)
     else if (event.type === 'welcome:appended') bytes = encodeWelcomePush(event.entry)
     else return
-    if (this.send(bytes)) this.hub.counters.pushesSent++
+    if (!this.send(bytes)) return
+    this.hub.counters.pushesSent++
+    if (event.type === 'entry:appended') {
+      const key = Buffer.from(event.entry.groupId).toString('hex')
+      if ((this.pushedSincePing.get(key)?.seq ?? -1) < event.entry.seq) this.pushedSincePing.set(key, { groupId: event.entry.groupId, seq: event.entry.seq })
+    }
   }
 
   private async dispatch(caller: ClientId, request: Exclude<Request, { type: 'authenticate' }>): Promise<Response> {
@@ -604,7 +638,7 @@ export async function webSocketServer(init: WebSocketServerInit): Promise<WebSoc
         continue
       }
       connection.alive = false
-      if (connection.socket.readyState === WebSocket.OPEN) connection.socket.ping()
+      if (connection.socket.readyState === WebSocket.OPEN) connection.ping()
     }
   }, limits.heartbeatIntervalMs)
   heartbeat.unref?.()

@@ -79,6 +79,16 @@ function commit(
   }
 }
 
+const withBob: RosterEntry[] = [
+  { leafIndex: 0, clientId: ALICE },
+  { leafIndex: 1, clientId: BOB }
+]
+/** Access for alice (from 0) and bob, whose open window starts after `fromSeq` (-1: the commit's own seq). */
+const bobFrom = (fromSeq: number): AccessWindow[] => [
+  { clientId: ALICE, fromSeq: 0, untilSeq: null },
+  { clientId: BOB, fromSeq, untilSeq: null }
+]
+
 /**
  * The ServerStore contract (packages/core/src/interfaces/server-store.ts), run
  * against one adapter. It asserts only the contract, never an adapter's internals.
@@ -481,6 +491,13 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
       /** Everything in the past and nothing kept by count: only what `pruning` names goes. */
       const NEVER_BY_AGE = 0
       const ALL_BY_COUNT = Number.MAX_SAFE_INTEGER
+      /** Every current member fetched everything so far (the age and count rules stop at the lowest fetch cursor). */
+      const fetchedAll = async (...groupIds: string[]): Promise<void> => {
+        for (const groupId of groupIds.length === 0 ? [G] : groupIds) {
+          const head = (await store.getGroup(groupId))?.lastSeq ?? 0
+          await store.advanceFetchCursors((await store.readFetchCursors(groupId)).map((c) => ({ ...c, seq: head })))
+        }
+      }
 
       it('keeps the newest messages by count, never commits or proposals, and moves the retained start past the last one deleted', async () => {
         await store.createGroup(group())
@@ -492,6 +509,7 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         await store.appendCommit(G, commit(1n, 'c7')) // 7
         await store.appendMessage(G, entry('m8', 'application', 2n)) // 8
         await store.appendMessage('bb02', entry('other', 'application', 0n))
+        await fetchedAll(G, 'bb02')
         expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 2, keepDigestsForEpochs: 10 })).toEqual({ deleted: 4 })
         expect((await store.readLog(G, 0, 100)).map((r) => r.seq)).toEqual([1, 6, 7, 8])
         expect(await store.logRetainedFrom(G)).toBe(6)
@@ -500,6 +518,7 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         // A deleted message's digest still refuses its replay; the log continues after the last seq.
         expect(await store.appendMessage(G, entry('m3', 'application', 2n))).toEqual({ kind: 'duplicate' })
         expect(await store.appendMessage(G, entry('m9', 'application', 2n))).toEqual({ kind: 'accepted', seq: 9 })
+        await fetchedAll()
         // Pruning again with the same rule deletes only what it newly selects; the start never moves back.
         expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 2, keepDigestsForEpochs: 10 })).toEqual({ deleted: 1 })
         expect((await store.readLog(G, 5, 100)).map((r) => r.seq)).toEqual([7, 8, 9])
@@ -513,6 +532,7 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         await store.appendMessage(G, entry('old-a'))
         await store.appendProposal(G, { expectedEpoch: 0n, entry: entry('p', 'proposal'), publicState: { epoch: 0n, state: payload('ps'), groupInfo: undefined } })
         await store.appendMessage('bb02', entry('old-b'))
+        await fetchedAll(G, 'bb02')
         // A minute ahead: everything above was appended before it, by any store clock on this machine (PostgreSQL's
         // rounds to the millisecond). Prune by age with nothing kept by count.
         const before = Date.now() + 60_000
@@ -531,6 +551,7 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
           await store.appendMessage(G, entry('secret-1'))
           await store.appendMessage(G, entry('kept-2'))
           expect(contains(await rawBytes(store), payload('msg:secret-1', 64))).toBe(true)
+          await fetchedAll()
           expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 1, keepDigestsForEpochs: 10 })).toEqual({ deleted: 1 })
           const raw = await rawBytes(store)
           expect(contains(raw, payload('msg:secret-1', 64))).toBe(false)
@@ -543,13 +564,155 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         it('keeps the retained start across a restart', async () => {
           await store.createGroup(group())
           for (let i = 1; i <= 3; i++) await store.appendMessage(G, entry(`m${i}`))
+          await fetchedAll()
           await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 1, keepDigestsForEpochs: 0 })
           store = await reopen(store)
           expect(await store.logRetainedFrom(G)).toBe(3)
           expect((await store.readLog(G, 0, 10)).map((r) => r.seq)).toEqual([3])
           expect(await store.appendMessage(G, entry('m4'))).toEqual({ kind: 'accepted', seq: 4 })
         })
+
+        it('keeps fetch cursors across a restart', async () => {
+          await store.createGroup(group())
+          await store.appendCommit(G, commit(0n, 'add-bob', { roster: withBob, access: bobFrom(-1) }))
+          for (let i = 2; i <= 5; i++) await store.appendMessage(G, entry(`m${i}`, 'application', 1n))
+          await store.advanceFetchCursors([{ groupId: G, clientId: BOB, seq: 3 }, { groupId: G, clientId: ALICE, seq: 5 }])
+          store = await reopen(store)
+          expect(await store.readFetchCursors(G)).toEqual([
+            { groupId: G, clientId: ALICE, seq: 5 },
+            { groupId: G, clientId: BOB, seq: 3 }
+          ])
+          expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 0, keepDigestsForEpochs: 10 })).toEqual({ deleted: 2 })
+          expect((await store.readLog(G, 3, 10)).map((r) => r.seq)).toEqual([4, 5])
+        })
       }
+    })
+
+    describe('fetch cursors: retention keeps what a current member has not fetched', () => {
+      const NEVER_BY_AGE = 0
+      const withBobAndCarol = [...withBob, { leafIndex: 2, clientId: CAROL }]
+      /** alice (from 0) and bob (added by the commit at seq 1), then application messages 2..n+1 in epoch 1. */
+      const slowBob = async (messages: number): Promise<void> => {
+        await store.createGroup(group())
+        await store.appendCommit(G, commit(0n, 'add-bob', { roster: withBob, access: bobFrom(-1) }))
+        for (let i = 0; i < messages; i++) await store.appendMessage(G, entry(`m${i + 2}`, 'application', 1n, i % 2 === 0 ? ALICE : BOB))
+      }
+      const seqs = async (afterSeq = 0): Promise<number[]> => (await store.readLog(G, afterSeq, 1000)).map((r) => r.seq)
+
+      it('starts each member at its access window and lists current members only', async () => {
+        await slowBob(2)
+        expect(await store.readFetchCursors(G)).toEqual([
+          { groupId: G, clientId: ALICE, seq: 0 },
+          { groupId: G, clientId: BOB, seq: 1 }
+        ])
+        expect(await store.readFetchCursors('cc03')).toEqual([])
+      })
+
+      it("keeps a slow member's unread messages through count and age pruning, and deletes them once fetched", async () => {
+        await slowBob(10) // messages at seqs 2..11
+        await store.advanceFetchCursors([{ groupId: G, clientId: ALICE, seq: 11 }, { groupId: G, clientId: BOB, seq: 4 }])
+        // Count: keep 1; age: everything is old. Only what both fetched (seqs 2..4) goes.
+        expect(await store.pruneLogs({ appendedBeforeMs: Date.now() + 60_000, keepMessages: 1, keepDigestsForEpochs: 10 })).toEqual({ deleted: 3 })
+        expect(await store.logRetainedFrom(G)).toBe(5)
+        expect(await seqs(4)).toEqual([5, 6, 7, 8, 9, 10, 11])
+        // Again: nothing more goes while bob stays at 4.
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 0, keepDigestsForEpochs: 10 })).toEqual({ deleted: 0 })
+        // Bob reads on to 8: the count rule takes 5..8, keeping 9..11 (newest 3).
+        await store.advanceFetchCursors([{ groupId: G, clientId: BOB, seq: 8 }])
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 3, keepDigestsForEpochs: 10 })).toEqual({ deleted: 4 })
+        expect(await seqs(8)).toEqual([9, 10, 11])
+        expect(await store.logRetainedFrom(G)).toBe(9)
+      })
+
+      it('never moves a cursor back, caps it at the head, and refuses a malformed one with STORAGE_IO', async () => {
+        await slowBob(3) // head 4
+        await store.advanceFetchCursors([{ groupId: G, clientId: BOB, seq: 3 }])
+        await store.advanceFetchCursors([{ groupId: G, clientId: BOB, seq: 2 }])
+        await store.advanceFetchCursors([{ groupId: G, clientId: ALICE, seq: 1_000 }])
+        expect(await store.readFetchCursors(G)).toEqual([
+          { groupId: G, clientId: ALICE, seq: 4 },
+          { groupId: G, clientId: BOB, seq: 3 }
+        ])
+        await rejectsWithCode(store.advanceFetchCursors([{ groupId: G, clientId: BOB, seq: -1 }]), 'STORAGE_IO')
+        await rejectsWithCode(store.advanceFetchCursors([{ groupId: G, clientId: BOB, seq: 1.5 }]), 'STORAGE_IO')
+        expect((await store.readFetchCursors(G))[1]).toEqual({ groupId: G, clientId: BOB, seq: 3 })
+      })
+
+      it("ignores a stranger's cursor and cursors for unknown groups: neither pins the log nor shows up", async () => {
+        await slowBob(4) // head 5
+        await store.advanceFetchCursors([
+          { groupId: G, clientId: ALICE, seq: 5 },
+          { groupId: G, clientId: BOB, seq: 5 },
+          { groupId: G, clientId: CAROL, seq: 5 },
+          { groupId: 'cc03', clientId: ALICE, seq: 3 }
+        ])
+        expect((await store.readFetchCursors(G)).map((c) => c.clientId)).toEqual([ALICE, BOB])
+        expect(await store.readFetchCursors('cc03')).toEqual([])
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 0, keepDigestsForEpochs: 10 })).toEqual({ deleted: 4 })
+        // Carol joins later: she starts at her window (the commit that adds her), not at the cursor a stranger named.
+        await store.appendCommit(G, commit(1n, 'add-carol', { roster: withBobAndCarol, access: [...bobFrom(1), { clientId: CAROL, fromSeq: -1, untilSeq: null }] }))
+        expect((await store.readFetchCursors(G))[2]).toEqual({ groupId: G, clientId: CAROL, seq: 6 })
+      })
+
+      it("drops a removed member's cursor: its stale position no longer holds back retention", async () => {
+        await slowBob(6) // 2..7
+        await store.advanceFetchCursors([{ groupId: G, clientId: ALICE, seq: 7 }, { groupId: G, clientId: BOB, seq: 2 }])
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 0, keepDigestsForEpochs: 10 })).toEqual({ deleted: 1 })
+        // Bob is removed at seq 8 (his window closes there); alice reads on.
+        await store.appendCommit(G, commit(1n, 'remove-bob', { access: [{ clientId: ALICE, fromSeq: 0, untilSeq: null }, { clientId: BOB, fromSeq: 1, untilSeq: -1 }] }))
+        await store.advanceFetchCursors([{ groupId: G, clientId: ALICE, seq: 8 }, { groupId: G, clientId: BOB, seq: 3 }])
+        expect(await store.readFetchCursors(G)).toEqual([{ groupId: G, clientId: ALICE, seq: 8 }])
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 0, keepDigestsForEpochs: 10 })).toEqual({ deleted: 5 })
+        expect(await seqs()).toEqual([1, 8])
+        // Added again (seq 9): he starts from there, not from his old cursor.
+        await store.appendCommit(G, commit(2n, 're-add-bob', { roster: withBob, access: [{ clientId: ALICE, fromSeq: 0, untilSeq: null }, { clientId: BOB, fromSeq: 1, untilSeq: 8 }, { clientId: BOB, fromSeq: -1, untilSeq: null }] }))
+        expect(await store.readFetchCursors(G)).toEqual([
+          { groupId: G, clientId: ALICE, seq: 8 },
+          { groupId: G, clientId: BOB, seq: 9 }
+        ])
+      })
+
+      it('deletes past the cursors once messages are older than the hard limit', async () => {
+        await slowBob(4) // 2..5; bob fetched nothing
+        const hardLimitBeforeMs = Date.now() + 60_000
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 100, keepDigestsForEpochs: 10, hardLimitBeforeMs })).toEqual({ deleted: 4 })
+        expect(await seqs()).toEqual([1])
+        // Bob's cursor (1) is now before deleted messages: the channel answers him CURSOR_EXPIRED.
+        expect(await store.logRetainedFrom(G)).toBe(6)
+        expect((await store.readFetchCursors(G))[1]?.seq).toBe(1)
+      })
+
+      it('a group without current members keeps nothing back', async () => {
+        await slowBob(3)
+        await store.appendCommit(G, commit(1n, 'everyone-left', { roster: [], access: [{ clientId: ALICE, fromSeq: 0, untilSeq: -1 }, { clientId: BOB, fromSeq: 1, untilSeq: -1 }] }))
+        expect(await store.readFetchCursors(G)).toEqual([])
+        expect(await store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 0, keepDigestsForEpochs: 10 })).toEqual({ deleted: 3 })
+      })
+
+      it('under concurrent appends, cursor writes and pruning, never deletes what a member has not fetched', async () => {
+        await slowBob(0)
+        let bobCursor = 1
+        for (let round = 0; round < 25; round++) {
+          const head = (await store.getGroup(G))?.lastSeq ?? 0
+          const bobTo = Math.max(bobCursor, head - 3)
+          await Promise.all([
+            store.appendMessage(G, entry(`r${round}a`, 'application', 1n)),
+            store.advanceFetchCursors([{ groupId: G, clientId: ALICE, seq: head }]),
+            store.pruneLogs({ appendedBeforeMs: Date.now() + 60_000, keepMessages: 0, keepDigestsForEpochs: 10 }),
+            store.advanceFetchCursors([{ groupId: G, clientId: BOB, seq: bobTo }]),
+            store.appendMessage(G, entry(`r${round}b`, 'application', 1n)),
+            store.pruneLogs({ appendedBeforeMs: NEVER_BY_AGE, keepMessages: 0, keepDigestsForEpochs: 10 })
+          ])
+          // Whatever order those ran in: bob still reads every message after the position he fetched to.
+          bobCursor = bobTo
+          const after = (await store.readLog(G, bobCursor, 1000)).map((r) => r.seq)
+          const last = (await store.getGroup(G))?.lastSeq ?? 0
+          expect(after).toEqual(Array.from({ length: last - bobCursor }, (_, i) => bobCursor + 1 + i))
+          expect(await store.logRetainedFrom(G)).toBeLessThanOrEqual(bobCursor + 1)
+        }
+        // And retention did run: what both fetched is gone.
+        expect(await store.logRetainedFrom(G)).toBeGreaterThan(10)
+      })
     })
 
     describe('lifecycle', () => {

@@ -191,6 +191,27 @@ export interface LogPruning {
    * epochs anyway).
    */
   readonly keepDigestsForEpochs: number
+  /**
+   * The hard limit: delete application messages appended before this time
+   * (milliseconds since the epoch, by the store's clock) even when a current
+   * member has not fetched them. Omitted or 0: no hard limit, so a message a
+   * current member has not fetched is never deleted.
+   */
+  readonly hardLimitBeforeMs?: number
+}
+
+/**
+ * How far one member has fetched a group's log (`advanceFetchCursors`).
+ * Retention (`pruneLogs`) keeps every application message after the lowest
+ * cursor of the group's current members.
+ */
+export interface FetchCursor {
+  /** The group, lower-case hex. */
+  readonly groupId: GroupIdHex
+  /** The member (a device: a client with an open access window, i.e. a leaf in the roster). */
+  readonly clientId: ClientId
+  /** The member has fetched every entry with `seq <= seq`. */
+  readonly seq: number
 }
 
 /**
@@ -318,8 +339,14 @@ export interface ServerStore {
    * Log retention, over every group in one transaction: delete the
    * application messages `pruning` selects (their bytes are gone; where
    * the backend allows, securely), and move each affected group's retained
-   * start past the last one deleted. `readLog` never returns a deleted
-   * message. Resolves with how many messages were deleted.
+   * start past the last one deleted. The age and count rules delete only
+   * messages at or below the group's fetch floor: the lowest fetch cursor of
+   * its current members (clients with an open access window), where a
+   * member's cursor is the higher of its `advanceFetchCursors` position and
+   * its window's `fromSeq` (a group without members has its `lastSeq` as
+   * floor). `hardLimitBeforeMs` deletes regardless of cursors. Cursors of
+   * clients that are no longer members are dropped. `readLog` never returns
+   * a deleted message. Resolves with how many messages were deleted.
    */
   pruneLogs(
     pruning: LogPruning,
@@ -335,6 +362,21 @@ export interface ServerStore {
    * unknown group.
    */
   logRetainedFrom(groupId: GroupIdHex, options?: AbortOptions): Promise<number | undefined>
+  /**
+   * Record how far members have fetched (one transaction for the batch): for
+   * each cursor, when its client holds an open access window in its group,
+   * the stored cursor becomes the higher of the stored one and `seq` (capped
+   * at the group's `lastSeq`); cursors never move back. Cursors of unknown
+   * groups and of clients that are not current members are ignored, so a
+   * stranger's or a removed member's position never holds back retention.
+   */
+  advanceFetchCursors(cursors: readonly FetchCursor[], options?: AbortOptions): Promise<void>
+  /**
+   * The fetch cursor of each current member of the group (clients with an
+   * open access window, in access order): the higher of its stored cursor
+   * and its window's `fromSeq`. `[]` for an unknown group.
+   */
+  readFetchCursors(groupId: GroupIdHex, options?: AbortOptions): Promise<FetchCursor[]>
   /** Welcomes for `clientId` after `afterSeq`, ascending, at most `limit`; `[]` for an empty mailbox. */
   readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]>
 

@@ -13,5 +13,7 @@ export type {
   AppendCommitResult,
   AppendProposalResult,
   AppendMessageResult,
+  LogPruning,
+  FetchCursor,
   ServerStore
 } from '@mls/contracts/interfaces'
