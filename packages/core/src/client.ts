@@ -278,7 +278,8 @@ interface KeyPackageStoreRecord {
 /**
  * Accepts a credential only when the validator accepts it and the client it
  * names is, with the presented key, a device of its user's verified and
- * pinned device list (removed devices included). The Directory's word alone
+ * pinned device list (removed devices included), or a device the app vouched
+ * for with that key (`MlsClient.vouchForDevice`). The Directory's word alone
  * is never enough.
  */
 export class DirectoryAuthenticationService implements AuthenticationService {
@@ -291,7 +292,7 @@ export class DirectoryAuthenticationService implements AuthenticationService {
     private readonly vouched: (clientId: ClientId, signaturePublicKey: Uint8Array) => Promise<boolean> = async () => false
   ) {}
 
-  /** Whether `credential`, presented with `signaturePublicKey`, belongs to a device of a verified list (see above). */
+  /** Whether `credential`, presented with `signaturePublicKey`, belongs to a device of a verified list or a vouched device (see above). */
   async validateCredential(credential: Credential, signaturePublicKey: Uint8Array): Promise<boolean> {
     const server = this.serverSender()
     if (server !== undefined && equalBytes(server.signaturePublicKey, signaturePublicKey) && equalBytes(server.credential, encodeCredentialBytes(credential))) return true
