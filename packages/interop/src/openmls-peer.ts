@@ -140,14 +140,14 @@ export class OpenMlsPeer {
     for (let i = memory.indexOf(publicKey[0]!); i >= 0 && i + 32 <= memory.length; i = memory.indexOf(publicKey[0]!, i + 1)) {
       if (memory[i + 1] === publicKey[1] && Buffer.compare(memory.subarray(i, i + 32), publicKey) === 0) hits.push(i)
     }
-    // Nearest candidates first: the seed is stored next to a copy of its public key.
+    const matches = (at: number): boolean => at >= 0 && at + 32 <= memory.length && Buffer.compare(ed25519PublicKey(memory.subarray(at, at + 32)), publicKey) === 0
+    // Where core-crypto 10.3.0 was seen to keep it relative to a copy of the public key first, then nearest first.
+    for (const offset of SEED_OFFSETS_SEEN) {
+      for (const hit of hits) if (matches(hit + offset)) return memory.slice(hit + offset, hit + offset + 32)
+    }
     for (let distance = 1; distance <= 512; distance++) {
       for (const hit of hits) {
-        for (const at of [hit - distance, hit + distance]) {
-          if (at < 0 || at + 32 > memory.length) continue
-          const seed = memory.slice(at, at + 32)
-          if (Buffer.compare(ed25519PublicKey(seed), publicKey) === 0) return seed
-        }
+        for (const at of [hit - distance, hit + distance]) if (matches(at)) return memory.slice(at, at + 32)
       }
     }
     throw new Error(`The signing key of ${this.clientId} was not found in the module's memory`)
@@ -224,6 +224,9 @@ export class OpenMlsPeer {
     return { commit: bundle.commit, welcome: bundle.welcome?.serialize(), groupInfo: bundle.groupInfo.payload }
   }
 }
+
+/** Offsets of the seed from a copy of its public key in core-crypto 10.3.0's memory, as found by the search below. */
+const SEED_OFFSETS_SEEN = [-40, 164]
 
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 

@@ -102,8 +102,13 @@ describe('MlsClient and OpenMLS in one group through the server (WebSockets on l
     const group = await alice.createGroup(newGroupId())
     const groupId = group.groupId
 
-    // The peer's bare KeyPackage, obtained outside the Directory; alice's app vouches for it.
-    const added = await alice.addKeyPackages(group, [await peer.keyPackage()])
+    // The peer's bare KeyPackage, obtained outside the Directory; alice's app vouches for it. Tampered, it is refused first.
+    const keyPackage = await peer.keyPackage()
+    const tampered = keyPackage.slice()
+    tampered[tampered.length - 1]! ^= 1
+    await expect(alice.addKeyPackages(group, [tampered])).rejects.toMatchObject({ code: 'KEY_PACKAGE_INVALID', details: { reason: 'signature' } })
+    expect(group.epoch).toBe(0n)
+    const added = await alice.addKeyPackages(group, [keyPackage])
     expect(added).toMatchObject({ kind: 'committed', added: [peer.clientId] })
     expect((await peer.joinFromMailbox()).map(toHex)).toEqual([toHex(groupId)])
     await agree(groupId, [group], [peer], 1n)
