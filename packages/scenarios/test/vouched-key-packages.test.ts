@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { credentialFor, toHex, type MlsClient, type WelcomeDecision } from '@mls/core'
+import { credentialFor, signChallenge, toHex, type MlsClient, type WelcomeDecision } from '@mls/core'
 import {
   defaultCapabilities,
   defaultLifetime,
@@ -10,7 +10,7 @@ import {
   type KeyPackage
 } from '@mls/core/mls'
 import { nodeCrypto } from '@mls/crypto-node'
-import { converged, createTestNetwork, joined } from '../src/index.js'
+import { converged, createTestNetwork, joined, waitFor } from '../src/index.js'
 
 // Adding a member from a KeyPackage obtained outside the Directory (MlsClient.addKeyPackages) and
 // joining from a Welcome handed over out of band (MlsClient.joinWelcome), against the real
@@ -112,6 +112,52 @@ describe('adding a member from a vouched-for KeyPackage', () => {
     // The refused commit was dropped, not left pending: the next commit goes through.
     expect(await alice.addKeyPackages(group, [await bob.createKeyPackage()])).toMatchObject({ kind: 'committed', epoch: 1n, added: [bob.clientId] })
     await Promise.all([alice.close(), bob.close()])
+  })
+})
+
+describe('a device outside every device list (registered, never listed), as a foreign client is', () => {
+  it('is added when its KeyPackage carries its registered key; a member that did not vouch refuses the commit, then rejoins once it vouches', async () => {
+    const net = await createTestNetwork({ crypto })
+    const alice = await net.client('alice')
+    const carol = await net.client('carol')
+    await carol.publishKeyPackages({ count: 1 })
+    const group = await alice.createGroup()
+    await alice.addUsers(group, ['carol'])
+    const c = await joined(carol, group.groupId)
+    await converged([group, c], 1n)
+
+    // dave logs in (registering his key) but claims no device list: no verified list will ever name him.
+    const cs = await suite(SUITE)
+    const keys = await cs.signature.keygen()
+    const dave = await net.transport.connect({
+      clientId: 'dave/laptop',
+      signaturePublicKey: keys.publicKey,
+      ciphersuite: SUITE,
+      register: true,
+      signChallenge: (challenge, binding) => signChallenge(challenge, 'dave/laptop', keys.signKey, cs, binding)
+    })
+    const daveKeyPackage = await generateKeyPackageWithKey(credentialFor('dave/laptop'), defaultCapabilities(), defaultLifetime, [], keys, cs)
+    const rejected: string[] = []
+    c.on('message:rejected', (event) => rejected.push(event.error.code))
+
+    // alice's app vouches by adding; carol's app has not vouched: carol cannot follow the commit (`failed`), and her
+    // rejoin by external commit is refused too while the tree holds a device she does not accept.
+    expect(await alice.addKeyPackages(group, [frame(daveKeyPackage.publicPackage)])).toMatchObject({ kind: 'committed', epoch: 2n, added: ['dave/laptop'] })
+    expect(await dave.channel.fetchWelcomes(0)).toHaveLength(1)
+    await c.sync().catch(() => undefined)
+    await waitFor(() => rejected.length > 0 && c.status === 'failed', 'carol to refuse the commit')
+    expect(rejected[0]).toBe('MESSAGE_REJECTED')
+    expect(c.epoch).toBe(1n)
+
+    // Once carol's app vouches, her next sync rejoins (an external commit that replaces her leaf), and the group converges.
+    await carol.vouchForDevice({ clientId: 'dave/laptop', signaturePublicKey: keys.publicKey })
+    await c.sync()
+    await waitFor(() => c.status === 'active', 'carol to rejoin')
+    expect(c.members().map((m) => m.clientId).sort()).toEqual(['alice/phone', 'carol/phone', 'dave/laptop'])
+    await group.sync()
+    await converged([group, c], group.epoch)
+    await dave.close()
+    await Promise.all([alice.close(), carol.close()])
   })
 })
 
