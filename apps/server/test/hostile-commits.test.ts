@@ -109,6 +109,8 @@ describe('hostile members against a real server process', () => {
       })
     const dave = await rawSession(url, 'dave/phone')
     const davePackage = await generateKeyPackageWithKey(credentialFor(dave.clientId), defaultCapabilities(), defaultLifetime, [], dave.keys, dave.cs)
+    // A KeyPackage naming dave, signed with a key dave never registered.
+    const forgedDavePackage = await generateKeyPackageWithKey(credentialFor(dave.clientId), defaultCapabilities(), defaultLifetime, [], await mallory.cs.signature.keygen(), mallory.cs)
 
     const reinit: Proposal = { proposalType: 'reinit', reinit: { groupId: new Uint8Array([1]), version: 'mls10', cipherSuite: SUITE, extensions: [] } }
     const attacks: [string, Uint8Array, ReturnType<typeof refused>][] = [
@@ -117,11 +119,12 @@ describe('hostile members against a real server process', () => {
       ['a blank leaf as sender', await forge(state, good, (content) => ({ ...content, sender: { senderType: 'member', leafIndex: 9 } }), mallory.cs), refused('unknown-sender')],
       ['a Remove of a blank leaf', await forge(state, good, withProposals([{ proposalType: 'remove', remove: { removed: 9 } }]), mallory.cs), refused('invalid-proposals')],
       [
-        'an Add of a KeyPackage the Directory never served',
+        'an Add of a KeyPackage the Directory never served, under a key its client is not registered with',
         encodeMlsMessage(
-          (await createCommit({ state, cipherSuite: mallory.cs }, { wireAsPublicMessage: true, extraProposals: [{ proposalType: 'add', add: { keyPackage: davePackage.publicPackage } }] })).commit
+          (await createCommit({ state, cipherSuite: mallory.cs }, { wireAsPublicMessage: true, extraProposals: [{ proposalType: 'add', add: { keyPackage: forgedDavePackage.publicPackage } }] }))
+            .commit
         ),
-        refused('key-package-not-served')
+        refused('invalid-proposals')
       ],
       [
         'an Add of a KeyPackage that fails verification',

@@ -43,6 +43,7 @@ import { groupInfoMessage } from './group-info.js'
 import { noProgress } from './paging.js'
 import { describeInvitation, type Invitation, type WelcomeDecision, type WelcomePolicy } from './welcome-policy.js'
 import { eachLimited, pacedConnection, resolvePacing, type Pacing, type PacingOptions } from './pacing.js'
+import { isVouched, validateKeyPackageBytes, vouchOperation, type VouchedDevice } from './vouched.js'
 
 /** The mandatory-to-implement suite, the default. */
 export const DEFAULT_CIPHERSUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
@@ -277,7 +278,8 @@ interface KeyPackageStoreRecord {
 /**
  * Accepts a credential only when the validator accepts it and the client it
  * names is, with the presented key, a device of its user's verified and
- * pinned device list (removed devices included). The Directory's word alone
+ * pinned device list (removed devices included), or a device the app vouched
+ * for with that key (`MlsClient.vouchForDevice`). The Directory's word alone
  * is never enough.
  */
 export class DirectoryAuthenticationService implements AuthenticationService {
@@ -285,15 +287,18 @@ export class DirectoryAuthenticationService implements AuthenticationService {
     private readonly contacts: () => ContactBook,
     private readonly validator: CredentialValidator = basicCredentials,
     /** The server's pinned external sender: its credential and key are accepted in `external_senders`. */
-    private readonly serverSender: () => ServerExternalSender | undefined = () => undefined
+    private readonly serverSender: () => ServerExternalSender | undefined = () => undefined,
+    /** Devices the app vouched for (`MlsClient.vouchForDevice`), outside any device list. */
+    private readonly vouched: (clientId: ClientId, signaturePublicKey: Uint8Array) => Promise<boolean> = async () => false
   ) {}
 
-  /** Whether `credential`, presented with `signaturePublicKey`, belongs to a device of a verified list (see above). */
+  /** Whether `credential`, presented with `signaturePublicKey`, belongs to a device of a verified list or a vouched device (see above). */
   async validateCredential(credential: Credential, signaturePublicKey: Uint8Array): Promise<boolean> {
     const server = this.serverSender()
     if (server !== undefined && equalBytes(server.signaturePublicKey, signaturePublicKey) && equalBytes(server.credential, encodeCredentialBytes(credential))) return true
     const clientId = this.validator.clientIdFromCredential(credential)
     if (clientId === undefined) return false
+    if (await this.vouched(clientId, signaturePublicKey)) return true
     return this.contacts().knows(clientId, signaturePublicKey)
   }
 }
@@ -716,13 +721,15 @@ export class MlsClient {
       const existing = this.groups.get(gid)
       if (existing !== undefined && existing.status !== 'removed') throw new MessageError('WELCOME_INVALID', 'Already a member of that group')
       const consumeKeyPackage: StoreOperation[] = match.record.lastResort ? [] : [{ type: 'delete', key: match.key }]
-      if (mode === 'mailbox' && this.init.welcomePolicy !== undefined) {
+      if (mode !== 'invitation' && this.init.welcomePolicy !== undefined) {
         const validator = this.init.credentials ?? basicCredentials
         const invitation = await describeInvitation(entry.seq, welcome, match.keyPackage, match.record.initPrivateKey, state, this.cs, validator)
         const decision = await this.decide(invitation)
         if (decision !== 'accept') {
           // Nothing of the group is kept: its state (and our key copies in it) is dropped here.
           zeroAll([...Object.values(state.keySchedule), privateKeys.initPrivateKey])
+          // Out of band the app asked to join: a policy that does not accept refuses it, and the KeyPackage stays.
+          if (outOfBand) throw new MessageError('WELCOME_INVALID', `The welcome policy answered '${decision}'`, { details: { reason: 'policy', decision } })
           if (decision === 'decline') {
             await this.init.store.write([...advance, ...consumeKeyPackage])
             this.events.emit('welcome:declined', { invitation })
@@ -1149,6 +1156,73 @@ export class MlsClient {
     if (group === undefined) throw new MessageError('WELCOME_INVALID', 'Welcome rejected')
     return group
   }
+
+  // ---- devices outside the Directory (docs/interop.md)
+
+  /**
+   * Vouch for a device outside the toolkit's device lists (another
+   * implementation's client whose id and key the app checked by its own
+   * means): from now on this client's Authentication Service accepts a
+   * credential naming `clientId` with exactly this key, as it accepts a device
+   * of a verified list. Every member of a group the device joins must vouch
+   * for it (or its commits are refused there). `INVALID_ARGUMENT` for an id
+   * the credential validator refuses.
+   */
+  async vouchForDevice(device: VouchedDevice): Promise<void> {
+    const validator = this.init.credentials ?? basicCredentials
+    if (!(device?.signaturePublicKey instanceof Uint8Array) || device.signaturePublicKey.length === 0) {
+      throw new UsageError('INVALID_ARGUMENT', 'signaturePublicKey must be non-empty bytes')
+    }
+    validator.parseClientId(device.clientId)
+    await this.init.store.write([vouchOperation(device, this.now())])
+  }
+
+  /**
+   * Validate a KeyPackage obtained outside the Directory, in either framing
+   * (an MLSMessage or the bare `KeyPackage` other implementations hand out),
+   * with the Directory path's checks: version, this client's ciphersuite, a
+   * credential the validator reads as a client id, lifetime, capabilities, an
+   * init key distinct from the leaf key, and both signatures. Throws
+   * `KEY_PACKAGE_INVALID` (`details.reason`) and records nothing.
+   */
+  async validateKeyPackage(keyPackage: Uint8Array): Promise<ValidatedKeyPackage> {
+    return validateKeyPackageBytes(keyPackage, {
+      validator: this.init.credentials ?? basicCredentials,
+      ciphersuite: this.ciphersuite,
+      cs: this.cs,
+      nowSeconds: BigInt(Math.floor(this.now() / 1000))
+    })
+  }
+
+  /**
+   * Add devices from KeyPackages the app obtained outside the Directory and
+   * vouches for (`vouchForDevice` is recorded for each). Every KeyPackage is
+   * validated first (`validateKeyPackage`); one that fails throws
+   * `KEY_PACKAGE_INVALID` and nothing is vouched or committed. The server
+   * accepts the commit when each device is a registered identity of the key
+   * its KeyPackage carries (docs/interop.md); the other members accept it
+   * when they vouch for the devices too.
+   */
+  async addKeyPackages(group: Group, keyPackages: readonly Uint8Array[]): Promise<CommitOutcome> {
+    if (!Array.isArray(keyPackages) || keyPackages.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to add')
+    const validated: ValidatedKeyPackage[] = []
+    for (const bytes of keyPackages) validated.push(await this.validateKeyPackage(bytes))
+    const now = this.now()
+    await this.init.store.write(validated.map((v) => vouchOperation({ clientId: v.clientId, signaturePublicKey: v.keyPackage.leafNode.signaturePublicKey }, now)))
+    return group.addMembers(validated)
+  }
+
+  /**
+   * A one-time KeyPackage (an MLSMessage) to hand over outside the Directory,
+   * e.g. to another implementation's client that adds this device. Its
+   * private keys are kept like a published one's, so a Welcome for it (from
+   * the mailbox or `joinWelcome`) can be joined; it is not uploaded.
+   */
+  async createKeyPackage(): Promise<Uint8Array> {
+    const { ref, message, record } = await this.generateKeyPackage(false)
+    await this.init.store.write([{ type: 'put', key: storeKeys.keyPackage(ref), value: encodeRecord(record) }])
+    return message.slice()
+  }
 }
 
 /**
@@ -1209,7 +1283,8 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
         return holder.client.contacts
       },
       init.credentials ?? basicCredentials,
-      () => holder.client?.serverExternalSender
+      () => holder.client?.serverExternalSender,
+      (clientId, key) => isVouched(init.store, clientId, key)
     )
   }
   const client = new MlsClient(init, cs, identity, clientConfig)

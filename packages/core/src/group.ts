@@ -336,7 +336,7 @@ export class Group {
         const created = await this.lock.run(() => this.createPendingCommit(intent))
         if (created.kind === 'not-needed') return { ...created, attempts: attempt }
         const pending = created.pending
-        const posted = await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
+        const posted = await this.postPending(pending)
         if (posted.kind === 'accepted') {
           await this.channelSync.syncThrough(posted.seq)
           if (this.pendingCommit() === pending) throw new MessageError('INTERNAL', 'The channel accepted the commit but did not deliver it')
@@ -721,10 +721,24 @@ export class Group {
     await this.sync()
     const pending = this.pendingCommit()
     if (pending === undefined) return
-    const posted = await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
+    const posted = await this.postPending(pending)
     if (posted.kind === 'accepted') await this.channelSync.syncThrough(posted.seq)
     else await this.sync()
     await this.lock.run(() => this.discardPending(pending))
+  }
+
+  /**
+   * Post the pending commit. When the channel refuses it as invalid (a typed
+   * error that is not this member's own trouble) it will never be ordered: it
+   * is discarded, so the group is as before the call, and the error is thrown.
+   */
+  private async postPending(pending: PendingCommit): ReturnType<GroupChannelClient['postCommit']> {
+    try {
+      return await this.components.channel.postCommit(this.groupId, await commitRequest(pending, this.components.cs))
+    } catch (error) {
+      if (MlsToolkitError.isInstance(error) && !isOwnTrouble(error)) await this.lock.run(() => this.discardPending(pending))
+      throw error
+    }
   }
 
   /** @internal Called by the client after loading: settle a commit left pending by a crash. */

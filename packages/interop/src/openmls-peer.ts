@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -21,6 +22,8 @@ function wasmPath(): string {
 }
 
 let loaded: Promise<string> | undefined
+/** The module's linear memory, kept to find a peer's signing key (`OpenMlsPeer.signingKey`). */
+let wasmMemory: WebAssembly.Memory | undefined
 
 /**
  * Load the WebAssembly module once per process and return core-crypto's version.
@@ -38,9 +41,18 @@ export function loadOpenMls(): Promise<string> {
     const realFetch = global.fetch
     global.window ??= globalThis
     global.fetch = async () => new Response(bytes, { headers: { 'content-type': 'application/wasm' } })
+    // The instance's memory is not exported by core-crypto's API: take it as the module is instantiated.
+    const realInstantiate = WebAssembly.instantiateStreaming
+    WebAssembly.instantiateStreaming = async (...args) => {
+      const result = await realInstantiate(...args)
+      const memory = result.instance.exports['memory']
+      if (memory instanceof WebAssembly.Memory) wasmMemory = memory
+      return result
+    }
     try {
       await cc.initWasmModule(path)
     } finally {
+      WebAssembly.instantiateStreaming = realInstantiate
       global.fetch = realFetch
       if (!hadWindow) delete global.window
     }
@@ -101,6 +113,44 @@ export class OpenMlsPeer {
   async keyPackage(): Promise<Uint8Array> {
     const kp = await this.tx((ctx) => ctx.generateKeyPackage(this.credential))
     return kp.serialize()
+  }
+
+  /** The Ed25519 signature public key of this client's credential (read from a fresh KeyPackage's leaf). */
+  async signaturePublicKey(): Promise<Uint8Array> {
+    const kp = await this.tx((ctx) => ctx.generateKeyPackage(this.credential))
+    const key = leafSignatureKey(kp.serialize())
+    await this.tx((ctx) => ctx.removeKeyPackage(kp.ref()))
+    return key
+  }
+
+  /**
+   * The Ed25519 private key (32-byte seed) of this client's credential.
+   * core-crypto has no call that signs caller-chosen bytes or exports the
+   * key, but a client of the toolkit's server signs its login challenge with
+   * its credential key (any implementation can, with its own key). To play
+   * such a client, the harness finds the seed in the WebAssembly module's
+   * memory: near each copy of the public key, the 32 bytes whose Ed25519
+   * public key is that key. Test harness only; throws if not found.
+   */
+  async signingKey(): Promise<Uint8Array> {
+    const publicKey = await this.signaturePublicKey()
+    if (wasmMemory === undefined) throw new Error('The WebAssembly memory was not captured')
+    const memory = new Uint8Array(wasmMemory.buffer)
+    const hits: number[] = []
+    for (let i = memory.indexOf(publicKey[0]!); i >= 0 && i + 32 <= memory.length; i = memory.indexOf(publicKey[0]!, i + 1)) {
+      if (memory[i + 1] === publicKey[1] && Buffer.compare(memory.subarray(i, i + 32), publicKey) === 0) hits.push(i)
+    }
+    const matches = (at: number): boolean => at >= 0 && at + 32 <= memory.length && Buffer.compare(ed25519PublicKey(memory.subarray(at, at + 32)), publicKey) === 0
+    // Where core-crypto 10.3.0 was seen to keep it relative to a copy of the public key first, then nearest first.
+    for (const offset of SEED_OFFSETS_SEEN) {
+      for (const hit of hits) if (matches(hit + offset)) return memory.slice(hit + offset, hit + offset + 32)
+    }
+    for (let distance = 1; distance <= 512; distance++) {
+      for (const hit of hits) {
+        for (const at of [hit - distance, hit + distance]) if (matches(at)) return memory.slice(at, at + 32)
+      }
+    }
+    throw new Error(`The signing key of ${this.clientId} was not found in the module's memory`)
   }
 
   async createGroup(groupId: Uint8Array): Promise<void> {
@@ -173,6 +223,40 @@ export class OpenMlsPeer {
     if (bundle === undefined || this.outbox.length !== before + 1) throw new Error(`OpenMLS produced ${this.outbox.length - before} commit bundles, expected 1`)
     return { commit: bundle.commit, welcome: bundle.welcome?.serialize(), groupInfo: bundle.groupInfo.payload }
   }
+}
+
+/** Offsets of the seed from a copy of its public key in core-crypto 10.3.0's memory, as found by the search below. */
+const SEED_OFFSETS_SEEN = [-40, 164]
+
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+
+function ed25519PublicKey(seed: Uint8Array): Buffer {
+  const key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  return createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(-32)
+}
+
+/** The signature key of a bare KeyPackage's leaf: after version, suite, init_key and encryption_key (RFC 9420 section 10). */
+function leafSignatureKey(keyPackage: Uint8Array): Uint8Array {
+  let offset = 4
+  const vector = (): Uint8Array => {
+    const first = keyPackage[offset]!
+    let length: number
+    if (first >> 6 === 0) {
+      length = first & 0x3f
+      offset += 1
+    } else if (first >> 6 === 1) {
+      length = ((first & 0x3f) << 8) | keyPackage[offset + 1]!
+      offset += 2
+    } else {
+      throw new Error('Unexpected vector length in a KeyPackage')
+    }
+    const value = keyPackage.subarray(offset, offset + length)
+    offset += length
+    return value
+  }
+  vector() // init_key
+  vector() // encryption_key
+  return vector().slice()
 }
 
 /** `<uuid>:<device>@<domain>` → the parts core-crypto's `ClientId` takes. */

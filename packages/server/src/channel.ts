@@ -312,7 +312,7 @@ export function createChannelService(deps: {
       const created = await store.createGroup(
         {
           groupId: groupHex,
-          epoch: 0n,
+          epoch: publicState.epoch,
           lastSeq: 0,
           roster: [{ leafIndex: 0, clientId: caller }],
           access: [{ clientId: caller, fromSeq: 0, untilSeq: null }],
@@ -385,7 +385,8 @@ export function createChannelService(deps: {
         const change = await applyToRoster(group, committer, proposals, {
           suites,
           validator,
-          servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
+          servedTo: (ref) => store.lookupServedKeyPackage(ref, options),
+          registeredKey: async (clientId) => (await store.getIdentity(clientId, options))?.signaturePublicKey
         })
         for (const { leafIndex, keyPackage } of verified?.added ?? []) {
           const entry = change.roster.find((e) => e.leafIndex === leafIndex)

@@ -68,13 +68,21 @@ export interface RosterChange {
 /**
  * Apply a commit's Removes, then its Adds, to the roster (RFC 9420 order);
  * access windows use -1 for "this commit's seq". Each Add must use a
- * KeyPackage the Directory served for the client its credential names.
+ * KeyPackage the Directory served for the client its credential names, or
+ * one the Directory never served (obtained out of band, vouched for by the
+ * committer's app: docs/interop.md) whose leaf carries the key that client
+ * registered with (the proof of possession made at its login).
  */
 export async function applyToRoster(
   group: GroupRecord,
   committer: RosterEntry,
   proposals: readonly Proposal[],
-  deps: { suites: Suites; validator: CredentialValidator; servedTo: (ref: string) => Promise<ClientId | undefined> }
+  deps: {
+    suites: Suites
+    validator: CredentialValidator
+    servedTo: (ref: string) => Promise<ClientId | undefined>
+    registeredKey: (clientId: ClientId) => Promise<Uint8Array | undefined>
+  }
 ): Promise<RosterChange> {
   const byLeaf = new Map(group.roster.map((e) => [e.leafIndex, e.clientId]))
   const removed: ClientId[] = []
@@ -99,7 +107,12 @@ export async function applyToRoster(
     const impl = await deps.suites.impl(kp.cipherSuite)
     const ref = toHex(await makeKeyPackageRef(kp, impl.hash))
     const servedTo = await deps.servedTo(ref)
-    if (servedTo !== clientId) {
+    if (servedTo === undefined) {
+      const registered = await deps.registeredKey(clientId)
+      if (registered === undefined || !equalBytes(registered, kp.leafNode.signaturePublicKey)) {
+        throw invalid(`The KeyPackage adding ${clientId} was not served by the Directory, and ${clientId} is not registered with its key`, { reason: 'key-package-not-registered', ref })
+      }
+    } else if (servedTo !== clientId) {
       throw invalid(`The KeyPackage adding ${clientId} was not handed out by the Directory for that client`, { reason: 'key-package-not-served', ref })
     }
     let leaf = 0

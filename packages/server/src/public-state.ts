@@ -59,10 +59,12 @@ export function readGroupInfo(bytes: Uint8Array, suites: Suites): GroupInfo {
 }
 
 /**
- * The public state at epoch 0 of a group the caller creates, from the signed
- * GroupInfo (with its ratchet tree) it uploads: a valid tree whose only leaf
- * (leaf 0) is the caller with its registered key, for this group id, at
- * epoch 0, signed by leaf 0.
+ * The public state of a group the caller creates, from the signed GroupInfo
+ * (with its ratchet tree) it uploads: a valid tree whose only leaf (leaf 0)
+ * is the caller with its registered key, for this group id, signed by leaf 0.
+ * Usually epoch 0; a later epoch is accepted while the creator is still alone
+ * (another implementation's client that exposes a GroupInfo only with a
+ * commit, such as OpenMLS through core-crypto: docs/interop.md).
  */
 export async function initialPublicState(
   caller: ClientId,
@@ -74,7 +76,6 @@ export async function initialPublicState(
   const refuse = (message: string): ServiceError => new ServiceError('INVALID_MESSAGE', message, { details: { reason: 'invalid-group-info' } })
   const context = groupInfo.groupContext
   if (!equalBytes(context.groupId, groupId)) throw refuse('The GroupInfo is for another group')
-  if (context.epoch !== 0n) throw refuse(`A new group starts at epoch 0; the GroupInfo is for epoch ${context.epoch}`)
   const cs = await deps.suites.impl(context.cipherSuite)
   let state: PublicGroupState
   try {
@@ -87,7 +88,7 @@ export async function initialPublicState(
     throw refuse("A new group's tree has exactly one leaf, leaf 0, holding the creator")
   }
   if (externalSendersOf(context.extensions) === undefined) throw refuse('The external_senders extension does not decode')
-  return { epoch: 0n, state: encodePublicGroupState(state), groupInfo: groupInfoBytes.slice() }
+  return { epoch: context.epoch, state: encodePublicGroupState(state), groupInfo: groupInfoBytes.slice() }
 }
 
 /** Check an uploaded GroupInfo against the public state it must describe. */

@@ -294,10 +294,12 @@ export interface DirectoryService {
  */
 export interface ChannelService {
   /**
-   * Create a group at epoch 0 whose only member (leaf 0) is the caller, from
-   * the creator's signed GroupInfo (an `mls_group_info` MLSMessage carrying
-   * the `ratchet_tree` extension): for this group id, epoch 0, a valid tree
-   * with one leaf holding the caller's registered credential, signed by it.
+   * Create a group whose only member (leaf 0) is the caller, from the
+   * creator's signed GroupInfo (an `mls_group_info` MLSMessage carrying the
+   * `ratchet_tree` extension): for this group id, at its epoch (0, or later
+   * while the creator is alone, for implementations that expose a GroupInfo
+   * only with a commit), a valid tree with one leaf holding the caller's
+   * registered credential, signed by it.
    * It becomes the group's public state. `GROUP_EXISTS` when the id is taken;
    * `INVALID_ARGUMENT` for an empty or too long id; `INVALID_MESSAGE`
    * (`details.reason` `invalid-group-info`) for a GroupInfo that does not fit.
@@ -314,7 +316,8 @@ export interface ChannelService {
    * registered; no ReInit, PSK or custom proposals), an UpdatePath whose leaf
    * node signature, credential and parent hashes verify; `details.reason`
    * says which check failed. Every Add must use a KeyPackage the Directory
-   * served for the client its credential names; a commit that adds members
+   * served for the client its credential names, or one it never served (handed
+   * over out of band) under the key that client registered; a commit that adds members
    * must come with a Welcome whose recipients are exactly the added KeyPackage
    * refs. `request.groupInfo`, when given, is the committer's signed GroupInfo
    * for the new epoch; it must describe the state the commit leads to, and is

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { utf8 } from '@mls/core'
+import { toHex, utf8 } from '@mls/core'
 import { createProposal, encodeMlsMessage, type Proposal } from '@mls/core/mls'
-import { Member, TestClient, add, expectCode, forgeCommit, groupOf, harness, newGroupInfo, remove } from './helpers.js'
+import { Member, TestClient, add, expectCode, forgeCommit, groupInfoOf, groupOf, harness, newGroupInfo, remove } from './helpers.js'
 
 async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[]): Promise<TestClient[]> {
   const out = []
@@ -133,15 +133,38 @@ describe('channel: groups and commits', () => {
     expect(await h.services.channel.fetchWelcomes('carol/phone', 0)).toHaveLength(1)
   })
 
-  it('refuses an Add of a KeyPackage the Directory did not serve for that client', async () => {
+  it('takes an Add of a KeyPackage the Directory never served (handed over out of band) only under the key its client registered', async () => {
     const h = await harness()
     const [alice, bob] = await clients(h, 'alice', 'bob')
     const a = await Member.create(alice!, utf8.encode('g'))
-    const direct = await bob!.keyPackage()
-    await expect(a.commit([add(direct.publicPackage)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE', message: expect.stringMatching(/not handed out/) })
-    const pooled = (await bob!.upload(1))[0]!
-    await expectCode(a.commit([add(pooled.publicPackage)]), 'INVALID_MESSAGE')
+    // A KeyPackage naming bob under a key bob never registered: refused, nothing delivered.
+    const impostor = await bob!.keyPackage({ keys: await h.cs.signature.keygen() })
+    await expectCode(a.commit([add(impostor.publicPackage)]), 'INVALID_MESSAGE')
     expect(await h.services.channel.fetchWelcomes(bob!.clientId, 0)).toEqual([])
+    expect(a.epoch).toBe(0n)
+    // bob's own KeyPackage, never uploaded: the Add is ordered and the Welcome routed to bob.
+    const direct = await bob!.keyPackage()
+    expect(await a.commit([add(direct.publicPackage)])).toEqual({ kind: 'accepted', seq: 1, epoch: 1n })
+    expect(await h.services.channel.fetchWelcomes(bob!.clientId, 0)).toHaveLength(1)
+  })
+
+  it("creates a group from a lone creator's GroupInfo of a later epoch, not from one with other members", async () => {
+    const h = await harness()
+    const [alice, bob] = await clients(h, 'alice', 'bob')
+    // Alice alone, one update into the group (epoch 1), as core-crypto exposes its first GroupInfo.
+    const alone = await Member.create(alice!, utf8.encode('later'), false)
+    alone.state = (await alone.prepareCommit()).newState
+    expect(alone.epoch).toBe(1n)
+    await h.services.channel.createGroup(alice!.clientId, alone.groupId, { groupInfo: await groupInfoOf(alone.state, h.cs) })
+    expect(await h.store.getGroup(toHex(alone.groupId))).toMatchObject({ epoch: 1n, lastSeq: 0, roster: [{ leafIndex: 0, clientId: alice!.clientId }] })
+    expect(await alone.commit()).toEqual({ kind: 'accepted', seq: 1, epoch: 2n })
+    // With bob in the tree it is no new group.
+    const pair = await Member.create(alice!, utf8.encode('pair'), false)
+    pair.state = (await pair.prepareCommit([add((await bob!.keyPackage()).publicPackage)])).newState
+    await expect(h.services.channel.createGroup(alice!.clientId, pair.groupId, { groupInfo: await groupInfoOf(pair.state, h.cs) })).rejects.toMatchObject({
+      code: 'INVALID_MESSAGE',
+      details: { reason: 'invalid-group-info' }
+    })
   })
 
   it('refuses commits that are not this group’s public commits from the caller’s own leaf', async () => {
