@@ -2,6 +2,9 @@
 // `pnpm fuzz [--frames N] [--connections C] [--minutes M]` and `pnpm soak [--minutes M] [--clients K] [--rate R]`:
 // the long runs of the fuzz and soak tests that `pnpm test` runs briefly (docs/protocol.md, docs/server.md).
 import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const [mode, ...args] = process.argv.slice(2)
 const options = {}
@@ -29,7 +32,9 @@ const runs = {
     env: {
       MLS_SOAK_SECONDS: String(Math.round((options.minutes ?? 10) * 60)),
       MLS_SOAK_CLIENTS: String(options.clients ?? 300),
-      MLS_SOAK_RATE: String(options.rate ?? 50)
+      MLS_SOAK_RATE: String(options.rate ?? 50),
+      // The soak test writes its summary here (server heapUsed after GC and RSS: start, peak, end, slope over the last half).
+      MLS_SOAK_REPORT: join(mkdtempSync(join(tmpdir(), 'mls-soak-report-')), 'report.txt')
     }
   }
 }
@@ -42,4 +47,9 @@ const result = spawnSync('pnpm', ['exec', 'vitest', 'run', run.file, '--testTime
   stdio: 'inherit',
   env: { ...process.env, ...run.env }
 })
+const report = run.env.MLS_SOAK_REPORT
+if (report !== undefined) {
+  if (existsSync(report)) process.stdout.write(`\n${readFileSync(report, 'utf8')}`)
+  rmSync(join(report, '..'), { recursive: true, force: true })
+}
 process.exit(result.status ?? 1)

@@ -1,4 +1,4 @@
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -10,6 +10,7 @@ import { webSockets } from '@mls/transport-ws'
 import { groupWith, inbox, waitFor } from '@mls/scenarios'
 import { startServerProcess } from './harness.js'
 import type { Cleanups } from './fixtures.js'
+import { formatMemory, summarizeMemory, type TimedSample } from './memory-summary.js'
 
 // `pnpm soak` sets these for a long run (docs/server.md); `pnpm test` runs a few seconds.
 const seconds = Number(process.env.MLS_SOAK_SECONDS ?? 4)
@@ -22,22 +23,24 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
+/** The server's `memory:sample` lines logged at or after `since` (heapUsed after a full GC: the server runs with --expose-gc). */
+function memorySamples(logs: readonly Record<string, unknown>[], since: number): TimedSample[] {
+  return logs
+    .filter((record) => record.event === 'memory:sample' && record.afterGc === true)
+    .map((record) => ({ at: Date.parse(record.time as string), rss: record.rss as number, heapUsed: record.heapUsed as number }))
+    .filter((sample) => sample.at >= since)
 }
-
-const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
 describe('soak: many clients at a steady message rate against the real server process', () => {
   it(`runs ${seconds} s with ${clientCount} clients at ${messagesPerSecond} messages/s: everything delivered, no errors, server memory printed`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mls-soak-'))
-    const server = await startServerProcess(dir)
+    // The server samples its memory after a full GC (memory:sample log lines): every 2 s, or 4 times a second in a short run.
+    const sampleMs = seconds >= 60 ? 2000 : 250
+    const server = await startServerProcess(dir, 0, [], { nodeArgs: ['--expose-gc'], env: { MLS_MEMORY_SAMPLE_MS: String(sampleMs) } })
     cleanups.push(async () => {
       if (server.child.exitCode === null && server.child.signalCode === null) await server.kill('SIGKILL')
       rmSync(dir, { recursive: true, force: true })
     })
-    const pid = server.child.pid!
     // Each client from its own loopback address, as clients on different hosts: registrations are limited per address.
     const clients: MlsClient[] = []
     for (let i = 0; i < clientCount; i++) {
@@ -70,21 +73,15 @@ describe('soak: many clients at a steady message rate against the real server pr
     const boxes = groups.map((members) => members.map((group) => inbox(group)))
     const sent = groups.map(() => 0)
 
-    const samples: number[] = [rssOf(pid)]
     const startedAt = Date.now()
     const interval = 1000 / messagesPerSecond
     let n = 0
-    let nextSample = startedAt + 1000
     while (Date.now() - startedAt < seconds * 1000) {
       const index = n % groups.length
       const members = groups[index]!
       await members[Math.floor(n / groups.length) % members.length]!.send(`soak ${n}`)
       sent[index]!++
       n++
-      if (Date.now() >= nextSample) {
-        samples.push(rssOf(pid))
-        nextSample += 1000
-      }
       const due = startedAt + n * interval
       if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()))
     }
@@ -93,17 +90,26 @@ describe('soak: many clients at a steady message rate against the real server pr
       'every member to receive every message of its group',
       120_000
     )
-    samples.push(rssOf(pid))
     const elapsed = (Date.now() - startedAt) / 1000
-    const peak = Math.max(...samples)
-    const tail = samples.slice(-Math.max(3, Math.floor(samples.length / 10)))
-    console.log(
-      [
+    // A sample taken after every message was delivered ends the series.
+    const delivered = Date.now()
+    await waitFor(() => memorySamples(server.logs, delivered).length > 0, 'a memory sample after delivery', 30_000)
+    // From the last sample before the steady phase (after setup) to the one after delivery.
+    const before = memorySamples(server.logs, 0).filter((sample) => sample.at < startedAt)
+    const samples = [...before.slice(-1), ...memorySamples(server.logs, startedAt)]
+    const summary = summarizeMemory(samples)
+    const every = Math.max(1, Math.round(samples.length / 20))
+    const series = (pick: (s: TimedSample) => number) => samples.filter((_, i) => i % every === 0).map((s) => (pick(s) / 2 ** 20).toFixed(1)).join(' ')
+    const report = [
         `soak: ${clientCount} clients in ${groups.length} groups of ${groupSize}, ${n} messages in ${elapsed.toFixed(0)} s (${(n / elapsed).toFixed(1)}/s), ${errors.length} errors`,
-        `soak: server rss at start ${mib(samples[0]!)}, peak ${mib(peak)}, last ${mib(samples.at(-1)!)}; last tenth of the run between ${mib(Math.min(...tail))} and ${mib(Math.max(...tail))}`,
-        `soak: rss every ~${Math.max(1, Math.round(samples.length / 20))} s: ${samples.filter((_, i) => i % Math.max(1, Math.round(samples.length / 20)) === 0).map((s) => (s / 2 ** 20).toFixed(0)).join(' ')} MiB`
+        ...formatMemory(summary),
+        `soak: heapUsed after GC every ~${((every * sampleMs) / 1000).toFixed(1)} s: ${series((s) => s.heapUsed)} MiB`,
+        `soak: rss every ~${((every * sampleMs) / 1000).toFixed(1)} s: ${series((s) => s.rss)} MiB`
       ].join('\n')
-    )
+    console.log(report)
+    // `pnpm soak` prints this again once vitest is done, so the figures are the last thing on screen.
+    if (process.env.MLS_SOAK_REPORT !== undefined) writeFileSync(process.env.MLS_SOAK_REPORT, `${report}\n`)
+    expect(summary.samples).toBeGreaterThan(1)
     // Every member receives every message of its group (its own when the channel has ordered it), once, in one order.
     for (const members of boxes) {
       for (const box of members) expect(box.texts).toEqual(members[0]!.texts)

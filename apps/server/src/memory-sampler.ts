@@ -1,0 +1,34 @@
+import type { Logger } from './logger.js'
+
+/** One `memory:sample` log line (bytes). */
+export interface MemorySample {
+  /** Resident set size of the process. */
+  readonly rss: number
+  /** JavaScript heap in use; after a full GC when `afterGc`. */
+  readonly heapUsed: number
+  readonly heapTotal: number
+  /** Memory of C++ objects bound to JavaScript (Buffers, SQLite's handles). */
+  readonly external: number
+  readonly arrayBuffers: number
+  /** True when node runs with `--expose-gc` and a full GC ran just before the sample. */
+  readonly afterGc: boolean
+}
+
+/** Take one sample: a full GC first when node exposes it (`--expose-gc`), so `heapUsed` is what is still reachable. */
+export function sampleMemory(): MemorySample {
+  const gc = (globalThis as { gc?: () => void }).gc
+  gc?.()
+  const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage()
+  return { rss, heapUsed, heapTotal, external, arrayBuffers, afterGc: gc !== undefined }
+}
+
+/**
+ * Diagnostic for soak runs (docs/server.md): log a `memory:sample` line every
+ * `intervalMs` (env `MLS_MEMORY_SAMPLE_MS`). Returns the stop function.
+ */
+export function startMemorySampler(intervalMs: number, logger: Logger): () => void {
+  const timer = setInterval(() => logger.info('memory:sample', { ...sampleMemory() }), intervalMs)
+  timer.unref()
+  logger.info('memory:sample', { ...sampleMemory() })
+  return () => clearInterval(timer)
+}
