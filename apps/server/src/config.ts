@@ -72,7 +72,8 @@ export interface ServerConfig {
   retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number }
   /**
    * The server's signature key as the external sender of groups (it proposes
-   * the removal of a device its user deleted; clients pin it on first use):
+   * the removal of a device its user deleted; clients pin it on first use),
+   * from which its login key is derived (protocol v2; clients pin it too):
    * a JSON file generated on first start and read unchanged afterwards. Flag
    * `--server-key`, env `MLS_SERVER_KEY`. Default `<dataDir>/server-key.json`.
    * Several instances on one PostgreSQL database must share one file.
@@ -165,9 +166,10 @@ Options (each also as an environment variable):
   --auth-jwt-algorithm <alg>             MLS_AUTH_JWT_ALGORITHM    (default ES256)
   --auth-jwt-issuer <iss>                MLS_AUTH_JWT_ISSUER       required iss, if set
   --auth-jwt-audience <aud>              MLS_AUTH_JWT_AUDIENCE     required aud, if set
-  --server-key <file>                    MLS_SERVER_KEY    the server's signing key as the external sender of
-                                                           groups, created on first start (default
-                                                           <data dir>/server-key.json; share it between instances)
+  --server-key <file>                    MLS_SERVER_KEY    the server's key: its signing key as the external sender
+                                                           of groups, from which its login key is derived; created
+                                                           on first start (default <data dir>/server-key.json;
+                                                           share it between instances)
   --help                                 print this and exit 0
 
 Logs are JSON lines on stdout. GET /health answers 200 while serving. The data
