@@ -2,8 +2,10 @@ import type { Logger } from './logger.js'
 
 /** One `memory:sample` log line (bytes). */
 export interface MemorySample {
-  /** Resident set size of the process. */
+  /** Resident set size of the process, before the GC. */
   readonly rss: number
+  /** Resident set size after the GC. */
+  readonly rssAfterGc: number
   /** JavaScript heap in use; after a full GC when `afterGc`. */
   readonly heapUsed: number
   readonly heapTotal: number
@@ -17,9 +19,10 @@ export interface MemorySample {
 /** Take one sample: a full GC first when node exposes it (`--expose-gc`), so `heapUsed` is what is still reachable. */
 export function sampleMemory(): MemorySample {
   const gc = (globalThis as { gc?: () => void }).gc
+  const rss = process.memoryUsage.rss()
   gc?.()
-  const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage()
-  return { rss, heapUsed, heapTotal, external, arrayBuffers, afterGc: gc !== undefined }
+  const { rss: rssAfterGc, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage()
+  return { rss, rssAfterGc, heapUsed, heapTotal, external, arrayBuffers, afterGc: gc !== undefined }
 }
 
 /**

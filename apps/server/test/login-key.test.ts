@@ -126,6 +126,14 @@ describe('one persisted server key: the login key survives restarts and clients 
     expect(hex(accepted.serverLoginKey)).toBe(replaced.loginKey)
   })
 
+  it('an unknown serverLoginKeyChange is refused before anything is stored', async () => {
+    const store = memoryClientStore({ name: 'bad-option' })
+    await expect(
+      createMlsClient({ userId: 'alice', deviceId: 'laptop', crypto, store, start: false, transport: webSockets({ url: 'ws://127.0.0.1:1/', WebSocket }), serverLoginKeyChange: 'sometimes' as 'refuse' })
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    expect(await store.list('')).toEqual([])
+  })
+
   it('a key file whose public key does not match its private key stops the server with exit code 4', async () => {
     const dir = dataDir()
     const first = await serverOn(dir)

@@ -4,6 +4,8 @@ export interface TimedSample {
   readonly at: number
   readonly rss: number
   readonly heapUsed: number
+  /** Memory of C++ objects bound to JavaScript (Buffers among them); 0 when not sampled. */
+  readonly external?: number
 }
 
 /** Start, peak and end of one measure, and its least-squares slope over the last half of the run. */
@@ -20,6 +22,7 @@ export interface MemorySummary {
   readonly seconds: number
   readonly heapUsed: MeasureSummary
   readonly rss: MeasureSummary
+  readonly external: MeasureSummary
 }
 
 function slope(points: readonly { x: number; y: number }[]): number {
@@ -48,7 +51,7 @@ export function summarizeMemory(samples: readonly TimedSample[]): MemorySummary 
     end: pick(samples.at(-1)!),
     slopeLastHalfPerMinute: slope(samples.filter((s) => s.at >= middle).map((s) => ({ x: (s.at - first) / 60_000, y: pick(s) })))
   })
-  return { samples: samples.length, seconds: (last - first) / 1000, heapUsed: measure((s) => s.heapUsed), rss: measure((s) => s.rss) }
+  return { samples: samples.length, seconds: (last - first) / 1000, heapUsed: measure((s) => s.heapUsed), rss: measure((s) => s.rss), external: measure((s) => s.external ?? 0) }
 }
 
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
@@ -60,6 +63,7 @@ export function formatMemory(summary: MemorySummary): string[] {
   return [
     `soak: ${summary.samples} server memory samples over ${summary.seconds.toFixed(0)} s`,
     line('heapUsed after GC', summary.heapUsed),
-    line('rss', summary.rss)
+    line('rss', summary.rss),
+    line('external (Buffers) after GC', summary.external)
   ]
 }

@@ -27,7 +27,7 @@ afterEach(async () => {
 function memorySamples(logs: readonly Record<string, unknown>[], since: number): TimedSample[] {
   return logs
     .filter((record) => record.event === 'memory:sample' && record.afterGc === true)
-    .map((record) => ({ at: Date.parse(record.time as string), rss: record.rss as number, heapUsed: record.heapUsed as number }))
+    .map((record) => ({ at: Date.parse(record.time as string), rss: record.rss as number, heapUsed: record.heapUsed as number, external: record.external as number }))
     .filter((sample) => sample.at >= since)
 }
 
@@ -109,6 +109,8 @@ describe('soak: many clients at a steady message rate against the real server pr
     console.log(report)
     // `pnpm soak` prints this again once vitest is done, so the figures are the last thing on screen.
     if (process.env.MLS_SOAK_REPORT !== undefined) writeFileSync(process.env.MLS_SOAK_REPORT, `${report}\n`)
+    // Every sample, for a closer look (MLS_SOAK_SAMPLES=<file>).
+    if (process.env.MLS_SOAK_SAMPLES !== undefined) writeFileSync(process.env.MLS_SOAK_SAMPLES, JSON.stringify(server.logs.filter((record) => record.event === 'memory:sample')))
     expect(summary.samples).toBeGreaterThan(1)
     // Every member receives every message of its group (its own when the channel has ordered it), once, in one order.
     for (const members of boxes) {

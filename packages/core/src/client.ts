@@ -375,9 +375,6 @@ export class MlsClient {
     this.clientId = clientIdUnder(init.credentials ?? basicCredentials, identity.userId, identity.deviceId)
     this.ciphersuite = identity.ciphersuite
     this.pacing = resolvePacing(init.pacing)
-    if (init.serverLoginKeyChange !== undefined && init.serverLoginKeyChange !== 'report' && init.serverLoginKeyChange !== 'refuse') {
-      throw new UsageError('INVALID_ARGUMENT', `serverLoginKeyChange must be 'report' or 'refuse', got ${String(init.serverLoginKeyChange)}`)
-    }
   }
 
   /** Listen to `type` (see `ClientEvents`); returns a function that stops listening. */
@@ -1234,6 +1231,9 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
     throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown client store specification ${String(init.store.specificationVersion)}`)
   }
   clientIdUnder(init.credentials ?? basicCredentials, init.userId, init.deviceId)
+  if (init.serverLoginKeyChange !== undefined && init.serverLoginKeyChange !== 'report' && init.serverLoginKeyChange !== 'refuse') {
+    throw new UsageError('INVALID_ARGUMENT', `serverLoginKeyChange must be 'report' or 'refuse', got ${String(init.serverLoginKeyChange)}`)
+  }
   let identity: IdentityRecord
   const stored = await init.store.get(storeKeys.identity)
   if (stored !== undefined) {
