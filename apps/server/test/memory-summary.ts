@@ -6,6 +6,9 @@ export interface TimedSample {
   readonly heapUsed: number
   /** Memory of C++ objects bound to JavaScript (Buffers among them); 0 when not sampled. */
   readonly external?: number
+  /** Linux: resident anonymous memory (heaps, malloc) and file-backed pages (the node binary, mapped files). */
+  readonly rssAnon?: number
+  readonly rssFile?: number
 }
 
 /** Start, peak and end of one measure, and its least-squares slope over the last half of the run. */
@@ -23,6 +26,9 @@ export interface MemorySummary {
   readonly heapUsed: MeasureSummary
   readonly rss: MeasureSummary
   readonly external: MeasureSummary
+  /** When sampled (Linux). */
+  readonly rssAnon?: MeasureSummary
+  readonly rssFile?: MeasureSummary
 }
 
 function slope(points: readonly { x: number; y: number }[]): number {
@@ -51,7 +57,13 @@ export function summarizeMemory(samples: readonly TimedSample[]): MemorySummary 
     end: pick(samples.at(-1)!),
     slopeLastHalfPerMinute: slope(samples.filter((s) => s.at >= middle).map((s) => ({ x: (s.at - first) / 60_000, y: pick(s) })))
   })
-  return { samples: samples.length, seconds: (last - first) / 1000, heapUsed: measure((s) => s.heapUsed), rss: measure((s) => s.rss), external: measure((s) => s.external ?? 0) }
+  return { samples: samples.length, seconds: (last - first) / 1000, heapUsed: measure((s) => s.heapUsed),
+    rss: measure((s) => s.rss),
+    external: measure((s) => s.external ?? 0),
+    ...(samples.every((s) => s.rssAnon !== undefined && s.rssFile !== undefined)
+      ? { rssAnon: measure((s) => s.rssAnon ?? 0), rssFile: measure((s) => s.rssFile ?? 0) }
+      : {})
+  }
 }
 
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
@@ -64,6 +76,8 @@ export function formatMemory(summary: MemorySummary): string[] {
     `soak: ${summary.samples} server memory samples over ${summary.seconds.toFixed(0)} s`,
     line('heapUsed after GC', summary.heapUsed),
     line('rss', summary.rss),
-    line('external (Buffers) after GC', summary.external)
+    line('external (Buffers) after GC', summary.external),
+    ...(summary.rssAnon === undefined ? [] : [line('rss anonymous (heaps, malloc) after GC', summary.rssAnon)]),
+    ...(summary.rssFile === undefined ? [] : [line('rss file-backed (node binary, mapped files)', summary.rssFile)])
   ]
 }

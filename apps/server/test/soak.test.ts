@@ -27,7 +27,9 @@ afterEach(async () => {
 function memorySamples(logs: readonly Record<string, unknown>[], since: number): TimedSample[] {
   return logs
     .filter((record) => record.event === 'memory:sample' && record.afterGc === true)
-    .map((record) => ({ at: Date.parse(record.time as string), rss: record.rss as number, heapUsed: record.heapUsed as number, external: record.external as number }))
+    .map((record) => ({ at: Date.parse(record.time as string), rss: record.rss as number, heapUsed: record.heapUsed as number, external: record.external as number,
+      ...(typeof record.rssAnon === 'number' && typeof record.rssFile === 'number' ? { rssAnon: record.rssAnon, rssFile: record.rssFile } : {})
+    }))
     .filter((sample) => sample.at >= since)
 }
 
