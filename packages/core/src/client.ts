@@ -433,8 +433,10 @@ export class MlsClient {
 
   /**
    * The server's login key (protocol v2) as this client pinned it on first
-   * use: logins are signed only for it (docs/trust-model.md). `undefined`
-   * until a transport presented one (the in-memory transport has none).
+   * use (docs/trust-model.md): another one is reported
+   * (`server:login-key-changed`), and with `serverLoginKeyChange: 'refuse'`
+   * logins are signed only for this one. `undefined` until a transport
+   * presented one (the in-memory transport has none).
    */
   get serverLoginKey(): Uint8Array | undefined {
     return this.pinnedLoginKey?.slice()
