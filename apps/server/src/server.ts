@@ -88,7 +88,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     unlock = lockDataDir(config.dataDir)
     databasePath = join(config.dataDir, 'server.sqlite')
     try {
-      backing = sqliteServerStore({ path: databasePath })
+      backing = sqliteServerStore({ path: databasePath, ...(config.sqliteCacheMib === undefined ? {} : { cacheSizeKib: config.sqliteCacheMib * 1024 }) })
     } catch (error) {
       unlock()
       throw dataDirFailure(error, config.dataDir)

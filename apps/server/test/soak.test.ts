@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -17,6 +17,8 @@ const seconds = Number(process.env.MLS_SOAK_SECONDS ?? 4)
 const clientCount = Number(process.env.MLS_SOAK_CLIENTS ?? 12)
 const messagesPerSecond = Number(process.env.MLS_SOAK_RATE ?? 20)
 const groupSize = 6
+// The server's SQLite page cache, in MiB (`--sqlite-cache-mib`); unset: the default, 16,000 KiB.
+const sqliteCacheMib = process.env.MLS_SOAK_SQLITE_CACHE_MIB
 
 const cleanups: Cleanups = []
 afterEach(async () => {
@@ -38,7 +40,10 @@ describe('soak: many clients at a steady message rate against the real server pr
     const dir = mkdtempSync(join(tmpdir(), 'mls-soak-'))
     // The server samples its memory after a full GC (memory:sample log lines): every 2 s, or 4 times a second in a short run.
     const sampleMs = seconds >= 60 ? 2000 : 250
-    const server = await startServerProcess(dir, 0, [], { nodeArgs: ['--expose-gc'], env: { MLS_MEMORY_SAMPLE_MS: String(sampleMs) } })
+    const server = await startServerProcess(dir, 0, sqliteCacheMib === undefined ? [] : ['--sqlite-cache-mib', sqliteCacheMib], {
+      nodeArgs: ['--expose-gc'],
+      env: { MLS_MEMORY_SAMPLE_MS: String(sampleMs) }
+    })
     cleanups.push(async () => {
       if (server.child.exitCode === null && server.child.signalCode === null) await server.kill('SIGKILL')
       rmSync(dir, { recursive: true, force: true })
@@ -102,8 +107,10 @@ describe('soak: many clients at a steady message rate against the real server pr
     const summary = summarizeMemory(samples)
     const every = Math.max(1, Math.round(samples.length / 20))
     const series = (pick: (s: TimedSample) => number) => samples.filter((_, i) => i % every === 0).map((s) => (pick(s) / 2 ** 20).toFixed(1)).join(' ')
+    const databaseBytes = ['server.sqlite', 'server.sqlite-wal'].reduce((total, name) => total + (existsSync(join(dir, name)) ? statSync(join(dir, name)).size : 0), 0)
     const report = [
         `soak: ${clientCount} clients in ${groups.length} groups of ${groupSize}, ${n} messages in ${elapsed.toFixed(0)} s (${(n / elapsed).toFixed(1)}/s), ${errors.length} errors`,
+        `soak: server SQLite page cache at most ${sqliteCacheMib === undefined ? '16000 KiB (default)' : `${sqliteCacheMib} MiB`}; database and WAL at the end ${(databaseBytes / 2 ** 20).toFixed(1)} MiB`,
         ...formatMemory(summary),
         `soak: heapUsed after GC every ~${((every * sampleMs) / 1000).toFixed(1)} s: ${series((s) => s.heapUsed)} MiB`,
         `soak: rss every ~${((every * sampleMs) / 1000).toFixed(1)} s: ${series((s) => s.rss)} MiB`
