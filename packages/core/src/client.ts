@@ -277,6 +277,7 @@ export interface ClientEvents {
    * it went ahead. Emitted once per presented key.
    */
   'server:login-key-changed': {
+    /** `SERVER_KEY_CHANGED`, `details.reason` `login-key-changed`. */
     error: MlsToolkitError
     /** The login key this client pinned (and keeps). */
     pinned: Uint8Array
