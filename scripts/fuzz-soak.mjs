@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// `pnpm fuzz [--frames N] [--connections C] [--minutes M]` and `pnpm soak [--minutes M] [--clients K] [--rate R]`:
+// `pnpm fuzz [--frames N] [--connections C] [--minutes M]` and `pnpm soak [--minutes M] [--clients K] [--rate R] [--sqlite-cache-mib N]`:
 // the long runs of the fuzz and soak tests that `pnpm test` runs briefly (docs/protocol.md, docs/server.md).
 import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const [mode, ...args] = process.argv.slice(2)
 const options = {}
@@ -9,7 +12,7 @@ for (let i = 0; i < args.length; i += 2) {
   const name = args[i]
   const value = args[i + 1]
   if (!name?.startsWith('--') || value === undefined || !Number.isFinite(Number(value)) || Number(value) <= 0) {
-    console.error(`usage: pnpm fuzz [--frames N] [--connections C] [--minutes M] | pnpm soak [--minutes M] [--clients K] [--rate R]; got ${name} ${value}`)
+    console.error(`usage: pnpm fuzz [--frames N] [--connections C] [--minutes M] | pnpm soak [--minutes M] [--clients K] [--rate R] [--sqlite-cache-mib N]; got ${name} ${value}`)
     process.exit(2)
   }
   options[name.slice(2)] = Number(value)
@@ -29,7 +32,11 @@ const runs = {
     env: {
       MLS_SOAK_SECONDS: String(Math.round((options.minutes ?? 10) * 60)),
       MLS_SOAK_CLIENTS: String(options.clients ?? 300),
-      MLS_SOAK_RATE: String(options.rate ?? 50)
+      MLS_SOAK_RATE: String(options.rate ?? 50),
+      // --sqlite-cache-mib N: the server's SQLite page cache (default 16,000 KiB); memory grows by up to this much with the database.
+      ...(options['sqlite-cache-mib'] === undefined ? {} : { MLS_SOAK_SQLITE_CACHE_MIB: String(options['sqlite-cache-mib']) }),
+      // The soak test writes its summary here (server heapUsed after GC and RSS: start, peak, end, slope over the last half).
+      MLS_SOAK_REPORT: join(mkdtempSync(join(tmpdir(), 'mls-soak-report-')), 'report.txt')
     }
   }
 }
@@ -42,4 +49,9 @@ const result = spawnSync('pnpm', ['exec', 'vitest', 'run', run.file, '--testTime
   stdio: 'inherit',
   env: { ...process.env, ...run.env }
 })
+const report = run.env.MLS_SOAK_REPORT
+if (report !== undefined) {
+  if (existsSync(report)) process.stdout.write(`\n${readFileSync(report, 'utf8')}`)
+  rmSync(join(report, '..'), { recursive: true, force: true })
+}
 process.exit(result.status ?? 1)

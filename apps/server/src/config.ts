@@ -10,6 +10,13 @@ export interface ServerConfig {
   /** Folder of the SQLite file `server.sqlite`. Flag `--data-dir`, env `MLS_DATA_DIR`. Default `./.data`. */
   dataDir: string
   /**
+   * Most memory SQLite's page cache may hold, in MiB: the server's memory
+   * rises by up to this much as the database grows, then stays flat
+   * (docs/server.md). Flag `--sqlite-cache-mib`, env `MLS_SQLITE_CACHE_MIB`.
+   * Default: SQLite's as better-sqlite3 builds it, 16,000 KiB.
+   */
+  sqliteCacheMib?: number
+  /**
    * A `postgres://` URL: keep state in PostgreSQL instead of SQLite, so that any
    * number of instances can serve one deployment (fan-out between them by
    * LISTEN/NOTIFY). Flag `--store`, env `MLS_STORE`. Default: SQLite in `dataDir`.
@@ -77,7 +84,8 @@ export interface ServerConfig {
   retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number; hardMaxAgeSeconds: number }
   /**
    * The server's signature key as the external sender of groups (it proposes
-   * the removal of a device its user deleted; clients pin it on first use):
+   * the removal of a device its user deleted; clients pin it on first use),
+   * from which its login key is derived (protocol v2; clients pin it too):
    * a JSON file generated on first start and read unchanged afterwards. Flag
    * `--server-key`, env `MLS_SERVER_KEY`. Default `<dataDir>/server-key.json`.
    * Several instances on one PostgreSQL database must share one file.
@@ -97,7 +105,10 @@ const quotaFlags: Record<string, [keyof ServerConfig['quotas'], string]> = {
 }
 
 type RetentionKey = 'retentionMaxAgeSeconds' | 'retentionMaxMessages' | 'retentionIntervalSeconds' | 'retentionHardMaxAgeSeconds'
-const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig['quotas'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour' | RetentionKey, string]> = {
+const numeric: Record<
+  string,
+  [keyof ServerConfig['limits'] | keyof ServerConfig['quotas'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour' | 'sqliteCacheMib' | RetentionKey, string]
+> = {
   ...quotaFlags,
   '--max-unauthenticated-frame-bytes': ['maxUnauthenticatedFrameBytes', 'MLS_MAX_UNAUTHENTICATED_FRAME_BYTES'],
   '--max-unauthenticated-per-address': ['maxUnauthenticatedPerAddress', 'MLS_MAX_UNAUTHENTICATED_PER_ADDRESS'],
@@ -115,7 +126,8 @@ const numeric: Record<string, [keyof ServerConfig['limits'] | keyof ServerConfig
   '--retention-max-age-seconds': ['retentionMaxAgeSeconds', 'MLS_RETENTION_MAX_AGE_SECONDS'],
   '--retention-max-messages': ['retentionMaxMessages', 'MLS_RETENTION_MAX_MESSAGES'],
   '--retention-interval-seconds': ['retentionIntervalSeconds', 'MLS_RETENTION_INTERVAL_SECONDS'],
-  '--retention-hard-max-age-seconds': ['retentionHardMaxAgeSeconds', 'MLS_RETENTION_HARD_MAX_AGE_SECONDS']
+  '--retention-hard-max-age-seconds': ['retentionHardMaxAgeSeconds', 'MLS_RETENTION_HARD_MAX_AGE_SECONDS'],
+  '--sqlite-cache-mib': ['sqliteCacheMib', 'MLS_SQLITE_CACHE_MIB']
 }
 
 const textual: Record<string, string> = {
@@ -145,6 +157,8 @@ Options (each also as an environment variable):
   --data-dir <dir>                       MLS_DATA_DIR      folder of server.sqlite (default ./.data)
   --store <postgres://...>               MLS_STORE         PostgreSQL instead of SQLite: several instances
                                                            may share one database
+  --sqlite-cache-mib <n>                 MLS_SQLITE_CACHE_MIB  SQLite's page cache at most (default 16000 KiB):
+                                                           memory grows by up to this much with the database
   --log-level <debug|info|warn|error>    MLS_LOG_LEVEL     (default info)
   --max-frame-bytes <n>                  MLS_MAX_FRAME_BYTES
   --requests-per-second <n>              MLS_REQUESTS_PER_SECOND           per connection
@@ -178,9 +192,10 @@ Options (each also as an environment variable):
   --auth-jwt-algorithm <alg>             MLS_AUTH_JWT_ALGORITHM    (default ES256)
   --auth-jwt-issuer <iss>                MLS_AUTH_JWT_ISSUER       required iss, if set
   --auth-jwt-audience <aud>              MLS_AUTH_JWT_AUDIENCE     required aud, if set
-  --server-key <file>                    MLS_SERVER_KEY    the server's signing key as the external sender of
-                                                           groups, created on first start (default
-                                                           <data dir>/server-key.json; share it between instances)
+  --server-key <file>                    MLS_SERVER_KEY    the server's key: its signing key as the external sender
+                                                           of groups, from which its login key is derived; created
+                                                           on first start (default <data dir>/server-key.json;
+                                                           share it between instances)
   --help                                 print this and exit 0
 
 Logs are JSON lines on stdout. GET /health answers 200 while serving. The data
@@ -260,6 +275,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     else if (key === 'retentionMaxMessages') config.retention.maxMessages = n
     else if (key === 'retentionIntervalSeconds') config.retention.intervalSeconds = n
     else if (key === 'retentionHardMaxAgeSeconds') config.retention.hardMaxAgeSeconds = n
+    else if (key === 'sqliteCacheMib') {
+      if (n < 1) throw new UsageError('INVALID_ARGUMENT', `${flag} must be at least 1, got ${n}`)
+      config.sqliteCacheMib = n
+    }
     else if (flag in quotaFlags) config.quotas[key as keyof ServerConfig['quotas']] = n
     else config.limits[key as keyof ServerConfig['limits']] = n
   }

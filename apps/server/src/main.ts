@@ -2,6 +2,7 @@
 import { MlsToolkitError } from '@mls/core'
 import { parseConfig } from './config.js'
 import { jsonLogger } from './logger.js'
+import { startMemorySampler } from './memory-sampler.js'
 import { startServer } from './server.js'
 import { ExitCode, StartupError } from './startup.js'
 
@@ -45,6 +46,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 try {
   await starting
+  // Diagnostic for soak runs: memory:sample lines (after a full GC when node runs with --expose-gc).
+  const sampleMs = Number(process.env.MLS_MEMORY_SAMPLE_MS ?? 0)
+  if (Number.isFinite(sampleMs) && sampleMs > 0) startMemorySampler(sampleMs, logger)
 } catch (error) {
   if (error instanceof StartupError) failStartup(error)
   throw error

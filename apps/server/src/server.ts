@@ -10,13 +10,15 @@ import { webSocketServer, type WebSocketServerStats } from '@mls/transport-ws/se
 import type { ServerConfig } from './config.js'
 import { jsonLogger, type Logger } from './logger.js'
 import { StartupError, dataDirFailure, listenFailure, lockDataDir } from './startup.js'
-import { loadOrCreateServerKey, type ServerKey } from './server-key.js'
+import { loadOrCreateServerKey, loginKeyOf, type ServerKey } from './server-key.js'
 
 export interface RunningServer {
   readonly url: string
   readonly port: number
   /** The SQLite file, or the PostgreSQL URL without its password. */
   readonly databasePath: string
+  /** The public login key the server proves on every connection (derived from its persisted key; stable across restarts). */
+  readonly loginKey: Uint8Array
   stats(): WebSocketServerStats
   /** Stop accepting, close every connection, let in-flight writes finish, close the database. Idempotent. */
   close(): Promise<void>
@@ -86,7 +88,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     unlock = lockDataDir(config.dataDir)
     databasePath = join(config.dataDir, 'server.sqlite')
     try {
-      backing = sqliteServerStore({ path: databasePath })
+      backing = sqliteServerStore({ path: databasePath, ...(config.sqliteCacheMib === undefined ? {} : { cacheSizeKib: config.sqliteCacheMib * 1024 }) })
     } catch (error) {
       unlock()
       throw dataDirFailure(error, config.dataDir)
@@ -142,7 +144,15 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
   const limits = Object.fromEntries(Object.entries(config.limits).filter(([, v]) => v !== undefined))
   let ws: Awaited<ReturnType<typeof webSocketServer>>
   try {
-    ws = await webSocketServer({ services, host: config.host, port: config.port, limits, logger, ...(config.publicUrls === undefined ? {} : { publicUrls: config.publicUrls }) })
+    ws = await webSocketServer({
+      services,
+      host: config.host,
+      port: config.port,
+      limits,
+      logger,
+      serverKey: loginKeyOf(serverKey),
+      ...(config.publicUrls === undefined ? {} : { publicUrls: config.publicUrls })
+    })
   } catch (error) {
     await bus?.close()
     await store.close()
@@ -158,6 +168,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     crypto: crypto.name,
     authentication: jwt === undefined ? 'first-claim' : 'jwt',
     serverKey: Buffer.from(serverKey.signaturePublicKey).toString('hex'),
+    loginKey: Buffer.from(ws.serverKey).toString('hex'),
     ...(bus === undefined ? {} : { instance: bus.instanceId })
   })
   // Retention goes through the tracked store: shutdown stops it, then waits for the calls in flight.
@@ -177,6 +188,7 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
     url: ws.url,
     port: ws.port,
     databasePath,
+    loginKey: ws.serverKey,
     stats: () => ws.stats(),
     close: () => {
       closing ??= (async () => {

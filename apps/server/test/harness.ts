@@ -17,11 +17,20 @@ export interface ServerProcess {
   kill(signal: NodeJS.Signals): Promise<number | string>
 }
 
-/** Start `apps/server` (its built `dist/main.js`) as a real child process and wait until it listens. */
-export async function startServerProcess(dataDir: string, port = 0, extraArgs: string[] = []): Promise<ServerProcess> {
+/**
+ * Start `apps/server` (its built `dist/main.js`) as a real child process and wait until it listens.
+ * `options.nodeArgs` go to node (e.g. `--expose-gc`), `options.env` is added to the environment.
+ */
+export async function startServerProcess(
+  dataDir: string,
+  port = 0,
+  extraArgs: string[] = [],
+  options: { nodeArgs?: readonly string[]; env?: Record<string, string> } = {}
+): Promise<ServerProcess> {
   if (!existsSync(main)) throw new Error(`${main} is missing: these tests run the built server; run \`pnpm build\` (pnpm test does) first`)
-  const child = spawn(process.execPath, [main, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe']
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), main, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } })
   })
   const logs: Record<string, unknown>[] = []
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code ?? -1)))

@@ -50,6 +50,10 @@ describe('configuration', () => {
     expect(() => parseConfig(['--port', 'abc'], {})).toThrow(/non-negative integer/)
     expect(() => parseConfig(['--port'], {})).toThrow(/needs a value/)
     expect(() => parseConfig(['--log-level', 'loud'], {})).toThrow(/Unknown log level/)
+    expect(parseConfig(['--sqlite-cache-mib', '2'], {}).sqliteCacheMib).toBe(2)
+    expect(parseConfig([], { MLS_SQLITE_CACHE_MIB: '64' }).sqliteCacheMib).toBe(64)
+    expect(parseConfig([], {}).sqliteCacheMib).toBeUndefined()
+    expect(() => parseConfig(['--sqlite-cache-mib', '0'], {})).toThrow(/at least 1/)
   })
 
   it('takes a PostgreSQL store from --store or MLS_STORE, and refuses anything but a postgres:// URL', () => {

@@ -1,4 +1,4 @@
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -10,34 +10,44 @@ import { webSockets } from '@mls/transport-ws'
 import { groupWith, inbox, waitFor } from '@mls/scenarios'
 import { startServerProcess } from './harness.js'
 import type { Cleanups } from './fixtures.js'
+import { formatMemory, summarizeMemory, type TimedSample } from './memory-summary.js'
 
 // `pnpm soak` sets these for a long run (docs/server.md); `pnpm test` runs a few seconds.
 const seconds = Number(process.env.MLS_SOAK_SECONDS ?? 4)
 const clientCount = Number(process.env.MLS_SOAK_CLIENTS ?? 12)
 const messagesPerSecond = Number(process.env.MLS_SOAK_RATE ?? 20)
 const groupSize = 6
+// The server's SQLite page cache, in MiB (`--sqlite-cache-mib`); unset: the default, 16,000 KiB.
+const sqliteCacheMib = process.env.MLS_SOAK_SQLITE_CACHE_MIB
 
 const cleanups: Cleanups = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
+/** The server's `memory:sample` lines logged at or after `since` (heapUsed after a full GC: the server runs with --expose-gc). */
+function memorySamples(logs: readonly Record<string, unknown>[], since: number): TimedSample[] {
+  return logs
+    .filter((record) => record.event === 'memory:sample' && record.afterGc === true)
+    .map((record) => ({ at: Date.parse(record.time as string), rss: record.rss as number, heapUsed: record.heapUsed as number, external: record.external as number,
+      ...(typeof record.rssAnon === 'number' && typeof record.rssFile === 'number' ? { rssAnon: record.rssAnon, rssFile: record.rssFile } : {})
+    }))
+    .filter((sample) => sample.at >= since)
 }
-
-const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
 describe('soak: many clients at a steady message rate against the real server process', () => {
   it(`runs ${seconds} s with ${clientCount} clients at ${messagesPerSecond} messages/s: everything delivered, no errors, server memory printed`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mls-soak-'))
-    const server = await startServerProcess(dir)
+    // The server samples its memory after a full GC (memory:sample log lines): every 2 s, or 4 times a second in a short run.
+    const sampleMs = seconds >= 60 ? 2000 : 250
+    const server = await startServerProcess(dir, 0, sqliteCacheMib === undefined ? [] : ['--sqlite-cache-mib', sqliteCacheMib], {
+      nodeArgs: ['--expose-gc'],
+      env: { MLS_MEMORY_SAMPLE_MS: String(sampleMs) }
+    })
     cleanups.push(async () => {
       if (server.child.exitCode === null && server.child.signalCode === null) await server.kill('SIGKILL')
       rmSync(dir, { recursive: true, force: true })
     })
-    const pid = server.child.pid!
     // Each client from its own loopback address, as clients on different hosts: registrations are limited per address.
     const clients: MlsClient[] = []
     for (let i = 0; i < clientCount; i++) {
@@ -70,21 +80,15 @@ describe('soak: many clients at a steady message rate against the real server pr
     const boxes = groups.map((members) => members.map((group) => inbox(group)))
     const sent = groups.map(() => 0)
 
-    const samples: number[] = [rssOf(pid)]
     const startedAt = Date.now()
     const interval = 1000 / messagesPerSecond
     let n = 0
-    let nextSample = startedAt + 1000
     while (Date.now() - startedAt < seconds * 1000) {
       const index = n % groups.length
       const members = groups[index]!
       await members[Math.floor(n / groups.length) % members.length]!.send(`soak ${n}`)
       sent[index]!++
       n++
-      if (Date.now() >= nextSample) {
-        samples.push(rssOf(pid))
-        nextSample += 1000
-      }
       const due = startedAt + n * interval
       if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()))
     }
@@ -93,17 +97,30 @@ describe('soak: many clients at a steady message rate against the real server pr
       'every member to receive every message of its group',
       120_000
     )
-    samples.push(rssOf(pid))
     const elapsed = (Date.now() - startedAt) / 1000
-    const peak = Math.max(...samples)
-    const tail = samples.slice(-Math.max(3, Math.floor(samples.length / 10)))
-    console.log(
-      [
+    // A sample taken after every message was delivered ends the series.
+    const delivered = Date.now()
+    await waitFor(() => memorySamples(server.logs, delivered).length > 0, 'a memory sample after delivery', 30_000)
+    // From the last sample before the steady phase (after setup) to the one after delivery.
+    const before = memorySamples(server.logs, 0).filter((sample) => sample.at < startedAt)
+    const samples = [...before.slice(-1), ...memorySamples(server.logs, startedAt)]
+    const summary = summarizeMemory(samples)
+    const every = Math.max(1, Math.round(samples.length / 20))
+    const series = (pick: (s: TimedSample) => number) => samples.filter((_, i) => i % every === 0).map((s) => (pick(s) / 2 ** 20).toFixed(1)).join(' ')
+    const databaseBytes = ['server.sqlite', 'server.sqlite-wal'].reduce((total, name) => total + (existsSync(join(dir, name)) ? statSync(join(dir, name)).size : 0), 0)
+    const report = [
         `soak: ${clientCount} clients in ${groups.length} groups of ${groupSize}, ${n} messages in ${elapsed.toFixed(0)} s (${(n / elapsed).toFixed(1)}/s), ${errors.length} errors`,
-        `soak: server rss at start ${mib(samples[0]!)}, peak ${mib(peak)}, last ${mib(samples.at(-1)!)}; last tenth of the run between ${mib(Math.min(...tail))} and ${mib(Math.max(...tail))}`,
-        `soak: rss every ~${Math.max(1, Math.round(samples.length / 20))} s: ${samples.filter((_, i) => i % Math.max(1, Math.round(samples.length / 20)) === 0).map((s) => (s / 2 ** 20).toFixed(0)).join(' ')} MiB`
+        `soak: server SQLite page cache at most ${sqliteCacheMib === undefined ? '16000 KiB (default)' : `${sqliteCacheMib} MiB`}; database and WAL at the end ${(databaseBytes / 2 ** 20).toFixed(1)} MiB`,
+        ...formatMemory(summary),
+        `soak: heapUsed after GC every ~${((every * sampleMs) / 1000).toFixed(1)} s: ${series((s) => s.heapUsed)} MiB`,
+        `soak: rss every ~${((every * sampleMs) / 1000).toFixed(1)} s: ${series((s) => s.rss)} MiB`
       ].join('\n')
-    )
+    console.log(report)
+    // `pnpm soak` prints this again once vitest is done, so the figures are the last thing on screen.
+    if (process.env.MLS_SOAK_REPORT !== undefined) writeFileSync(process.env.MLS_SOAK_REPORT, `${report}\n`)
+    // Every sample, for a closer look (MLS_SOAK_SAMPLES=<file>).
+    if (process.env.MLS_SOAK_SAMPLES !== undefined) writeFileSync(process.env.MLS_SOAK_SAMPLES, JSON.stringify(server.logs.filter((record) => record.event === 'memory:sample')))
+    expect(summary.samples).toBeGreaterThan(1)
     // Every member receives every message of its group (its own when the channel has ordered it), once, in one order.
     for (const members of boxes) {
       for (const box of members) expect(box.texts).toEqual(members[0]!.texts)

@@ -134,6 +134,17 @@ export interface MlsClientInit {
    * `welcomesFrom(isContact)` accepts the app's contacts and asks about the rest.
    */
   welcomePolicy?: WelcomePolicy
+  /**
+   * What to do when the server proves another login key (protocol v2) than
+   * the one pinned on first use (`server:login-key-changed`,
+   * `SERVER_KEY_CHANGED`; docs/trust-model.md): `'report'` (default) logs in
+   * anyway, as for a changed external-sender key; `'refuse'` does not sign
+   * the login, so the connect fails with that error until the server proves
+   * the pinned key again or `forgetServerLoginKey()` is called. Use
+   * `'refuse'` with a server whose key persists (`apps/server`); a library
+   * `webSocketServer` without `serverKey` makes a new key at every start.
+   */
+  serverLoginKeyChange?: 'report' | 'refuse'
 }
 
 /** A Welcome kept until the app decides (`welcomePolicy` answered `ask`). */
@@ -256,6 +267,24 @@ export interface ClientEvents {
     /** What the server advertises now; `undefined` for nothing. */
     advertised: ServerExternalSender | undefined
   }
+  /**
+   * The server proved another login key (protocol v2, docs/protocol.md) than
+   * the one this client pinned on first use (`SERVER_KEY_CHANGED`,
+   * `details.reason` `login-key-changed`): an impostor at the server's URL,
+   * or a server that lost its key file (or makes a new one at every start).
+   * The pin stays; `forgetServerLoginKey()` accepts the next key the server
+   * presents. With `serverLoginKeyChange: 'refuse'` the login was not signed
+   * (the connect fails with this error; reconnects keep trying); by default
+   * it went ahead. Emitted once per presented key.
+   */
+  'server:login-key-changed': {
+    /** `SERVER_KEY_CHANGED`, `details.reason` `login-key-changed`. */
+    error: MlsToolkitError
+    /** The login key this client pinned (and keeps). */
+    pinned: Uint8Array
+    /** The key the server presented. */
+    presented: Uint8Array
+  }
 }
 
 interface IdentityRecord {
@@ -336,6 +365,9 @@ export class MlsClient {
   private activityChanged = false
   private readonly reported = new WeakSet<object>()
   private pinnedServer: ServerExternalSender | undefined
+  private pinnedLoginKey: Uint8Array | undefined
+  /** The presented login key last reported by `server:login-key-changed` (hex). */
+  private reportedLoginKey: string | undefined
 
   /** @internal use `createMlsClient` */
   constructor(
@@ -405,12 +437,36 @@ export class MlsClient {
     return this.pinnedServer
   }
 
+  /**
+   * The server's login key (protocol v2) as this client pinned it on first
+   * use (docs/trust-model.md): another one is reported
+   * (`server:login-key-changed`), and with `serverLoginKeyChange: 'refuse'`
+   * logins are signed only for this one. `undefined` until a transport
+   * presented one (the in-memory transport has none).
+   */
+  get serverLoginKey(): Uint8Array | undefined {
+    return this.pinnedLoginKey?.slice()
+  }
+
+  /**
+   * Drop the pinned login key (after the server's operator confirmed a new
+   * one): the next connection pins the key its server presents.
+   */
+  async forgetServerLoginKey(): Promise<void> {
+    if (this.closed) throw new UsageError('INVALID_STATE', 'The client is closed')
+    await this.init.store.write([{ type: 'delete', key: storeKeys.serverLoginKey }])
+    this.pinnedLoginKey = undefined
+    this.reportedLoginKey = undefined
+  }
+
   /** @internal Load the groups from the store: no network, no events. */
   async load(): Promise<void> {
     const activity = await this.init.store.get(storeKeys.groupActivity)
     this.activity = new Map(Object.entries(activity === undefined ? {} : decodeRecord<Record<string, number>>(activity, 'group activity')))
     const pinned = await this.init.store.get(storeKeys.serverSender)
     if (pinned !== undefined) this.pinnedServer = decodeRecord<ServerExternalSender>(pinned, 'server external sender')
+    const loginKey = await this.init.store.get(storeKeys.serverLoginKey)
+    if (loginKey !== undefined) this.pinnedLoginKey = decodeRecord<{ serverKey: Uint8Array }>(loginKey, 'server login key').serverKey
     for (const entry of await this.init.store.list(storeKeys.groupPrefix)) {
       if (!entry.key.endsWith('/meta')) continue
       const gid = entry.key.slice(storeKeys.groupPrefix.length, -'/meta'.length)
@@ -474,13 +530,17 @@ export class MlsClient {
     await previous?.close()
     this.setConnectionState('connecting')
     let session: Connection
+    let loginKey: Uint8Array | undefined
     try {
       const connection = await transport.connect({
         clientId: this.clientId,
         signaturePublicKey: identity.signaturePublicKey,
         ciphersuite: identity.ciphersuite,
         register: !identity.registered,
-        signChallenge: (challenge, binding) => signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs, binding)
+        signChallenge: async (challenge, binding) => {
+          loginKey = this.checkLoginKey(binding?.serverKey)
+          return signChallenge(challenge, this.clientId, identity.signaturePrivateKey, this.cs, binding)
+        }
       })
       if (this.closed) {
         // close() ran while this connect was under way: nothing may stay open.
@@ -504,6 +564,7 @@ export class MlsClient {
       }
       await this.contacts.claimIfUnclaimed(this.userId, this.deviceSigner(), this.init.claimProof)
       await this.pinServer(session.externalSender)
+      await this.pinLoginKey(loginKey)
     } catch (error) {
       // The session is dropped: the next retry must connect again (not sync over a connection that is gone).
       this.connectionUsable = false
@@ -940,6 +1001,35 @@ export class MlsClient {
     this.events.emit('server:key-changed', { error, pinned, advertised })
   }
 
+  /**
+   * The login key a transport presents (`ServerBinding.serverKey`; none or
+   * empty: nothing to check). Another than the pinned one is reported, and
+   * with `serverLoginKeyChange: 'refuse'` refused with `SERVER_KEY_CHANGED`.
+   */
+  private checkLoginKey(presented: Uint8Array | undefined): Uint8Array | undefined {
+    if (presented === undefined || presented.length === 0) return undefined
+    const pinned = this.pinnedLoginKey
+    if (pinned === undefined || equalBytes(pinned, presented)) return presented.slice()
+    const refuse = this.init.serverLoginKeyChange === 'refuse'
+    const error = new MessageError('SERVER_KEY_CHANGED', `The server presents another login key than the one this client pinned${refuse ? '; the login is refused' : ''}`, {
+      details: { reason: 'login-key-changed' }
+    })
+    const hex = toHex(presented)
+    if (this.reportedLoginKey !== hex) {
+      this.reportedLoginKey = hex
+      this.events.emit('server:login-key-changed', { error, pinned: pinned.slice(), presented: presented.slice() })
+    }
+    if (refuse) throw error
+    return presented.slice()
+  }
+
+  /** Pin the login key of the first server this client logged in to. */
+  private async pinLoginKey(presented: Uint8Array | undefined): Promise<void> {
+    if (presented === undefined || this.pinnedLoginKey !== undefined) return
+    await this.init.store.write([{ type: 'put', key: storeKeys.serverLoginKey, value: encodeRecord({ serverKey: presented }) }])
+    this.pinnedLoginKey = presented
+  }
+
   /** The pinned server external sender when the current connection advertises it and it signs with this client's scheme. */
   private currentServerSender(): ServerExternalSender | undefined {
     const pinned = this.pinnedServer
@@ -1239,6 +1329,9 @@ export async function createMlsClient(init: MlsClientInit): Promise<MlsClient> {
     throw new UsageError('UNSUPPORTED_SPECIFICATION', `Unknown client store specification ${String(init.store.specificationVersion)}`)
   }
   clientIdUnder(init.credentials ?? basicCredentials, init.userId, init.deviceId)
+  if (init.serverLoginKeyChange !== undefined && init.serverLoginKeyChange !== 'report' && init.serverLoginKeyChange !== 'refuse') {
+    throw new UsageError('INVALID_ARGUMENT', `serverLoginKeyChange must be 'report' or 'refuse', got ${String(init.serverLoginKeyChange)}`)
+  }
   let identity: IdentityRecord
   const stored = await init.store.get(storeKeys.identity)
   if (stored !== undefined) {

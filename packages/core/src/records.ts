@@ -50,6 +50,8 @@ export const storeKeys = {
   invitation: (seq: number) => `invitations/${String(seq).padStart(12, '0')}`,
   /** The server's external sender as first advertised (pinned, docs/trust-model.md). */
   serverSender: 'server/external-sender',
+  /** The server's login key (protocol v2) as first presented (pinned, docs/trust-model.md). */
+  serverLoginKey: 'server/login-key',
   groupPrefix: 'group/',
   groupMeta: (gid: string) => `group/${gid}/meta`,
   groupState: (gid: string) => `group/${gid}/state`,

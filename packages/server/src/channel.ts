@@ -88,24 +88,25 @@ export function createChannelService(deps: {
   // Group records (epoch, roster, access) are cached: every mutation of a group
   // goes through this service under the group's mutex, so the cache is exact for
   // one server process. A commit invalidates it before it is stored; a load that
-  // raced with an invalidation is not cached (generation check). With several
+  // raced with an invalidation is not cached (generation check: one counter for
+  // every group, not one per group, so it never grows). With several
   // instances (a bus) the cache is off (createServices sets groupCacheSize to
   // 0): another instance may change the group.
   const cache = new Map<string, GroupRecord>()
-  const generations = new Map<string, number>()
+  let generation = 0
 
   function invalidate(groupHex: string): void {
     cache.delete(groupHex)
-    generations.set(groupHex, (generations.get(groupHex) ?? 0) + 1)
+    generation++
   }
 
   async function loadGroup(groupHex: string, options: AbortOptions | undefined): Promise<GroupRecord> {
     const cached = cache.get(groupHex)
     if (cached !== undefined) return cached
-    const generation = generations.get(groupHex) ?? 0
+    const seen = generation
     const group = await store.getGroup(groupHex, options)
     if (group === undefined) throw new ServiceError('UNKNOWN_GROUP', `Unknown group ${groupHex}`)
-    if ((generations.get(groupHex) ?? 0) === generation && limits.groupCacheSize > 0) {
+    if (generation === seen && limits.groupCacheSize > 0) {
       if (cache.size >= limits.groupCacheSize) cache.delete(cache.keys().next().value as string)
       cache.set(groupHex, group)
     }

@@ -49,6 +49,19 @@ describe('opening a database', () => {
     normal.close()
   })
 
+  it('bounds the page cache: 16000 KiB by default, cacheSizeKib to change it; a bad value is refused before opening', () => {
+    const path = freshPath()
+    const db = openDatabase({ path }, SERVER_SCHEMA)
+    expect(db.pragma('cache_size', { simple: true })).toBe(-16000)
+    db.close()
+    const small = openDatabase({ path, cacheSizeKib: 2048 }, SERVER_SCHEMA)
+    expect(small.pragma('cache_size', { simple: true })).toBe(-2048)
+    small.close()
+    for (const cacheSizeKib of [0, -5, 1.5, Number.NaN]) {
+      expect(() => openDatabase({ path: freshPath(), cacheSizeKib }, SERVER_SCHEMA)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    }
+  })
+
   it('stamps client stores with their own schema version', async () => {
     const path = freshPath()
     await sqliteClientStore({ path }).close()

@@ -106,7 +106,9 @@ export interface WebSocketServerInit {
   /**
    * The server's Ed25519 private key (32 bytes). It signs each connection's
    * challenge, and each login is signed for its public key. Default: a key
-   * generated at start.
+   * generated at start, so clients cannot pin it across restarts: a server
+   * that keeps its identity passes a persisted key (`apps/server` derives it
+   * from its `--server-key` file).
    */
   serverKey?: Uint8Array
   /** Only upgrade requests for this path are accepted. Default: any path. */
@@ -160,6 +162,8 @@ export interface WebSocketServerHandle {
   readonly port: number
   /** The limits in force (defaults with the overrides applied). */
   readonly limits: WebSocketServerLimits
+  /** The server's Ed25519 public key (32 bytes), as every connection's challenge proves it; clients may pin it (`webSockets({ serverKey })`). */
+  readonly serverKey: Uint8Array
   /** A snapshot of the counters. */
   stats(): WebSocketServerStats
   /** Answers `GET /health`; returns false (and leaves `res` alone) for any other request. */

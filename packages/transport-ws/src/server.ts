@@ -665,6 +665,7 @@ export async function webSocketServer(init: WebSocketServerInit): Promise<WebSoc
     host,
     port,
     limits,
+    serverKey: hub.serverKey.publicKey.slice(),
     handleHealth,
     stats: (): WebSocketServerStats => ({
       ...hub.counters,

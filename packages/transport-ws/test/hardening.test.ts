@@ -113,6 +113,8 @@ describe('hardening against relays and strangers before login', () => {
     const real = await rawSocket(net.server.url)
     const genuine = await challengeOf(real)
     real.close()
+    // The handle gives the key every challenge proves, for apps that pin it out of band.
+    expect(net.server.serverKey).toEqual(genuine.serverKey)
     const { encodeChallenge } = await import('../src/codec.js')
     forged.on('connection', (ws) => ws.send(encodeChallenge(new Uint8Array(56).fill(7), 16384, genuine.serverKey, genuine.serverSignature)))
     const forgedUrl = `ws://127.0.0.1:${(forged.address() as { port: number }).port}/`
