@@ -1,40 +1,35 @@
-import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, PublicMessage } from 'ts-mls'
-import { resync, resyncReason } from './recovery/resync.js'
+import type { CiphersuiteImpl, ClientState, ClientConfig } from 'ts-mls'
+import { resync } from './recovery/resync.js'
 import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './proposals.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
 import type { ServerExternalSender } from './interfaces/transport.js'
-import { checkExternalSender, externalSendersChange } from './server-sender.js'
-import { MessageError, MlsToolkitError, StorageError, UsageError } from './errors.js'
+import { MessageError, StorageError, UsageError, type MlsToolkitError } from './errors.js'
 import { equalBytes, fromHex, toHex } from './bytes.js'
 import { basicCredentials, type CredentialValidator } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
-import { commitRequest, externalCommitter } from './group-info.js'
+import { commitRequest } from './group-info.js'
 import { isOwnTrouble, wrapMlsFailure } from './one-rule.js'
 import {
   createCommitMessages,
-  decryptPrivateMessage,
   encryptApplication,
   exportSecret,
-  memberAtLeaf,
   membersOf,
-  processHandshake,
-  verifyPublicMessage,
   wipeState,
   withCurrentHistory,
   zeroAll
 } from './mls-adapter.js'
-import { decodeIntent, decodeMessage, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
+import { decodeIntent, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
 import { encodeStagedPending, GroupPersistence } from './group-persistence.js'
 import { ChannelSync } from './group-sync.js'
+import { GroupReceiver, RECOVERABLE, WRONG_GROUP_TEXT, type Progress } from './group-receive.js'
 import { planCommit } from './commit-plan.js'
 import {
   advanced,
   caughtUp,
-  commitApplied,
   commitDiscarded,
   commitMerged,
   commitStarted,
@@ -91,16 +86,6 @@ export interface GroupComponents {
   readonly durableInbox: boolean
 }
 
-/** Details of a commit failure that is this member's alone: the group recovers by resync. */
-const RECOVERABLE = 'recoverable'
-
-/** Where the group is in the channel log, besides its state: the cursor and the digests of recent messages (replay detection). */
-interface Progress {
-  readonly cursor: number
-  readonly digests: readonly string[]
-}
-
-const WRONG_GROUP_TEXT = 'The message is for another group'
 
 /**
  * One MLS group of one client: a state machine driven by the Group Channel.
@@ -122,6 +107,7 @@ export class Group {
   private readonly sentMessages = new Map<string, Uint8Array>()
   private readonly channelSync: ChannelSync
   private waiting: Uint8Array[] = []
+  private readonly receiver: GroupReceiver
 
   private constructor(components: GroupComponents, groupId: Uint8Array, current: GroupState, progress: Progress, persistence?: GroupPersistence) {
     this.components = components
@@ -142,6 +128,38 @@ export class Group {
       },
       components.channel
     )
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the receiver reads the group's private state through this host
+    const group = this
+    this.receiver = new GroupReceiver({
+      groupId,
+      groupIdHex: this.groupIdHex,
+      components,
+      get validator() {
+        return group.validator
+      },
+      get current() {
+        return group.current
+      },
+      get progress() {
+        return group.progress
+      },
+      get epoch() {
+        return group.epoch
+      },
+      events: this.events,
+      sentMessages: this.sentMessages,
+      get waiting() {
+        return group.waiting
+      },
+      digest: (bytes) => this.digest(bytes),
+      withProgress: (seq, digest) => this.withProgress(seq, digest),
+      commitState: (next, progress, extra) => this.commitState(next, progress, extra),
+      mergePending: (current, seq, digest) => this.mergePending(current, seq, digest),
+      becomeRemoved: (current, epoch, seq, digest, by) => this.becomeRemoved(current, epoch, seq, digest, by),
+      emitEpochChange: (before, newState, committer, own) => this.emitEpochChange(before, newState, committer, own),
+      receivedMessage: (seq, digest, sender, plaintext, epoch, own) => this.receivedMessage(seq, digest, sender, plaintext, epoch, own),
+      inboxOperations: (message) => this.inboxOperations(message)
+    })
   }
 
   /** @internal Build a group from a fresh ts-mls state and persist it with `extra` operations in one write. */
@@ -357,7 +375,7 @@ export class Group {
    * nothing.
    */
   async receive(message: Uint8Array): Promise<ReceiveResult> {
-    const result = await this.lock.run(() => this.processMessage(message, undefined, undefined))
+    const result = await this.lock.run(() => this.receiver.processMessage(message, undefined, undefined))
     if (result.kind === 'commit') await this.drainWaiting()
     return result
   }
@@ -436,7 +454,7 @@ export class Group {
   private async processEntry(entry: ChannelEntry): Promise<void> {
     try {
       if (!equalBytes(entry.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-      await this.processMessage(entry.message, entry.seq, entry.sender)
+      await this.receiver.processMessage(entry.message, entry.seq, entry.sender)
     } catch (cause) {
       if (isOwnTrouble(cause)) throw cause
       const error = wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause)
@@ -453,178 +471,6 @@ export class Group {
       }
       this.events.emit('message:rejected', { error, seq: entry.seq })
     }
-  }
-
-  /**
-   * The core of the state machine. `seq` is the channel position (undefined for
-   * `receive`); `postedBy` the channel-authenticated sender.
-   */
-  private async processMessage(bytes: Uint8Array, seq: number | undefined, postedBy: ClientId | undefined): Promise<ReceiveResult> {
-    const current = this.current
-    if (current.kind === 'removed' || current.kind === 'failed') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
-    const state = current.mls
-    const digest = await this.digest(bytes)
-    if (this.progress.digests.includes(digest)) {
-      if (seq === undefined) return { kind: 'duplicate' }
-      throw new MessageError('REPLAYED_MESSAGE', 'The message was already processed')
-    }
-    const message = decodeMessage(bytes)
-    if (message.wireformat === 'mls_public_message') {
-      return this.processHandshake(current, message.publicMessage, bytes, digest, seq, postedBy)
-    }
-    if (message.wireformat !== 'mls_private_message') {
-      throw new MessageError('INVALID_MESSAGE', `Unexpected wire format ${message.wireformat} in a group`)
-    }
-    const pm = message.privateMessage
-    if (!equalBytes(pm.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-    if (pm.epoch > state.groupContext.epoch) {
-      if (seq !== undefined) throw new MessageError('WRONG_EPOCH', `Message for future epoch ${pm.epoch} (current ${state.groupContext.epoch})`)
-      if (this.waiting.length >= this.components.maxWaitingMessages) {
-        throw new MessageError('WRONG_EPOCH', `Too many messages waiting for future epochs`)
-      }
-      this.waiting.push(bytes.slice())
-      return { kind: 'waiting-for-epoch', epoch: pm.epoch }
-    }
-    if (pm.contentType !== 'application') {
-      throw new MessageError('INVALID_MESSAGE', 'Handshake messages must be PublicMessages')
-    }
-    const own = this.sentMessages.get(digest)
-    if (own !== undefined && postedBy === this.components.clientId) {
-      const received = this.receivedMessage(seq, digest, this.components.clientId, own, pm.epoch, true)
-      await this.commitState(current, this.withProgress(seq, digest), [
-        ...this.inboxOperations(received),
-        { type: 'delete', key: storeKeys.groupSent(this.groupIdHex, digest) }
-      ])
-      this.sentMessages.delete(digest)
-      this.events.emit('message:received', received)
-      return { kind: 'own-message' }
-    }
-    const decrypted = await this.decryptApplication(state, pm)
-    if (postedBy !== undefined && postedBy !== decrypted.sender) {
-      throw new MessageError('INVALID_MESSAGE', `Posted by ${postedBy} but signed by ${decrypted.sender}`)
-    }
-    const received = this.receivedMessage(seq, digest, decrypted.sender, decrypted.plaintext, pm.epoch, false)
-    await this.commitState(advanced(current, decrypted.newState), this.withProgress(seq, digest), this.inboxOperations(received))
-    zeroAll(decrypted.consumed)
-    this.events.emit('message:received', received)
-    return { kind: 'application', sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch }
-  }
-
-  private async processHandshake(
-    current: LiveState,
-    pm: PublicMessage,
-    bytes: Uint8Array,
-    digest: string,
-    seq: number | undefined,
-    postedBy: ClientId | undefined
-  ): Promise<ReceiveResult> {
-    const state = current.mls
-    if (!equalBytes(pm.content.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-    if (pm.content.contentType === 'proposal') return this.processProposal(current, pm, digest, seq, postedBy)
-    if (pm.content.contentType !== 'commit') throw new MessageError('INVALID_MESSAGE', 'Only commits and proposals are accepted as handshake messages')
-    if (current.kind === 'committing' && equalBytes(current.pending.commit, bytes)) {
-      await this.mergePending(current, seq, digest)
-      return { kind: 'own-commit', epoch: this.epoch }
-    }
-    if (pm.content.epoch > state.groupContext.epoch && seq !== undefined) {
-      // The channel ordered a commit for an epoch this member never reached: it missed one, so it resyncs.
-      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`, { details: { [RECOVERABLE]: true } })
-    }
-    if (pm.content.epoch !== state.groupContext.epoch) {
-      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`)
-    }
-    const sender = pm.content.sender
-    const committer =
-      sender.senderType === 'member'
-        ? memberAtLeaf(state.ratchetTree, sender.leafIndex, this.validator)
-        : externalCommitter(pm, this.validator) // an external commit (a resync): the device its new leaf names
-    if (postedBy !== undefined && committer !== postedBy) {
-      throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
-    }
-    if (committer === undefined) throw new MessageError('INVALID_MESSAGE', 'The commit is not sent by a member')
-    const byValue = pm.content.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'proposal' ? [p.proposal] : []))
-    if (externalSendersChange(state.groupContext, byValue) !== undefined) {
-      throw new MessageError('EXTERNAL_SENDER_REFUSED', "A commit may not add, replace or drop the group's external_senders", { details: { reason: 'external-senders-change' } })
-    }
-    // What every member checks alike (membership tag, signature): a failure here is bad input, skipped by all.
-    await this.checkPublicly(state, pm, 'Commit')
-    let result
-    try {
-      result = await processHandshake(state, pm, this.components.cs)
-    } catch (cause) {
-      // The toolkit's own errors raised inside (this member's trouble from the AuthenticationService's
-      // Directory lookups, or a credential it refuses) keep their code and meaning.
-      if (MlsToolkitError.isInstance(cause)) throw cause
-      // Past the checks every member makes alike, a failure is this member's own (e.g. a path secret it
-      // cannot decrypt): the group recovers by resync.
-      const detail = cause instanceof Error ? `: ${cause.message}` : ''
-      throw new MessageError('MESSAGE_REJECTED', `Commit could not be processed (path secret or key schedule)${detail}`, { cause, details: { [RECOVERABLE]: true } })
-    }
-    if (result.actionTaken !== 'accept') throw new MessageError('MESSAGE_REJECTED', 'Commit rejected')
-    const before = membersOf(state, this.validator)
-    const newState = result.newState
-    if (newState.groupActiveState.kind === 'removedFromGroup') {
-      const epoch = state.groupContext.epoch + 1n
-      await this.becomeRemoved(current, epoch, seq, digest, committer)
-      zeroAll(result.consumed)
-      return { kind: 'commit', epoch }
-    }
-    // Another member's commit won this epoch: a pending commit of this member's is dropped in the same write.
-    const dropPending: StoreOperation[] = current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }] : []
-    await this.commitState(commitApplied(current, newState), this.withProgress(seq, digest), dropPending)
-    zeroAll(result.consumed)
-    this.emitEpochChange(before, newState, committer, false)
-    if (sender.senderType === 'new_member_commit' && before.some((m) => m.clientId === committer)) {
-      this.events.emit('member:resynced', { epoch: newState.groupContext.epoch, member: committer, reason: resyncReason(pm) })
-    }
-    return { kind: 'commit', epoch: newState.groupContext.epoch }
-  }
-
-  /** Verify the membership tag and signature of a handshake message: the checks every member makes alike. */
-  private async checkPublicly(state: ClientState, pm: PublicMessage, what: string): Promise<void> {
-    try {
-      await verifyPublicMessage(state, pm, this.components.cs)
-    } catch (cause) {
-      throw wrapMlsFailure('MESSAGE_REJECTED', `${what} rejected`, cause)
-    }
-  }
-
-  /** A standalone proposal for the current epoch: kept with the state for the next commit to include by reference. */
-  private async processProposal(
-    current: LiveState,
-    pm: PublicMessage,
-    digest: string,
-    seq: number | undefined,
-    postedBy: ClientId | undefined
-  ): Promise<ReceiveResult> {
-    const state = current.mls
-    const content = pm.content
-    if (content.contentType !== 'proposal') throw new MessageError('INVALID_MESSAGE', 'Not a proposal')
-    if (content.epoch !== state.groupContext.epoch) {
-      throw new MessageError('WRONG_EPOCH', `Proposal for epoch ${content.epoch}, group is at ${state.groupContext.epoch}`)
-    }
-    const sender = content.sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, content.sender.leafIndex, this.validator) : undefined
-    if (content.sender.senderType === 'member') {
-      if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal is not sent by a member')
-      if (postedBy !== undefined && sender !== postedBy) throw new MessageError('INVALID_MESSAGE', `Proposal posted by ${postedBy} but sent from the leaf of ${sender}`)
-    } else if (content.sender.senderType === 'external') {
-      checkExternalSender(state.groupContext, content.sender.senderIndex, this.components.serverSender?.())
-    } else {
-      throw new MessageError('INVALID_MESSAGE', `A standalone proposal from a ${content.sender.senderType} sender`)
-    }
-    if (content.proposal.proposalType !== 'remove') throw new MessageError('INVALID_MESSAGE', `Unsupported standalone proposal ${content.proposal.proposalType}`)
-    const removes = memberAtLeaf(state.ratchetTree, content.proposal.remove.removed, this.validator)
-    if (removes === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal removes a blank leaf')
-    await this.checkPublicly(state, pm, 'Proposal')
-    let result
-    try {
-      result = await processHandshake(state, pm, this.components.cs)
-    } catch (cause) {
-      throw wrapMlsFailure('MESSAGE_REJECTED', 'Proposal rejected', cause)
-    }
-    await this.commitState(advanced(current, result.newState), this.withProgress(seq, digest))
-    this.events.emit('proposal:received', { epoch: state.groupContext.epoch, seq, sender, removes: [removes] })
-    return { kind: 'proposal', epoch: state.groupContext.epoch }
   }
 
   /** `committing` → `active`: the channel delivered this member's own commit. */
@@ -742,25 +588,6 @@ export class Group {
       } catch (cause) {
         this.events.emit('message:rejected', { error: wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause), seq: undefined })
       }
-    }
-  }
-
-  private async decryptApplication(
-    state: ClientState,
-    pm: PrivateMessage
-  ): Promise<{ sender: ClientId; plaintext: Uint8Array; newState: ClientState; consumed: Uint8Array[] }> {
-    try {
-      const opened = await decryptPrivateMessage(state, pm, this.components.cs)
-      if (opened === undefined) throw new MessageError('WRONG_EPOCH', `Epoch ${pm.epoch} is beyond the retention window`)
-      const content = opened.content
-      if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
-        throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
-      }
-      const sender = memberAtLeaf(opened.ratchetTree, content.sender.leafIndex, this.validator)
-      if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
-      return { sender, plaintext: content.applicationData, newState: opened.newState, consumed: opened.consumed }
-    } catch (cause) {
-      throw wrapMlsFailure('MESSAGE_REJECTED', 'Application message rejected', cause)
     }
   }
 
