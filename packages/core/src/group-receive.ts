@@ -5,8 +5,9 @@ import type { ClientId } from './interfaces/common.js'
 import { checkExternalSender, externalSendersChange } from './server-sender.js'
 import { MessageError, MlsToolkitError, UsageError } from './errors.js'
 import { equalBytes } from './bytes.js'
+import { checkProposalCommittable, hasPendingProposal, withOwnUpdateKey, type OwnUpdateKey } from './proposals.js'
 import type { CredentialValidator } from './identity.js'
-import { storeKeys } from './records.js'
+import { decodeRecord, storeKeys } from './records.js'
 import type { Emitter } from './emitter.js'
 import { externalCommitter } from './group-info.js'
 import { wrapMlsFailure } from './one-rule.js'
@@ -149,11 +150,18 @@ export class GroupReceiver {
     if (externalSendersChange(state.groupContext, byValue) !== undefined) {
       throw new MessageError('EXTERNAL_SENDER_REFUSED', "A commit may not add, replace or drop the group's external_senders", { details: { reason: 'external-senders-change' } })
     }
+    for (const item of pm.content.commit.proposals) {
+      if (item.proposalOrRefType === 'reference' && !hasPendingProposal(state, item.reference)) {
+        throw new MessageError('INVALID_MESSAGE', 'The commit references a proposal this group has not received in this epoch', { details: { reason: 'unknown-proposal-reference' } })
+      }
+    }
     // What every member checks alike (membership tag, signature): a failure here is bad input, skipped by all.
     await this.checkPublicly(state, pm, 'Commit')
+    const references = pm.content.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'reference' ? [p.reference] : []))
+    const input = references.length === 0 ? state : withOwnUpdateKey(state, references, await this.ownUpdateKey(state))
     let result
     try {
-      result = await processHandshake(state, pm, this.host.components.cs)
+      result = await processHandshake(input, pm, this.host.components.cs)
     } catch (cause) {
       // The toolkit's own errors raised inside (this member's trouble from the AuthenticationService's
       // Directory lookups, or a credential it refuses) keep their code and meaning.
@@ -174,6 +182,7 @@ export class GroupReceiver {
     }
     // Another member's commit won this epoch: a pending commit of this member's is dropped in the same write.
     const dropPending: StoreOperation[] = current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.host.groupIdHex) }] : []
+    dropPending.push({ type: 'delete', key: storeKeys.groupUpdateKey(this.host.groupIdHex) })
     await this.host.commitState(commitApplied(current, newState), this.host.withProgress(seq, digest), dropPending)
     zeroAll(result.consumed)
     this.host.emitEpochChange(before, newState, committer, false)
@@ -181,6 +190,14 @@ export class GroupReceiver {
       this.host.events.emit('member:resynced', { epoch: newState.groupContext.epoch, member: committer, reason: resyncReason(pm) })
     }
     return { kind: 'commit', epoch: newState.groupContext.epoch }
+  }
+
+  /** This member's own pending Update key for the state's epoch, if it proposed one. */
+  private async ownUpdateKey(state: ClientState): Promise<OwnUpdateKey | undefined> {
+    const bytes = await this.host.components.store.get(storeKeys.groupUpdateKey(this.host.groupIdHex))
+    if (bytes === undefined) return undefined
+    const key = decodeRecord<OwnUpdateKey>(bytes, 'own update key')
+    return key.epoch === state.groupContext.epoch ? key : undefined
   }
 
   /** Verify the membership tag and signature of a handshake message: the checks every member makes alike. */
@@ -215,10 +232,21 @@ export class GroupReceiver {
     } else {
       throw new MessageError('INVALID_MESSAGE', `A standalone proposal from a ${content.sender.senderType} sender`)
     }
-    if (content.proposal.proposalType !== 'remove') throw new MessageError('INVALID_MESSAGE', `Unsupported standalone proposal ${content.proposal.proposalType}`)
-    const removes = memberAtLeaf(state.ratchetTree, content.proposal.remove.removed, this.host.validator)
-    if (removes === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal removes a blank leaf')
+    const proposal = content.proposal
+    const type = proposal.proposalType
+    // A server (external sender) only removes; a member adds, updates its own leaf or removes.
+    if (type !== 'remove' && (type !== 'add' && type !== 'update' || content.sender.senderType !== 'member')) {
+      throw new MessageError('INVALID_MESSAGE', `Unsupported standalone proposal ${String(type)}`, { details: { reason: 'unsupported-proposal' } })
+    }
+    const removes = type === 'remove' ? memberAtLeaf(state.ratchetTree, proposal.remove.removed, this.host.validator) : undefined
+    if (type === 'remove' && removes === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal removes a blank leaf')
+    const adds = type === 'add' ? this.host.validator.clientIdFromCredential(proposal.add.keyPackage.leafNode.credential) : undefined
+    if (type === 'add' && adds === undefined) throw new MessageError('INVALID_MESSAGE', 'The added KeyPackage does not name a client', { details: { reason: 'invalid-proposals' } })
+    if (type === 'update' && this.host.validator.clientIdFromCredential(proposal.update.leafNode.credential) !== sender) {
+      throw new MessageError('INVALID_MESSAGE', "The Update's leaf node does not name its sender", { details: { reason: 'invalid-proposals' } })
+    }
     await this.checkPublicly(state, pm, 'Proposal')
+    await checkProposalCommittable(state, pm, this.host.components.cs)
     let result
     try {
       result = await processHandshake(state, pm, this.host.components.cs)
@@ -226,7 +254,14 @@ export class GroupReceiver {
       throw wrapMlsFailure('MESSAGE_REJECTED', 'Proposal rejected', cause)
     }
     await this.host.commitState(advanced(current, result.newState), this.host.withProgress(seq, digest))
-    this.host.events.emit('proposal:received', { epoch: state.groupContext.epoch, seq, sender, removes: [removes] })
+    this.host.events.emit('proposal:received', {
+      epoch: state.groupContext.epoch,
+      seq,
+      sender,
+      kind: type,
+      removes: removes === undefined ? [] : [removes],
+      adds: adds === undefined ? [] : [adds]
+    })
     return { kind: 'proposal', epoch: state.groupContext.epoch }
   }
 

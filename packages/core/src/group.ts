@@ -1,6 +1,6 @@
 import type { CiphersuiteImpl, ClientState, ClientConfig } from 'ts-mls'
 import { resync } from './recovery/resync.js'
-import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './proposals.js'
+import { hasPendingProposals, memberProposal, pendingRemovals, selfRemoveProposal, updateProposal, withoutOwnUpdates } from './proposals.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
@@ -50,6 +50,7 @@ import type {
   CommitIntent,
   CommitOutcome,
   GroupEvents,
+  GroupProposals,
   GroupStatus,
   Member,
   ReceiveResult,
@@ -335,6 +336,62 @@ export class Group {
     return this.components.channel.postProposal(this.groupId, proposal)
   }
 
+  /**
+   * Standalone proposals (RFC 9420 section 12.1), for groups where members
+   * propose and any member commits: each is posted on its own, the channel
+   * orders it, every member keeps it, and the next commit by any member
+   * includes all pending proposals by reference. Each call resolves once its
+   * proposals are ordered (their channel positions). A proposal lapses if the
+   * epoch changes before a commit includes it. `send` commits pending
+   * proposals first.
+   */
+  readonly propose: GroupProposals = {
+    add: (keyPackages) => this.proposeAdd(keyPackages),
+    remove: (targets) => this.proposeRemove(targets),
+    update: () => this.proposeUpdate()
+  }
+
+  private async proposeAdd(keyPackages: readonly ValidatedKeyPackage[]): Promise<{ seqs: number[] }> {
+    if (keyPackages.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to add')
+    return this.postProposals(async (state) => {
+      const plan = planCommit({ kind: 'add', keyPackages }, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
+      if (plan.kind === 'not-needed') throw new UsageError('INVALID_ARGUMENT', plan.reason)
+      return Promise.all(plan.proposals.map((p) => memberProposal(state, p, this.components.cs)))
+    })
+  }
+
+  private async proposeRemove(targets: readonly string[]): Promise<{ seqs: number[] }> {
+    if (targets.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to remove')
+    if (targets.includes(this.components.clientId)) throw new UsageError('INVALID_ARGUMENT', 'A member leaves with leave()')
+    return this.postProposals(async (state) => {
+      const plan = planCommit({ kind: 'remove', targets }, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
+      if (plan.kind === 'not-needed') throw new UsageError('INVALID_ARGUMENT', plan.reason)
+      if (plan.proposals.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Every target is already proposed for removal')
+      return Promise.all(plan.proposals.map((p) => memberProposal(state, p, this.components.cs)))
+    })
+  }
+
+  private async proposeUpdate(): Promise<{ seqs: number[] }> {
+    return this.postProposals(async (state) => {
+      const { proposal, key } = await updateProposal(state, this.components.cs)
+      // The new leaf's private key is kept before the proposal leaves: a commit that includes it needs it.
+      await this.components.store.write([{ type: 'put', key: storeKeys.groupUpdateKey(this.groupIdHex), value: encodeRecord(key) }])
+      return [await memberProposal(state, proposal, this.components.cs)]
+    })
+  }
+
+  /** Make proposals from the current state (under the lock) and post them in order. */
+  private async postProposals(make: (state: ClientState) => Promise<Uint8Array[]>): Promise<{ seqs: number[] }> {
+    const messages = await this.lock.run(async () => {
+      const current = this.current
+      if (current.kind !== 'active' && current.kind !== 'committing') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
+      return make(current.mls)
+    })
+    const seqs: number[] = []
+    for (const message of messages) seqs.push((await this.components.channel.postProposal(this.groupId, message)).seq)
+    return { seqs }
+  }
+
   /** Refresh this member's leaf secret: a commit with an update path (post-compromise security). */
   async update(): Promise<CommitOutcome> {
     return this.commit({ kind: 'update' })
@@ -480,7 +537,10 @@ export class Group {
     const newState = withCurrentHistory(pending.newState, current.mls, pending.epoch)
     const next = commitMerged(current, newState)
     const progress = this.withProgress(seq, digest)
-    await this.persist(next, progress, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
+    await this.persist(next, progress, [
+      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
+      { type: 'delete', key: storeKeys.groupUpdateKey(this.groupIdHex) }
+    ])
     zeroAll(pending.consumed)
     this.enter(next, progress)
     this.emitEpochChange(before, newState, this.components.clientId, true)
@@ -503,6 +563,7 @@ export class Group {
     const progress = this.withProgress(seq, digest)
     await this.persist(next, progress, [
       { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
+      { type: 'delete', key: storeKeys.groupUpdateKey(this.groupIdHex) },
       ...[...this.sentMessages.keys()].map((d) => ({ type: 'delete' as const, key: storeKeys.groupSent(this.groupIdHex, d) }))
     ])
     this.sentMessages.clear()
@@ -523,7 +584,7 @@ export class Group {
     const plan = planCommit(intent, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
     if (plan.kind === 'not-needed') return plan
     const { proposals, added, removed } = plan
-    const { commit, welcome, ...result } = await createCommitMessages(state, proposals, this.components.cs)
+    const { commit, welcome, ...result } = await createCommitMessages(withoutOwnUpdates(state), proposals, this.components.cs)
     const pending: PendingCommit = {
       epoch: state.groupContext.epoch,
       intent,

@@ -245,6 +245,30 @@ export function createChannelService(deps: {
     return { seq: result.seq }
   }
 
+  /**
+   * What the roster rules of a commit (commit.ts) will demand of a standalone
+   * proposal, checked when it is ordered, so that the next honest commit,
+   * which includes every pending proposal by reference, is not refused for
+   * it: an Add uses a KeyPackage the Directory served for the client it
+   * names, who is neither a member nor added by another pending proposal; an
+   * Update's leaf node names the caller.
+   */
+  async function checkProposalForRoster(group: GroupRecord, loaded: LoadedPublicState, caller: ClientId, proposal: Proposal, options: AbortOptions | undefined): Promise<void> {
+    if (proposal.proposalType === 'update') {
+      if (validator.clientIdFromCredential(proposal.update.leafNode.credential) !== caller) {
+        throw new ServiceError('INVALID_MESSAGE', "The Update's leaf node does not name the caller", { details: { reason: 'invalid-proposals' } })
+      }
+      return
+    }
+    if (proposal.proposalType !== 'add') return
+    const pendingAdds = [...(loaded.state.proposals?.values() ?? [])].flatMap((p) => (p.proposal.proposalType === 'add' ? [p.proposal] : []))
+    await applyToRoster(group, { leafIndex: -1, clientId: caller }, [...pendingAdds, proposal], {
+      suites,
+      validator,
+      servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
+    })
+  }
+
   /** Run `attempt` until the store takes its proposal (another instance's proposal in between means verify again). */
   async function untilAppended<T>(attempt: () => Promise<T | 'retry'>): Promise<T> {
     for (let tries = 1; ; tries++) {
@@ -424,9 +448,12 @@ export function createChannelService(deps: {
           throw new ServiceError('INVALID_MESSAGE', "The proposal is not sent from the caller's leaf", { details: { reason: 'unknown-sender' } })
         }
         const loaded = await publicStates.load(group, options)
-        const { ref, pending } = await verifyMemberProposal(loaded.state, pm, loaded.cs).catch((error: unknown) => {
-          throw asServiceError(error)
-        })
+        const { ref, pending } = await verifyMemberProposal(loaded.state, pm, loaded.cs, { authService: directoryAuthService(store, validator, options) }).catch(
+          (error: unknown) => {
+            throw asServiceError(error)
+          }
+        )
+        await checkProposalForRoster(group, loaded, caller, pending.proposal, options)
         return appendProposal(groupId, group, loaded, { ref, pending, message: proposal, sender: caller, digest }, options)
       }))
     },
