@@ -11,7 +11,18 @@ import { decodeRecord, storeKeys } from './records.js'
 import type { Emitter } from './emitter.js'
 import { externalCommitter } from './group-info.js'
 import { wrapMlsFailure } from './one-rule.js'
-import { decryptPrivateMessage, memberAtLeaf, membersOf, processHandshake, verifyPublicMessage, zeroAll } from './mls-adapter.js'
+import {
+  decryptPrivateMessage,
+  handshakeWireFormatOf,
+  memberAtLeaf,
+  membersOf,
+  openPrivateHandshake,
+  processHandshake,
+  processPrivateHandshake,
+  verifyPublicMessage,
+  zeroAll
+} from './mls-adapter.js'
+import type { AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
 import { decodeMessage } from './group-records.js'
 import { advanced, commitApplied, type CommittingState, type GroupState, type LiveState } from './group-state.js'
 import type { GroupComponents } from './group.js'
@@ -26,6 +37,17 @@ export const WRONG_GROUP_TEXT = 'The message is for another group'
 export interface Progress {
   readonly cursor: number
   readonly digests: readonly string[]
+}
+
+/** A commit or proposal as read from either wire format: its authenticated content, and how to verify and process it. */
+interface Handshake {
+  readonly authenticated: AuthenticatedContent
+  /** The checks every member makes alike before processing (a PublicMessage's membership tag and signature). */
+  verify(what: string): Promise<void>
+  /** Process it on `input` (the state, with this member's own Update key where a commit needs it). */
+  process(input: ClientState): Promise<{ newState: ClientState; actionTaken: string; consumed: Uint8Array[] }>
+  /** The PublicMessage of a possible external commit; `undefined` for a PrivateMessage. */
+  readonly external: PublicMessage | undefined
 }
 
 /** What processing a message needs from its group: its state, its persistence and the transitions it shares with other paths. */
@@ -81,6 +103,10 @@ export class GroupReceiver {
     }
     const pm = message.privateMessage
     if (!equalBytes(pm.groupId, this.host.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
+    if (pm.contentType === 'commit' && pm.epoch > state.groupContext.epoch && seq !== undefined) {
+      // As for a PublicMessage commit: the channel ordered a commit for an epoch this member never reached.
+      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.epoch}, group is at ${state.groupContext.epoch}`, { details: { [RECOVERABLE]: true } })
+    }
     if (pm.epoch > state.groupContext.epoch) {
       if (seq !== undefined) throw new MessageError('WRONG_EPOCH', `Message for future epoch ${pm.epoch} (current ${state.groupContext.epoch})`)
       if (this.host.waiting.length >= this.host.components.maxWaitingMessages) {
@@ -89,9 +115,7 @@ export class GroupReceiver {
       this.host.waiting.push(bytes.slice())
       return { kind: 'waiting-for-epoch', epoch: pm.epoch }
     }
-    if (pm.contentType !== 'application') {
-      throw new MessageError('INVALID_MESSAGE', 'Handshake messages must be PublicMessages')
-    }
+    if (pm.contentType !== 'application') return this.processPrivateHandshake(current, pm, bytes, digest, seq, postedBy)
     const own = this.host.sentMessages.get(digest)
     if (own !== undefined && postedBy === this.host.components.clientId) {
       const received = this.host.receivedMessage(seq, digest, this.host.components.clientId, own, pm.epoch, true)
@@ -114,6 +138,7 @@ export class GroupReceiver {
     return { kind: 'application', sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch }
   }
 
+  /** A handshake sent as a PublicMessage (the group's policy is public handshakes, or an external commit, which is always public). */
   private async processHandshake(
     current: LiveState,
     pm: PublicMessage,
@@ -122,46 +147,119 @@ export class GroupReceiver {
     seq: number | undefined,
     postedBy: ClientId | undefined
   ): Promise<ReceiveResult> {
-    const state = current.mls
     if (!equalBytes(pm.content.groupId, this.host.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-    if (pm.content.contentType === 'proposal') return this.processProposal(current, pm, digest, seq, postedBy)
-    if (pm.content.contentType !== 'commit') throw new MessageError('INVALID_MESSAGE', 'Only commits and proposals are accepted as handshake messages')
     if (current.kind === 'committing' && equalBytes(current.pending.commit, bytes)) {
       await this.host.mergePending(current, seq, digest)
       return { kind: 'own-commit', epoch: this.host.epoch }
     }
-    if (pm.content.epoch > state.groupContext.epoch && seq !== undefined) {
+    if (pm.content.sender.senderType === 'member' && handshakeWireFormatOf(current.mls.groupContext.extensions) === 'private') {
+      throw new MessageError('INVALID_MESSAGE', "This group's handshakes are PrivateMessages", { details: { reason: 'handshake-wire-format' } })
+    }
+    const cs = this.host.components.cs
+    const handshake: Handshake = {
+      authenticated: { wireformat: 'mls_public_message', content: pm.content, auth: pm.auth },
+      verify: (what) => this.checkPublicly(current.mls, pm, what),
+      process: (input) => processHandshake(input, pm, cs),
+      external: pm
+    }
+    return this.processHandshakeContent(current, handshake, digest, seq, postedBy)
+  }
+
+  /**
+   * A commit or proposal sent as a PrivateMessage, where the group's policy
+   * says so: decrypted (which verifies its signature) to make the same checks
+   * as for a PublicMessage, then processed. This member's own proposals come
+   * back as echoes it cannot decrypt: recognised by digest, already kept.
+   */
+  private async processPrivateHandshake(
+    current: LiveState,
+    pm: PrivateMessage,
+    bytes: Uint8Array,
+    digest: string,
+    seq: number | undefined,
+    postedBy: ClientId | undefined
+  ): Promise<ReceiveResult> {
+    const state = current.mls
+    if (current.kind === 'committing' && equalBytes(current.pending.commit, bytes)) {
+      await this.host.mergePending(current, seq, digest)
+      return { kind: 'own-commit', epoch: this.host.epoch }
+    }
+    if (this.host.sentMessages.has(digest) && postedBy === this.host.components.clientId && pm.contentType === 'proposal') {
+      await this.host.commitState(current, this.host.withProgress(seq, digest), [{ type: 'delete', key: storeKeys.groupSent(this.host.groupIdHex, digest) }])
+      this.host.sentMessages.delete(digest)
+      return { kind: 'proposal', epoch: state.groupContext.epoch }
+    }
+    if (handshakeWireFormatOf(state.groupContext.extensions) !== 'private') {
+      throw new MessageError('INVALID_MESSAGE', 'Handshake messages must be PublicMessages', { details: { reason: 'handshake-wire-format' } })
+    }
+    if (pm.epoch !== state.groupContext.epoch) throw new MessageError('WRONG_EPOCH', `Handshake for epoch ${pm.epoch}, group is at ${state.groupContext.epoch}`)
+    const cs = this.host.components.cs
+    let opened
+    try {
+      opened = await openPrivateHandshake(state, pm, cs)
+    } catch (cause) {
+      // Every member holds the same epoch secrets: what one cannot decrypt, none can (skipped by all).
+      throw wrapMlsFailure('MESSAGE_REJECTED', 'Handshake could not be decrypted', cause)
+    }
+    const handshake: Handshake = {
+      authenticated: { wireformat: 'mls_private_message', content: opened.content, auth: opened.auth },
+      verify: () => Promise.resolve(),
+      process: (input) => processPrivateHandshake(input, pm, cs),
+      external: undefined
+    }
+    return this.processHandshakeContent(current, handshake, digest, seq, postedBy)
+  }
+
+  /** The checks and transitions of a commit or proposal, whatever its wire format. */
+  private async processHandshakeContent(
+    current: LiveState,
+    handshake: Handshake,
+    digest: string,
+    seq: number | undefined,
+    postedBy: ClientId | undefined
+  ): Promise<ReceiveResult> {
+    const state = current.mls
+    const content = handshake.authenticated.content
+    if (!equalBytes(content.groupId, this.host.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
+    if (content.contentType === 'proposal') return this.processProposal(current, handshake, digest, seq, postedBy)
+    if (content.contentType !== 'commit') throw new MessageError('INVALID_MESSAGE', 'Only commits and proposals are accepted as handshake messages')
+    if (content.epoch > state.groupContext.epoch && seq !== undefined) {
       // The channel ordered a commit for an epoch this member never reached: it missed one, so it resyncs.
-      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`, { details: { [RECOVERABLE]: true } })
+      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${content.epoch}, group is at ${state.groupContext.epoch}`, { details: { [RECOVERABLE]: true } })
     }
-    if (pm.content.epoch !== state.groupContext.epoch) {
-      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`)
+    if (content.epoch !== state.groupContext.epoch) {
+      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${content.epoch}, group is at ${state.groupContext.epoch}`)
     }
-    const sender = pm.content.sender
+    const sender = content.sender
     const committer =
       sender.senderType === 'member'
         ? memberAtLeaf(state.ratchetTree, sender.leafIndex, this.host.validator)
-        : externalCommitter(pm, this.host.validator) // an external commit (a resync): the device its new leaf names
+        : handshake.external === undefined
+          ? undefined
+          : externalCommitter(handshake.external, this.host.validator) // an external commit (a resync): the device its new leaf names
     if (postedBy !== undefined && committer !== postedBy) {
       throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
     }
     if (committer === undefined) throw new MessageError('INVALID_MESSAGE', 'The commit is not sent by a member')
-    const byValue = pm.content.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'proposal' ? [p.proposal] : []))
+    const byValue = content.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'proposal' ? [p.proposal] : []))
+    if (byValue.some((p) => p.proposalType === 'group_context_extensions' && handshakeWireFormatOf(p.groupContextExtensions.extensions) !== handshakeWireFormatOf(state.groupContext.extensions))) {
+      throw new MessageError('INVALID_MESSAGE', "A commit may not change the group's handshake wire format", { details: { reason: 'handshake-wire-format' } })
+    }
     if (externalSendersChange(state.groupContext, byValue) !== undefined) {
       throw new MessageError('EXTERNAL_SENDER_REFUSED', "A commit may not add, replace or drop the group's external_senders", { details: { reason: 'external-senders-change' } })
     }
-    for (const item of pm.content.commit.proposals) {
+    for (const item of content.commit.proposals) {
       if (item.proposalOrRefType === 'reference' && !hasPendingProposal(state, item.reference)) {
         throw new MessageError('INVALID_MESSAGE', 'The commit references a proposal this group has not received in this epoch', { details: { reason: 'unknown-proposal-reference' } })
       }
     }
     // What every member checks alike (membership tag, signature): a failure here is bad input, skipped by all.
-    await this.checkPublicly(state, pm, 'Commit')
-    const references = pm.content.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'reference' ? [p.reference] : []))
+    await handshake.verify('Commit')
+    const references = content.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'reference' ? [p.reference] : []))
     const input = references.length === 0 ? state : withOwnUpdateKey(state, references, await this.ownUpdateKey(state))
     let result
     try {
-      result = await processHandshake(input, pm, this.host.components.cs)
+      result = await handshake.process(input)
     } catch (cause) {
       // The toolkit's own errors raised inside (this member's trouble from the AuthenticationService's
       // Directory lookups, or a credential it refuses) keep their code and meaning.
@@ -186,8 +284,8 @@ export class GroupReceiver {
     await this.host.commitState(commitApplied(current, newState), this.host.withProgress(seq, digest), dropPending)
     zeroAll(result.consumed)
     this.host.emitEpochChange(before, newState, committer, false)
-    if (sender.senderType === 'new_member_commit' && before.some((m) => m.clientId === committer)) {
-      this.host.events.emit('member:resynced', { epoch: newState.groupContext.epoch, member: committer, reason: resyncReason(pm) })
+    if (sender.senderType === 'new_member_commit' && handshake.external !== undefined && before.some((m) => m.clientId === committer)) {
+      this.host.events.emit('member:resynced', { epoch: newState.groupContext.epoch, member: committer, reason: resyncReason(handshake.external) })
     }
     return { kind: 'commit', epoch: newState.groupContext.epoch }
   }
@@ -212,13 +310,13 @@ export class GroupReceiver {
   /** A standalone proposal for the current epoch: kept with the state for the next commit to include by reference. */
   private async processProposal(
     current: LiveState,
-    pm: PublicMessage,
+    handshake: Handshake,
     digest: string,
     seq: number | undefined,
     postedBy: ClientId | undefined
   ): Promise<ReceiveResult> {
     const state = current.mls
-    const content = pm.content
+    const content = handshake.authenticated.content
     if (content.contentType !== 'proposal') throw new MessageError('INVALID_MESSAGE', 'Not a proposal')
     if (content.epoch !== state.groupContext.epoch) {
       throw new MessageError('WRONG_EPOCH', `Proposal for epoch ${content.epoch}, group is at ${state.groupContext.epoch}`)
@@ -245,15 +343,16 @@ export class GroupReceiver {
     if (type === 'update' && this.host.validator.clientIdFromCredential(proposal.update.leafNode.credential) !== sender) {
       throw new MessageError('INVALID_MESSAGE', "The Update's leaf node does not name its sender", { details: { reason: 'invalid-proposals' } })
     }
-    await this.checkPublicly(state, pm, 'Proposal')
-    await checkProposalCommittable(state, pm, this.host.components.cs)
+    await handshake.verify('Proposal')
+    await checkProposalCommittable(state, handshake.authenticated, this.host.components.cs)
     let result
     try {
-      result = await processHandshake(state, pm, this.host.components.cs)
+      result = await handshake.process(state)
     } catch (cause) {
       throw wrapMlsFailure('MESSAGE_REJECTED', 'Proposal rejected', cause)
     }
     await this.host.commitState(advanced(current, result.newState), this.host.withProgress(seq, digest))
+    zeroAll(result.consumed)
     this.host.events.emit('proposal:received', {
       epoch: state.groupContext.epoch,
       seq,

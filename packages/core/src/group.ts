@@ -1,6 +1,6 @@
-import type { CiphersuiteImpl, ClientState, ClientConfig } from 'ts-mls'
+import type { CiphersuiteImpl, ClientState, ClientConfig, Proposal } from 'ts-mls'
 import { resync } from './recovery/resync.js'
-import { hasPendingProposals, memberProposal, pendingRemovals, selfRemoveProposal, updateProposal, withoutOwnUpdates } from './proposals.js'
+import { hasPendingProposals, pendingRemovals, proposalMessages, updateProposal, withoutOwnUpdates } from './proposals.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
@@ -17,6 +17,8 @@ import {
   createCommitMessages,
   encryptApplication,
   exportSecret,
+  handshakeWireFormatOf,
+  type HandshakeWireFormat,
   membersOf,
   wipeState,
   withCurrentHistory,
@@ -59,6 +61,7 @@ import type {
 } from './group-types.js'
 
 export * from './group-types.js'
+export { HANDSHAKE_WIRE_FORMAT_EXTENSION, handshakeWireFormatOf, type HandshakeWireFormat } from './mls-adapter.js'
 export { isOwnTrouble } from './one-rule.js'
 
 /** Services and settings a group needs from its client. */
@@ -216,6 +219,11 @@ export class Group {
     return this.current.kind
   }
 
+  /** How this group sends commits and proposals (its GroupContext's policy, fixed at creation). */
+  get handshakeWireFormat(): HandshakeWireFormat {
+    return handshakeWireFormatOf(this.requireState().groupContext.extensions)
+  }
+
   /** The current epoch. */
   get epoch(): bigint {
     return epochOf(this.current)
@@ -328,12 +336,8 @@ export class Group {
     /** The proposal's channel position. */
     seq: number
   }> {
-    const proposal = await this.lock.run(async () => {
-      const current = this.current
-      if (current.kind !== 'active' && current.kind !== 'committing') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
-      return selfRemoveProposal(current.mls, this.components.cs)
-    })
-    return this.components.channel.postProposal(this.groupId, proposal)
+    const { seqs } = await this.postProposals(async (state) => [{ proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }])
+    return { seq: seqs[0]! }
   }
 
   /**
@@ -356,7 +360,7 @@ export class Group {
     return this.postProposals(async (state) => {
       const plan = planCommit({ kind: 'add', keyPackages }, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
       if (plan.kind === 'not-needed') throw new UsageError('INVALID_ARGUMENT', plan.reason)
-      return Promise.all(plan.proposals.map((p) => memberProposal(state, p, this.components.cs)))
+      return plan.proposals
     })
   }
 
@@ -367,7 +371,7 @@ export class Group {
       const plan = planCommit({ kind: 'remove', targets }, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
       if (plan.kind === 'not-needed') throw new UsageError('INVALID_ARGUMENT', plan.reason)
       if (plan.proposals.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Every target is already proposed for removal')
-      return Promise.all(plan.proposals.map((p) => memberProposal(state, p, this.components.cs)))
+      return plan.proposals
     })
   }
 
@@ -376,16 +380,31 @@ export class Group {
       const { proposal, key } = await updateProposal(state, this.components.cs)
       // The new leaf's private key is kept before the proposal leaves: a commit that includes it needs it.
       await this.components.store.write([{ type: 'put', key: storeKeys.groupUpdateKey(this.groupIdHex), value: encodeRecord(key) }])
-      return [await memberProposal(state, proposal, this.components.cs)]
+      return [proposal]
     })
   }
 
-  /** Make proposals from the current state (under the lock) and post them in order. */
-  private async postProposals(make: (state: ClientState) => Promise<Uint8Array[]>): Promise<{ seqs: number[] }> {
+  /**
+   * Make proposals from the current state (under the lock) and post them in
+   * order, in the group's handshake wire format. Private ones are kept in the
+   * state (with their digests, to recognise the channel's echo) before they leave.
+   */
+  private async postProposals(make: (state: ClientState) => Promise<Proposal[]>): Promise<{ seqs: number[] }> {
     const messages = await this.lock.run(async () => {
       const current = this.current
       if (current.kind !== 'active' && current.kind !== 'committing') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
-      return make(current.mls)
+      const made = await proposalMessages(current.mls, await make(current.mls), this.components.cs)
+      if (made.newState !== undefined) {
+        const digests = await Promise.all(made.messages.map((m) => this.digest(m)))
+        await this.commitState(
+          advanced(current, made.newState),
+          this.progress,
+          digests.map((d) => ({ type: 'put' as const, key: storeKeys.groupSent(this.groupIdHex, d), value: new Uint8Array(0) }))
+        )
+        zeroAll(made.consumed)
+        for (const d of digests) this.sentMessages.set(d, new Uint8Array(0))
+      }
+      return made.messages
     })
     const seqs: number[] = []
     for (const message of messages) seqs.push((await this.components.channel.postProposal(this.groupId, message)).seq)

@@ -6,12 +6,14 @@
  * includes every pending proposal by reference. A proposal of a past epoch
  * lapses with it.
  */
-import type { CiphersuiteImpl, ClientState, MLSMessage, Proposal, PublicMessage } from 'ts-mls'
+import type { CiphersuiteImpl, ClientState, MLSMessage, Proposal } from 'ts-mls'
 import { createProposal, encodeMlsMessage } from 'ts-mls'
 import { encodeLeafNodeTBS } from 'ts-mls/leafNode.js'
 import { signWithLabel } from 'ts-mls/crypto/signature.js'
 import { base64ToBytes, bytesToBase64 } from 'ts-mls/util/byteArray.js'
-import { checkPendingProposals, proposalRefOf, publicGroupOf, type PendingProposal } from './public-group/public-group.js'
+import { checkPendingProposals, publicGroupOf, type PendingProposal } from './public-group/public-group.js'
+import { makeProposalRef, type AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
+import { handshakeWireFormatOf } from './mls-adapter.js'
 import { toHex } from './bytes.js'
 import { MessageError } from './errors.js'
 
@@ -46,6 +48,33 @@ export async function memberProposal(state: ClientState, proposal: Proposal, cs:
   const created = await createProposal(state, true, proposal, cs)
   const message: MLSMessage = created.message
   return encodeMlsMessage(message)
+}
+
+/**
+ * Proposals from `state`'s own leaf as MLSMessages in the group's handshake
+ * wire format. As PublicMessages the state is unchanged (the sender keeps
+ * each proposal when the channel echoes it). As PrivateMessages the sender
+ * cannot read its own messages back, so `newState` holds them already (and
+ * the advanced secret tree): persist it before posting.
+ */
+export async function proposalMessages(
+  state: ClientState,
+  proposals: readonly Proposal[],
+  cs: CiphersuiteImpl
+): Promise<{ messages: Uint8Array[]; newState: ClientState | undefined; consumed: Uint8Array[] }> {
+  if (handshakeWireFormatOf(state.groupContext.extensions) === 'public') {
+    return { messages: await Promise.all(proposals.map((p) => memberProposal(state, p, cs))), newState: undefined, consumed: [] }
+  }
+  let current = state
+  const messages: Uint8Array[] = []
+  const consumed: Uint8Array[] = []
+  for (const proposal of proposals) {
+    const created = await createProposal(current, false, proposal, cs)
+    current = created.newState
+    messages.push(encodeMlsMessage(created.message))
+    consumed.push(...created.consumed)
+  }
+  return { messages, newState: current, consumed }
 }
 
 /** The private key of this member's own pending Update: needed when another member's commit includes it. */
@@ -134,12 +163,12 @@ export function withOwnUpdateKey(state: ClientState, references: readonly Uint8A
  * never depends on it. The channel makes the same check when it can read
  * the proposal.
  */
-export async function checkProposalCommittable(state: ClientState, pm: PublicMessage, cs: CiphersuiteImpl): Promise<void> {
-  const content = pm.content
+export async function checkProposalCommittable(state: ClientState, authenticated: AuthenticatedContent, cs: CiphersuiteImpl): Promise<void> {
+  const content = authenticated.content
   if (content.contentType !== 'proposal') return
   const byRef = new Map<string, PendingProposal>()
   for (const [ref, pending] of Object.entries(state.unappliedProposals)) byRef.set(toHex(base64ToBytes(ref)), pending)
-  const ref = await proposalRefOf(pm, cs)
+  const ref = toHex(await makeProposalRef(authenticated, cs.hash))
   if (byRef.has(ref)) throw new MessageError('INVALID_MESSAGE', 'This proposal is already pending', { details: { reason: 'invalid-proposals' } })
   byRef.set(ref, { proposal: content.proposal, senderLeafIndex: content.sender.senderType === 'member' ? content.sender.leafIndex : undefined })
   await checkPendingProposals(publicGroupOf(state), byRef, cs, state.clientConfig.authService)
