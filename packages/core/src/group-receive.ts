@@ -131,6 +131,10 @@ export class GroupReceiver {
     if (postedBy !== undefined && postedBy !== decrypted.sender) {
       throw new MessageError('INVALID_MESSAGE', `Posted by ${postedBy} but signed by ${decrypted.sender}`)
     }
+    if (seq !== undefined && pm.epoch < state.groupContext.epoch && !membersOf(state, this.host.validator).some((m) => m.clientId === decrypted.sender)) {
+      // Ordered after the commit that removed its sender (a channel that cannot read private handshakes lets it through).
+      throw new MessageError('INVALID_MESSAGE', `${decrypted.sender} was removed before this message was ordered`, { details: { reason: 'sender-removed' } })
+    }
     const received = this.host.receivedMessage(seq, digest, decrypted.sender, decrypted.plaintext, pm.epoch, false)
     await this.host.commitState(advanced(current, decrypted.newState), this.host.withProgress(seq, digest), this.host.inboxOperations(received))
     zeroAll(decrypted.consumed)

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { DEFAULT_CIPHERSUITE } from '@mls/core'
 import type { Connection } from '@mls/core/interfaces'
-import { createCommit, decodeMlsMessage, emptyPskIndex, encodeMlsMessage, getCiphersuiteFromName, processMessage, type ClientState } from '@mls/core/mls'
+import { createApplicationMessage, createCommit, decodeMlsMessage, emptyPskIndex, encodeMlsMessage, getCiphersuiteFromName, processMessage, type ClientState } from '@mls/core/mls'
 import { converged, createWsNetwork, crypto, joined, type WsNetwork } from './helpers.js'
 
 // Issue 15: a group whose policy is PrivateMessage handshakes. The channel orders commits and proposals it
@@ -20,7 +20,7 @@ function wireFormatOf(bytes: Uint8Array): string | undefined {
 /** A copy of a state's epoch secrets that outlives the group's own (which are zeroed when it is removed). */
 function snapshot(state: ClientState): ClientState {
   const keySchedule = Object.fromEntries(Object.entries(state.keySchedule).map(([k, v]) => [k, (v as Uint8Array).slice()])) as ClientState['keySchedule']
-  return { ...state, keySchedule }
+  return { ...state, keySchedule, signaturePrivateKey: state.signaturePrivateKey.slice() }
 }
 
 describe('private handshakes (handshakeWireFormat: private)', () => {
@@ -71,6 +71,12 @@ describe('private handshakes (handshakeWireFormat: private)', () => {
     const removed = c.once('group:removed')
     await a.removeMembers(['carol'])
     await removed
+    // The channel cannot see the removal, so it still takes her messages; members refuse one ordered after the
+    // commit that removed her (encrypted in the epoch before, which they still hold keys for).
+    const refused = a.once('message:rejected')
+    const late = await createApplicationMessage(carolBefore, new TextEncoder().encode('still here'), cs)
+    await connections.get('carol')!.channel.postMessage(a.groupId, encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: late.privateMessage }))
+    expect((await refused).error).toMatchObject({ code: 'INVALID_MESSAGE', details: { reason: 'sender-removed' } })
     await a.update()
     await converged([a, b, d], 6n)
     const later = (await connections.get('carol')!.channel.fetchEntries(a.groupId, 0)).filter((e) => e.kind === 'commit' && e.epoch === 5n)
