@@ -19,7 +19,7 @@ function wireFormatOf(bytes: Uint8Array): string | undefined {
 
 /** A copy of a state's epoch secrets that outlives the group's own (which are zeroed when it is removed). */
 function snapshot(state: ClientState): ClientState {
-  const keySchedule = Object.fromEntries(Object.entries(state.keySchedule).map(([k, v]) => [k, (v as Uint8Array).slice()])) as ClientState['keySchedule']
+  const keySchedule = Object.fromEntries(Object.entries(state.keySchedule).map(([k, v]) => [k, (v as Uint8Array).slice()])) as unknown as ClientState['keySchedule']
   return { ...state, keySchedule, signaturePrivateKey: state.signaturePrivateKey.slice() }
 }
 
