@@ -178,11 +178,17 @@ export interface GroupEvents {
 /** `Group.propose`: standalone proposals (RFC 9420 section 12.1), committed by reference by the next commit of any member. */
 export interface GroupProposals {
   /** Propose adding every device of these validated KeyPackages that is not a member yet. */
-  add(keyPackages: readonly ValidatedKeyPackage[]): Promise<{ seqs: number[] }>
+  add(keyPackages: readonly ValidatedKeyPackage[]): Promise<ProposalsPosted>
   /** Propose removing members: client ids (`user/device`) or user ids (all their devices), never this member (see `leave`). */
-  remove(targets: readonly string[]): Promise<{ seqs: number[] }>
+  remove(targets: readonly string[]): Promise<ProposalsPosted>
   /** Propose a fresh HPKE key for this member's own leaf (an Update proposal; its private key is kept until a commit includes it). */
-  update(): Promise<{ seqs: number[] }>
+  update(): Promise<ProposalsPosted>
+}
+
+/** What `Group.propose` posted. */
+export interface ProposalsPosted {
+  /** The channel positions of the proposals, one per proposal, in order. */
+  readonly seqs: number[]
 }
 
 /** An application message as the group hands it to the application. */

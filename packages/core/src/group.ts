@@ -53,6 +53,7 @@ import type {
   CommitOutcome,
   GroupEvents,
   GroupProposals,
+  ProposalsPosted,
   GroupStatus,
   Member,
   ReceiveResult,
@@ -355,7 +356,7 @@ export class Group {
     update: () => this.proposeUpdate()
   }
 
-  private async proposeAdd(keyPackages: readonly ValidatedKeyPackage[]): Promise<{ seqs: number[] }> {
+  private async proposeAdd(keyPackages: readonly ValidatedKeyPackage[]): Promise<ProposalsPosted> {
     if (keyPackages.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to add')
     return this.postProposals(async (state) => {
       const plan = planCommit({ kind: 'add', keyPackages }, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
@@ -364,7 +365,7 @@ export class Group {
     })
   }
 
-  private async proposeRemove(targets: readonly string[]): Promise<{ seqs: number[] }> {
+  private async proposeRemove(targets: readonly string[]): Promise<ProposalsPosted> {
     if (targets.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to remove')
     if (targets.includes(this.components.clientId)) throw new UsageError('INVALID_ARGUMENT', 'A member leaves with leave()')
     return this.postProposals(async (state) => {
@@ -375,7 +376,7 @@ export class Group {
     })
   }
 
-  private async proposeUpdate(): Promise<{ seqs: number[] }> {
+  private async proposeUpdate(): Promise<ProposalsPosted> {
     return this.postProposals(async (state) => {
       const { proposal, key } = await updateProposal(state, this.components.cs)
       // The new leaf's private key is kept before the proposal leaves: a commit that includes it needs it.
@@ -389,7 +390,7 @@ export class Group {
    * order, in the group's handshake wire format. Private ones are kept in the
    * state (with their digests, to recognise the channel's echo) before they leave.
    */
-  private async postProposals(make: (state: ClientState) => Promise<Proposal[]>): Promise<{ seqs: number[] }> {
+  private async postProposals(make: (state: ClientState) => Promise<Proposal[]>): Promise<ProposalsPosted> {
     const messages = await this.lock.run(async () => {
       const current = this.current
       if (current.kind !== 'active' && current.kind !== 'committing') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)

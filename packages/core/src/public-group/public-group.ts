@@ -351,7 +351,8 @@ export async function proposalRefOf(message: PublicMessage, cs: CiphersuiteImpl)
 /**
  * Check that the proposals pending in `byRef` can be committed together, as
  * any member's next commit includes them all by reference (RFC 9420 section
- * 12.2): applied by an observer that holds no leaf, so the checks that
+ * 12.2): at most one Remove or Update per leaf, and the Adds and Updates
+ * applied by an observer that holds no leaf, so the checks that
  * depend on who commits (its own Update or Remove) are left to the
  * committer. Validates each Add's KeyPackage and each Update's leaf node
  * (signatures, credentials through `authService`, capabilities, key
@@ -363,7 +364,21 @@ export async function checkPendingProposals(
   cs: CiphersuiteImpl,
   authService: AuthenticationService = acceptAll
 ): Promise<void> {
-  const references: ProposalOrRef[] = [...byRef.keys()].map((ref) => ({ proposalOrRefType: 'reference', reference: fromHex(ref) }))
+  // Removes are checked by leaf here and left out of the tree application: a set that removes every leaf (two
+  // members of a pair both leaving) is still ordered, as before, and no commit would apply it whole anyway.
+  const removedLeaves = new Set<number>()
+  const updatedLeaves = new Set<number>()
+  for (const { proposal, senderLeafIndex } of byRef.values()) {
+    const leaf = proposal.proposalType === 'remove' ? proposal.remove.removed : proposal.proposalType === 'update' ? senderLeafIndex : undefined
+    if (leaf === undefined) continue
+    if (removedLeaves.has(leaf) || updatedLeaves.has(leaf)) throw reject('invalid-proposals', `Leaf ${leaf} is already removed or updated by a pending proposal`)
+    if (proposal.proposalType === 'remove') removedLeaves.add(leaf)
+    else updatedLeaves.add(leaf)
+  }
+  const references: ProposalOrRef[] = [...byRef]
+    .filter(([, p]) => p.proposal.proposalType !== 'remove')
+    .map(([ref]) => ({ proposalOrRefType: 'reference', reference: fromHex(ref) }))
+  if (references.length === 0) return
   try {
     await applyProposals(observerState(state, authService, byRef), references, toLeafIndex(state.ratchetTree.length + 1), emptyPskIndex, false, cs)
   } catch (cause) {
