@@ -1,6 +1,6 @@
 import type { CiphersuiteImpl, ClientState, ClientConfig, Proposal } from 'ts-mls'
 import { resync } from './recovery/resync.js'
-import { hasPendingProposals, pendingRemovals, proposalMessages, updateProposal, withoutOwnUpdates } from './proposals.js'
+import { hasPendingProposals, pendingRemovals, proposalMessages, proposalRefKey, updateProposal, withoutOwnUpdates } from './proposals.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
@@ -386,6 +386,21 @@ export class Group {
   }
 
   /**
+   * This member's own private proposals pending in `state` that the channel
+   * has not echoed yet (base64 ProposalRefs): kept by digest in the sent
+   * records, like application messages; a value that names no pending
+   * proposal is an application message's plaintext.
+   */
+  private unconfirmedProposals(state: ClientState): Set<string> {
+    const refs = new Set<string>()
+    for (const value of this.sentMessages.values()) {
+      const ref = proposalRefKey(value)
+      if (state.unappliedProposals[ref] !== undefined) refs.add(ref)
+    }
+    return refs
+  }
+
+  /**
    * Make proposals from the current state (under the lock) and post them in
    * order, in the group's handshake wire format. Private ones are kept in the
    * state (with their digests, to recognise the channel's echo) before they leave.
@@ -396,14 +411,15 @@ export class Group {
       if (current.kind !== 'active' && current.kind !== 'committing') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
       const made = await proposalMessages(current.mls, await make(current.mls), this.components.cs)
       if (made.newState !== undefined) {
+        // Each is remembered by digest with its ProposalRef until the channel echoes it (see unconfirmedProposals).
         const digests = await Promise.all(made.messages.map((m) => this.digest(m)))
         await this.commitState(
           advanced(current, made.newState),
           this.progress,
-          digests.map((d) => ({ type: 'put' as const, key: storeKeys.groupSent(this.groupIdHex, d), value: new Uint8Array(0) }))
+          digests.map((d, i) => ({ type: 'put' as const, key: storeKeys.groupSent(this.groupIdHex, d), value: made.refs[i]!.slice() }))
         )
         zeroAll(made.consumed)
-        for (const d of digests) this.sentMessages.set(d, new Uint8Array(0))
+        digests.forEach((d, i) => this.sentMessages.set(d, made.refs[i]!.slice()))
       }
       return made.messages
     })
@@ -604,7 +620,7 @@ export class Group {
     const plan = planCommit(intent, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
     if (plan.kind === 'not-needed') return plan
     const { proposals, added, removed } = plan
-    const { commit, welcome, ...result } = await createCommitMessages(withoutOwnUpdates(state), proposals, this.components.cs)
+    const { commit, welcome, ...result } = await createCommitMessages(withoutOwnUpdates(state, this.unconfirmedProposals(state)), proposals, this.components.cs)
     const pending: PendingCommit = {
       epoch: state.groupContext.epoch,
       intent,

@@ -26,6 +26,11 @@ export function pendingRemovals(state: ClientState): Set<number> {
   return leaves
 }
 
+/** The key of a ProposalRef in ts-mls's `unappliedProposals`. */
+export function proposalRefKey(reference: Uint8Array): string {
+  return bytesToBase64(reference)
+}
+
 /** True when the proposal with this ProposalRef waits in `state`'s epoch. */
 export function hasPendingProposal(state: ClientState, reference: Uint8Array): boolean {
   return state.unappliedProposals[bytesToBase64(reference)] !== undefined
@@ -61,20 +66,24 @@ export async function proposalMessages(
   state: ClientState,
   proposals: readonly Proposal[],
   cs: CiphersuiteImpl
-): Promise<{ messages: Uint8Array[]; newState: ClientState | undefined; consumed: Uint8Array[] }> {
+): Promise<{ messages: Uint8Array[]; refs: Uint8Array[]; newState: ClientState | undefined; consumed: Uint8Array[] }> {
   if (handshakeWireFormatOf(state.groupContext.extensions) === 'public') {
-    return { messages: await Promise.all(proposals.map((p) => memberProposal(state, p, cs))), newState: undefined, consumed: [] }
+    return { messages: await Promise.all(proposals.map((p) => memberProposal(state, p, cs))), refs: [], newState: undefined, consumed: [] }
   }
   let current = state
   const messages: Uint8Array[] = []
+  const refs: Uint8Array[] = []
   const consumed: Uint8Array[] = []
   for (const proposal of proposals) {
     const created = await createProposal(current, false, proposal, cs)
+    const added = Object.keys(created.newState.unappliedProposals).find((ref) => current.unappliedProposals[ref] === undefined)
+    if (added === undefined) throw new MessageError('INTERNAL', 'The proposal was not kept in the state')
+    refs.push(base64ToBytes(added))
     current = created.newState
     messages.push(encodeMlsMessage(created.message))
     consumed.push(...created.consumed)
   }
-  return { messages, newState: current, consumed }
+  return { messages, refs, newState: current, consumed }
 }
 
 /** The private key of this member's own pending Update: needed when another member's commit includes it. */
@@ -127,12 +136,15 @@ export async function updateProposal(state: ClientState, cs: CiphersuiteImpl): P
 /**
  * The state a commit by this member is created from: its own pending Update
  * proposals left out (RFC 9420 section 12.2: a committer may not include
- * them; its update path replaces its leaf anyway).
+ * them; its update path replaces its leaf anyway), and its own private
+ * proposals the channel has not echoed yet (`unconfirmed`, base64 refs): a
+ * proposal whose post failed is in this member's state only, and a commit
+ * that referenced it would be refused by every other member.
  */
-export function withoutOwnUpdates(state: ClientState): ClientState {
+export function withoutOwnUpdates(state: ClientState, unconfirmed: ReadonlySet<string> = new Set()): ClientState {
   const own = state.privatePath.leafIndex
   const entries = Object.entries(state.unappliedProposals)
-  const kept = entries.filter(([, p]) => !(p.proposal.proposalType === 'update' && p.senderLeafIndex === own))
+  const kept = entries.filter(([ref, p]) => !(p.proposal.proposalType === 'update' && p.senderLeafIndex === own) && !unconfirmed.has(ref))
   if (kept.length === entries.length) return state
   return { ...state, unappliedProposals: Object.fromEntries(kept) }
 }

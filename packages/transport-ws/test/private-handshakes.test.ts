@@ -86,6 +86,26 @@ describe('private handshakes (handshakeWireFormat: private)', () => {
     await expect(processMessage(message, carolBefore, emptyPskIndex, () => 'accept', cs)).rejects.toThrow()
   })
 
+  it("a private proposal whose post failed stays out of its author's next commit (the others never saw it)", async () => {
+    net = await createWsNetwork()
+    const connections = new Map<string, Connection>()
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((u) => net!.client(u, { onConnection: (connection) => connections.set(u, connection) })))
+    await Promise.all([bob, carol].map((c) => c!.publishKeyPackages({ count: 2 })))
+    const a = await alice!.createGroup(undefined, { handshakeWireFormat: 'private' })
+    await alice!.addUsers(a, ['bob', 'carol'])
+    const [b, c] = await Promise.all([joined(bob!, a.groupId), joined(carol!, a.groupId)])
+    await converged([a, b, c], 1n)
+    // Bob's connection drops under him: his Remove of carol is kept in his state, but never ordered.
+    await connections.get('bob')!.close()
+    await expect(b.propose.remove(['carol'])).rejects.toBeDefined()
+    expect(Object.keys(b.mlsState!.unappliedProposals)).toHaveLength(1)
+    await bob!.connect()
+    // His next commit leaves it out, so alice and carol can process it.
+    await b.update()
+    await converged([a, b, c], 2n)
+    expect(a.members().map((m) => m.clientId)).toEqual(['alice/phone', 'bob/phone', 'carol/phone'])
+  })
+
   it('refuses the other wire format in each kind of group, and a member refuses a commit that would change the policy', async () => {
     net = await createWsNetwork()
     const connections = new Map<string, Connection>()
