@@ -2,6 +2,8 @@ import type { AuthenticationService, CiphersuiteImpl, CiphersuiteName, ClientCon
 import {
   ciphersuiteNamed,
   createGroupState,
+  privateHandshakesExtension,
+  type HandshakeWireFormat,
   decodeLeadingMessage,
   defaultKeyPackageEqualityConfig,
   defaultLifetimeConfig,
@@ -647,11 +649,22 @@ export class MlsClient {
    * can propose the removal of a device its user deleted (when the server
    * advertises the key this client pinned, for this client's signature
    * scheme); `options.serverMayRemove: false` creates it without.
+   * `options.handshakeWireFormat` (default `'public'`): with `'private'` the
+   * group's commits and proposals are PrivateMessages (a GroupContext
+   * extension every member sees); the channel then orders them without
+   * reading them, and what it can no longer enforce is listed in
+   * docs/server.md. A private group has no server-initiated removal.
    */
-  async createGroup(groupId: Uint8Array = this.cs.rng.randomBytes(16), options: { serverMayRemove?: boolean } = {}): Promise<Group> {
+  async createGroup(
+    groupId: Uint8Array = this.cs.rng.randomBytes(16),
+    options: { serverMayRemove?: boolean; handshakeWireFormat?: HandshakeWireFormat } = {}
+  ): Promise<Group> {
     if (this.group(groupId) !== undefined) throw new UsageError('INVALID_ARGUMENT', 'This client already has that group')
-    const server = options.serverMayRemove === false ? undefined : this.currentServerSender()
+    const wireFormat = options.handshakeWireFormat ?? 'public'
+    if (wireFormat !== 'public' && wireFormat !== 'private') throw new UsageError('INVALID_ARGUMENT', `handshakeWireFormat is 'public' or 'private', got ${String(wireFormat)}`)
+    const server = options.serverMayRemove === false || wireFormat === 'private' ? undefined : this.currentServerSender()
     const extensions = server === undefined ? [] : [serverExternalSendersExtension(server)]
+    if (wireFormat === 'private') extensions.push(privateHandshakesExtension())
     const { keyPackage, privatePackage } = await this.newKeyPackage()
     const state = await createGroupState(groupId, keyPackage, privatePackage, this.cs, this.clientConfig, extensions)
     zeroAll([privatePackage.initPrivateKey])

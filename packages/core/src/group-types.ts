@@ -166,9 +166,29 @@ export interface GroupEvents {
     seq: number | undefined
     /** The member that proposed, when it is a member. */
     sender: ClientId | undefined
+    /** What it proposes (RFC 9420 section 12.1): `add`, `update` (of the sender's own leaf) or `remove`. */
+    kind: 'add' | 'update' | 'remove'
     /** The members the proposal removes. */
     removes: readonly ClientId[]
+    /** The clients the proposal adds. */
+    adds: readonly ClientId[]
   }
+}
+
+/** `Group.propose`: standalone proposals (RFC 9420 section 12.1), committed by reference by the next commit of any member. */
+export interface GroupProposals {
+  /** Propose adding every device of these validated KeyPackages that is not a member yet. */
+  add(keyPackages: readonly ValidatedKeyPackage[]): Promise<ProposalsPosted>
+  /** Propose removing members: client ids (`user/device`) or user ids (all their devices), never this member (see `leave`). */
+  remove(targets: readonly string[]): Promise<ProposalsPosted>
+  /** Propose a fresh HPKE key for this member's own leaf (an Update proposal; its private key is kept until a commit includes it). */
+  update(): Promise<ProposalsPosted>
+}
+
+/** What `Group.propose` posted. */
+export interface ProposalsPosted {
+  /** The channel positions of the proposals, one per proposal, in order. */
+  readonly seqs: number[]
 }
 
 /** An application message as the group hands it to the application. */

@@ -1,40 +1,37 @@
-import type { CiphersuiteImpl, ClientState, ClientConfig, PrivateMessage, PublicMessage } from 'ts-mls'
-import { resync, resyncReason } from './recovery/resync.js'
-import { hasPendingProposals, pendingRemovals, selfRemoveProposal } from './proposals.js'
+import type { CiphersuiteImpl, ClientState, ClientConfig, Proposal } from 'ts-mls'
+import { resync } from './recovery/resync.js'
+import { hasPendingProposals, pendingRemovals, proposalMessages, proposalRefKey, updateProposal, withoutOwnUpdates } from './proposals.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
 import type { ServerExternalSender } from './interfaces/transport.js'
-import { checkExternalSender, externalSendersChange } from './server-sender.js'
-import { MessageError, MlsToolkitError, StorageError, UsageError } from './errors.js'
+import { MessageError, StorageError, UsageError, type MlsToolkitError } from './errors.js'
 import { equalBytes, fromHex, toHex } from './bytes.js'
 import { basicCredentials, type CredentialValidator } from './identity.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { Emitter } from './emitter.js'
 import { Mutex } from './mutex.js'
-import { commitRequest, externalCommitter } from './group-info.js'
+import { commitRequest } from './group-info.js'
 import { isOwnTrouble, wrapMlsFailure } from './one-rule.js'
 import {
   createCommitMessages,
-  decryptPrivateMessage,
   encryptApplication,
   exportSecret,
-  memberAtLeaf,
+  handshakeWireFormatOf,
+  type HandshakeWireFormat,
   membersOf,
-  processHandshake,
-  verifyPublicMessage,
   wipeState,
   withCurrentHistory,
   zeroAll
 } from './mls-adapter.js'
-import { decodeIntent, decodeMessage, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
+import { decodeIntent, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
 import { encodeStagedPending, GroupPersistence } from './group-persistence.js'
 import { ChannelSync } from './group-sync.js'
+import { GroupReceiver, RECOVERABLE, WRONG_GROUP_TEXT, type Progress } from './group-receive.js'
 import { planCommit } from './commit-plan.js'
 import {
   advanced,
   caughtUp,
-  commitApplied,
   commitDiscarded,
   commitMerged,
   commitStarted,
@@ -55,6 +52,8 @@ import type {
   CommitIntent,
   CommitOutcome,
   GroupEvents,
+  GroupProposals,
+  ProposalsPosted,
   GroupStatus,
   Member,
   ReceiveResult,
@@ -63,6 +62,7 @@ import type {
 } from './group-types.js'
 
 export * from './group-types.js'
+export { HANDSHAKE_WIRE_FORMAT_EXTENSION, handshakeWireFormatOf, type HandshakeWireFormat } from './mls-adapter.js'
 export { isOwnTrouble } from './one-rule.js'
 
 /** Services and settings a group needs from its client. */
@@ -91,16 +91,6 @@ export interface GroupComponents {
   readonly durableInbox: boolean
 }
 
-/** Details of a commit failure that is this member's alone: the group recovers by resync. */
-const RECOVERABLE = 'recoverable'
-
-/** Where the group is in the channel log, besides its state: the cursor and the digests of recent messages (replay detection). */
-interface Progress {
-  readonly cursor: number
-  readonly digests: readonly string[]
-}
-
-const WRONG_GROUP_TEXT = 'The message is for another group'
 
 /**
  * One MLS group of one client: a state machine driven by the Group Channel.
@@ -122,6 +112,7 @@ export class Group {
   private readonly sentMessages = new Map<string, Uint8Array>()
   private readonly channelSync: ChannelSync
   private waiting: Uint8Array[] = []
+  private readonly receiver: GroupReceiver
 
   private constructor(components: GroupComponents, groupId: Uint8Array, current: GroupState, progress: Progress, persistence?: GroupPersistence) {
     this.components = components
@@ -142,6 +133,38 @@ export class Group {
       },
       components.channel
     )
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the receiver reads the group's private state through this host
+    const group = this
+    this.receiver = new GroupReceiver({
+      groupId,
+      groupIdHex: this.groupIdHex,
+      components,
+      get validator() {
+        return group.validator
+      },
+      get current() {
+        return group.current
+      },
+      get progress() {
+        return group.progress
+      },
+      get epoch() {
+        return group.epoch
+      },
+      events: this.events,
+      sentMessages: this.sentMessages,
+      get waiting() {
+        return group.waiting
+      },
+      digest: (bytes) => this.digest(bytes),
+      withProgress: (seq, digest) => this.withProgress(seq, digest),
+      commitState: (next, progress, extra) => this.commitState(next, progress, extra),
+      mergePending: (current, seq, digest) => this.mergePending(current, seq, digest),
+      becomeRemoved: (current, epoch, seq, digest, by) => this.becomeRemoved(current, epoch, seq, digest, by),
+      emitEpochChange: (before, newState, committer, own) => this.emitEpochChange(before, newState, committer, own),
+      receivedMessage: (seq, digest, sender, plaintext, epoch, own) => this.receivedMessage(seq, digest, sender, plaintext, epoch, own),
+      inboxOperations: (message) => this.inboxOperations(message)
+    })
   }
 
   /** @internal Build a group from a fresh ts-mls state and persist it with `extra` operations in one write. */
@@ -195,6 +218,11 @@ export class Group {
   /** The group's state in the state machine. */
   get status(): GroupStatus {
     return this.current.kind
+  }
+
+  /** How this group sends commits and proposals (its GroupContext's policy, fixed at creation). */
+  get handshakeWireFormat(): HandshakeWireFormat {
+    return handshakeWireFormatOf(this.requireState().groupContext.extensions)
   }
 
   /** The current epoch. */
@@ -309,12 +337,95 @@ export class Group {
     /** The proposal's channel position. */
     seq: number
   }> {
-    const proposal = await this.lock.run(async () => {
+    const { seqs } = await this.postProposals(async (state) => [{ proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }])
+    return { seq: seqs[0]! }
+  }
+
+  /**
+   * Standalone proposals (RFC 9420 section 12.1), for groups where members
+   * propose and any member commits: each is posted on its own, the channel
+   * orders it, every member keeps it, and the next commit by any member
+   * includes all pending proposals by reference. Each call resolves once its
+   * proposals are ordered (their channel positions). A proposal lapses if the
+   * epoch changes before a commit includes it. `send` commits pending
+   * proposals first.
+   */
+  readonly propose: GroupProposals = {
+    add: (keyPackages) => this.proposeAdd(keyPackages),
+    remove: (targets) => this.proposeRemove(targets),
+    update: () => this.proposeUpdate()
+  }
+
+  private async proposeAdd(keyPackages: readonly ValidatedKeyPackage[]): Promise<ProposalsPosted> {
+    if (keyPackages.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to add')
+    return this.postProposals(async (state) => {
+      const plan = planCommit({ kind: 'add', keyPackages }, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
+      if (plan.kind === 'not-needed') throw new UsageError('INVALID_ARGUMENT', plan.reason)
+      return plan.proposals
+    })
+  }
+
+  private async proposeRemove(targets: readonly string[]): Promise<ProposalsPosted> {
+    if (targets.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Nothing to remove')
+    if (targets.includes(this.components.clientId)) throw new UsageError('INVALID_ARGUMENT', 'A member leaves with leave()')
+    return this.postProposals(async (state) => {
+      const plan = planCommit({ kind: 'remove', targets }, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
+      if (plan.kind === 'not-needed') throw new UsageError('INVALID_ARGUMENT', plan.reason)
+      if (plan.proposals.length === 0) throw new UsageError('INVALID_ARGUMENT', 'Every target is already proposed for removal')
+      return plan.proposals
+    })
+  }
+
+  private async proposeUpdate(): Promise<ProposalsPosted> {
+    return this.postProposals(async (state) => {
+      const { proposal, key } = await updateProposal(state, this.components.cs)
+      // The new leaf's private key is kept before the proposal leaves: a commit that includes it needs it.
+      await this.components.store.write([{ type: 'put', key: storeKeys.groupUpdateKey(this.groupIdHex), value: encodeRecord(key) }])
+      return [proposal]
+    })
+  }
+
+  /**
+   * This member's own private proposals pending in `state` that the channel
+   * has not echoed yet (base64 ProposalRefs): kept by digest in the sent
+   * records, like application messages; a value that names no pending
+   * proposal is an application message's plaintext.
+   */
+  private unconfirmedProposals(state: ClientState): Set<string> {
+    const refs = new Set<string>()
+    for (const value of this.sentMessages.values()) {
+      const ref = proposalRefKey(value)
+      if (state.unappliedProposals[ref] !== undefined) refs.add(ref)
+    }
+    return refs
+  }
+
+  /**
+   * Make proposals from the current state (under the lock) and post them in
+   * order, in the group's handshake wire format. Private ones are kept in the
+   * state (with their digests, to recognise the channel's echo) before they leave.
+   */
+  private async postProposals(make: (state: ClientState) => Promise<Proposal[]>): Promise<ProposalsPosted> {
+    const messages = await this.lock.run(async () => {
       const current = this.current
       if (current.kind !== 'active' && current.kind !== 'committing') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
-      return selfRemoveProposal(current.mls, this.components.cs)
+      const made = await proposalMessages(current.mls, await make(current.mls), this.components.cs)
+      if (made.newState !== undefined) {
+        // Each is remembered by digest with its ProposalRef until the channel echoes it (see unconfirmedProposals).
+        const digests = await Promise.all(made.messages.map((m) => this.digest(m)))
+        await this.commitState(
+          advanced(current, made.newState),
+          this.progress,
+          digests.map((d, i) => ({ type: 'put' as const, key: storeKeys.groupSent(this.groupIdHex, d), value: made.refs[i]!.slice() }))
+        )
+        zeroAll(made.consumed)
+        digests.forEach((d, i) => this.sentMessages.set(d, made.refs[i]!.slice()))
+      }
+      return made.messages
     })
-    return this.components.channel.postProposal(this.groupId, proposal)
+    const seqs: number[] = []
+    for (const message of messages) seqs.push((await this.components.channel.postProposal(this.groupId, message)).seq)
+    return { seqs }
   }
 
   /** Refresh this member's leaf secret: a commit with an update path (post-compromise security). */
@@ -357,7 +468,7 @@ export class Group {
    * nothing.
    */
   async receive(message: Uint8Array): Promise<ReceiveResult> {
-    const result = await this.lock.run(() => this.processMessage(message, undefined, undefined))
+    const result = await this.lock.run(() => this.receiver.processMessage(message, undefined, undefined))
     if (result.kind === 'commit') await this.drainWaiting()
     return result
   }
@@ -436,7 +547,7 @@ export class Group {
   private async processEntry(entry: ChannelEntry): Promise<void> {
     try {
       if (!equalBytes(entry.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-      await this.processMessage(entry.message, entry.seq, entry.sender)
+      await this.receiver.processMessage(entry.message, entry.seq, entry.sender)
     } catch (cause) {
       if (isOwnTrouble(cause)) throw cause
       const error = wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause)
@@ -455,178 +566,6 @@ export class Group {
     }
   }
 
-  /**
-   * The core of the state machine. `seq` is the channel position (undefined for
-   * `receive`); `postedBy` the channel-authenticated sender.
-   */
-  private async processMessage(bytes: Uint8Array, seq: number | undefined, postedBy: ClientId | undefined): Promise<ReceiveResult> {
-    const current = this.current
-    if (current.kind === 'removed' || current.kind === 'failed') throw new UsageError('INVALID_STATE', `The group is ${current.kind}`)
-    const state = current.mls
-    const digest = await this.digest(bytes)
-    if (this.progress.digests.includes(digest)) {
-      if (seq === undefined) return { kind: 'duplicate' }
-      throw new MessageError('REPLAYED_MESSAGE', 'The message was already processed')
-    }
-    const message = decodeMessage(bytes)
-    if (message.wireformat === 'mls_public_message') {
-      return this.processHandshake(current, message.publicMessage, bytes, digest, seq, postedBy)
-    }
-    if (message.wireformat !== 'mls_private_message') {
-      throw new MessageError('INVALID_MESSAGE', `Unexpected wire format ${message.wireformat} in a group`)
-    }
-    const pm = message.privateMessage
-    if (!equalBytes(pm.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-    if (pm.epoch > state.groupContext.epoch) {
-      if (seq !== undefined) throw new MessageError('WRONG_EPOCH', `Message for future epoch ${pm.epoch} (current ${state.groupContext.epoch})`)
-      if (this.waiting.length >= this.components.maxWaitingMessages) {
-        throw new MessageError('WRONG_EPOCH', `Too many messages waiting for future epochs`)
-      }
-      this.waiting.push(bytes.slice())
-      return { kind: 'waiting-for-epoch', epoch: pm.epoch }
-    }
-    if (pm.contentType !== 'application') {
-      throw new MessageError('INVALID_MESSAGE', 'Handshake messages must be PublicMessages')
-    }
-    const own = this.sentMessages.get(digest)
-    if (own !== undefined && postedBy === this.components.clientId) {
-      const received = this.receivedMessage(seq, digest, this.components.clientId, own, pm.epoch, true)
-      await this.commitState(current, this.withProgress(seq, digest), [
-        ...this.inboxOperations(received),
-        { type: 'delete', key: storeKeys.groupSent(this.groupIdHex, digest) }
-      ])
-      this.sentMessages.delete(digest)
-      this.events.emit('message:received', received)
-      return { kind: 'own-message' }
-    }
-    const decrypted = await this.decryptApplication(state, pm)
-    if (postedBy !== undefined && postedBy !== decrypted.sender) {
-      throw new MessageError('INVALID_MESSAGE', `Posted by ${postedBy} but signed by ${decrypted.sender}`)
-    }
-    const received = this.receivedMessage(seq, digest, decrypted.sender, decrypted.plaintext, pm.epoch, false)
-    await this.commitState(advanced(current, decrypted.newState), this.withProgress(seq, digest), this.inboxOperations(received))
-    zeroAll(decrypted.consumed)
-    this.events.emit('message:received', received)
-    return { kind: 'application', sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch }
-  }
-
-  private async processHandshake(
-    current: LiveState,
-    pm: PublicMessage,
-    bytes: Uint8Array,
-    digest: string,
-    seq: number | undefined,
-    postedBy: ClientId | undefined
-  ): Promise<ReceiveResult> {
-    const state = current.mls
-    if (!equalBytes(pm.content.groupId, this.groupId)) throw new MessageError('WRONG_GROUP', WRONG_GROUP_TEXT)
-    if (pm.content.contentType === 'proposal') return this.processProposal(current, pm, digest, seq, postedBy)
-    if (pm.content.contentType !== 'commit') throw new MessageError('INVALID_MESSAGE', 'Only commits and proposals are accepted as handshake messages')
-    if (current.kind === 'committing' && equalBytes(current.pending.commit, bytes)) {
-      await this.mergePending(current, seq, digest)
-      return { kind: 'own-commit', epoch: this.epoch }
-    }
-    if (pm.content.epoch > state.groupContext.epoch && seq !== undefined) {
-      // The channel ordered a commit for an epoch this member never reached: it missed one, so it resyncs.
-      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`, { details: { [RECOVERABLE]: true } })
-    }
-    if (pm.content.epoch !== state.groupContext.epoch) {
-      throw new MessageError('WRONG_EPOCH', `Commit for epoch ${pm.content.epoch}, group is at ${state.groupContext.epoch}`)
-    }
-    const sender = pm.content.sender
-    const committer =
-      sender.senderType === 'member'
-        ? memberAtLeaf(state.ratchetTree, sender.leafIndex, this.validator)
-        : externalCommitter(pm, this.validator) // an external commit (a resync): the device its new leaf names
-    if (postedBy !== undefined && committer !== postedBy) {
-      throw new MessageError('INVALID_MESSAGE', `Commit posted by ${postedBy} but sent from the leaf of ${String(committer)}`)
-    }
-    if (committer === undefined) throw new MessageError('INVALID_MESSAGE', 'The commit is not sent by a member')
-    const byValue = pm.content.commit.proposals.flatMap((p) => (p.proposalOrRefType === 'proposal' ? [p.proposal] : []))
-    if (externalSendersChange(state.groupContext, byValue) !== undefined) {
-      throw new MessageError('EXTERNAL_SENDER_REFUSED', "A commit may not add, replace or drop the group's external_senders", { details: { reason: 'external-senders-change' } })
-    }
-    // What every member checks alike (membership tag, signature): a failure here is bad input, skipped by all.
-    await this.checkPublicly(state, pm, 'Commit')
-    let result
-    try {
-      result = await processHandshake(state, pm, this.components.cs)
-    } catch (cause) {
-      // The toolkit's own errors raised inside (this member's trouble from the AuthenticationService's
-      // Directory lookups, or a credential it refuses) keep their code and meaning.
-      if (MlsToolkitError.isInstance(cause)) throw cause
-      // Past the checks every member makes alike, a failure is this member's own (e.g. a path secret it
-      // cannot decrypt): the group recovers by resync.
-      const detail = cause instanceof Error ? `: ${cause.message}` : ''
-      throw new MessageError('MESSAGE_REJECTED', `Commit could not be processed (path secret or key schedule)${detail}`, { cause, details: { [RECOVERABLE]: true } })
-    }
-    if (result.actionTaken !== 'accept') throw new MessageError('MESSAGE_REJECTED', 'Commit rejected')
-    const before = membersOf(state, this.validator)
-    const newState = result.newState
-    if (newState.groupActiveState.kind === 'removedFromGroup') {
-      const epoch = state.groupContext.epoch + 1n
-      await this.becomeRemoved(current, epoch, seq, digest, committer)
-      zeroAll(result.consumed)
-      return { kind: 'commit', epoch }
-    }
-    // Another member's commit won this epoch: a pending commit of this member's is dropped in the same write.
-    const dropPending: StoreOperation[] = current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }] : []
-    await this.commitState(commitApplied(current, newState), this.withProgress(seq, digest), dropPending)
-    zeroAll(result.consumed)
-    this.emitEpochChange(before, newState, committer, false)
-    if (sender.senderType === 'new_member_commit' && before.some((m) => m.clientId === committer)) {
-      this.events.emit('member:resynced', { epoch: newState.groupContext.epoch, member: committer, reason: resyncReason(pm) })
-    }
-    return { kind: 'commit', epoch: newState.groupContext.epoch }
-  }
-
-  /** Verify the membership tag and signature of a handshake message: the checks every member makes alike. */
-  private async checkPublicly(state: ClientState, pm: PublicMessage, what: string): Promise<void> {
-    try {
-      await verifyPublicMessage(state, pm, this.components.cs)
-    } catch (cause) {
-      throw wrapMlsFailure('MESSAGE_REJECTED', `${what} rejected`, cause)
-    }
-  }
-
-  /** A standalone proposal for the current epoch: kept with the state for the next commit to include by reference. */
-  private async processProposal(
-    current: LiveState,
-    pm: PublicMessage,
-    digest: string,
-    seq: number | undefined,
-    postedBy: ClientId | undefined
-  ): Promise<ReceiveResult> {
-    const state = current.mls
-    const content = pm.content
-    if (content.contentType !== 'proposal') throw new MessageError('INVALID_MESSAGE', 'Not a proposal')
-    if (content.epoch !== state.groupContext.epoch) {
-      throw new MessageError('WRONG_EPOCH', `Proposal for epoch ${content.epoch}, group is at ${state.groupContext.epoch}`)
-    }
-    const sender = content.sender.senderType === 'member' ? memberAtLeaf(state.ratchetTree, content.sender.leafIndex, this.validator) : undefined
-    if (content.sender.senderType === 'member') {
-      if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal is not sent by a member')
-      if (postedBy !== undefined && sender !== postedBy) throw new MessageError('INVALID_MESSAGE', `Proposal posted by ${postedBy} but sent from the leaf of ${sender}`)
-    } else if (content.sender.senderType === 'external') {
-      checkExternalSender(state.groupContext, content.sender.senderIndex, this.components.serverSender?.())
-    } else {
-      throw new MessageError('INVALID_MESSAGE', `A standalone proposal from a ${content.sender.senderType} sender`)
-    }
-    if (content.proposal.proposalType !== 'remove') throw new MessageError('INVALID_MESSAGE', `Unsupported standalone proposal ${content.proposal.proposalType}`)
-    const removes = memberAtLeaf(state.ratchetTree, content.proposal.remove.removed, this.validator)
-    if (removes === undefined) throw new MessageError('INVALID_MESSAGE', 'The proposal removes a blank leaf')
-    await this.checkPublicly(state, pm, 'Proposal')
-    let result
-    try {
-      result = await processHandshake(state, pm, this.components.cs)
-    } catch (cause) {
-      throw wrapMlsFailure('MESSAGE_REJECTED', 'Proposal rejected', cause)
-    }
-    await this.commitState(advanced(current, result.newState), this.withProgress(seq, digest))
-    this.events.emit('proposal:received', { epoch: state.groupContext.epoch, seq, sender, removes: [removes] })
-    return { kind: 'proposal', epoch: state.groupContext.epoch }
-  }
-
   /** `committing` → `active`: the channel delivered this member's own commit. */
   private async mergePending(current: CommittingState, seq: number | undefined, digest: string): Promise<void> {
     const pending = current.pending
@@ -634,7 +573,10 @@ export class Group {
     const newState = withCurrentHistory(pending.newState, current.mls, pending.epoch)
     const next = commitMerged(current, newState)
     const progress = this.withProgress(seq, digest)
-    await this.persist(next, progress, [{ type: 'delete', key: storeKeys.groupPending(this.groupIdHex) }])
+    await this.persist(next, progress, [
+      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
+      { type: 'delete', key: storeKeys.groupUpdateKey(this.groupIdHex) }
+    ])
     zeroAll(pending.consumed)
     this.enter(next, progress)
     this.emitEpochChange(before, newState, this.components.clientId, true)
@@ -657,6 +599,7 @@ export class Group {
     const progress = this.withProgress(seq, digest)
     await this.persist(next, progress, [
       { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
+      { type: 'delete', key: storeKeys.groupUpdateKey(this.groupIdHex) },
       ...[...this.sentMessages.keys()].map((d) => ({ type: 'delete' as const, key: storeKeys.groupSent(this.groupIdHex, d) }))
     ])
     this.sentMessages.clear()
@@ -677,7 +620,7 @@ export class Group {
     const plan = planCommit(intent, membersOf(state, this.validator), pendingRemovals(state), this.components.clientId)
     if (plan.kind === 'not-needed') return plan
     const { proposals, added, removed } = plan
-    const { commit, welcome, ...result } = await createCommitMessages(state, proposals, this.components.cs)
+    const { commit, welcome, ...result } = await createCommitMessages(withoutOwnUpdates(state, this.unconfirmedProposals(state)), proposals, this.components.cs)
     const pending: PendingCommit = {
       epoch: state.groupContext.epoch,
       intent,
@@ -756,25 +699,6 @@ export class Group {
       } catch (cause) {
         this.events.emit('message:rejected', { error: wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause), seq: undefined })
       }
-    }
-  }
-
-  private async decryptApplication(
-    state: ClientState,
-    pm: PrivateMessage
-  ): Promise<{ sender: ClientId; plaintext: Uint8Array; newState: ClientState; consumed: Uint8Array[] }> {
-    try {
-      const opened = await decryptPrivateMessage(state, pm, this.components.cs)
-      if (opened === undefined) throw new MessageError('WRONG_EPOCH', `Epoch ${pm.epoch} is beyond the retention window`)
-      const content = opened.content
-      if (content.contentType !== 'application' || content.sender.senderType !== 'member') {
-        throw new MessageError('INVALID_MESSAGE', 'Not an application message from a member')
-      }
-      const sender = memberAtLeaf(opened.ratchetTree, content.sender.leafIndex, this.validator)
-      if (sender === undefined) throw new MessageError('INVALID_MESSAGE', 'Sender is not a member')
-      return { sender, plaintext: content.applicationData, newState: opened.newState, consumed: opened.consumed }
-    } catch (cause) {
-      throw wrapMlsFailure('MESSAGE_REJECTED', 'Application message rejected', cause)
     }
   }
 

@@ -30,6 +30,7 @@ import {
 import { encodeCredential } from 'ts-mls/credential.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
+import type { AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
 import {
   createApplicationMessage,
   createCommit,
@@ -39,6 +40,7 @@ import {
   encodeMlsMessage,
   joinGroup,
   joinGroupExternal,
+  processMessage,
   processPublicMessage,
   unprotectPublicMessage
 } from './ts-mls-fixes.js'
@@ -53,6 +55,30 @@ import type { Member } from './group-types.js'
  * and joining groups), through the patched modules where core carries a fix
  * (ts-mls-fixes.ts).
  */
+
+/**
+ * The GroupContext extension that carries a group's handshake wire format
+ * (a private-use type, RFC 9420 section 17.3): present with the single byte
+ * 1 when the group's commits and proposals are sent as PrivateMessages.
+ * Absent means PublicMessages (the default). Every member sees it, and so
+ * does the channel in the creator's GroupInfo; our KeyPackages list it in
+ * their capabilities so that they may join such a group.
+ */
+export const HANDSHAKE_WIRE_FORMAT_EXTENSION = 0xf0a1
+
+/** How a group sends its commits and proposals. */
+export type HandshakeWireFormat = 'public' | 'private'
+
+/** The GroupContext extension for `private` handshakes. */
+export function privateHandshakesExtension(): Extension {
+  return { extensionType: HANDSHAKE_WIRE_FORMAT_EXTENSION, extensionData: new Uint8Array([1]) }
+}
+
+/** The handshake wire format a GroupContext's extensions ask for. */
+export function handshakeWireFormatOf(extensions: readonly Extension[]): HandshakeWireFormat {
+  const found = extensions.find((e) => e.extensionType === HANDSHAKE_WIRE_FORMAT_EXTENSION)
+  return found !== undefined && found.extensionData.length === 1 && found.extensionData[0] === 1 ? 'private' : 'public'
+}
 
 /** ts-mls's default settings that a client's configuration starts from. */
 export { defaultKeyPackageEqualityConfig, defaultLifetimeConfig, defaultPaddingConfig } from 'ts-mls'
@@ -129,13 +155,14 @@ export async function encryptApplication(
   return { message, newState: result.newState, consumed: result.consumed }
 }
 
-/** Create a commit (a PublicMessage with the ratchet tree in its Welcome) of `proposals` plus every pending one. */
+/** Create a commit (a PublicMessage, or a PrivateMessage where the group's policy says so, with the ratchet tree in its Welcome) of `proposals` plus every pending one. */
 export async function createCommitMessages(
   state: ClientState,
   proposals: Proposal[],
   cs: CiphersuiteImpl
 ): Promise<{ commit: Uint8Array; welcome: Uint8Array | undefined; newState: ClientState; consumed: Uint8Array[] }> {
-  const result = await createCommit({ state, cipherSuite: cs }, { extraProposals: proposals, wireAsPublicMessage: true, ratchetTreeExtension: true })
+  const wireAsPublicMessage = handshakeWireFormatOf(state.groupContext.extensions) === 'public'
+  const result = await createCommit({ state, cipherSuite: cs }, { extraProposals: proposals, wireAsPublicMessage, ratchetTreeExtension: true })
   const welcome = result.welcome === undefined ? undefined : encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: result.welcome })
   return { commit: encodeMlsMessage(result.commit), welcome, newState: result.newState, consumed: result.consumed }
 }
@@ -148,6 +175,31 @@ export async function verifyPublicMessage(state: ClientState, message: PublicMes
 /** Process a commit or proposal (the patched ts-mls `processPublicMessage`, no PSKs). */
 export function processHandshake(state: ClientState, message: PublicMessage, cs: CiphersuiteImpl): ReturnType<typeof processPublicMessage> {
   return processPublicMessage(state, message, emptyPskIndex, cs)
+}
+
+/**
+ * Decrypt a commit or proposal sent as a PrivateMessage of the state's epoch,
+ * to inspect it before processing: its content and authentication (the
+ * signature verified). The state is not advanced (processing decrypts again).
+ */
+export async function openPrivateHandshake(state: ClientState, message: PrivateMessage, cs: CiphersuiteImpl): Promise<{ content: FramedContent; auth: AuthenticatedContent['auth'] }> {
+  const retention = state.clientConfig.keyRetentionConfig
+  const r = await unprotectPrivateMessage(state.keySchedule.senderDataSecret, message, state.secretTree, state.ratchetTree, state.groupContext, retention, cs)
+  return { content: r.content.content, auth: r.content.auth }
+}
+
+/**
+ * Process a commit or proposal sent as a PrivateMessage (decrypt, verify the
+ * signature, apply; the patched ts-mls `processMessage`, no PSKs).
+ */
+export async function processPrivateHandshake(
+  state: ClientState,
+  message: PrivateMessage,
+  cs: CiphersuiteImpl
+): Promise<{ newState: ClientState; actionTaken: string; consumed: Uint8Array[] }> {
+  const result = await processMessage({ wireformat: 'mls_private_message', privateMessage: message }, state, emptyPskIndex, () => 'accept', cs)
+  if (result.kind !== 'newState') throw new Error('Not a handshake message')
+  return { newState: result.newState, actionTaken: result.actionTaken, consumed: result.consumed }
 }
 
 /**
@@ -195,7 +247,10 @@ export async function newKeyPackage(
   signatureKeys: { signKey: Uint8Array; publicKey: Uint8Array },
   cs: CiphersuiteImpl
 ): Promise<{ keyPackage: KeyPackage; privatePackage: PrivateKeyPackage }> {
-  const result = await generateKeyPackageWithKey(credential, defaultCapabilities(), lifetime, [], signatureKeys, cs)
+  const capabilities = defaultCapabilities()
+  // Able to join groups with private handshakes (the extension's type must be in every member's capabilities).
+  const withPolicy = { ...capabilities, extensions: [...capabilities.extensions, HANDSHAKE_WIRE_FORMAT_EXTENSION] }
+  const result = await generateKeyPackageWithKey(credential, withPolicy, lifetime, [], signatureKeys, cs)
   return { keyPackage: result.publicPackage, privatePackage: result.privatePackage }
 }
 

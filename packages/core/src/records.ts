@@ -56,6 +56,8 @@ export const storeKeys = {
   groupMeta: (gid: string) => `group/${gid}/meta`,
   groupState: (gid: string) => `group/${gid}/state`,
   groupPending: (gid: string) => `group/${gid}/pending`,
+  /** The private key of this member's own pending Update proposal (proposals.ts `OwnUpdateKey`). */
+  groupUpdateKey: (gid: string) => `group/${gid}/update-key`,
   groupInboxPrefix: (gid: string) => `group/${gid}/inbox/`,
   groupSentPrefix: (gid: string) => `group/${gid}/sent/`,
   groupSent: (gid: string, digest: string) => `group/${gid}/sent/${digest}`,

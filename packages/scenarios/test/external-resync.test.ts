@@ -96,7 +96,7 @@ describe('a member resyncs by external commit', () => {
     const kept = [a.once('proposal:received'), c.once('proposal:received')]
     const leave = await createProposal(state, true, { proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }, cs)
     const { seq } = await connection.channel.postProposal(a.groupId, encodeMlsMessage(leave.message))
-    for (const event of await Promise.all(kept)) expect(event).toEqual({ epoch: 2n, seq, sender: dave, removes: [dave] })
+    for (const event of await Promise.all(kept)) expect(event).toEqual({ epoch: 2n, seq, sender: dave, kind: 'remove', removes: [dave], adds: [] })
     await waitFor(() => a.cursor === seq && c.cursor === seq, 'both clients to move past the proposal')
     expect([a.status, c.status]).toEqual(['active', 'active'])
     // Carol's update includes dave's proposal by reference: dave is gone.

@@ -10,7 +10,7 @@ import type {
   ServerStore,
   WelcomeEntry
 } from '@mls/core/interfaces'
-import { ServiceError, equalBytes, fromHex, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
+import { ServiceError, equalBytes, fromHex, handshakeWireFormatOf, throwIfAborted, toHex, type CredentialValidator } from '@mls/core'
 import type { Proposal } from '@mls/core/mls'
 import type { ServiceLimits } from './limits.js'
 import { SERVER_SENDER, type ChannelService, type ExternalJoinPolicy, type FetchOptions, type InstanceBus, type InstanceNotice } from './services.js'
@@ -218,6 +218,7 @@ export function createChannelService(deps: {
     if (read.epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
     if (request.welcome !== undefined) throw new ServiceError('WELCOME_INVALID', 'An external commit adds nobody, so it has no Welcome')
     const loaded = await publicStates.load(group, options)
+    if (privateHandshakes(loaded)) throw wireFormatRefused('A group with private handshakes has no public state to check an external commit against')
     const verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, validator, options) }).catch((error: unknown) => {
       throw asServiceError(error)
     })
@@ -284,6 +285,149 @@ export function createChannelService(deps: {
     return { seq: result.seq }
   }
 
+  /**
+   * What the roster rules of a commit (commit.ts) will demand of a standalone
+   * proposal, checked when it is ordered, so that the next honest commit,
+   * which includes every pending proposal by reference, is not refused for
+   * it: an Add uses a KeyPackage the Directory served for the client it
+   * names, who is neither a member nor added by another pending proposal; an
+   * Update's leaf node names the caller.
+   */
+  async function checkProposalForRoster(group: GroupRecord, loaded: LoadedPublicState, caller: ClientId, proposal: Proposal, options: AbortOptions | undefined): Promise<void> {
+    if (proposal.proposalType === 'update') {
+      if (validator.clientIdFromCredential(proposal.update.leafNode.credential) !== caller) {
+        throw new ServiceError('INVALID_MESSAGE', "The Update's leaf node does not name the caller", { details: { reason: 'invalid-proposals' } })
+      }
+      return
+    }
+    if (proposal.proposalType !== 'add') return
+    const pendingAdds = [...(loaded.state.proposals?.values() ?? [])].flatMap((p) => (p.proposal.proposalType === 'add' ? [p.proposal] : []))
+    await applyToRoster(group, { leafIndex: -1, clientId: caller }, [...pendingAdds, proposal], {
+      suites,
+      validator,
+      servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
+    })
+  }
+
+  /** True when the group's policy (its GroupContext, as the creator's GroupInfo showed it) is PrivateMessage handshakes. */
+  function privateHandshakes(loaded: LoadedPublicState): boolean {
+    return handshakeWireFormatOf(loaded.state.groupContext.extensions) === 'private'
+  }
+
+  function wireFormatRefused(message: string): ServiceError {
+    return new ServiceError('INVALID_MESSAGE', message, { details: { reason: 'handshake-wire-format' } })
+  }
+
+  /** Tell each recipient of a stored commit's Welcome (and the other instances). */
+  function pushWelcomes(groupId: Uint8Array, welcome: Uint8Array | undefined, commitSeq: number, welcomeSeqs: readonly { clientId: ClientId; seq: number }[]): void {
+    if (welcome === undefined) return
+    for (const { clientId, seq } of welcomeSeqs) {
+      subscriptions.emit(clientId, () => ({ type: 'welcome:appended', entry: { seq, groupId: groupId.slice(), welcome: welcome.slice(), commitSeq } }))
+      bus?.publish({ type: 'welcome', clientId, seq })
+    }
+  }
+
+  /**
+   * A commit sent as a PrivateMessage, in a group whose policy allows it. The
+   * channel cannot read it: it orders it (one commit per epoch, from the
+   * header's epoch and content type, by a device in the roster) and learns
+   * who it adds from its Welcome, whose recipients are KeyPackages the
+   * Directory served. It cannot see removals (the roster only grows, and a
+   * removed device keeps reading ciphertext it cannot decrypt), verify the
+   * commit, or keep a public state or GroupInfo (docs/server.md).
+   */
+  async function privateCommit(
+    caller: ClientId,
+    groupId: Uint8Array,
+    request: { epoch: bigint; commit: Uint8Array; welcome?: Uint8Array; groupInfo?: Uint8Array },
+    contentType: string,
+    epoch: bigint,
+    options: AbortOptions | undefined
+  ): Promise<PostCommitResult> {
+    if (contentType !== 'commit') throw new ServiceError('INVALID_MESSAGE', `Expected a commit, got ${contentType} content`, { details: { reason: 'not-a-commit' } })
+    if (epoch !== request.epoch) throw invalid(`The commit is for epoch ${epoch}, the request says ${request.epoch}`)
+    const groupHex = toHex(groupId)
+    return mutex.run(groupHex, async () => {
+      throwIfAborted(options?.signal)
+      const group = await loadGroup(groupHex, options)
+      requireMember(group, caller)
+      const loaded = await publicStates.load(group, options)
+      if (!privateHandshakes(loaded)) throw wireFormatRefused("This group's commits are PublicMessages")
+      if (epoch !== group.epoch) return { kind: 'conflict', epoch: group.epoch }
+      const added = new Map<string, ClientId>()
+      if (request.welcome !== undefined) {
+        const message = decodeMessage(request.welcome)
+        if (message === undefined || message.wireformat !== 'mls_welcome') throw new ServiceError('WELCOME_INVALID', 'The Welcome is not a decodable mls_welcome MLSMessage')
+        for (const secret of message.welcome.secrets) {
+          const ref = toHex(secret.newMember)
+          const clientId = await store.lookupServedKeyPackage(ref, options)
+          if (clientId === undefined) throw new ServiceError('WELCOME_INVALID', 'The Welcome is addressed to a KeyPackage the Directory did not hand out', { details: { ref } })
+          if (group.roster.some((e) => e.clientId === clientId) || [...added.values()].includes(clientId)) {
+            throw new ServiceError('WELCOME_INVALID', `The Welcome adds ${clientId}, who is already in the roster`, { details: { ref } })
+          }
+          added.set(ref, clientId)
+        }
+      }
+      // Roster positions of a private group are the channel's own bookkeeping, not MLS leaf indexes.
+      let next = group.roster.reduce((max, e) => Math.max(max, e.leafIndex + 1), 0)
+      const roster = [...group.roster.map((e) => ({ ...e })), ...[...added.values()].map((clientId) => ({ leafIndex: next++, clientId }))]
+      const access: AccessWindow[] = [...group.access.map((w) => ({ ...w })), ...[...added.values()].map((clientId) => ({ clientId, fromSeq: -1, untilSeq: null }))]
+      const nextEpoch = group.epoch + 1n
+      const publicState = { epoch: nextEpoch, state: loaded.stored, groupInfo: undefined }
+      const digest = await suites.digest(request.commit)
+      throwIfAborted(options?.signal)
+      const entry = { kind: 'commit' as const, epoch, sender: caller, message: request.commit.slice(), digest }
+      const welcome = request.welcome
+      invalidate(groupHex)
+      const result = await store.appendCommit(
+        groupHex,
+        { expectedEpoch: group.epoch, entry, roster, access, welcomes: welcome === undefined ? [] : [...added.values()].map((clientId) => ({ clientId, welcome })), publicState },
+        options
+      )
+      invalidate(groupHex)
+      if (result.kind === 'conflict') {
+        publicStates.forget(groupHex)
+        return { kind: 'conflict', epoch: result.epoch }
+      }
+      publicStates.remember(groupHex, { ...loaded, groupInfo: undefined, epoch: nextEpoch })
+      fanOutEntry(groupId, access, { ...entry, seq: result.seq })
+      pushWelcomes(groupId, welcome, result.seq, result.welcomeSeqs)
+      return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
+    })
+  }
+
+  /** A proposal sent as a PrivateMessage, in a group whose policy allows it: ordered in its epoch by a device in the roster, unread. */
+  async function privateProposal(caller: ClientId, groupId: Uint8Array, proposal: Uint8Array, epoch: bigint, options: AbortOptions | undefined): Promise<{ seq: number }> {
+    const groupHex = toHex(groupId)
+    const digest = await suites.digest(proposal)
+    return mutex.run(groupHex, () =>
+      untilAppended(async () => {
+        throwIfAborted(options?.signal)
+        const group = await loadGroup(groupHex, options)
+        requireMember(group, caller)
+        const loaded = await publicStates.load(group, options)
+        if (!privateHandshakes(loaded)) throw wireFormatRefused("This group's proposals are PublicMessages")
+        if (epoch !== group.epoch) {
+          throw new ServiceError('WRONG_EPOCH', `The proposal is for epoch ${epoch}, the group is at epoch ${group.epoch}`, { details: { epoch, currentEpoch: group.epoch } })
+        }
+        const entry = { kind: 'proposal' as const, epoch: group.epoch, sender: caller, message: proposal.slice(), digest }
+        const publicState = { epoch: group.epoch, state: loaded.stored, groupInfo: loaded.groupInfo }
+        throwIfAborted(options?.signal)
+        const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, expectedState: loaded.stored, entry, publicState }, options)
+        if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This proposal is already in the group log')
+        if (result.kind === 'conflict') {
+          publicStates.forget(groupHex)
+          invalidate(groupHex)
+          if (result.epoch === group.epoch) return 'retry'
+          throw new ServiceError('WRONG_EPOCH', `The group moved on to epoch ${result.epoch}`, { details: { epoch: group.epoch, currentEpoch: result.epoch } })
+        }
+        if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
+        fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
+        return { seq: result.seq }
+      })
+    )
+  }
+
   /** Run `attempt` until the store takes its proposal (another instance's proposal in between means verify again). */
   async function untilAppended<T>(attempt: () => Promise<T | 'retry'>): Promise<T> {
     for (let tries = 1; ; tries++) {
@@ -346,6 +490,12 @@ export function createChannelService(deps: {
         checkBytes(request.welcome, 'welcome')
         checkSize(request.welcome, limits.maxHandshakeBytes, 'The Welcome')
       }
+      const privateMessage = decodeMessage(request.commit)
+      if (privateMessage?.wireformat === 'mls_private_message') {
+        const header = privateMessage.privateMessage
+        if (!equalBytes(header.groupId, groupId)) throw invalid('The commit is for another group')
+        return privateCommit(caller, groupId, request, header.contentType, header.epoch, options)
+      }
       const read = readCommit(request.commit, groupId, request.epoch)
       const groupHex = toHex(groupId)
       return mutex.run(groupHex, async () => {
@@ -378,6 +528,7 @@ export function createChannelService(deps: {
           }
           proposals = read.proposals
         } else {
+          if (privateHandshakes(loaded)) throw wireFormatRefused("This group's commits are PrivateMessages")
           verified = await verifyCommit(loaded.state, read.message, loaded.cs, { authService: directoryAuthService(store, validator, options) }).catch((error: unknown) => {
             throw asServiceError(error)
           })
@@ -428,15 +579,7 @@ export function createChannelService(deps: {
           publicStates.remember(groupHex, { state: verified.next, cs: loaded.cs, groupInfo: publicState.groupInfo, epoch: nextEpoch, stored: publicState.state })
         }
         fanOutEntry(groupId, change.access, { ...entry, seq: result.seq })
-        if (welcome !== undefined) {
-          for (const { clientId, seq } of result.welcomeSeqs) {
-            subscriptions.emit(clientId, () => ({
-              type: 'welcome:appended',
-              entry: { seq, groupId: groupId.slice(), welcome: welcome.slice(), commitSeq: result.seq }
-            }))
-            bus?.publish({ type: 'welcome', clientId, seq })
-          }
-        }
+        pushWelcomes(groupId, welcome, result.seq, result.welcomeSeqs)
         return { kind: 'accepted', seq: result.seq, epoch: nextEpoch }
       })
     },
@@ -448,6 +591,10 @@ export function createChannelService(deps: {
       checkSize(proposal, limits.maxHandshakeBytes, 'The proposal')
       const decoded = decodeMessage(proposal)
       if (decoded === undefined) throw new ServiceError('INVALID_MESSAGE', 'The proposal is not a decodable MLSMessage', { details: { reason: 'undecodable' } })
+      if (decoded.wireformat === 'mls_private_message' && decoded.privateMessage.contentType === 'proposal') {
+        if (!equalBytes(decoded.privateMessage.groupId, groupId)) throw invalid('The proposal is for another group')
+        return privateProposal(caller, groupId, proposal, decoded.privateMessage.epoch, options)
+      }
       if (decoded.wireformat !== 'mls_public_message' || decoded.publicMessage.content.contentType !== 'proposal') {
         throw new ServiceError('INVALID_MESSAGE', 'A proposal must be an mls_public_message with proposal content', { details: { reason: 'not-a-proposal' } })
       }
@@ -464,9 +611,13 @@ export function createChannelService(deps: {
           throw new ServiceError('INVALID_MESSAGE', "The proposal is not sent from the caller's leaf", { details: { reason: 'unknown-sender' } })
         }
         const loaded = await publicStates.load(group, options)
-        const { ref, pending } = await verifyMemberProposal(loaded.state, pm, loaded.cs).catch((error: unknown) => {
-          throw asServiceError(error)
-        })
+        if (privateHandshakes(loaded)) throw wireFormatRefused("This group's proposals are PrivateMessages")
+        const { ref, pending } = await verifyMemberProposal(loaded.state, pm, loaded.cs, { authService: directoryAuthService(store, validator, options) }).catch(
+          (error: unknown) => {
+            throw asServiceError(error)
+          }
+        )
+        await checkProposalForRoster(group, loaded, caller, pending.proposal, options)
         return appendProposal(groupId, group, loaded, { ref, pending, message: proposal, sender: caller, digest }, options)
       }))
     },
@@ -483,6 +634,8 @@ export function createChannelService(deps: {
         const leaf = group.roster.find((e) => e.clientId === clientId)
         if (leaf === undefined) return undefined
         const loaded = await publicStates.load(group, options)
+        // The server cannot name a leaf of a group whose tree it no longer sees.
+        if (privateHandshakes(loaded)) return undefined
         const already = [...(loaded.state.proposals?.values() ?? [])].some((p) => p.proposal.proposalType === 'remove' && p.proposal.remove.removed === leaf.leafIndex)
         if (already) return undefined
         const made = await externalRemoveProposal(loaded.state, leaf.leafIndex, { publicKey: signer.signaturePublicKey, signKey: signer.signaturePrivateKey }, loaded.cs).catch(
@@ -587,6 +740,8 @@ export function createChannelService(deps: {
       }
       const record = await store.getPublicState(groupHex, options)
       if (record?.groupInfo === undefined || record.epoch !== group.epoch) return undefined
+      const loaded = await publicStates.loadIfAny(group, options)
+      if (loaded !== undefined && privateHandshakes(loaded)) return undefined
       return { epoch: record.epoch, groupInfo: record.groupInfo }
     },
 

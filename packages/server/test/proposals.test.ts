@@ -5,7 +5,7 @@ import type { ServerStore } from '@mls/core/interfaces'
 import { decodePublicGroupState } from '@mls/core/public-group'
 import { SERVER_SENDER, createServices } from '../src/index.js'
 import type { Member} from './helpers.js';
-import { TestClient, expectCode, groupOf, harness, remove } from './helpers.js'
+import { Member as GroupMember, TestClient, add, expectCode, groupOf, harness, remove } from './helpers.js'
 
 async function clients(h: Awaited<ReturnType<typeof harness>>, ...names: string[]): Promise<TestClient[]> {
   const out = []
@@ -80,7 +80,9 @@ describe('channel: standalone proposals', () => {
     const leave = await propose(c, remove(c.leafIndex))
     await expect(post(bob!, leave)).rejects.toMatchObject({ code: 'INVALID_MESSAGE', details: { reason: 'unknown-sender' } })
     const [daveKp] = await a.fetch('carol')
-    await expect(post(alice!, await propose(a, { proposalType: 'add', add: { keyPackage: daveKp!.decoded } }))).rejects.toMatchObject({
+    // An Add of a client who is already a member (carol) can never be committed: refused when ordered.
+    await expect(post(alice!, await propose(a, { proposalType: 'add', add: { keyPackage: daveKp!.decoded } }))).rejects.toMatchObject({ code: 'INVALID_MESSAGE' })
+    await expect(post(alice!, await propose(a, { proposalType: 'psk', psk: { preSharedKeyId: { psktype: 'external', pskId: new Uint8Array(4), pskNonce: new Uint8Array(32) } } } as Proposal))).rejects.toMatchObject({
       code: 'INVALID_MESSAGE',
       details: { reason: 'unsupported-proposal' }
     })
@@ -103,6 +105,37 @@ describe('channel: standalone proposals', () => {
     expect(await b.post(update)).toMatchObject({ kind: 'accepted', epoch: 2n })
     const late = await propose(a, remove(c.leafIndex))
     await expectCode(post(alice!, late), 'WRONG_EPOCH')
+  })
+})
+
+describe('channel: standalone Add proposals by members', () => {
+  it('orders an Add only with a KeyPackage the Directory served for its client; a commit by reference adds it and the Welcome reaches it', async () => {
+    const h = await harness()
+    const [alice, bob, dave] = await clients(h, 'alice', 'bob', 'dave')
+    const { groupId, members } = await groupOf(alice!, [bob!])
+    const [a, b] = members as [Member, Member]
+    const post = (client: TestClient, bytes: Uint8Array) => h.services.channel.postProposal(client.clientId, groupId, bytes)
+    // A KeyPackage dave made but the Directory never handed out: refused before any commit could depend on it.
+    const unserved = await dave!.keyPackage()
+    await expect(post(alice!, await propose(a, add(unserved.publicPackage)))).rejects.toMatchObject({ code: 'INVALID_MESSAGE', details: { reason: 'key-package-not-served' } })
+    const [served] = await a.fetch('dave')
+    const proposal = await propose(a, add(served!.decoded))
+    expect(await post(alice!, proposal)).toEqual({ seq: 2 })
+    // The same client twice in one epoch cannot be committed together either.
+    const [again] = await b.fetch('dave')
+    await expect(post(bob!, await propose(b, add(again!.decoded)))).rejects.toMatchObject({ code: 'INVALID_MESSAGE' })
+    // Bob commits alice's proposal by reference, with the Welcome for dave.
+    await receive(a, proposal)
+    await receive(b, proposal)
+    const prepared = await b.prepareCommit()
+    expect(prepared.welcome).toBeDefined()
+    expect(await b.post(prepared)).toMatchObject({ kind: 'accepted', epoch: 2n })
+    expect((await h.store.getGroup(Buffer.from(groupId).toString('hex')))!.roster.map((e) => e.clientId)).toEqual(['alice/phone', 'bob/phone', 'dave/phone'])
+    const welcomes = await h.services.channel.fetchWelcomes(dave!.clientId, 0)
+    expect(welcomes).toHaveLength(1)
+    const d = await GroupMember.join(dave!, welcomes[0]!.welcome, served!.keyPackage)
+    await receive(a, prepared.commit)
+    expect(d.state.keySchedule.epochAuthenticator).toEqual(a.state.keySchedule.epochAuthenticator)
   })
 })
 

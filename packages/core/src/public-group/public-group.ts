@@ -37,7 +37,7 @@ import { bytesToBase64 } from 'ts-mls/util/byteArray.js'
 import { decodeExternalSender } from 'ts-mls/externalSender.js'
 import { protectExternalProposalPublic } from 'ts-mls/messageProtectionPublic.js'
 import { fromHex, toHex } from '../bytes.js'
-import { MessageError, type ErrorCode } from '../errors.js'
+import { MessageError, MlsToolkitError, type ErrorCode } from '../errors.js'
 import { externalSendersChange } from '../server-sender.js'
 
 /** The public state of one group in one epoch. */
@@ -349,13 +349,60 @@ export async function proposalRefOf(message: PublicMessage, cs: CiphersuiteImpl)
 }
 
 /**
+ * Check that the proposals pending in `byRef` can be committed together, as
+ * any member's next commit includes them all by reference (RFC 9420 section
+ * 12.2): at most one Remove or Update per leaf, and the Adds and Updates
+ * applied by an observer that holds no leaf, so the checks that
+ * depend on who commits (its own Update or Remove) are left to the
+ * committer. Validates each Add's KeyPackage and each Update's leaf node
+ * (signatures, credentials through `authService`, capabilities, key
+ * uniqueness). Throws `INVALID_MESSAGE` / `invalid-proposals`.
+ */
+export async function checkPendingProposals(
+  state: PublicGroupState,
+  byRef: ReadonlyMap<string, PendingProposal>,
+  cs: CiphersuiteImpl,
+  authService: AuthenticationService = acceptAll
+): Promise<void> {
+  // Removes are checked by leaf here and left out of the tree application: a set that removes every leaf (two
+  // members of a pair both leaving) is still ordered, as before, and no commit would apply it whole anyway.
+  const removedLeaves = new Set<number>()
+  const updatedLeaves = new Set<number>()
+  for (const { proposal, senderLeafIndex } of byRef.values()) {
+    const leaf = proposal.proposalType === 'remove' ? proposal.remove.removed : proposal.proposalType === 'update' ? senderLeafIndex : undefined
+    if (leaf === undefined) continue
+    if (removedLeaves.has(leaf) || updatedLeaves.has(leaf)) throw reject('invalid-proposals', `Leaf ${leaf} is already removed or updated by a pending proposal`)
+    if (proposal.proposalType === 'remove') removedLeaves.add(leaf)
+    else updatedLeaves.add(leaf)
+  }
+  const references: ProposalOrRef[] = [...byRef]
+    .filter(([, p]) => p.proposal.proposalType !== 'remove')
+    .map(([ref]) => ({ proposalOrRefType: 'reference', reference: fromHex(ref) }))
+  if (references.length === 0) return
+  try {
+    await applyProposals(observerState(state, authService, byRef), references, toLeafIndex(state.ratchetTree.length + 1), emptyPskIndex, false, cs)
+  } catch (cause) {
+    // The toolkit's own errors (e.g. an AuthenticationService that could not reach the Directory) keep their meaning.
+    if (MlsToolkitError.isInstance(cause)) throw cause
+    throw reject('invalid-proposals', `The pending proposals cannot be committed together: ${(cause as Error).message}`, cause)
+  }
+}
+
+/**
  * Verify a standalone proposal sent as a PublicMessage by a member of the
  * group (signature with the current GroupContext, current epoch) and return it
- * with its ProposalRef. Only Remove proposals of an occupied leaf not already
- * proposed for removal are accepted (a member's self-Remove is how it leaves).
- * Proposals by external senders are not accepted here.
+ * with its ProposalRef. Accepted: Add, Update and Remove (RFC 9420 sections
+ * 12.1.1 to 12.1.3), each only if the proposals pending in the epoch plus
+ * this one can still be committed together (`checkPendingProposals`), so a
+ * hostile proposal cannot block the next honest commit. Proposals by
+ * external senders are not accepted here.
  */
-export async function verifyMemberProposal(state: PublicGroupState, message: PublicMessage, cs: CiphersuiteImpl): Promise<{ ref: string; pending: PendingProposal }> {
+export async function verifyMemberProposal(
+  state: PublicGroupState,
+  message: PublicMessage,
+  cs: CiphersuiteImpl,
+  options: { readonly authService?: AuthenticationService } = {}
+): Promise<{ ref: string; pending: PendingProposal }> {
   const content = message.content
   if (content.contentType !== 'proposal') throw reject('not-a-commit', `Expected a proposal, got ${content.contentType} content`)
   if (!constantTimeEqual(content.groupId, state.groupContext.groupId)) throw reject('wrong-group', 'The proposal is for another group')
@@ -368,18 +415,27 @@ export async function verifyMemberProposal(state: PublicGroupState, message: Pub
   if (!(await verifyFramedContentSignature(leaf.signaturePublicKey, 'mls_public_message', content, message.auth, state.groupContext, cs.signature))) {
     throw reject('bad-signature', 'The proposal signature does not verify')
   }
-  // Only Remove: every pending proposal must be one that any member's next commit can include and every
-  // observer can validate now (a hostile Add or Update would otherwise poison the next honest commit).
   const proposal = content.proposal
-  if (proposal.proposalType !== 'remove') throw reject('unsupported-proposal', `Standalone ${String(proposal.proposalType)} proposals are not supported, only Remove`)
-  const removed = proposal.remove.removed
-  if (publicGroupLeaf(state, removed) === undefined) throw reject('invalid-proposals', `The proposal removes leaf ${removed}, which is blank`)
-  for (const pending of state.proposals?.values() ?? []) {
-    if (pending.proposal.proposalType === 'remove' && pending.proposal.remove.removed === removed) {
-      throw reject('invalid-proposals', `Leaf ${removed} is already proposed for removal in this epoch`)
+  const type = proposal.proposalType
+  if (type !== 'remove' && type !== 'add' && type !== 'update') {
+    throw reject('unsupported-proposal', `Standalone ${String(type)} proposals are not supported, only Add, Update and Remove`)
+  }
+  if (type === 'remove') {
+    const removed = proposal.remove.removed
+    if (publicGroupLeaf(state, removed) === undefined) throw reject('invalid-proposals', `The proposal removes leaf ${removed}, which is blank`)
+    for (const pending of state.proposals?.values() ?? []) {
+      if (pending.proposal.proposalType === 'remove' && pending.proposal.remove.removed === removed) {
+        throw reject('invalid-proposals', `Leaf ${removed} is already proposed for removal in this epoch`)
+      }
     }
   }
-  return { ref: await proposalRefOf(message, cs), pending: { proposal: content.proposal, senderLeafIndex: content.sender.leafIndex } }
+  const ref = await proposalRefOf(message, cs)
+  const pending: PendingProposal = { proposal, senderLeafIndex: content.sender.leafIndex }
+  if (state.proposals?.has(ref) === true) throw reject('invalid-proposals', 'This proposal is already pending in this epoch')
+  const byRef = new Map(state.proposals ?? [])
+  byRef.set(ref, pending)
+  await checkPendingProposals(state, byRef, cs, options.authService)
+  return { ref, pending }
 }
 
 /** The index of the external sender with `signaturePublicKey` in the group's `external_senders` list (RFC 9420 section 12.1.8.1), or `undefined`. */
@@ -415,11 +471,11 @@ export async function externalRemoveProposal(
   }
   const proposal: Proposal = { proposalType: 'remove', remove: { removed: removedLeaf } }
   const { publicMessage } = await protectExternalProposalPublic(signer.signKey, state.groupContext, new Uint8Array(), proposal, { senderType: 'external', senderIndex }, cs)
-  return {
-    message: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage }),
-    ref: await proposalRefOf(publicMessage, cs),
-    pending: { proposal, senderLeafIndex: undefined }
-  }
+  const ref = await proposalRefOf(publicMessage, cs)
+  const pending: PendingProposal = { proposal, senderLeafIndex: undefined }
+  // E.g. a pending Update of the same leaf: the next commit could not include both.
+  await checkPendingProposals(state, new Map([...(state.proposals ?? []), [ref, pending]]), cs)
+  return { message: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage }), ref, pending }
 }
 
 /** `state` with one more pending proposal (as `verifyMemberProposal` returned it). */
