@@ -305,7 +305,8 @@ export function createChannelService(deps: {
     await applyToRoster(group, { leafIndex: -1, clientId: caller }, [...pendingAdds, proposal], {
       suites,
       validator,
-      servedTo: (ref) => store.lookupServedKeyPackage(ref, options)
+      servedTo: (ref) => store.lookupServedKeyPackage(ref, options),
+      registeredKey: async (clientId) => (await store.getIdentity(clientId, options))?.signaturePublicKey
     })
   }
 
