@@ -109,15 +109,16 @@ describe('channel: standalone proposals', () => {
 })
 
 describe('channel: standalone Add proposals by members', () => {
-  it('orders an Add only with a KeyPackage the Directory served for its client; a commit by reference adds it and the Welcome reaches it', async () => {
+  it('orders an Add only with a KeyPackage the Directory served for its client or under its registered key; a commit by reference adds it and the Welcome reaches it', async () => {
     const h = await harness()
     const [alice, bob, dave] = await clients(h, 'alice', 'bob', 'dave')
     const { groupId, members } = await groupOf(alice!, [bob!])
     const [a, b] = members as [Member, Member]
     const post = (client: TestClient, bytes: Uint8Array) => h.services.channel.postProposal(client.clientId, groupId, bytes)
-    // A KeyPackage dave made but the Directory never handed out: refused before any commit could depend on it.
-    const unserved = await dave!.keyPackage()
-    await expect(post(alice!, await propose(a, add(unserved.publicPackage)))).rejects.toMatchObject({ code: 'INVALID_MESSAGE', details: { reason: 'key-package-not-served' } })
+    // A KeyPackage naming dave that the Directory never handed out, under a key dave never registered: refused
+    // before any commit could depend on it (an unserved KeyPackage under dave's registered key would be taken, as in a commit).
+    const impostor = await dave!.keyPackage({ keys: await h.cs.signature.keygen() })
+    await expect(post(alice!, await propose(a, add(impostor.publicPackage)))).rejects.toMatchObject({ code: 'INVALID_MESSAGE' })
     const [served] = await a.fetch('dave')
     const proposal = await propose(a, add(served!.decoded))
     expect(await post(alice!, proposal)).toEqual({ seq: 2 })
