@@ -34,6 +34,8 @@ export interface Pacing {
 /** The subset of timers pacing waits with (the client's injectable timers). */
 export interface PacingTimers {
   setTimeout(callback: () => void, delayMs: number): unknown
+  /** Cancels a wait when the connection closes; without it the wait runs out on its own. */
+  clearTimeout?(handle: unknown): void
 }
 
 /** Check and complete `PacingOptions`; `INVALID_ARGUMENT` for a value out of range. */
@@ -119,22 +121,27 @@ function abortOptionsOf(args: readonly unknown[]): AbortOptions | undefined {
  * replace fields the original has frozen.
  */
 function overlay<T extends object>(target: T, override: Partial<Record<PropertyKey, unknown>>, pacedNames: Partial<Record<PropertyKey, boolean>>, pace: Paced | undefined): T {
-  const wrappers = new Map<PropertyKey, unknown>()
+  // One wrapper per method as it is now: a method the app or a test replaces on the
+  // original later (assigned through the view or on the original) is wrapped afresh.
+  const wrappers = new Map<PropertyKey, { method: unknown; wrapper: unknown }>()
   return new Proxy(Object.create(null) as object, {
     get(_, property) {
       if (Object.hasOwn(override, property)) return override[property]
       const value: unknown = Reflect.get(target, property, target)
       if (typeof value !== 'function') return value
-      let wrapper = wrappers.get(property)
-      if (wrapper === undefined) {
-        const method = value as (...args: unknown[]) => unknown
-        wrapper =
-          pace !== undefined && pacedNames[property] === true
-            ? (...args: unknown[]) => pace(abortOptionsOf(args), () => method.apply(target, args) as Promise<unknown>)
-            : (...args: unknown[]) => method.apply(target, args)
-        wrappers.set(property, wrapper)
-      }
+      const known = wrappers.get(property)
+      if (known !== undefined && known.method === value) return known.wrapper
+      const method = value as (...args: unknown[]) => unknown
+      const wrapper =
+        pace !== undefined && pacedNames[property] === true
+          ? (...args: unknown[]) => pace(abortOptionsOf(args), () => method.apply(target, args) as Promise<unknown>)
+          : (...args: unknown[]) => method.apply(target, args)
+      wrappers.set(property, { method, wrapper })
       return wrapper
+    },
+    set(_, property, value) {
+      // Written through to the original (the view holds no state of its own).
+      return Reflect.set(target, property, value, target)
     },
     has(_, property) {
       return Object.hasOwn(override, property) || Reflect.has(target, property)
@@ -153,11 +160,22 @@ function overlay<T extends object>(target: T, override: Partial<Record<PropertyK
  */
 export function pacedConnection(connection: Connection, pacing: Pacing, timers: PacingTimers): Connection {
   const semaphore = new Semaphore(pacing.maxRequestsInFlight)
+  // A wait keeps the process alive (a caller awaits the request: an unref'd timer let a script
+  // with nothing else pending exit in the middle of it); closing the connection ends every wait.
+  const waiting = new Set<() => void>()
+  let closed = false
   const wait = (delayMs: number, options: AbortOptions | undefined): Promise<void> =>
     new Promise((resolve) => {
-      const handle = timers.setTimeout(resolve, delayMs)
-      ;(handle as { unref?: () => void } | undefined)?.unref?.()
-      options?.signal?.addEventListener('abort', () => resolve(), { once: true })
+      if (closed) return resolve()
+      let handle: unknown
+      const done = (): void => {
+        if (!waiting.delete(done)) return
+        if (handle !== undefined) timers.clearTimeout?.(handle)
+        resolve()
+      }
+      waiting.add(done)
+      handle = timers.setTimeout(done, delayMs)
+      options?.signal?.addEventListener('abort', done, { once: true })
     })
   const paced: Paced = async <T>(options: AbortOptions | undefined, request: () => Promise<T>): Promise<T> => {
     for (let attempt = 0; ; attempt++) {
@@ -172,10 +190,16 @@ export function pacedConnection(connection: Connection, pacing: Pacing, timers: 
         // with jitter so refused requests do not come back in one burst.
         const delayMs = Math.min(pacing.maxRateLimitWaitMs, Math.max(named, 25 * 2 ** attempt))
         await wait(delayMs * (1 + Math.random() * 0.25), options)
+        if (closed) throw error
       }
     }
   }
   const directory = overlay(connection.directory, {}, PACED_DIRECTORY, paced)
   const channel = overlay(connection.channel, {}, PACED_CHANNEL, paced)
-  return overlay(connection, { directory, channel }, {}, undefined)
+  const close = async (): Promise<void> => {
+    closed = true
+    for (const done of [...waiting]) done()
+    await connection.close()
+  }
+  return overlay(connection, { directory, channel, close }, {}, undefined)
 }

@@ -135,4 +135,47 @@ describe('pacedConnection', () => {
     const unsubscribe = (paced.channel as GroupChannelClient).subscribe(() => undefined)
     expect(typeof unsubscribe).toBe('function')
   })
+
+  it('a method replaced on the view or on the original afterwards is the one called (tests and apps swap them)', async () => {
+    const original = new FakeConnection(new FakeChannel(0))
+    const paced = pacedConnection(original as unknown as Connection, resolvePacing({}), timers)
+    await expect(paced.directory.countKeyPackages()).resolves.toEqual({ oneTime: 3, lastResort: true })
+    // Assigned through the view: written to the original, and used from then on.
+    paced.directory.countKeyPackages = () => Promise.resolve({ oneTime: 9, lastResort: false })
+    await expect(paced.directory.countKeyPackages()).resolves.toEqual({ oneTime: 9, lastResort: false })
+    await expect(original.directory.countKeyPackages()).resolves.toEqual({ oneTime: 9, lastResort: false })
+    // Assigned on the original: read through as well.
+    original.directory.countKeyPackages = () => Promise.resolve({ oneTime: 1, lastResort: true })
+    await expect(paced.directory.countKeyPackages()).resolves.toEqual({ oneTime: 1, lastResort: true })
+  })
+
+  it("waits out RATE_LIMITED on a timer that keeps the process alive, and closing the connection ends the wait", async () => {
+    const channel = new FakeChannel(1)
+    const original = new FakeConnection(channel)
+    const handles: { unrefCalls: number; cleared: boolean }[] = []
+    let fire: (() => void) | undefined
+    const recording = {
+      setTimeout: (callback: () => void) => {
+        const handle = { unrefCalls: 0, cleared: false, unref: () => void handle.unrefCalls++ }
+        handles.push(handle)
+        fire = callback
+        return handle
+      },
+      clearTimeout: (handle: unknown) => {
+        ;(handle as { cleared: boolean }).cleared = true
+      }
+    }
+    const paced = pacedConnection(original as unknown as Connection, resolvePacing({}), recording)
+    const request = paced.channel.fetchWelcomes(0)
+    await expect.poll(() => handles.length).toBe(1)
+    // Not unref'd: a script awaiting only this request must not exit in the middle of the wait.
+    expect(handles[0]!.unrefCalls).toBe(0)
+    expect(fire).toBeDefined()
+    await paced.close()
+    // The wait ended at close: the timer is cleared and the request fails with the refusal, not retried.
+    expect(handles[0]!.cleared).toBe(true)
+    await expect(request).rejects.toMatchObject({ code: 'RATE_LIMITED' })
+    expect(channel.fetched).toBe(1)
+    expect(original.closed).toBe(1)
+  })
 })
