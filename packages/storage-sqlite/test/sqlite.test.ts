@@ -186,9 +186,9 @@ describe('secure deletion on disk', () => {
     await store.close()
   })
 
-  it('overwrites a large client value spread over overflow pages', async () => {
+  it.each(['immediate', 'background'] as const)('overwrites a large client value spread over overflow pages (secureDeletion %s)', async (secureDeletion) => {
     const path = freshPath()
-    const store = sqliteClientStore({ path })
+    const store = sqliteClientStore({ path, secureDeletion })
     const big = marked('big-secret', 100_000)
     await store.write([
       { type: 'put', key: 'state', value: big },
@@ -196,6 +196,8 @@ describe('secure deletion on disk', () => {
     ])
     expect(contains(fileBytes(path), marked('big-secret', 64))).toBe(true)
     await store.write([{ type: 'put', key: 'state', value: marked('small') }])
+    // immediate: gone when write resolves; background: once flush() resolves.
+    if (secureDeletion === 'background') await store.flush()
     expect(contains(fileBytes(path), marked('big-secret', 64))).toBe(false)
     expect(contains(fileBytes(path), marked('keep'))).toBe(true)
     await store.close()

@@ -1,0 +1,165 @@
+import { createRequire } from 'node:module'
+import { resolve } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import type { SynchronousMode } from './database.js'
+
+/**
+ * The worker's code, run with `eval: true` so the package ships no second
+ * entry file (it works the same from `src/` under a test runner and from
+ * `dist/`). It opens its own better-sqlite3 connection on the store's file and
+ * answers each `{ id }` with one checkpoint: PASSIVE first (copies the WAL
+ * into the main file and fsyncs it without taking the writer lock), then
+ * TRUNCATE (takes the writer lock only to copy what was committed meanwhile,
+ * reset the WAL and truncate it to zero bytes).
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads')
+const Database = require(workerData.driver)
+let db
+parentPort.on('message', (message) => {
+  if (message.type === 'close') {
+    try { if (db !== undefined) db.close() } catch {}
+    parentPort.close()
+    return
+  }
+  try {
+    if (db === undefined) {
+      db = new Database(workerData.path, { timeout: workerData.busyTimeoutMs, fileMustExist: true })
+      db.pragma('synchronous = ' + workerData.synchronous)
+    }
+    db.pragma('wal_checkpoint(PASSIVE)')
+    const result = db.pragma('wal_checkpoint(TRUNCATE)')
+    parentPort.postMessage({ id: message.id, busy: result[0].busy !== 0 })
+  } catch (error) {
+    parentPort.postMessage({ id: message.id, error: String(error && error.message ? error.message : error) })
+  }
+})
+`
+
+interface Reply {
+  id: number
+  busy?: boolean
+  error?: string
+}
+
+/**
+ * Runs the truncating WAL checkpoints that complete secure deletion in a
+ * worker thread with its own connection, so a deleting `write` resolves
+ * after its commit alone. Requests are coalesced: at most one checkpoint runs,
+ * and one more starts when it ends if deletions were committed meanwhile.
+ *
+ * Generations: every deleting write takes the next number (`request`); a
+ * checkpoint that started after write n and ended with the WAL truncated
+ * proves writes up to n are gone from the files (everything committed before
+ * the TRUNCATE is in the main file, where secure_delete zeroed it, and the
+ * WAL is empty).
+ */
+export class WalCheckpointer {
+  private worker: Worker | undefined
+  private requested = 0
+  private completed = 0
+  private nextId = 1
+  private running: Promise<void> | undefined
+  private readonly replies = new Map<number, { resolve(reply: Reply): void; reject(error: unknown): void }>()
+  private closed = false
+
+  constructor(
+    private readonly path: string,
+    private readonly synchronous: SynchronousMode,
+    private readonly busyTimeoutMs: number
+  ) {}
+
+  /** True when every deletion committed so far is known to be gone from the files. */
+  get clean(): boolean {
+    return this.completed === this.requested
+  }
+
+  /** A deleting write committed: start a checkpoint now, or after the running one. */
+  request(): void {
+    this.requested++
+    this.kick()
+  }
+
+  /** Mark everything requested so far as done (the caller truncated the WAL itself). */
+  markClean(): void {
+    this.completed = this.requested
+  }
+
+  /** Wait for the running checkpoint (and the one it chains to), if any. */
+  async idle(): Promise<void> {
+    while (this.running !== undefined) await this.running
+  }
+
+  /** Wait for the running checkpoint, then stop the worker and its connection. */
+  async close(): Promise<void> {
+    this.closed = true
+    await this.idle()
+    const worker = this.worker
+    this.worker = undefined
+    if (worker === undefined) return
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+    worker.ref()
+    worker.postMessage({ type: 'close' })
+    await exited
+  }
+
+  private kick(): void {
+    if (this.running !== undefined || this.closed) return
+    const generation = this.requested
+    this.running = this.checkpoint().then(
+      (busy) => {
+        this.running = undefined
+        if (busy) return // another connection holds an old snapshot: retried at the next deletion, flush() or close()
+        this.completed = Math.max(this.completed, generation)
+        if (!this.clean) this.kick()
+      },
+      () => {
+        // The commit is durable; a failed checkpoint only delays secure deletion (retried as above).
+        this.running = undefined
+      }
+    )
+  }
+
+  private checkpoint(): Promise<boolean> {
+    const worker = this.start()
+    const id = this.nextId++
+    worker.ref()
+    return new Promise<Reply>((resolve, reject) => {
+      this.replies.set(id, { resolve, reject })
+      worker.postMessage({ id })
+    }).then(
+      (reply) => {
+        if (this.replies.size === 0) worker.unref()
+        if (reply.error !== undefined) throw new Error(reply.error)
+        return reply.busy === true
+      },
+      (error: unknown) => {
+        throw error
+      }
+    )
+  }
+
+  private start(): Worker {
+    if (this.worker !== undefined) return this.worker
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3')
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { driver, path: resolve(this.path), synchronous: this.synchronous === 'full' ? 'FULL' : 'NORMAL', busyTimeoutMs: this.busyTimeoutMs }
+    })
+    worker.unref()
+    worker.on('message', (reply: Reply) => {
+      const waiting = this.replies.get(reply.id)
+      this.replies.delete(reply.id)
+      waiting?.resolve(reply)
+    })
+    const fail = (error: unknown): void => {
+      if (this.worker === worker) this.worker = undefined
+      for (const waiting of this.replies.values()) waiting.reject(error)
+      this.replies.clear()
+    }
+    worker.on('error', fail)
+    worker.on('exit', (code) => fail(new Error(`The checkpoint worker exited (${code})`)))
+    this.worker = worker
+    return worker
+  }
+}
