@@ -251,11 +251,11 @@ export abstract class SqliteStoreBase {
   async flush(options?: AbortOptions): Promise<void> {
     if (this.db === undefined) throw new StorageError('STORAGE_CLOSED', 'The store is closed')
     throwIfAborted(options?.signal)
-    if (this.checkpointer !== undefined) await this.checkpointer.idle()
+    // Later writes are not waited for: under a steady stream of them the worker may never be idle.
+    if (this.checkpointer !== undefined && (await this.checkpointer.reach(this.checkpointer.latest))) return
     const db = this.db
     if (db === undefined) throw new StorageError('STORAGE_CLOSED', 'The store is closed')
-    const pending = this.checkpointer === undefined ? this.truncatePending : !this.checkpointer.clean
-    if (!pending) return
+    if (this.checkpointer === undefined && !this.truncatePending) return
     let busy: boolean
     try {
       busy = (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0]?.busy !== 0

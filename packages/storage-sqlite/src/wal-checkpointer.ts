@@ -74,6 +74,17 @@ export class WalCheckpointer {
     return this.completed === this.requested
   }
 
+  /** The generation of the last deleting write so far (what a `flush()` starting now must cover). */
+  get latest(): number {
+    return this.requested
+  }
+
+  /** Wait until the deletions up to `generation` are gone or no checkpoint runs; true when they are gone. */
+  async reach(generation: number): Promise<boolean> {
+    while (this.completed < generation && this.running !== undefined) await this.running
+    return this.completed >= generation
+  }
+
   /** A deleting write committed: start a checkpoint now, or after the running one. */
   request(): void {
     this.requested++
