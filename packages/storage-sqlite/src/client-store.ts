@@ -153,12 +153,19 @@ class SqliteClientStoreImpl extends SqliteStoreBase implements SqliteClientStore
  * (see `openDatabase`; `INVALID_ARGUMENT` for an unknown `secureDeletion`).
  */
 export function sqliteClientStore(init: SqliteClientStoreInit): SqliteClientStore {
+  return openClientStore(init)
+}
+
+/** `sqliteClientStore`, with the checkpoint worker's driver module replaceable (tests). */
+export function openClientStore(init: SqliteClientStoreInit, driver?: string): SqliteClientStore {
   const mode = init.secureDeletion ?? 'background'
   if (mode !== 'background' && mode !== 'immediate') throw new StorageError('INVALID_ARGUMENT', `Unknown secureDeletion mode ${String(mode)}`)
   const leftoverWal = !isMemoryPath(init.path) && walSize(init.path) > 0
   const db = openDatabase(init, CLIENT_SCHEMA)
   const checkpointer =
-    mode === 'background' && !isMemoryPath(init.path) ? new WalCheckpointer(init.path, init.synchronous ?? 'full', init.busyTimeoutMs ?? 5000) : undefined
+    mode === 'background' && !isMemoryPath(init.path)
+      ? new WalCheckpointer(init.path, init.synchronous ?? 'full', init.busyTimeoutMs ?? 5000, driver)
+      : undefined
   return new SqliteClientStoreImpl(db, init, checkpointer, leftoverWal)
 }
 

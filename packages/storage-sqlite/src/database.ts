@@ -229,12 +229,18 @@ export abstract class SqliteStoreBase {
     } catch (error) {
       throw toStorageError(error, what)
     } finally {
+      const checkpointer = this.checkpointer
+      if (checkpointer !== undefined && checkpointer.broken && !checkpointer.clean) {
+        // The worker failed: what it left undone is truncated here, and so is every later deletion.
+        this.truncatePending = true
+        checkpointer.markClean()
+      }
       if (this.truncatePending) {
-        if (this.checkpointer === undefined) {
+        if (checkpointer === undefined || checkpointer.broken) {
           this.truncateWal(db)
         } else {
           this.truncatePending = false
-          this.checkpointer.request()
+          checkpointer.request()
         }
       }
     }
@@ -251,11 +257,12 @@ export abstract class SqliteStoreBase {
   async flush(options?: AbortOptions): Promise<void> {
     if (this.db === undefined) throw new StorageError('STORAGE_CLOSED', 'The store is closed')
     throwIfAborted(options?.signal)
+    const checkpointer = this.checkpointer
     // Later writes are not waited for: under a steady stream of them the worker may never be idle.
-    if (this.checkpointer !== undefined && (await this.checkpointer.reach(this.checkpointer.latest))) return
+    if (checkpointer !== undefined && !checkpointer.broken && (await checkpointer.reach(checkpointer.latest))) return
     const db = this.db
     if (db === undefined) throw new StorageError('STORAGE_CLOSED', 'The store is closed')
-    if (this.checkpointer === undefined && !this.truncatePending) return
+    if (!this.truncatePending && (checkpointer === undefined || checkpointer.clean)) return
     let busy: boolean
     try {
       busy = (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0]?.busy !== 0

@@ -62,12 +62,27 @@ export class WalCheckpointer {
   private running: Promise<void> | undefined
   private readonly replies = new Map<number, { resolve(reply: Reply): void; reject(error: unknown): void }>()
   private closed = false
+  private failure: unknown = undefined
 
+  /**
+   * `driver`: the better-sqlite3 module the worker loads (tests give a broken
+   * one to exercise the fallback).
+   */
   constructor(
     private readonly path: string,
     private readonly synchronous: SynchronousMode,
-    private readonly busyTimeoutMs: number
+    private readonly busyTimeoutMs: number,
+    private readonly driver: string = createRequire(import.meta.url).resolve('better-sqlite3')
   ) {}
+
+  /**
+   * True once a checkpoint failed (the worker could not start, open the file
+   * or checkpoint): the store then truncates on its own connection before
+   * each deleting call resolves, as in `immediate` mode.
+   */
+  get broken(): boolean {
+    return this.failure !== undefined
+  }
 
   /** True when every deletion committed so far is known to be gone from the files. */
   get clean(): boolean {
@@ -115,7 +130,7 @@ export class WalCheckpointer {
   }
 
   private kick(): void {
-    if (this.running !== undefined || this.closed) return
+    if (this.running !== undefined || this.closed || this.broken) return
     const generation = this.requested
     this.running = this.checkpoint().then(
       (busy) => {
@@ -124,8 +139,9 @@ export class WalCheckpointer {
         this.completed = Math.max(this.completed, generation)
         if (!this.clean) this.kick()
       },
-      () => {
-        // The commit is durable; a failed checkpoint only delays secure deletion (retried as above).
+      (error: unknown) => {
+        // The commits are durable; the store falls back to truncating on its own connection.
+        this.failure = error ?? new Error('The checkpoint failed')
         this.running = undefined
       }
     )
@@ -152,10 +168,9 @@ export class WalCheckpointer {
 
   private start(): Worker {
     if (this.worker !== undefined) return this.worker
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3')
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { driver, path: resolve(this.path), synchronous: this.synchronous === 'full' ? 'FULL' : 'NORMAL', busyTimeoutMs: this.busyTimeoutMs }
+      workerData: { driver: this.driver, path: resolve(this.path), synchronous: this.synchronous === 'full' ? 'FULL' : 'NORMAL', busyTimeoutMs: this.busyTimeoutMs }
     })
     worker.unref()
     worker.on('message', (reply: Reply) => {

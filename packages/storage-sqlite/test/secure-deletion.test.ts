@@ -3,6 +3,7 @@ import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { sqliteClientStore } from '../src/index.js'
+import { openClientStore } from '../src/client-store.js'
 import { fileBytes, removeDir, tempDir } from './helpers.js'
 
 // The client store's default secure deletion: the truncating WAL checkpoint
@@ -140,6 +141,24 @@ describe('background secure deletion (client store default)', () => {
     const raw = fileBytes(killed)
     expect(contains(raw, secret('left-in-wal'))).toBe(false)
     expect(contains(raw, secret('after'))).toBe(true)
+    await store.close()
+  })
+
+  it('falls back to truncating before each deleting write resolves when the worker cannot run', async () => {
+    const path = freshPath()
+    // A driver module that does not exist: the worker fails as it starts.
+    const store = openClientStore({ path }, join(dir, 'no-such-driver.js'))
+    await store.write([{ type: 'put', key: 'a', value: secret('fallback-0') }])
+    await store.write([{ type: 'put', key: 'a', value: secret('fallback-1') }])
+    // flush() sees the failed checkpoint and truncates on the store's own connection.
+    await store.flush()
+    expect(contains(fileBytes(path), secret('fallback-0'))).toBe(false)
+    // From now on each deleting write truncates before it resolves, without flush().
+    await store.write([{ type: 'put', key: 'a', value: secret('fallback-2') }])
+    const raw = fileBytes(path)
+    expect(contains(raw, secret('fallback-1'))).toBe(false)
+    expect(contains(raw, secret('fallback-2'))).toBe(true)
+    expect(await store.get('a')).toEqual(secret('fallback-2'))
     await store.close()
   })
 
