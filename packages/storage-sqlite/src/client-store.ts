@@ -9,7 +9,7 @@ import { WalCheckpointer } from './wal-checkpointer.js'
 export interface SqliteClientStoreInit extends SqliteStoreInit {
   /**
    * When values deleted or overwritten by a `write` leave the files:
-   * `background` (default) right after the write resolves, in a worker
+   * `background` (default) soon after the write resolves (at most 100 ms), in a worker
    * thread (`flush()` waits for it); `immediate` before it resolves.
    */
   secureDeletion?: SecureDeletionMode
@@ -147,7 +147,7 @@ class SqliteClientStoreImpl extends SqliteStoreBase implements SqliteClientStore
  * transaction; WAL with `synchronous = FULL` by default. Deleted and
  * overwritten values are overwritten in the file: `secure_delete` zeroes them
  * in the pages the transaction writes, and a truncating WAL checkpoint removes
- * the older page versions, in a worker thread right after `write` resolves
+ * the older page versions, in a worker thread soon after `write` resolves
  * (`flush()` and `close()` wait for it) or, with `secureDeletion:
  * 'immediate'`, before `write` resolves. Opening is synchronous and throws
  * (see `openDatabase`; `INVALID_ARGUMENT` for an unknown `secureDeletion`).

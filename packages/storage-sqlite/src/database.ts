@@ -36,7 +36,7 @@ export interface SqliteStoreInit {
 /**
  * When the WAL truncation that completes secure deletion runs (client store;
  * the server store always truncates before its deleting calls resolve).
- * `background` (default): in a worker thread right after the deleting
+ * `background` (default): in a worker thread soon after the deleting
  * `write` resolves; `flush()` and `close()` wait for it. `immediate`: before
  * the deleting `write` resolves (one checkpoint per such write, 10-50 ms on a
  * busy disk). See docs/storage.md.
@@ -182,7 +182,7 @@ export function migrate(db: Connection, schema: SchemaDefinition): number {
 /**
  * What both stores share: the connection, the closed state, error wrapping,
  * and the WAL truncation that completes secure deletion: before the deleting
- * call resolves, or (with a `WalCheckpointer`) in a worker thread right after
+ * call resolves, or (with a `WalCheckpointer`) in a worker thread soon after
  * it, which `flush()` and `close()` wait for.
  */
 export abstract class SqliteStoreBase {

@@ -42,11 +42,19 @@ interface Reply {
   error?: string
 }
 
+/** A checkpoint starts once deleting writes have paused this long (ms)... */
+export const CHECKPOINT_QUIET_MS = 10
+/** ...or at the latest this long (ms) after the first deleting write it covers. */
+export const CHECKPOINT_MAX_DELAY_MS = 100
+
 /**
  * Runs the truncating WAL checkpoints that complete secure deletion in a
  * worker thread with its own connection, so a deleting `write` resolves
- * after its commit alone. Requests are coalesced: at most one checkpoint runs,
- * and one more starts when it ends if deletions were committed meanwhile.
+ * after its commit alone. Requests are coalesced: a checkpoint starts when
+ * deleting writes pause for `CHECKPOINT_QUIET_MS`, or `CHECKPOINT_MAX_DELAY_MS`
+ * after the first one it covers (a burst of writes pays for one checkpoint,
+ * and its syncs and writer lock do not land between the burst's commits); at
+ * most one runs at a time. `flush()` starts one at once.
  *
  * Generations: every deleting write takes the next number (`request`); a
  * checkpoint that started after write n and ended with the WAL truncated
@@ -63,6 +71,8 @@ export class WalCheckpointer {
   private readonly replies = new Map<number, { resolve(reply: Reply): void; reject(error: unknown): void }>()
   private closed = false
   private failure: unknown = undefined
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private firstWaiting = 0
 
   /**
    * `driver`: the better-sqlite3 module the worker loads (tests give a broken
@@ -94,16 +104,33 @@ export class WalCheckpointer {
     return this.requested
   }
 
-  /** Wait until the deletions up to `generation` are gone or no checkpoint runs; true when they are gone. */
+  /**
+   * Start the checkpoint now if one is waiting for its delay, then wait until
+   * the deletions up to `generation` are gone or no checkpoint runs; true when
+   * they are gone.
+   */
   async reach(generation: number): Promise<boolean> {
-    while (this.completed < generation && this.running !== undefined) await this.running
+    while (this.completed < generation) {
+      if (this.running === undefined && this.timer !== undefined) this.kick()
+      if (this.running === undefined) break
+      await this.running
+    }
     return this.completed >= generation
   }
 
-  /** A deleting write committed: start a checkpoint now, or after the running one. */
+  /** A deleting write committed: schedule a checkpoint (see the class comment). */
   request(): void {
     this.requested++
-    this.kick()
+    this.schedule()
+  }
+
+  private schedule(): void {
+    if (this.closed || this.broken) return
+    const now = performance.now()
+    if (this.timer === undefined) this.firstWaiting = now
+    else clearTimeout(this.timer)
+    const delay = Math.max(0, Math.min(CHECKPOINT_QUIET_MS, this.firstWaiting + CHECKPOINT_MAX_DELAY_MS - now))
+    this.timer = setTimeout(() => this.kick(), delay)
   }
 
   /** Mark everything requested so far as done (the caller truncated the WAL itself). */
@@ -119,6 +146,8 @@ export class WalCheckpointer {
   /** Wait for the running checkpoint, then stop the worker and its connection. */
   async close(): Promise<void> {
     this.closed = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
     await this.idle()
     const worker = this.worker
     this.worker = undefined
@@ -130,14 +159,16 @@ export class WalCheckpointer {
   }
 
   private kick(): void {
-    if (this.running !== undefined || this.closed || this.broken) return
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.running !== undefined || this.closed || this.broken || this.clean) return
     const generation = this.requested
     this.running = this.checkpoint().then(
       (busy) => {
         this.running = undefined
         if (busy) return // another connection holds an old snapshot: retried at the next deletion, flush() or close()
         this.completed = Math.max(this.completed, generation)
-        if (!this.clean) this.kick()
+        if (!this.clean && this.timer === undefined) this.schedule()
       },
       (error: unknown) => {
         // The commits are durable; the store falls back to truncating on its own connection.

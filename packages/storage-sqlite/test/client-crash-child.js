@@ -25,4 +25,6 @@ for (;;) {
     ...(n > 3 ? [{ type: 'delete', key: logKey(n - 3) }] : [])
   ])
   ack(`write ${n}`)
+  // A pause now and then lets the background checkpoint start (it waits for deleting writes to pause), so kills land during checkpoints too.
+  if (n % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 12))
 }
