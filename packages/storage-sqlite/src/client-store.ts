@@ -10,21 +10,14 @@ export interface SqliteClientStoreInit extends SqliteStoreInit {
   /**
    * When values deleted or overwritten by a `write` leave the files:
    * `background` (default) soon after the write resolves (at most 100 ms), in a worker
-   * thread (`flush()` waits for it); `immediate` before it resolves.
+   * thread (`flushSqliteClientStore` waits for it); `immediate` before it resolves.
    */
   secureDeletion?: SecureDeletionMode
 }
 
-/** A `ClientStore` in one SQLite file, with `flush()` to wait for secure deletion. */
+/** What `sqliteClientStore()` returns: a `ClientStore` with `flush()` (see `flushSqliteClientStore`). */
 export interface SqliteClientStore extends ClientStore {
-  /**
-   * Resolve once every value deleted or overwritten by a `write` that
-   * resolved before this call is gone from the database file and its WAL
-   * (`close()` does the same before it releases the file). Errors:
-   * `STORAGE_CLOSED` after close; `STORAGE_IO` with
-   * `details.reason === 'checkpoint-busy'` when another connection on the
-   * file still reads an old snapshot.
-   */
+  /** See `flushSqliteClientStore`. */
   flush(options?: AbortOptions): Promise<void>
 }
 
@@ -148,12 +141,28 @@ class SqliteClientStoreImpl extends SqliteStoreBase implements SqliteClientStore
  * overwritten values are overwritten in the file: `secure_delete` zeroes them
  * in the pages the transaction writes, and a truncating WAL checkpoint removes
  * the older page versions, in a worker thread soon after `write` resolves
- * (`flush()` and `close()` wait for it) or, with `secureDeletion:
+ * (`flushSqliteClientStore(store)` and `close()` wait for it) or, with `secureDeletion:
  * 'immediate'`, before `write` resolves. Opening is synchronous and throws
  * (see `openDatabase`; `INVALID_ARGUMENT` for an unknown `secureDeletion`).
  */
-export function sqliteClientStore(init: SqliteClientStoreInit): SqliteClientStore {
+export function sqliteClientStore(init: SqliteClientStoreInit): ClientStore {
   return openClientStore(init)
+}
+
+/**
+ * Resolve once every value deleted or overwritten by a `write` to `store`
+ * that resolved before this call is gone from the database file and its WAL
+ * (`close()` does the same before it releases the file). With
+ * `secureDeletion: 'background'` this waits for (or starts) the worker's
+ * checkpoint, and truncates on the store's own connection if the worker could
+ * not. Errors: `INVALID_ARGUMENT` when `store` was not opened by
+ * `sqliteClientStore()`; `STORAGE_CLOSED` after close; `STORAGE_IO` with
+ * `details.reason === 'checkpoint-busy'` when another connection on the file
+ * still reads an old snapshot.
+ */
+export async function flushSqliteClientStore(store: ClientStore, options?: AbortOptions): Promise<void> {
+  if (!(store instanceof SqliteClientStoreImpl)) throw new StorageError('INVALID_ARGUMENT', 'The store was not opened by sqliteClientStore()')
+  return store.flush(options)
 }
 
 /** `sqliteClientStore`, with the checkpoint worker's driver module replaceable (tests). */

@@ -37,7 +37,7 @@ export interface SqliteStoreInit {
  * When the WAL truncation that completes secure deletion runs (client store;
  * the server store always truncates before its deleting calls resolve).
  * `background` (default): in a worker thread soon after the deleting
- * `write` resolves; `flush()` and `close()` wait for it. `immediate`: before
+ * `write` resolves; `flushSqliteClientStore` and `close()` wait for it. `immediate`: before
  * the deleting `write` resolves (one checkpoint per such write, 10-50 ms on a
  * busy disk). See docs/storage.md.
  */

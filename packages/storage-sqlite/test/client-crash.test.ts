@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { sqliteClientStore } from '../src/index.js'
+import { flushSqliteClientStore, sqliteClientStore } from '../src/index.js'
 import { crashRounds } from './crash-check.js'
 import { logKey, valueOf } from './client-crash-plan.js'
 import { fileBytes, removeDir, tempDir } from './helpers.js'
@@ -77,7 +77,7 @@ describe('client store crash consistency (SIGKILL during a stream of deleting wr
         expect(log.map((e) => e.key)).toEqual(expected.map(logKey))
         for (const entry of log) expect(entry.value).toEqual(valueOf('log', Number(entry.key.slice(4))))
         // The kill may have cut a checkpoint short: after reopening and flush(), what was overwritten or deleted is gone.
-        await store.flush()
+        await flushSqliteClientStore(store)
         const raw = fileBytes(path)
         expect(contains(raw, valueOf('pair', n - 1))).toBe(false)
         if (n > 3) expect(contains(raw, valueOf('log', n - 3))).toBe(false)

@@ -2,7 +2,7 @@ import { afterAll } from 'vitest'
 import { join } from 'node:path'
 import type { ClientStore, ServerStore } from '@mls/core/interfaces'
 import { clientStoreConformanceSuite, serverStoreConformanceSuite } from '@mls/conformance/storage'
-import { sqliteClientStore, sqliteServerStore, type SqliteClientStore } from '../src/index.js'
+import { flushSqliteClientStore, sqliteClientStore, sqliteServerStore } from '../src/index.js'
 import { fileBytes, removeDir, tempDir } from './helpers.js'
 
 const dir = tempDir('conformance')
@@ -50,21 +50,21 @@ serverStoreConformanceSuite<ServerStore>({
 })
 
 // Default (secureDeletion 'background'): deleted values are gone once flush() resolves.
-const clientFiles = onDisk<SqliteClientStore>((path) => sqliteClientStore({ path }))
-clientStoreConformanceSuite<SqliteClientStore>({
+const clientFiles = onDisk<ClientStore>((path) => sqliteClientStore({ path }))
+clientStoreConformanceSuite<ClientStore>({
   name: 'sqliteClientStore (file)',
   setup: clientFiles.setup,
   teardown: (store) => store.close(),
   reopen: clientFiles.reopen,
   rawBytes: async (store) => {
-    await store.flush()
+    await flushSqliteClientStore(store)
     return clientFiles.rawBytes(store)
   }
 })
 
 // secureDeletion 'immediate': gone when the deleting write resolves, no flush().
-const immediateClientFiles = onDisk<SqliteClientStore>((path) => sqliteClientStore({ path, secureDeletion: 'immediate' }))
-clientStoreConformanceSuite<SqliteClientStore>({
+const immediateClientFiles = onDisk<ClientStore>((path) => sqliteClientStore({ path, secureDeletion: 'immediate' }))
+clientStoreConformanceSuite<ClientStore>({
   name: 'sqliteClientStore (file, secureDeletion immediate)',
   setup: immediateClientFiles.setup,
   teardown: (store) => store.close(),

@@ -2,7 +2,8 @@ import { afterAll, describe, expect, it, vi } from 'vitest'
 import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { sqliteClientStore } from '../src/index.js'
+import type { ClientStore } from '@mls/contracts/interfaces'
+import { flushSqliteClientStore, sqliteClientStore } from '../src/index.js'
 import { openClientStore } from '../src/client-store.js'
 import { fileBytes, removeDir, tempDir } from './helpers.js'
 
@@ -36,7 +37,7 @@ describe('background secure deletion (client store default)', () => {
       { type: 'put', key: 'keep', value: secret('keep') }
     ])
     // Checkpointed into the main file first, so the secrets are in both the main file and (next) the WAL's history.
-    await store.flush()
+    await flushSqliteClientStore(store)
     expect(contains(fileBytes(path), secret('ratchet-0'))).toBe(true)
     for (let i = 1; i <= 20; i++) {
       await store.write([
@@ -45,7 +46,7 @@ describe('background secure deletion (client store default)', () => {
         { type: 'put', key: `key/${i + 1}`, value: secret(`key-${i + 1}`) }
       ])
     }
-    await store.flush()
+    await flushSqliteClientStore(store)
     const raw = fileBytes(path)
     for (let i = 0; i < 20; i++) expect(contains(raw, secret(`ratchet-${i}`)), `ratchet-${i}`).toBe(false)
     for (let i = 1; i <= 20; i++) expect(contains(raw, secret(`key-${i}`)), `key-${i}`).toBe(false)
@@ -73,7 +74,7 @@ describe('background secure deletion (client store default)', () => {
     const path = freshPath()
     const store = sqliteClientStore({ path })
     await store.write([{ type: 'put', key: 'a', value: secret('closing-a') }])
-    await store.flush()
+    await flushSqliteClientStore(store)
     await store.write([{ type: 'put', key: 'a', value: secret('closing-b') }])
     await store.close()
     const raw = fileBytes(path)
@@ -95,7 +96,7 @@ describe('background secure deletion (client store default)', () => {
       expect(await store.get('pair/b')).toEqual(secret(`pair-${i}`, 40))
     }
     expect((await store.list('log/')).map((e) => e.key)).toEqual(['log/0197', 'log/0198', 'log/0199'])
-    await store.flush()
+    await flushSqliteClientStore(store)
     const raw = fileBytes(path)
     expect(contains(raw, secret('pair-198', 40))).toBe(false)
     expect(contains(raw, secret('log-196', 40))).toBe(false)
@@ -107,16 +108,16 @@ describe('background secure deletion (client store default)', () => {
     const path = freshPath()
     const store = sqliteClientStore({ path, busyTimeoutMs: 50 })
     await store.write([{ type: 'put', key: 'k', value: secret('snapshot-old') }])
-    await store.flush()
+    await flushSqliteClientStore(store)
     const reader = new Database(path, { readonly: true })
     reader.exec('BEGIN')
     expect(reader.prepare('SELECT count(*) AS n FROM entries').get()).toEqual({ n: 1 })
     await store.write([{ type: 'put', key: 'k', value: secret('snapshot-new') }])
-    await expect(store.flush()).rejects.toMatchObject({ code: 'STORAGE_IO', details: { reason: 'checkpoint-busy' } })
+    await expect(flushSqliteClientStore(store)).rejects.toMatchObject({ code: 'STORAGE_IO', details: { reason: 'checkpoint-busy' } })
     expect(await store.get('k')).toEqual(secret('snapshot-new'))
     reader.exec('COMMIT')
     reader.close()
-    await store.flush()
+    await flushSqliteClientStore(store)
     expect(contains(fileBytes(path), secret('snapshot-old'))).toBe(false)
     await store.close()
   })
@@ -137,7 +138,7 @@ describe('background secure deletion (client store default)', () => {
     expect(contains(fileBytes(killed), secret('left-in-wal'))).toBe(true)
     const store = sqliteClientStore({ path: killed })
     expect(await store.get('k')).toEqual(secret('after'))
-    await store.flush()
+    await flushSqliteClientStore(store)
     const raw = fileBytes(killed)
     expect(contains(raw, secret('left-in-wal'))).toBe(false)
     expect(contains(raw, secret('after'))).toBe(true)
@@ -151,7 +152,7 @@ describe('background secure deletion (client store default)', () => {
     await store.write([{ type: 'put', key: 'a', value: secret('fallback-0') }])
     await store.write([{ type: 'put', key: 'a', value: secret('fallback-1') }])
     // flush() sees the failed checkpoint and truncates on the store's own connection.
-    await store.flush()
+    await flushSqliteClientStore(store)
     expect(contains(fileBytes(path), secret('fallback-0'))).toBe(false)
     // From now on each deleting write truncates before it resolves, without flush().
     await store.write([{ type: 'put', key: 'a', value: secret('fallback-2') }])
@@ -166,9 +167,14 @@ describe('background secure deletion (client store default)', () => {
     expect(() => sqliteClientStore({ path: freshPath(), secureDeletion: 'later' as never })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
   })
 
+  it('refuses to flush a store it did not open (INVALID_ARGUMENT)', async () => {
+    const stranger = { specificationVersion: 'v1' } as unknown as ClientStore
+    await expect(flushSqliteClientStore(stranger)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+  })
+
   it('rejects flush() after close() with STORAGE_CLOSED', async () => {
     const store = sqliteClientStore({ path: freshPath() })
     await store.close()
-    await expect(store.flush()).rejects.toMatchObject({ code: 'STORAGE_CLOSED' })
+    await expect(flushSqliteClientStore(store)).rejects.toMatchObject({ code: 'STORAGE_CLOSED' })
   })
 })

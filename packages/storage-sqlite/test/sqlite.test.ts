@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { ServerStore } from '@mls/core/interfaces'
-import { SQLITE_CLIENT_STORE_SCHEMA_VERSION, SQLITE_SERVER_STORE_SCHEMA_VERSION, sqliteClientStore, sqliteServerStore } from '../src/index.js'
+import { SQLITE_CLIENT_STORE_SCHEMA_VERSION, SQLITE_SERVER_STORE_SCHEMA_VERSION, flushSqliteClientStore, sqliteClientStore, sqliteServerStore } from '../src/index.js'
 import { openDatabase } from '../src/database.js'
 import { SERVER_SCHEMA } from '../src/server-schema.js'
 import { fileBytes, removeDir, tempDir } from './helpers.js'
@@ -197,7 +197,7 @@ describe('secure deletion on disk', () => {
     expect(contains(fileBytes(path), marked('big-secret', 64))).toBe(true)
     await store.write([{ type: 'put', key: 'state', value: marked('small') }])
     // immediate: gone when write resolves; background: once flush() resolves.
-    if (secureDeletion === 'background') await store.flush()
+    if (secureDeletion === 'background') await flushSqliteClientStore(store)
     expect(contains(fileBytes(path), marked('big-secret', 64))).toBe(false)
     expect(contains(fileBytes(path), marked('keep'))).toBe(true)
     await store.close()
