@@ -75,9 +75,13 @@ describe('background secure deletion (client store default)', () => {
     const store = sqliteClientStore({ path })
     await store.write([{ type: 'put', key: 'a', value: secret('closing-a') }])
     await flushSqliteClientStore(store)
+    // Another open connection (reading nothing) keeps SQLite from removing the WAL when the store closes: the store must empty it itself.
+    const other = new Database(path, { readonly: true })
+    expect(other.prepare('SELECT count(*) AS n FROM entries').get()).toEqual({ n: 1 })
     await store.write([{ type: 'put', key: 'a', value: secret('closing-b') }])
     await store.close()
     const raw = fileBytes(path)
+    other.close()
     expect(contains(raw, secret('closing-a'))).toBe(false)
     expect(contains(raw, secret('closing-b'))).toBe(true)
   })
