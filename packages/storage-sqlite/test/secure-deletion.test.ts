@@ -28,7 +28,7 @@ const secret = (label: string, size = 96): Uint8Array => {
 }
 
 describe('background secure deletion (client store default)', () => {
-  it('after flush(), deleted and overwritten secrets are in none of the -db, -wal and -shm files; kept values are', async () => {
+  it('after flushSqliteClientStore(), deleted and overwritten secrets are in none of the -db, -wal and -shm files; kept values are', async () => {
     const path = freshPath()
     const store = sqliteClientStore({ path })
     await store.write([
@@ -56,7 +56,7 @@ describe('background secure deletion (client store default)', () => {
     await store.close()
   })
 
-  it('without flush(), the worker removes a deleted secret on its own, and the write was durable before that', async () => {
+  it('without flushSqliteClientStore(), the worker removes a deleted secret on its own, and the write was durable before that', async () => {
     const path = freshPath()
     const store = sqliteClientStore({ path })
     await store.write([{ type: 'put', key: 'epoch-secret', value: secret('epoch-secret') }])
@@ -108,7 +108,7 @@ describe('background secure deletion (client store default)', () => {
     await store.close()
   })
 
-  it('flush() refuses (STORAGE_IO, checkpoint-busy) while another connection holds an old snapshot, then succeeds once it ends', async () => {
+  it('flushSqliteClientStore() refuses (STORAGE_IO, checkpoint-busy) while another connection holds an old snapshot, then succeeds once it ends', async () => {
     const path = freshPath()
     const store = sqliteClientStore({ path, busyTimeoutMs: 50 })
     await store.write([{ type: 'put', key: 'k', value: secret('snapshot-old') }])
@@ -176,7 +176,7 @@ describe('background secure deletion (client store default)', () => {
     await expect(flushSqliteClientStore(stranger)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
   })
 
-  it('rejects flush() after close() with STORAGE_CLOSED', async () => {
+  it('rejects flushSqliteClientStore() after close() with STORAGE_CLOSED', async () => {
     const store = sqliteClientStore({ path: freshPath() })
     await store.close()
     await expect(flushSqliteClientStore(store)).rejects.toMatchObject({ code: 'STORAGE_CLOSED' })
