@@ -61,11 +61,13 @@ describe('background secure deletion (client store default)', () => {
     const store = sqliteClientStore({ path })
     await store.write([{ type: 'put', key: 'epoch-secret', value: secret('epoch-secret') }])
     await store.write([{ type: 'delete', key: 'epoch-secret' }])
-    // Committed when write resolved: a second connection already sees the deletion.
+    // The write did not truncate before resolving (the checkpoint waits for writes to pause, on a timer that cannot have run yet)...
+    expect(contains(fileBytes(path), secret('epoch-secret'))).toBe(true)
+    // ...but it is committed: a second connection already sees the deletion.
     const reader = new Database(path, { readonly: true })
     expect(reader.prepare("SELECT count(*) AS n FROM entries WHERE key = CAST('epoch-secret' AS BLOB)").get()).toEqual({ n: 0 })
     reader.close()
-    // Nobody asks: the background checkpoint alone makes the bytes leave the files.
+    // Nobody asks and nothing else is written: the worker's checkpoint alone makes the bytes leave the files.
     await vi.waitFor(() => expect(contains(fileBytes(path), secret('epoch-secret'))).toBe(false), { timeout: 20_000, interval: 5 })
     await store.close()
   })
