@@ -1,9 +1,25 @@
+import { statSync } from 'node:fs'
+import { StorageError } from '@mls/contracts'
 import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/contracts/interfaces'
-import type { Connection, Migration, SchemaDefinition, SqliteStoreInit } from './database.js'
-import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
+import type { Connection, Migration, SchemaDefinition, SecureDeletionMode, SqliteStoreInit } from './database.js'
+import { SqliteStoreBase, bytesOut, invalid, isMemoryPath, openDatabase } from './database.js'
+import { WalCheckpointer } from './wal-checkpointer.js'
 
-/** Options of `sqliteClientStore()`: the file path and SQLite settings (see `SqliteStoreInit`). */
-export type SqliteClientStoreInit = SqliteStoreInit
+/** Options of `sqliteClientStore()`: the file path, SQLite settings (see `SqliteStoreInit`) and when secure deletion completes. */
+export interface SqliteClientStoreInit extends SqliteStoreInit {
+  /**
+   * When values deleted or overwritten by a `write` leave the files:
+   * `background` (default) soon after the write resolves (at most 100 ms), in a worker
+   * thread (`flushSqliteClientStore` waits for it); `immediate` before it resolves.
+   */
+  secureDeletion?: SecureDeletionMode
+}
+
+/** What `sqliteClientStore()` returns: a `ClientStore` with `flush()` (see `flushSqliteClientStore`). */
+export interface SqliteClientStore extends ClientStore {
+  /** See `flushSqliteClientStore`. */
+  flush(options?: AbortOptions): Promise<void>
+}
 
 /**
  * Schema version 1 of the client store: one table of opaque values. Keys are
@@ -62,13 +78,14 @@ function prepareStatements(db: Connection) {
   }
 }
 
-class SqliteClientStore extends SqliteStoreBase implements ClientStore {
+class SqliteClientStoreImpl extends SqliteStoreBase implements SqliteClientStore {
   readonly specificationVersion = 'v1' as const
   private readonly sql: ReturnType<typeof prepareStatements>
 
-  constructor(db: Connection, init: SqliteClientStoreInit) {
-    super(db, init.path, `SqliteClientStore(${init.name ?? init.path})`)
+  constructor(db: Connection, init: SqliteClientStoreInit, checkpointer: WalCheckpointer | undefined, leftoverWal: boolean) {
+    super(db, init.path, `SqliteClientStore(${init.name ?? init.path})`, checkpointer)
     this.sql = prepareStatements(db)
+    if (leftoverWal) this.truncateLeftoverWal()
   }
 
   async get(key: StoreKey, options?: AbortOptions): Promise<Uint8Array | undefined> {
@@ -121,11 +138,51 @@ class SqliteClientStore extends SqliteStoreBase implements ClientStore {
 /**
  * A client store in one SQLite file (better-sqlite3). `write` is one
  * transaction; WAL with `synchronous = FULL` by default. Deleted and
- * overwritten values are overwritten in the file (`secure_delete`, then a WAL
- * checkpoint before `write` resolves). Opening is synchronous and throws (see
- * `openDatabase`).
+ * overwritten values are overwritten in the file: `secure_delete` zeroes them
+ * in the pages the transaction writes, and a truncating WAL checkpoint removes
+ * the older page versions, in a worker thread soon after `write` resolves
+ * (`flushSqliteClientStore(store)` and `close()` wait for it) or, with `secureDeletion:
+ * 'immediate'`, before `write` resolves. Opening is synchronous and throws
+ * (see `openDatabase`; `INVALID_ARGUMENT` for an unknown `secureDeletion`).
  */
 export function sqliteClientStore(init: SqliteClientStoreInit): ClientStore {
+  return openClientStore(init)
+}
+
+/**
+ * Resolve once every value deleted or overwritten by a `write` to `store`
+ * that resolved before this call is gone from the database file and its WAL
+ * (`close()` does the same before it releases the file). With
+ * `secureDeletion: 'background'` this waits for (or starts) the worker's
+ * checkpoint, and truncates on the store's own connection if the worker could
+ * not. Errors: `INVALID_ARGUMENT` when `store` was not opened by
+ * `sqliteClientStore()`; `STORAGE_CLOSED` after close; `STORAGE_IO` with
+ * `details.reason === 'checkpoint-busy'` when another connection on the file
+ * still reads an old snapshot.
+ */
+export async function flushSqliteClientStore(store: ClientStore, options?: AbortOptions): Promise<void> {
+  if (!(store instanceof SqliteClientStoreImpl)) throw new StorageError('INVALID_ARGUMENT', 'The store was not opened by sqliteClientStore()')
+  return store.flush(options)
+}
+
+/** `sqliteClientStore`, with the checkpoint worker's driver module replaceable (tests). */
+export function openClientStore(init: SqliteClientStoreInit, driver?: string): SqliteClientStore {
+  const mode = init.secureDeletion ?? 'background'
+  if (mode !== 'background' && mode !== 'immediate') throw new StorageError('INVALID_ARGUMENT', `Unknown secureDeletion mode ${String(mode)}`)
+  const leftoverWal = !isMemoryPath(init.path) && walSize(init.path) > 0
   const db = openDatabase(init, CLIENT_SCHEMA)
-  return new SqliteClientStore(db, init)
+  const checkpointer =
+    mode === 'background' && !isMemoryPath(init.path)
+      ? new WalCheckpointer(init.path, init.synchronous ?? 'full', init.busyTimeoutMs ?? 5000, driver)
+      : undefined
+  return new SqliteClientStoreImpl(db, init, checkpointer, leftoverWal)
+}
+
+/** The size of the database's WAL file; 0 when there is none. */
+function walSize(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size
+  } catch {
+    return 0
+  }
 }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import { MlsToolkitError, StorageError, throwIfAborted } from '@mls/contracts'
 import type { AbortOptions } from '@mls/contracts/interfaces'
+import type { WalCheckpointer } from './wal-checkpointer.js'
 
 /** A better-sqlite3 connection, as the stores hold it. */
 export type Connection = Database.Database
@@ -38,6 +39,16 @@ export interface SqliteStoreInit {
    */
   cacheSizeKib?: number
 }
+
+/**
+ * When the WAL truncation that completes secure deletion runs (client store;
+ * the server store always truncates before its deleting calls resolve).
+ * `background` (default): in a worker thread soon after the deleting
+ * `write` resolves; `flushSqliteClientStore` and `close()` wait for it. `immediate`: before
+ * the deleting `write` resolves (one checkpoint per such write, 10-50 ms on a
+ * busy disk). See docs/storage.md.
+ */
+export type SecureDeletionMode = 'background' | 'immediate'
 
 export interface SchemaDefinition {
   /** What the file holds, for error messages: `server store`, `client store`. */
@@ -182,18 +193,33 @@ export function migrate(db: Connection, schema: SchemaDefinition): number {
 
 /**
  * What both stores share: the connection, the closed state, error wrapping,
- * and the WAL truncation that completes secure deletion.
+ * and the WAL truncation that completes secure deletion: before the deleting
+ * call resolves, or (with a `WalCheckpointer`) in a worker thread soon after
+ * it, which `flush()` and `close()` wait for.
  */
 export abstract class SqliteStoreBase {
   private readonly tag: string
   protected db: Connection | undefined
   private readonly memory: boolean
   private truncatePending = false
+  private readonly checkpointer: WalCheckpointer | undefined
 
-  constructor(db: Connection, path: string, tag: string) {
+  constructor(db: Connection, path: string, tag: string, checkpointer?: WalCheckpointer) {
     this.tag = tag
     this.db = db
     this.memory = isMemoryPath(path)
+    this.checkpointer = this.memory ? undefined : checkpointer
+  }
+
+  /**
+   * The WAL holds frames from before this connection (the last process
+   * stopped without `close()`): they may hold values it deleted, so truncate
+   * it after the next call (or in the background).
+   */
+  protected truncateLeftoverWal(): void {
+    if (this.memory) return
+    if (this.checkpointer === undefined) this.truncatePending = true
+    else this.checkpointer.request()
   }
 
   get [Symbol.toStringTag](): string {
@@ -215,8 +241,53 @@ export abstract class SqliteStoreBase {
     } catch (error) {
       throw toStorageError(error, what)
     } finally {
-      if (this.truncatePending) this.truncateWal(db)
+      const checkpointer = this.checkpointer
+      if (checkpointer !== undefined && checkpointer.broken && !checkpointer.clean) {
+        // The worker failed: what it left undone is truncated here, and so is every later deletion.
+        this.truncatePending = true
+        checkpointer.markClean()
+      }
+      if (this.truncatePending) {
+        if (checkpointer === undefined || checkpointer.broken) {
+          this.truncateWal(db)
+        } else {
+          this.truncatePending = false
+          checkpointer.request()
+        }
+      }
     }
+  }
+
+  /**
+   * Resolve once every value deleted or overwritten by a call that resolved
+   * before this one is gone from the database file and its WAL: wait for the
+   * background checkpoint, and truncate the WAL here if it did not complete.
+   * Errors: `STORAGE_CLOSED` after close; `STORAGE_IO` with
+   * `details.reason === 'checkpoint-busy'` when another connection still reads
+   * an old snapshot, so the old page versions cannot leave the WAL yet.
+   */
+  async flush(options?: AbortOptions): Promise<void> {
+    if (this.db === undefined) throw new StorageError('STORAGE_CLOSED', 'The store is closed')
+    throwIfAborted(options?.signal)
+    const checkpointer = this.checkpointer
+    // Later writes are not waited for: under a steady stream of them the worker may never be idle.
+    if (checkpointer !== undefined && !checkpointer.broken && (await checkpointer.reach(checkpointer.latest))) return
+    const db = this.db
+    if (db === undefined) throw new StorageError('STORAGE_CLOSED', 'The store is closed')
+    if (!this.truncatePending && (checkpointer === undefined || checkpointer.clean)) return
+    let busy: boolean
+    try {
+      busy = (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0]?.busy !== 0
+    } catch (error) {
+      throw toStorageError(error, 'flush')
+    }
+    if (busy) {
+      throw new StorageError('STORAGE_IO', 'Another connection reads an old snapshot of the database: deleted values cannot leave the WAL yet', {
+        details: { reason: 'checkpoint-busy' }
+      })
+    }
+    this.truncatePending = false
+    this.checkpointer?.markClean()
   }
 
   /**
@@ -246,6 +317,10 @@ export abstract class SqliteStoreBase {
     if (db === undefined) return
     this.db = undefined
     try {
+      if (this.checkpointer !== undefined) {
+        await this.checkpointer.close()
+        if (!this.checkpointer.clean) this.truncatePending = true
+      }
       if (this.truncatePending) this.truncateWal(db)
       db.close()
     } catch (error) {

@@ -1,6 +1,6 @@
 export { sqliteServerStore } from './server-store.js'
 export type { SqliteServerStoreInit } from './server-store.js'
-export { sqliteClientStore, SQLITE_CLIENT_STORE_SCHEMA_VERSION } from './client-store.js'
+export { flushSqliteClientStore, sqliteClientStore, SQLITE_CLIENT_STORE_SCHEMA_VERSION } from './client-store.js'
 export type { SqliteClientStoreInit } from './client-store.js'
 export { SQLITE_SERVER_STORE_SCHEMA_VERSION } from './server-schema.js'
-export type { SqliteStoreInit, SynchronousMode } from './database.js'
+export type { SecureDeletionMode, SqliteStoreInit, SynchronousMode } from './database.js'

@@ -2,7 +2,7 @@ import { afterAll } from 'vitest'
 import { join } from 'node:path'
 import type { ClientStore, ServerStore } from '@mls/core/interfaces'
 import { clientStoreConformanceSuite, serverStoreConformanceSuite } from '@mls/conformance/storage'
-import { sqliteClientStore, sqliteServerStore } from '../src/index.js'
+import { flushSqliteClientStore, sqliteClientStore, sqliteServerStore } from '../src/index.js'
 import { fileBytes, removeDir, tempDir } from './helpers.js'
 
 const dir = tempDir('conformance')
@@ -29,7 +29,7 @@ function onDisk<S extends object>(open: (path: string) => S): { setup(): Promise
       await store.close()
       return track(pathOf(store))
     },
-    // The store checkpoints and truncates the WAL itself before a deleting call resolves: read the files as they are.
+    // Read the files as they are (the client store's default mode flushes first, below).
     rawBytes: async (store) => fileBytes(pathOf(store))
   }
 }
@@ -49,13 +49,27 @@ serverStoreConformanceSuite<ServerStore>({
   teardown: (store) => store.close()
 })
 
+// Default (secureDeletion 'background'): deleted values are gone once flush() resolves.
 const clientFiles = onDisk<ClientStore>((path) => sqliteClientStore({ path }))
 clientStoreConformanceSuite<ClientStore>({
   name: 'sqliteClientStore (file)',
   setup: clientFiles.setup,
   teardown: (store) => store.close(),
   reopen: clientFiles.reopen,
-  rawBytes: clientFiles.rawBytes
+  rawBytes: async (store) => {
+    await flushSqliteClientStore(store)
+    return clientFiles.rawBytes(store)
+  }
+})
+
+// secureDeletion 'immediate': gone when the deleting write resolves, no flush().
+const immediateClientFiles = onDisk<ClientStore>((path) => sqliteClientStore({ path, secureDeletion: 'immediate' }))
+clientStoreConformanceSuite<ClientStore>({
+  name: 'sqliteClientStore (file, secureDeletion immediate)',
+  setup: immediateClientFiles.setup,
+  teardown: (store) => store.close(),
+  reopen: immediateClientFiles.reopen,
+  rawBytes: immediateClientFiles.rawBytes
 })
 
 clientStoreConformanceSuite<ClientStore>({

@@ -11,10 +11,10 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true })
 }
 
-/** Every byte of a database on disk: the main file, its WAL and its rollback journal (missing files count as empty). */
+/** Every byte of a database on disk: the main file, its WAL, its shared-memory index and its rollback journal (missing files count as empty). */
 export function fileBytes(path: string): Uint8Array {
   const parts: Buffer[] = []
-  for (const file of [path, `${path}-wal`, `${path}-journal`]) {
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
     try {
       parts.push(readFileSync(file))
     } catch (error) {

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { ServerStore } from '@mls/core/interfaces'
-import { SQLITE_CLIENT_STORE_SCHEMA_VERSION, SQLITE_SERVER_STORE_SCHEMA_VERSION, sqliteClientStore, sqliteServerStore } from '../src/index.js'
+import { SQLITE_CLIENT_STORE_SCHEMA_VERSION, SQLITE_SERVER_STORE_SCHEMA_VERSION, flushSqliteClientStore, sqliteClientStore, sqliteServerStore } from '../src/index.js'
 import { openDatabase } from '../src/database.js'
 import { SERVER_SCHEMA } from '../src/server-schema.js'
 import { fileBytes, removeDir, tempDir } from './helpers.js'
@@ -199,9 +199,9 @@ describe('secure deletion on disk', () => {
     await store.close()
   })
 
-  it('overwrites a large client value spread over overflow pages', async () => {
+  it.each(['immediate', 'background'] as const)('overwrites a large client value spread over overflow pages (secureDeletion %s)', async (secureDeletion) => {
     const path = freshPath()
-    const store = sqliteClientStore({ path })
+    const store = sqliteClientStore({ path, secureDeletion })
     const big = marked('big-secret', 100_000)
     await store.write([
       { type: 'put', key: 'state', value: big },
@@ -209,6 +209,8 @@ describe('secure deletion on disk', () => {
     ])
     expect(contains(fileBytes(path), marked('big-secret', 64))).toBe(true)
     await store.write([{ type: 'put', key: 'state', value: marked('small') }])
+    // immediate: gone when write resolves; background: once flush() resolves.
+    if (secureDeletion === 'background') await flushSqliteClientStore(store)
     expect(contains(fileBytes(path), marked('big-secret', 64))).toBe(false)
     expect(contains(fileBytes(path), marked('keep'))).toBe(true)
     await store.close()
