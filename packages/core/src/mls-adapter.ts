@@ -27,7 +27,6 @@ import {
 } from 'ts-mls'
 import { encodeCredential } from 'ts-mls/credential.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
-import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import {
   createApplicationMessage,
   createCommit,
@@ -36,6 +35,7 @@ import {
   encodeMlsMessage,
   joinGroup,
   processPublicMessage,
+  unprotectPrivateMessage,
   unprotectPublicMessage
 } from './ts-mls-fixes.js'
 import type { ClientId } from './interfaces/common.js'
