@@ -64,8 +64,35 @@ function memoryOf(h) {
     return memory;
 }
 const blankParent = {};
+/**
+ * The remembered hash of a subtree, found without awaiting (`undefined` when some node under it is not
+ * remembered): most of a tree is unchanged since it was last hashed, and walking it with an `await` per node
+ * cost more than the lookups.
+ */
+function knownTreeHash(tree, subtreeIndex, memory) {
+    if (isLeaf(subtreeIndex)) {
+        const leafNode = tree[subtreeIndex];
+        if (leafNode?.nodeType === "parent")
+            return undefined;
+        const byIndex = leafNode === undefined ? memory.blankLeaves : memory.leaves.get(leafNode.leaf);
+        return byIndex?.get(nodeToLeafIndex(subtreeIndex));
+    }
+    const parentNode = tree[subtreeIndex];
+    if (parentNode?.nodeType === "leaf")
+        return undefined;
+    const leftHash = knownTreeHash(tree, left(subtreeIndex), memory);
+    if (leftHash === undefined)
+        return undefined;
+    const rightHash = knownTreeHash(tree, right(subtreeIndex), memory);
+    if (rightHash === undefined)
+        return undefined;
+    return memory.parents.get(leftHash)?.get(rightHash)?.get(parentNode === undefined ? blankParent : parentNode.parent);
+}
 export async function treeHash(tree, subtreeIndex, h) {
     const memory = memoryOf(h);
+    const remembered = knownTreeHash(tree, subtreeIndex, memory);
+    if (remembered !== undefined)
+        return remembered;
     if (isLeaf(subtreeIndex)) {
         const leafNode = tree[subtreeIndex];
         if (leafNode?.nodeType === "parent")
