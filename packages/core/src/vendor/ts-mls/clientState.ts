@@ -257,12 +257,12 @@ export async function validateRatchetTree(tree, groupContext, config, authServic
         if (n?.nodeType === "leaf") {
             if (!isLeaf(nodeIndex))
                 return new ValidationError("Received Ratchet Tree is not structurally sound");
-            const hpkeKey = bytesToBase64(n.leaf.hpkePublicKey);
+            const hpkeKey = keyString(n.leaf.hpkePublicKey);
             if (hpkeKeys.has(hpkeKey))
                 return new ValidationError("hpke keys not unique");
             else
                 hpkeKeys.add(hpkeKey);
-            const signatureKey = bytesToBase64(n.leaf.signaturePublicKey);
+            const signatureKey = keyString(n.leaf.signaturePublicKey);
             if (signatureKeys.has(signatureKey))
                 return new ValidationError("signature keys not unique");
             else
@@ -277,7 +277,7 @@ export async function validateRatchetTree(tree, groupContext, config, authServic
         else if (n?.nodeType === "parent") {
             if (isLeaf(nodeIndex))
                 return new ValidationError("Received Ratchet Tree is not structurally sound");
-            const hpkeKey = bytesToBase64(n.parent.hpkePublicKey);
+            const hpkeKey = keyString(n.parent.hpkePublicKey);
             if (hpkeKeys.has(hpkeKey))
                 return new ValidationError("hpke keys not unique");
             else
