@@ -92,7 +92,11 @@ export async function runLarge(options: { size: number; batch: number; log?: (li
       await bob.sync()
       const bobs = bob.group(group.groupId)
       if (bobs === undefined || bobs.epoch !== group.epoch) throw new Error(`Bob is not at epoch ${group.epoch} after adding members ${i}..`)
-      log(`  ${Math.min(i + options.batch, everyone.length) + 1} in the group, epoch ${group.epoch} (${((performance.now() - started) / 1000).toFixed(0)} s)`)
+      collectGarbage?.()
+      const memory = process.memoryUsage()
+      log(
+        `  ${Math.min(i + options.batch, everyone.length) + 1} in the group, epoch ${group.epoch} (${((performance.now() - started) / 1000).toFixed(0)} s; after GC: heap ${mib(memory.heapUsed).toFixed(0)} MiB, array buffers ${mib(memory.arrayBuffers).toFixed(0)} MiB, RSS ${mib(memory.rss).toFixed(0)} MiB)`
+      )
     }
     const addsSeconds = (performance.now() - started) / 1000
     const bobs = bob.group(group.groupId)!
