@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { apiOperations, runApi } from '../src/api.js'
 import { engineOperations, runEngine } from '../src/engine.js'
+import { largeOperations, runLarge } from '../src/large.js'
 
 describe('pnpm bench, short', () => {
   it('engine: ours (two tree shapes), OpenMLS and the floor produce a median for every operation at 4 members', async () => {
@@ -23,4 +24,14 @@ describe('pnpm bench, short', () => {
     expect(result?.size).toBe(4)
     for (const op of apiOperations) expect(result!.medians[op]).toBeGreaterThan(0)
   })
+
+  it('large: the end-to-end flow (adds in batches, update, process, add, join, send, receive) runs at 7 members and states memory', async () => {
+    const result = await runLarge({ size: 7, batch: 3 })
+    expect(result.size).toBe(7)
+    // Created at epoch 0; Bob and 5 others added in two batches of 3, the update, the add of the joiner.
+    expect(result.epoch).toBe(4n)
+    for (const op of largeOperations) expect(result.timings[op]).toBeGreaterThan(0)
+    expect(result.heapMiB).toBeGreaterThan(0)
+    for (const bytes of Object.values(result.storeBytes)) expect(bytes).toBeGreaterThan(0)
+  }, 120_000)
 })

@@ -7,12 +7,12 @@ import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncode
 import { decodeGroupContext, groupContextEncoder } from 'ts-mls/groupContext.js'
 import { decodeNode, nodeEncoder } from 'ts-mls/ratchetTree.js'
 import { decodeOptional, optionalEncoder } from 'ts-mls/codec/optional.js'
-import { decodeSecretTree, secretTreeEncoder } from 'ts-mls/secretTree.js'
 import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import { StorageError } from './errors.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { decodePendingState, decodeState, type GroupMeta, type PendingRecord } from './group-records.js'
+import { decodeSecretTree, secretTreeEncoder } from './ts-mls-fixes.js'
 
 /**
  * A group's state in the store as small records (docs/performance.md), so that

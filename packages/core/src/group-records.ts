@@ -1,5 +1,6 @@
 import type { ClientConfig, ClientState, MLSMessage } from 'ts-mls'
-import { decodeGroupState, decodeMlsMessage } from 'ts-mls'
+import { decodeMlsMessage } from 'ts-mls'
+import { decodeGroupState } from './ts-mls-fixes.js'
 import { encodeMlsMessage } from './ts-mls-fixes.js'
 import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
 import type { ClientId } from './interfaces/common.js'

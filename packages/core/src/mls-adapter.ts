@@ -29,7 +29,6 @@ import {
 } from 'ts-mls'
 import { encodeCredential } from 'ts-mls/credential.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
-import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js'
 import type { AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
 import {
   createApplicationMessage,
@@ -42,6 +41,7 @@ import {
   joinGroupExternal,
   processMessage,
   processPublicMessage,
+  unprotectPrivateMessage,
   unprotectPublicMessage
 } from './ts-mls-fixes.js'
 import type { ClientId } from './interfaces/common.js'

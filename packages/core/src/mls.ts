@@ -32,6 +32,7 @@ export {
   createGroupInfoWithExternalPub,
   createGroupInfoWithExternalPubAndRatchetTree,
   createProposal,
+  decodeGroupState,
   encodeGroupState,
   encodeMlsMessage,
   joinGroup,

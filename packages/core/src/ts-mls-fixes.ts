@@ -36,6 +36,10 @@ import type { treeHashRoot as upstreamTreeHashRoot } from 'ts-mls/treeHash.js'
 import type { applyUpdatePath as upstreamApplyUpdatePath } from 'ts-mls/updatePath.js'
 import * as patchedTreeHash from './vendor/ts-mls/treeHash.js'
 import * as patchedUpdatePath from './vendor/ts-mls/updatePath.js'
+import type * as upstreamSecretTree from 'ts-mls/secretTree.js'
+import type * as upstreamMessageProtection from 'ts-mls/messageProtection.js'
+import * as patchedSecretTree from './vendor/ts-mls/secretTree.js'
+import * as patchedMessageProtection from './vendor/ts-mls/messageProtection.js'
 
 /** `joinGroup` with the RFC 9420 section 12.4.3.1 unmerged-leaves check (patch validate-ratchet-tree-unmerged-leaves). */
 export const joinGroup: typeof upstreamJoinGroup = patchedClientState.joinGroup as unknown as typeof upstreamJoinGroup
@@ -73,6 +77,8 @@ export const joinGroupExternal: typeof upstreamJoinGroupExternal = patchedCreate
 const patchedApi = patchedIndex as unknown as typeof upstreamIndex
 /** `encodeGroupState` whose vectors (ratchet tree, secret tree) are encoded without recursion. */
 export const encodeGroupState: typeof upstreamIndex.encodeGroupState = patchedApi.encodeGroupState
+/** `decodeGroupState` that reads the lazy secret tree (patch secret-tree-lazy) and ts-mls's own encoding. */
+export const decodeGroupState: typeof upstreamIndex.decodeGroupState = patchedApi.decodeGroupState
 /** `encodeMlsMessage` through the patched vector encoder (a Welcome to thousands of members). */
 export const encodeMlsMessage: typeof upstreamIndex.encodeMlsMessage = patchedApi.encodeMlsMessage
 /** `createApplicationMessage` on the patched modules. */
@@ -99,3 +105,30 @@ export const addHistoricalReceiverData: typeof upstreamAddHistoricalReceiverData
 export const treeHashRoot: typeof upstreamTreeHashRoot = patchedTreeHash.treeHashRoot as unknown as typeof upstreamTreeHashRoot
 /** `applyUpdatePath` through the remembered tree hashes and linear parent-hash checks. */
 export const applyUpdatePath: typeof upstreamApplyUpdatePath = patchedUpdatePath.applyUpdatePath as unknown as typeof upstreamApplyUpdatePath
+
+// The secret tree is derived lazily (patch secret-tree-lazy, RFC 9420 section 9): a new epoch holds only the
+// root's secret; a leaf's ratchets are derived when its first message is sent or received. `SecretTree` entries
+// may therefore be empty or an unexpanded `{ nodeSecret }`; these functions read and write such trees.
+
+/** A new epoch's secret tree: the encryption secret (copied) at the root, nothing derived yet. */
+export const createSecretTree: typeof upstreamSecretTree.createSecretTree = patchedSecretTree.createSecretTree as unknown as typeof upstreamSecretTree.createSecretTree
+/** The key and nonce of a sender's generation, deriving the sender's leaf first if needed. */
+export const ratchetToGeneration: typeof upstreamSecretTree.ratchetToGeneration =
+  patchedSecretTree.ratchetToGeneration as unknown as typeof upstreamSecretTree.ratchetToGeneration
+/** The lazy secret tree's encoder (empty and unexpanded entries included). */
+export const secretTreeEncoder: typeof upstreamSecretTree.secretTreeEncoder = patchedSecretTree.secretTreeEncoder as unknown as typeof upstreamSecretTree.secretTreeEncoder
+/** Decodes a secret tree in the lazy encoding or in ts-mls's own (every node derived). */
+export const decodeSecretTree: typeof upstreamSecretTree.decodeSecretTree = patchedSecretTree.decodeSecretTree as unknown as typeof upstreamSecretTree.decodeSecretTree
+/** A secret tree with one leaf's ratchets derived, and the secrets deleted on the way (to be zeroed). */
+export const materializeLeaf = patchedSecretTree.materializeLeaf as unknown as (tree: upstreamSecretTree.SecretTree, nodeIndex: number, kdf: Parameters<typeof upstreamSecretTree.createSecretTree>[2]) => Promise<[upstreamSecretTree.SecretTree, Uint8Array[]]>
+/** `unprotectPrivateMessage` on the lazy secret tree. */
+export const unprotectPrivateMessage: typeof upstreamMessageProtection.unprotectPrivateMessage =
+  patchedMessageProtection.unprotectPrivateMessage as unknown as typeof upstreamMessageProtection.unprotectPrivateMessage
+/** `protect` on the lazy secret tree. */
+export const protect: typeof upstreamMessageProtection.protect = patchedMessageProtection.protect as unknown as typeof upstreamMessageProtection.protect
+/** `protectApplicationData` on the lazy secret tree. */
+export const protectApplicationData: typeof upstreamMessageProtection.protectApplicationData =
+  patchedMessageProtection.protectApplicationData as unknown as typeof upstreamMessageProtection.protectApplicationData
+/** `protectProposal` on the lazy secret tree. */
+export const protectProposal: typeof upstreamMessageProtection.protectProposal =
+  patchedMessageProtection.protectProposal as unknown as typeof upstreamMessageProtection.protectProposal

@@ -21,6 +21,7 @@ import {
   type PrivateMessage,
   type Proposal
 } from '../src/mls.js'
+import { materializeLeaf } from '../src/ts-mls-fixes.js'
 import { encodeStagedPending, GroupPersistence, layoutKeys, SECRET_CHUNK_NODES, TREE_CHUNK_NODES } from '../src/group-persistence.js'
 import { decodeRecord, encodeRecord, storeKeys } from '../src/records.js'
 import type { GroupMeta, PendingRecord } from '../src/group-records.js'
@@ -136,21 +137,33 @@ describe('incremental persistence of a group (group-persistence.ts)', () => {
     const cs = await suite()
     const sizes: Record<number, { receive: number; send: number; state: number }> = {}
     for (const size of [5, 40, 200]) {
-      const { alice, bob } = await group(size, cs)
+      const { alice, bob: joined } = await group(size, cs)
+      let bob = joined
       const store = new MapStore()
       const persistence = GroupPersistence.empty(store, GID)
       await persist(persistence, store, bob, meta(1n, 1))
-      const sent = await message(alice, 'hello', cs)
+      // Alice's first message of the epoch: bob derives her leaf from the root down (the secret tree is lazy), which
+      // rewrites the records holding the nodes on that path and their siblings (left unexpanded): at most two per
+      // level above the first record.
+      const first = await message(alice, 'first', cs)
+      const bobBefore = bob
+      bob = await receive(bob, first.message, cs)
+      const firstOps = await persist(persistence, store, bob, meta(1n, 2, ['d0']))
+      const pathRecords = firstOps.filter((op) => op.key.startsWith(layoutKeys.secretsPrefix(GID, 1n)))
+      expect(pathRecords.length).toBeGreaterThanOrEqual(1)
+      expect(pathRecords.length).toBeLessThanOrEqual(1 + 2 * Math.log2(Math.ceil(bobBefore.secretTree.length / SECRET_CHUNK_NODES)))
+      const sent = await message(first.sender, 'hello', cs)
       const received = await receive(bob, sent.message, cs)
-      const receiveOps = await persist(persistence, store, received, meta(1n, 2, ['d1']))
+      const receiveOps = await persist(persistence, store, received, meta(1n, 3, ['d0', 'd1']))
       expect(receiveOps.map((op) => `${op.type} ${op.key}`).sort()).toEqual([
         `put ${layoutKeys.secrets(GID, 1n, 0)}`,
         `put ${layoutKeys.seen(GID, 'd1')}`,
         `put ${storeKeys.groupMeta(GID)}`
       ].sort())
       const reply = await message(received, 'hi', cs)
-      const sendOps = await persist(persistence, store, reply.sender, meta(1n, 2, ['d1']))
-      // Bob's leaf is leaf 1 (node 2): the same chunk, rewritten with his advanced ratchet; nothing else.
+      const sendOps = await persist(persistence, store, reply.sender, meta(1n, 3, ['d0', 'd1']))
+      // Bob's leaf is leaf 1 (node 2), whose secret Alice's path left unexpanded: the same chunk, rewritten with his
+      // derived and advanced ratchet; nothing else.
       expect(sendOps.map((op) => `${op.type} ${op.key}`)).toEqual([`put ${layoutKeys.secrets(GID, 1n, 0)}`])
       sizes[size] = { receive: batchBytes(receiveOps), send: batchBytes(sendOps), state: encodeGroupState(reply.sender).length }
     }
@@ -321,13 +334,24 @@ describe('incremental persistence of a group (group-persistence.ts)', () => {
     const persistence = GroupPersistence.empty(store, GID)
     await persist(persistence, store, bob, meta(1n, 1))
     const aliceNode = alice.privatePath.leafIndex * 2
-    const generation0 = bob.secretTree[aliceNode]!.application.secret.slice()
-    expect(store.holds(generation0)).toBe(true)
+    // The secret tree is lazy: the epoch starts with only the root's secret on disk. Deriving Alice's leaf (as her
+    // first message makes bob do) consumes the root's and every secret on the way down.
+    expect(bob.secretTree[aliceNode]).toBeUndefined()
+    const [derived, consumedOnTheWay] = await materializeLeaf(bob.secretTree, aliceNode, cs.kdf)
+    const onTheWay = consumedOnTheWay.map((secret) => secret.slice())
+    const rootSecret = onTheWay[0]!
+    expect(store.holds(rootSecret)).toBe(true)
+    const generation0 = derived[aliceNode]!.application.secret.slice()
+    expect(store.holds(generation0)).toBe(false)
     const m1 = await message(alice, 'one', cs)
     const m2 = await message(m1.sender, 'two', cs)
     // Generation 1 first: generation 0's secret is kept (unused) for m1, the chain moves on to generation 2.
     const afterM2 = await receive(bob, m2.message, cs)
     await persist(persistence, store, afterM2, meta(1n, 2, ['d2']))
+    // The root's secret and the nodes above Alice's leaf are gone from the store.
+    expect(store.holds(rootSecret)).toBe(false)
+    expect(onTheWay.length).toBeGreaterThan(1)
+    for (const secret of onTheWay) expect(store.holds(secret)).toBe(false)
     const kept = afterM2.secretTree[aliceNode]!.application.unusedGenerations[0]!.slice()
     expect(kept).toEqual(generation0)
     expect(store.holds(generation0)).toBe(true)

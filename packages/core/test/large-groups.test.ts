@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest'
 import type { ClientState, RatchetTree } from 'ts-mls'
-import { createGroup, decodeGroupState, defaultCapabilities, defaultLifetime, encodeGroupState as upstreamEncodeGroupState, generateKeyPackage, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
+import { createGroup, defaultCapabilities, defaultLifetime, encodeGroupState as upstreamEncodeGroupState, generateKeyPackage, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
 import { decodeRatchetTree, encodeRatchetTree as upstreamEncodeRatchetTree } from 'ts-mls/ratchetTree.js'
 import { addHistoricalReceiverData as upstreamAddHistoricalReceiverData } from 'ts-mls/clientState.js'
-import { addHistoricalReceiverData, encodeGroupState, encodeRatchetTree } from '../src/ts-mls-fixes.js'
+import { addHistoricalReceiverData, decodeGroupState, encodeGroupState, encodeRatchetTree } from '../src/ts-mls-fixes.js'
 
 const members = 10_000
 

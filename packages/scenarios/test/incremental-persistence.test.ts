@@ -68,6 +68,10 @@ describe('incremental persistence through the public API', () => {
     await converged([a, b], 1n)
     const received = inbox(b)
 
+    // The secret tree is derived lazily: Alice's first message of the epoch makes both derive her leaf from the
+    // root down, which rewrites the records on that path. What follows is a message in steady state.
+    await a.send('first')
+    await waitFor(() => received.texts.includes('first'), 'bob to read the first message')
     const aliceNode = a.ownLeafIndex * 2
     const secret = b.mlsState!.secretTree[aliceNode]!.application.secret.slice()
     expect(rawContains(bobMemory, secret)).toBe(true)

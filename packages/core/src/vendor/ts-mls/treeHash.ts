@@ -64,8 +64,46 @@ function memoryOf(h) {
     return memory;
 }
 const blankParent = {};
-export async function treeHash(tree, subtreeIndex, h) {
+/**
+ * The remembered hash of a subtree, found without awaiting (`undefined` when some node under it is not
+ * remembered): most of a tree is unchanged since it was last hashed, and walking it with an `await` per node
+ * cost more than the lookups.
+ */
+function knownTreeHash(tree, subtreeIndex, memory, found) {
+    const seen = found?.get(subtreeIndex);
+    if (seen !== undefined)
+        return seen;
+    let hash;
+    if (isLeaf(subtreeIndex)) {
+        const leafNode = tree[subtreeIndex];
+        if (leafNode?.nodeType === "parent")
+            return undefined;
+        const byIndex = leafNode === undefined ? memory.blankLeaves : memory.leaves.get(leafNode.leaf);
+        hash = byIndex?.get(nodeToLeafIndex(subtreeIndex));
+    }
+    else {
+        const parentNode = tree[subtreeIndex];
+        if (parentNode?.nodeType === "leaf")
+            return undefined;
+        const leftHash = knownTreeHash(tree, left(subtreeIndex), memory, found);
+        if (leftHash === undefined)
+            return undefined;
+        const rightHash = knownTreeHash(tree, right(subtreeIndex), memory, found);
+        if (rightHash === undefined)
+            return undefined;
+        hash = memory.parents.get(leftHash)?.get(rightHash)?.get(parentNode === undefined ? blankParent : parentNode.parent);
+    }
+    // Within one call on one tree (`found`), a subtree found here is not walked again by the recursion below.
+    if (hash !== undefined)
+        found?.set(subtreeIndex, hash);
+    return hash;
+}
+export async function treeHash(tree, subtreeIndex, h, found) {
     const memory = memoryOf(h);
+    const remembered = knownTreeHash(tree, subtreeIndex, memory, found);
+    if (remembered !== undefined)
+        return remembered;
+    found ??= new Map();
     if (isLeaf(subtreeIndex)) {
         const leafNode = tree[subtreeIndex];
         if (leafNode?.nodeType === "parent")
@@ -92,8 +130,8 @@ export async function treeHash(tree, subtreeIndex, h) {
         const parentNode = tree[subtreeIndex];
         if (parentNode?.nodeType === "leaf")
             throw new InternalError("Somehow found leaf node in parent position");
-        const leftHash = await treeHash(tree, left(subtreeIndex), h);
-        const rightHash = await treeHash(tree, right(subtreeIndex), h);
+        const leftHash = await treeHash(tree, left(subtreeIndex), h, found);
+        const rightHash = await treeHash(tree, right(subtreeIndex), h, found);
         let byRight = memory.parents.get(leftHash);
         if (byRight === undefined) {
             byRight = new WeakMap();
