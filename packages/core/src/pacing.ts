@@ -167,14 +167,14 @@ export function pacedConnection(connection: Connection, pacing: Pacing, timers: 
   const wait = (delayMs: number, options: AbortOptions | undefined): Promise<void> =>
     new Promise((resolve) => {
       if (closed) return resolve()
-      let handle: unknown
+      const timer: { handle?: unknown } = {}
       const done = (): void => {
         if (!waiting.delete(done)) return
-        if (handle !== undefined) timers.clearTimeout?.(handle)
+        if (timer.handle !== undefined) timers.clearTimeout?.(timer.handle)
         resolve()
       }
       waiting.add(done)
-      handle = timers.setTimeout(done, delayMs)
+      timer.handle = timers.setTimeout(done, delayMs)
       options?.signal?.addEventListener('abort', done, { once: true })
     })
   const paced: Paced = async <T>(options: AbortOptions | undefined, request: () => Promise<T>): Promise<T> => {
