@@ -7,7 +7,7 @@
  * lapses with it.
  */
 import type { CiphersuiteImpl, ClientState, MLSMessage, Proposal } from 'ts-mls'
-import { createProposal, encodeMlsMessage } from 'ts-mls'
+import { createProposal, encodeMlsMessage } from './ts-mls-fixes.js'
 import { encodeLeafNodeTBS } from 'ts-mls/leafNode.js'
 import { signWithLabel } from 'ts-mls/crypto/signature.js'
 import { base64ToBytes, bytesToBase64 } from 'ts-mls/util/byteArray.js'
