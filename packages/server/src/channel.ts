@@ -253,22 +253,23 @@ export function createChannelService(deps: {
   }
 
   /**
-   * Append a verified proposal to the log and to the pending set of the
-   * public state (under the group's mutex). The store appends it only while
-   * it still holds the state the proposal was verified against (another
+   * Append a proposal to the log and, when it was read and verified (`ref`
+   * and `pending`; a private group's proposals are not), to the pending set
+   * of the public state (under the group's mutex). The store appends it only
+   * while it still holds the state the proposal was checked against (another
    * instance may have appended a proposal meanwhile): `retry` when it did
-   * not, so the caller loads the state again and verifies again.
+   * not, so the caller loads the state again and checks again.
    */
   async function appendProposal(
     groupId: Uint8Array,
     group: GroupRecord,
     loaded: LoadedPublicState,
-    proposal: { ref: string; pending: PendingProposal; message: Uint8Array; sender: ClientId; digest: string },
+    proposal: { ref?: string; pending?: PendingProposal; message: Uint8Array; sender: ClientId; digest: string },
     options: AbortOptions | undefined
   ): Promise<{ seq: number } | 'retry'> {
     const groupHex = group.groupId
-    const next = withPendingProposal(loaded.state, proposal.ref, proposal.pending)
-    const publicState = { epoch: group.epoch, state: encodePublicGroupState(next), groupInfo: loaded.groupInfo }
+    const next = proposal.ref !== undefined && proposal.pending !== undefined ? withPendingProposal(loaded.state, proposal.ref, proposal.pending) : undefined
+    const publicState = { epoch: group.epoch, state: next === undefined ? loaded.stored : encodePublicGroupState(next), groupInfo: loaded.groupInfo }
     const entry = { kind: 'proposal' as const, epoch: group.epoch, sender: proposal.sender, message: proposal.message.slice(), digest: proposal.digest }
     throwIfAborted(options?.signal)
     const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, expectedState: loaded.stored, entry, publicState }, options)
@@ -280,7 +281,7 @@ export function createChannelService(deps: {
       throw new ServiceError('WRONG_EPOCH', `The group moved on to epoch ${result.epoch}`, { details: { epoch: group.epoch, currentEpoch: result.epoch } })
     }
     if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
-    publicStates.remember(groupHex, { state: next, cs: loaded.cs, groupInfo: loaded.groupInfo, epoch: group.epoch, stored: publicState.state })
+    if (next !== undefined) publicStates.remember(groupHex, { state: next, cs: loaded.cs, groupInfo: loaded.groupInfo, epoch: group.epoch, stored: publicState.state })
     fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
     return { seq: result.seq }
   }
@@ -411,20 +412,8 @@ export function createChannelService(deps: {
         if (epoch !== group.epoch) {
           throw new ServiceError('WRONG_EPOCH', `The proposal is for epoch ${epoch}, the group is at epoch ${group.epoch}`, { details: { epoch, currentEpoch: group.epoch } })
         }
-        const entry = { kind: 'proposal' as const, epoch: group.epoch, sender: caller, message: proposal.slice(), digest }
-        const publicState = { epoch: group.epoch, state: loaded.stored, groupInfo: loaded.groupInfo }
-        throwIfAborted(options?.signal)
-        const result = await store.appendProposal(groupHex, { expectedEpoch: group.epoch, expectedState: loaded.stored, entry, publicState }, options)
-        if (result.kind === 'duplicate') throw new ServiceError('REPLAYED_MESSAGE', 'This proposal is already in the group log')
-        if (result.kind === 'conflict') {
-          publicStates.forget(groupHex)
-          invalidate(groupHex)
-          if (result.epoch === group.epoch) return 'retry'
-          throw new ServiceError('WRONG_EPOCH', `The group moved on to epoch ${result.epoch}`, { details: { epoch: group.epoch, currentEpoch: result.epoch } })
-        }
-        if (cache.get(groupHex) === group) cache.set(groupHex, { ...group, lastSeq: result.seq })
-        fanOutEntry(groupId, group.access, { ...entry, seq: result.seq })
-        return { seq: result.seq }
+        // Unread: the public state stays as it is (the store still checks it is the one loaded).
+        return appendProposal(groupId, group, loaded, { message: proposal, sender: caller, digest }, options)
       })
     )
   }
