@@ -29,10 +29,16 @@ import {
 } from 'ts-mls'
 import { encodeCredential } from 'ts-mls/credential.js'
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
-import type { AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
+import { makeProposalRef, type AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
+import { encodeLeafNodeTBS, type LeafNodeTBS } from 'ts-mls/leafNode.js'
+import { signWithLabel } from 'ts-mls/crypto/signature.js'
+import { base64ToBytes, bytesToBase64 } from 'ts-mls/util/byteArray.js'
+import { accumulatePskSecret } from 'ts-mls/pskIndex.js'
+import { decryptGroupInfo, decryptGroupSecrets } from 'ts-mls/welcome.js'
 import {
   createApplicationMessage,
   createCommit,
+  createProposal,
   createGroup,
   createGroupInfoWithExternalPubAndRatchetTree,
   encodeGroupState,
@@ -47,13 +53,19 @@ import {
 import type { ClientId } from './interfaces/common.js'
 import type { CredentialValidator } from './identity.js'
 import type { Member } from './group-types.js'
+import { MessageError } from './errors.js'
 
 /**
  * The one adapter between the client and group code and ts-mls: every ts-mls
- * call of group.ts and client.ts goes through here (members, leaves, retained
- * epochs, encryption, commits, verification, secrets, KeyPackages, creating
- * and joining groups), through the patched modules where core carries a fix
- * (ts-mls-fixes.ts).
+ * call of the group code (group.ts, group-receive.ts, group-state.ts,
+ * proposals.ts, welcome-policy.ts, group-info.ts, recovery/) and client.ts
+ * goes through here (members, leaves, retained epochs, encryption, commits,
+ * proposals, verification, secrets, KeyPackages, creating and joining
+ * groups), through the patched modules where core carries a fix
+ * (ts-mls-fixes.ts). The record codec (group-records.ts,
+ * group-persistence.ts) encodes with ts-mls's codec building blocks itself.
+ * The lint configuration enforces it: group code may import only types from
+ * ts-mls.
  */
 
 /**
@@ -331,4 +343,61 @@ export function externalCommit(
   options: { cs: CiphersuiteImpl; clientConfig: ClientConfig; resync: boolean; authenticatedData?: Uint8Array | undefined }
 ): Promise<{ publicMessage: PublicMessage; newState: ClientState }> {
   return joinGroupExternal(groupInfo, leaf.keyPackage, leaf.privatePackage, options.resync, options.cs, undefined, options.clientConfig, options.authenticatedData)
+}
+
+/** The key of a ProposalRef in ts-mls's `unappliedProposals` (base64). */
+export function proposalRefKey(reference: Uint8Array): string {
+  return bytesToBase64(reference)
+}
+
+/** The ProposalRef behind a key of ts-mls's `unappliedProposals`. */
+export function proposalRefOfKey(key: string): Uint8Array {
+  return base64ToBytes(key)
+}
+
+/** The ProposalRef of a proposal as it was framed and signed (RFC 9420 section 5.2). */
+export function proposalRefOf(authenticated: AuthenticatedContent, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  return makeProposalRef(authenticated, cs.hash)
+}
+
+/** A proposal from `state`'s own leaf as an `mls_public_message` MLSMessage, encoded (the state is unchanged). */
+export async function publicProposalMessage(state: ClientState, proposal: Proposal, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  const created = await createProposal(state, true, proposal, cs)
+  const message: MLSMessage = created.message
+  return encodeMlsMessage(message)
+}
+
+/**
+ * A proposal from `state`'s own leaf as an `mls_private_message` MLSMessage:
+ * its encoding, its ProposalRef, the state that keeps it (with the advanced
+ * secret tree) and the secrets consumed.
+ */
+export async function privateProposalMessage(
+  state: ClientState,
+  proposal: Proposal,
+  cs: CiphersuiteImpl
+): Promise<{ message: Uint8Array; ref: Uint8Array; newState: ClientState; consumed: Uint8Array[] }> {
+  const created = await createProposal(state, false, proposal, cs)
+  const added = Object.keys(created.newState.unappliedProposals).find((ref) => state.unappliedProposals[ref] === undefined)
+  if (added === undefined) throw new MessageError('INTERNAL', 'The proposal was not kept in the state')
+  return { message: encodeMlsMessage(created.message), ref: base64ToBytes(added), newState: created.newState, consumed: created.consumed }
+}
+
+/** Sign a leaf node's to-be-signed content with `signaturePrivateKey` (label "LeafNodeTBS", RFC 9420 section 7.2). */
+export function signLeafNode(signaturePrivateKey: Uint8Array, tbs: LeafNodeTBS, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  return signWithLabel(signaturePrivateKey, 'LeafNodeTBS', encodeLeafNodeTBS(tbs), cs.signature)
+}
+
+/**
+ * The leaf index of the member who signed the GroupInfo inside `welcome`,
+ * decrypted with this client's KeyPackage and its init private key;
+ * undefined when the Welcome is not for that KeyPackage or does not decrypt.
+ */
+export async function welcomeSignerLeaf(welcome: Welcome, keyPackage: KeyPackage, initPrivateKey: Uint8Array, cs: CiphersuiteImpl): Promise<number | undefined> {
+  const reference = await makeKeyPackageRef(keyPackage, cs.hash)
+  const secrets = await decryptGroupSecrets(await cs.hpke.importPrivateKey(initPrivateKey), reference, welcome, cs.hpke)
+  if (secrets === undefined) return undefined
+  const [pskSecret] = await accumulatePskSecret(secrets.psks, emptyPskIndex, cs, new Uint8Array(cs.kdf.size))
+  const groupInfo = await decryptGroupInfo(welcome, secrets.joinerSecret, pskSecret, cs)
+  return groupInfo?.signer
 }

@@ -6,14 +6,18 @@
  * includes every pending proposal by reference. A proposal of a past epoch
  * lapses with it.
  */
-import type { CiphersuiteImpl, ClientState, MLSMessage, Proposal } from 'ts-mls'
-import { createProposal, encodeMlsMessage } from './ts-mls-fixes.js'
-import { encodeLeafNodeTBS } from 'ts-mls/leafNode.js'
-import { signWithLabel } from 'ts-mls/crypto/signature.js'
-import { base64ToBytes, bytesToBase64 } from 'ts-mls/util/byteArray.js'
+import type { CiphersuiteImpl, ClientState, Proposal } from 'ts-mls'
+import type { AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
 import { checkPendingProposals, publicGroupOf, type PendingProposal } from './public-group/public-group.js'
-import { makeProposalRef, type AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
-import { handshakeWireFormatOf } from './mls-adapter.js'
+import {
+  handshakeWireFormatOf,
+  privateProposalMessage,
+  proposalRefKey,
+  proposalRefOf,
+  proposalRefOfKey,
+  publicProposalMessage,
+  signLeafNode
+} from './mls-adapter.js'
 import { toHex } from './bytes.js'
 import { MessageError } from './errors.js'
 
@@ -26,14 +30,11 @@ export function pendingRemovals(state: ClientState): Set<number> {
   return leaves
 }
 
-/** The key of a ProposalRef in ts-mls's `unappliedProposals`. */
-export function proposalRefKey(reference: Uint8Array): string {
-  return bytesToBase64(reference)
-}
+export { proposalRefKey }
 
 /** True when the proposal with this ProposalRef waits in `state`'s epoch. */
 export function hasPendingProposal(state: ClientState, reference: Uint8Array): boolean {
-  return state.unappliedProposals[bytesToBase64(reference)] !== undefined
+  return state.unappliedProposals[proposalRefKey(reference)] !== undefined
 }
 
 /** True while proposals wait for a commit (ts-mls then refuses to send application messages). */
@@ -42,17 +43,13 @@ export function hasPendingProposals(state: ClientState): boolean {
 }
 
 /** A self-Remove proposal from `state`'s own leaf, as an `mls_public_message` MLSMessage. */
-export async function selfRemoveProposal(state: ClientState, cs: CiphersuiteImpl): Promise<Uint8Array> {
-  const created = await createProposal(state, true, { proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }, cs)
-  const message: MLSMessage = created.message
-  return encodeMlsMessage(message)
+export function selfRemoveProposal(state: ClientState, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  return publicProposalMessage(state, { proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }, cs)
 }
 
 /** A proposal from `state`'s own leaf, as an `mls_public_message` MLSMessage (the sender keeps it when the channel echoes it). */
-export async function memberProposal(state: ClientState, proposal: Proposal, cs: CiphersuiteImpl): Promise<Uint8Array> {
-  const created = await createProposal(state, true, proposal, cs)
-  const message: MLSMessage = created.message
-  return encodeMlsMessage(message)
+export function memberProposal(state: ClientState, proposal: Proposal, cs: CiphersuiteImpl): Promise<Uint8Array> {
+  return publicProposalMessage(state, proposal, cs)
 }
 
 /**
@@ -75,12 +72,10 @@ export async function proposalMessages(
   const refs: Uint8Array[] = []
   const consumed: Uint8Array[] = []
   for (const proposal of proposals) {
-    const created = await createProposal(current, false, proposal, cs)
-    const added = Object.keys(created.newState.unappliedProposals).find((ref) => current.unappliedProposals[ref] === undefined)
-    if (added === undefined) throw new MessageError('INTERNAL', 'The proposal was not kept in the state')
-    refs.push(base64ToBytes(added))
+    const created = await privateProposalMessage(current, proposal, cs)
+    refs.push(created.ref)
     current = created.newState
-    messages.push(encodeMlsMessage(created.message))
+    messages.push(created.message)
     consumed.push(...created.consumed)
   }
   return { messages, refs, newState: current, consumed }
@@ -120,7 +115,7 @@ export async function updateProposal(state: ClientState, cs: CiphersuiteImpl): P
     groupId: state.groupContext.groupId,
     leafIndex
   }
-  const signature = await signWithLabel(state.signaturePrivateKey, 'LeafNodeTBS', encodeLeafNodeTBS(tbs), cs.signature)
+  const signature = await signLeafNode(state.signaturePrivateKey, tbs, cs)
   const leafNode = {
     hpkePublicKey: publicKey,
     signaturePublicKey: old.signaturePublicKey,
@@ -159,7 +154,7 @@ export function withOwnUpdateKey(state: ClientState, references: readonly Uint8A
   if (key === undefined) return state
   const own = state.privatePath.leafIndex
   for (const reference of references) {
-    const pending = state.unappliedProposals[bytesToBase64(reference)]
+    const pending = state.unappliedProposals[proposalRefKey(reference)]
     if (pending?.proposal.proposalType !== 'update' || pending.senderLeafIndex !== own) continue
     if (toHex(pending.proposal.update.leafNode.hpkePublicKey) !== toHex(key.publicKey)) continue
     return { ...state, privatePath: { ...state.privatePath, privateKeys: { ...state.privatePath.privateKeys, [own * 2]: key.privateKey } } }
@@ -179,8 +174,8 @@ export async function checkProposalCommittable(state: ClientState, authenticated
   const content = authenticated.content
   if (content.contentType !== 'proposal') return
   const byRef = new Map<string, PendingProposal>()
-  for (const [ref, pending] of Object.entries(state.unappliedProposals)) byRef.set(toHex(base64ToBytes(ref)), pending)
-  const ref = toHex(await makeProposalRef(authenticated, cs.hash))
+  for (const [ref, pending] of Object.entries(state.unappliedProposals)) byRef.set(toHex(proposalRefOfKey(ref)), pending)
+  const ref = toHex(await proposalRefOf(authenticated, cs))
   if (byRef.has(ref)) throw new MessageError('INVALID_MESSAGE', 'This proposal is already pending', { details: { reason: 'invalid-proposals' } })
   byRef.set(ref, { proposal: content.proposal, senderLeafIndex: content.sender.senderType === 'member' ? content.sender.leafIndex : undefined })
   await checkPendingProposals(publicGroupOf(state), byRef, cs, state.clientConfig.authService)

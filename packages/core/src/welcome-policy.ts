@@ -1,11 +1,8 @@
 import type { CiphersuiteImpl, ClientState, KeyPackage, Welcome } from 'ts-mls'
-import { makeKeyPackageRef } from 'ts-mls/keyPackage.js'
-import { accumulatePskSecret, emptyPskIndex } from 'ts-mls/pskIndex.js'
-import { decryptGroupInfo, decryptGroupSecrets } from 'ts-mls/welcome.js'
 import type { ClientId } from './interfaces/common.js'
 import type { CredentialValidator } from './identity.js'
 import type { Member } from './group-types.js'
-import { memberAtLeaf, membersOf } from './mls-adapter.js'
+import { memberAtLeaf, membersOf, welcomeSignerLeaf } from './mls-adapter.js'
 import { toHex } from './bytes.js'
 
 /**
@@ -74,13 +71,8 @@ export async function describeInvitation(
   const members = membersOf(state, validator)
   let inviterId: ClientId | undefined
   try {
-    const reference = await makeKeyPackageRef(keyPackage, cs.hash)
-    const secrets = await decryptGroupSecrets(await cs.hpke.importPrivateKey(initPrivateKey), reference, welcome, cs.hpke)
-    if (secrets !== undefined) {
-      const [pskSecret] = await accumulatePskSecret(secrets.psks, emptyPskIndex, cs, new Uint8Array(cs.kdf.size))
-      const groupInfo = await decryptGroupInfo(welcome, secrets.joinerSecret, pskSecret, cs)
-      if (groupInfo !== undefined) inviterId = memberAtLeaf(state.ratchetTree, groupInfo.signer, validator)
-    }
+    const signer = await welcomeSignerLeaf(welcome, keyPackage, initPrivateKey, cs)
+    if (signer !== undefined) inviterId = memberAtLeaf(state.ratchetTree, signer, validator)
   } catch {
     inviterId = undefined
   }
