@@ -40,6 +40,17 @@ describe('deterministic simulation', () => {
     expect(result.trace.some((line) => line.includes(' leave '))).toBe(true)
   })
 
+  it.each([31, 33])('seed %i with removals the server proposes (as external sender) runs 100 steps without a violation', async (seed) => {
+    const result = await runSimulation({ seed, steps: 100, profile: 'small', serverRemovals: true })
+    const proposed = result.trace.flatMap((line) => {
+      const match = /server proposes removing (\S+) from (\S+): seq/.exec(line)
+      return match === null ? [] : [{ target: match[1]!, group: match[2]! }]
+    })
+    expect(proposed.length).toBeGreaterThan(0)
+    // Some member's commit included one: its target saw its removal.
+    expect(proposed.some(({ target, group }) => result.trace.some((line) => line.startsWith(`${target} removed from ${group}`)))).toBe(true)
+  })
+
   it('the same seed gives the same run', async () => {
     const first = await runSimulation({ seed: 12, steps: 40, profile: 'small' })
     const second = await runSimulation({ seed: 12, steps: 40, profile: 'small' })

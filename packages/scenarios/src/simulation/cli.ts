@@ -3,6 +3,9 @@
  * S..S+N-1; `pnpm sim --seed S --steps M --profile P` replays one. Exits 1 on
  * the first violation, printing its seed and replay command.
  *
+ * `--leave` and `--server-removals` add opt-in operations (a member's
+ * self-Remove proposal; a removal the server proposes as external sender).
+ *
  * `--workers W` runs the seeds in W child processes (worker i takes seeds
  * S+i, S+i+W, ...); `--keep-going` reports a violation and goes on with the
  * next seed (the exit code is still 1). Every seed prints one line: `seed N
@@ -28,13 +31,15 @@ function count(name: string, fallback: number, min: number): number {
 }
 
 if (process.argv.includes('--help')) {
-  console.log(`pnpm sim [--seeds N] [--from S] [--steps M] [--profile small|large] [--workers W] [--keep-going] [--trace]
+  console.log(`pnpm sim [--seeds N] [--from S] [--steps M] [--profile small|large] [--workers W] [--keep-going] [--leave] [--server-removals] [--trace]
 pnpm sim --seed S --steps M [--profile P] [--trace]    replay one seed
   --seeds N       how many seeds (default 100), from --from S (default 1)
   --steps M       random operations per seed (default 200)
   --profile P     force the profile (default: every fourth seed is large)
   --workers W     run in W child processes (default 1)
   --keep-going    report a violation and continue with the next seed
+  --leave         also draw self-Remove proposals (members leaving)
+  --server-removals  also draw removals the server proposes as the groups' external sender
   --trace         print each seed's whole trace`)
   process.exit(0)
 }
@@ -49,6 +54,8 @@ const profileOption = option('profile')
 const profile = profileOption === 'small' || profileOption === 'large' ? profileOption : undefined
 const verbose = process.argv.includes('--trace')
 const keepGoing = process.argv.includes('--keep-going')
+const leave = process.argv.includes('--leave')
+const serverRemovals = process.argv.includes('--server-removals')
 const started = Date.now()
 
 if (workers > 1) {
@@ -78,7 +85,7 @@ for (let n = 0; n < seeds; n++) {
   const seed = from + n * stride
   last = seed
   try {
-    const result = await runSimulation({ seed, steps, ...(profile === undefined ? {} : { profile }) })
+    const result = await runSimulation({ seed, steps, leave, serverRemovals, ...(profile === undefined ? {} : { profile }) })
     clean++
     if (verbose) console.log(result.trace.join('\n'))
     console.log(`seed ${seed} (${result.profile}) clean: ${JSON.stringify(result.stats)} trace ${result.traceDigest.slice(0, 12)}`)

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import type { CryptoProvider, Group, MlsClient } from '@mls/core'
 import { MlsToolkitError, createMlsClient, equalBytes, isOwnTrouble } from '@mls/core'
 import type { ClientStore } from '@mls/core/interfaces'
-import { createServices, type Services } from '@mls/server'
+import { getCiphersuiteFromName } from '@mls/core/mls'
+import { createServices, type Services, type ServicesInit } from '@mls/server'
 import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
 import { memoryTransport } from '@mls/transport-memory'
 import { nodeCrypto } from '@mls/crypto-node'
@@ -23,6 +24,13 @@ export interface SimulationOptions {
    * replay the same operations.
    */
   leave?: boolean
+  /**
+   * Also draw `serverRemove`: the server, as the groups' external sender
+   * (RFC 9420 section 12.1.8.1), proposes the removal of a member, and the
+   * next commit of another member includes it. The services then have an
+   * external sender key (every group lists it). Off by default, like `leave`.
+   */
+  serverRemovals?: boolean
 }
 
 export interface SimulationResult {
@@ -42,11 +50,13 @@ export class SimulationViolation extends Error {
     readonly steps: number,
     readonly profile: 'small' | 'large',
     readonly violation: string,
-    readonly trace: readonly string[]
+    readonly trace: readonly string[],
+    /** The opt-in operations of the run, as CLI flags (`--leave`, `--server-removals`). */
+    readonly flags: readonly string[] = []
   ) {
     super(
       `Simulation seed ${seed} (${profile}, ${steps} steps) violated an invariant: ${violation}\n` +
-        `Replay: pnpm sim --seed ${seed} --steps ${steps} --profile ${profile}\n` +
+        `Replay: pnpm sim --seed ${seed} --steps ${steps} --profile ${profile}${flags.map((flag) => ` ${flag}`).join('')}\n` +
         `Last trace lines:\n  ${trace.slice(-40).join('\n  ')}`
     )
     this.name = 'SimulationViolation'
@@ -80,6 +90,7 @@ interface SimClient {
 type Operation =
   | 'send'
   | 'leave'
+  | 'serverRemove'
   | 'update'
   | 'add'
   | 'remove'
@@ -111,6 +122,8 @@ class World {
   private readonly steps: number
   private readonly profile: 'small' | 'large'
   private readonly leave: boolean
+  private readonly serverRemovals: boolean
+  private externalSender: ServicesInit['externalSender']
   private readonly random: Random
   private readonly network: SimulatedNetwork
   private readonly crypto: CryptoProvider
@@ -132,6 +145,7 @@ class World {
     this.steps = options.steps
     this.profile = options.profile ?? (options.seed % 4 === 0 ? 'large' : 'small')
     this.leave = options.leave ?? false
+    this.serverRemovals = options.serverRemovals ?? false
     this.random = new Random(options.seed)
     this.network = new SimulatedNetwork(new Random(options.seed ^ 0x5eed))
     this.crypto = options.crypto ?? nodeCrypto()
@@ -144,10 +158,16 @@ class World {
   }
 
   private startServices(): Services {
-    return createServices({ store: this.serverStore, crypto: this.crypto })
+    return createServices({ store: this.serverStore, crypto: this.crypto, ...(this.externalSender === undefined ? {} : { externalSender: this.externalSender }) })
   }
 
   async run(): Promise<SimulationResult> {
+    if (this.serverRemovals) {
+      const cs = await this.crypto.getCiphersuiteImpl(getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'))
+      const keys = await cs.signature.keygen()
+      this.externalSender = { signaturePublicKey: keys.publicKey, signaturePrivateKey: keys.signKey }
+      this.services = this.startServices()
+    }
     await this.setup()
     this.networkFaults = { requestLost: 0.02, responseLost: 0.02, pushDropped: 0.05, pushDuplicated: 0.05 }
     for (this.step = 1; this.step <= this.steps; this.step++) {
@@ -308,7 +328,8 @@ class World {
       reconnect: 4,
       publish: 2,
       settle: 3,
-      leave: this.leave ? 2 : 0
+      leave: this.leave ? 2 : 0,
+      serverRemove: this.serverRemovals ? 3 : 0
     }
     const operation = this.random.weighted(weights)!
     const sim = this.random.pick(this.clients)!
@@ -355,6 +376,8 @@ class World {
         if (group === undefined) return
         return this.launch(sim, `leave ${short(group.groupIdHex)}`, (c) => c.group(group.groupIdHex)!.leave().then(() => undefined))
       }
+      case 'serverRemove':
+        return this.serverRemove()
       case 'createGroup':
         return this.launch(sim, 'create group', async (c) => this.noteCreated(sim, await c.createGroup(this.groupIdFor(this.groups.size))))
       case 'restart':
@@ -467,6 +490,27 @@ class World {
   private async reopen(sim: SimClient): Promise<void> {
     await this.open(sim)
     if (sim.client !== undefined) this.launch(sim, 'start', (c) => c.start().then(() => this.markConnected(sim, c)))
+  }
+
+  /**
+   * The server proposes removing one member of a random group with at least
+   * two members (the proposal is ordered like any other entry, and pushed);
+   * the next commit by another member includes it.
+   */
+  private async serverRemove(): Promise<void> {
+    const [groupHex, group] = this.random.pick([...this.groups.entries()]) ?? []
+    if (groupHex === undefined || group === undefined) return
+    const target = this.random.pick([...group.everMembers].sort())
+    if (target === undefined) return
+    const groupId = Uint8Array.from(Buffer.from(groupHex, 'hex'))
+    const roster = (await this.serverStore.getGroup(groupHex))?.roster ?? []
+    if (roster.length < 2 || !roster.some((entry) => entry.clientId === target)) return
+    try {
+      const proposed = await this.services.channel.proposeRemoval(groupId, target)
+      this.log(`server proposes removing ${target} from ${short(groupHex)}: ${proposed === undefined ? 'nothing to propose' : `seq ${proposed.seq}`}`)
+    } catch (error) {
+      this.violation(`the server's removal of ${target} from ${short(groupHex)} failed: ${describe(error)}`)
+    }
   }
 
   private restartServer(): void {
@@ -582,7 +626,8 @@ class World {
 
   private violation(message: string): never {
     this.log(`VIOLATION ${message}`)
-    throw new SimulationViolation(this.seed, this.steps, this.profile, message, this.trace)
+    const flags = [...(this.leave ? ['--leave'] : []), ...(this.serverRemovals ? ['--server-removals'] : [])]
+    throw new SimulationViolation(this.seed, this.steps, this.profile, message, this.trace, flags)
   }
 
   private log(line: string): void {
