@@ -52,6 +52,8 @@ export interface LogRetentionHooks {
   onPass?(result: {
     /** Application messages deleted. */
     deleted: number
+    /** Mailbox Welcomes deleted. */
+    welcomesDeleted: number
     /** How long the pass took. */
     milliseconds: number
   }): void
@@ -107,7 +109,7 @@ export function startLogRetention(
                 keepWelcomes: welcomeCount > 0 ? welcomeCount : Number.MAX_SAFE_INTEGER
               })
             : { deleted: 0 }
-        hooks.onPass?.({ deleted: result.deleted, milliseconds: now() - started })
+        hooks.onPass?.({ deleted: result.deleted, welcomesDeleted: welcomes.deleted, milliseconds: now() - started })
         return { deleted: result.deleted, welcomesDeleted: welcomes.deleted }
       } finally {
         running = undefined
