@@ -31,7 +31,12 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
  * commit sends to many recipients. The same object is recognised without
  * reading its bytes.
  */
-export function distinctBytes(values: readonly Uint8Array[]): { distinct: Uint8Array[]; indexOf: number[] } {
+export function distinctBytes(values: readonly Uint8Array[]): {
+  /** Each different value once, in order of first occurrence. */
+  distinct: Uint8Array[]
+  /** For each input value, its position in `distinct`. */
+  indexOf: number[]
+} {
   const distinct: Uint8Array[] = []
   const indexOf = values.map((value) => {
     let index = distinct.indexOf(value)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { memoryServerStore } from '@mls/storage-memory'
+import type { memoryServerStore } from '@mls/storage-memory'
 import { startLogRetention } from '../src/index.js'
 import { TestClient, groupOf, harness } from './helpers.js'
 
