@@ -485,6 +485,34 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         if (init.storedWelcomes !== undefined) expect(await init.storedWelcomes(store)).toBe(0)
       })
 
+      it('under concurrent commits with Welcomes and pruning, every kept row reads its own Welcome and no copy outlives its rows', async () => {
+        const groups = ['cc00', 'cc01', 'cc02', 'cc03']
+        for (const id of groups) await store.createGroup(group(id))
+        const welcomeOf = (id: string, round: number) => payload(`w-${id}-${round}`, 256)
+        for (let round = 0; round < 8; round++) {
+          const results = await Promise.all([
+            ...groups.map((id) =>
+              store.appendCommit(id, commit(BigInt(round), `r${round}-${id}`, { welcomes: [BOB, CAROL].map((clientId) => ({ clientId, welcome: welcomeOf(id, round) })) }))
+            ),
+            store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 3 })
+          ])
+          for (const result of results.slice(0, groups.length)) expect(result).toMatchObject({ kind: 'accepted' })
+        }
+        // Each group's log holds only its commits, so commit seq n is round n - 1.
+        const kept = [...(await store.readWelcomes(BOB, 0, 1000)), ...(await store.readWelcomes(CAROL, 0, 1000))]
+        for (const w of kept) expect(w.welcome).toEqual(welcomeOf(w.groupId, w.commitSeq - 1))
+        for (const clientId of [BOB, CAROL]) {
+          const seqs = (await store.readWelcomes(clientId, 0, 1000)).map((w) => w.seq)
+          expect(seqs.at(-1)).toBe(32)
+          expect(seqs.length).toBeGreaterThanOrEqual(3)
+        }
+        if (init.storedWelcomes !== undefined) expect(await init.storedWelcomes(store)).toBe(new Set(kept.map((w) => `${w.groupId}/${w.commitSeq}`)).size)
+        await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 3 })
+        for (const clientId of [BOB, CAROL]) expect((await store.readWelcomes(clientId, 0, 1000)).map((w) => w.seq)).toEqual([30, 31, 32])
+        const left = [...(await store.readWelcomes(BOB, 0, 1000)), ...(await store.readWelcomes(CAROL, 0, 1000))]
+        if (init.storedWelcomes !== undefined) expect(await init.storedWelcomes(store)).toBe(new Set(left.map((w) => `${w.groupId}/${w.commitSeq}`)).size)
+      })
+
       it('refuses a message whose digest is already in the group’s log, without using a seq', async () => {
         await store.createGroup(group())
         await store.createGroup(group('bb02'))
