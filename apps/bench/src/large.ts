@@ -9,8 +9,9 @@
  *    (`autoSync: false`) joins from the first Welcome and processes every later commit with `sync()`.
  * 3. Timed once each at full size: `update()`, Bob processing it, `addUsers()` of one joiner, the joiner's
  *    join from the Welcome (`processWelcomes()`), `send()` and Bob receiving it.
- * 4. Memory: the process's heap after a full GC with the server and the three clients, and the bytes each
- *    client's store holds for the group (what it loads on restart).
+ * 4. Memory: the process's heap after a full GC with the server and the three clients, the bytes each
+ *    client's store holds for the group (what it loads on restart), and the server store's payload bytes
+ *    (log messages and Welcome copies; its peak over the run).
  *
  * The server's KeyPackage fetch budget is raised for the run (one `fetchKeyPackages` per added user; the
  * default 60 a minute would make the adds wait for hours).
@@ -42,6 +43,11 @@ export interface LargeResult {
   heapMiB: number
   /** Bytes of each measured client's SQLite database (with its WAL). */
   storeBytes: Record<'alice' | 'bob' | 'joiner', number>
+  /**
+   * The server store's payload bytes (log messages and stored Welcome copies), the most after any batch or
+   * at the end, and the Welcome copies it holds at the end (one per commit that added members).
+   */
+  serverStore: { peakBytes: number; welcomeBytes: number; welcomeCopies: number }
   epoch: bigint
 }
 
@@ -61,7 +67,15 @@ export async function runLarge(options: { size: number; batch: number; log?: (li
     const crypto = nodeCrypto()
     // One client fetches a KeyPackage of every member: at the default budget (60 fetches a minute, burst 120)
     // adding 10,000 members takes about 165 minutes of waiting, so the bench raises it.
-    const services = createServices({ store: memoryServerStore(), crypto, limits: { fetchesPerMinute: 1_000_000, fetchBurst: 1_000_000 } })
+    const serverStore = memoryServerStore()
+    let peakServerBytes = 0
+    const serverBytes = () => {
+      const welcomeBytes = serverStore.rawWelcomes().reduce((n, w) => n + w.length, 0)
+      const total = welcomeBytes + serverStore.rawLogMessages().reduce((n, m) => n + m.length, 0)
+      peakServerBytes = Math.max(peakServerBytes, total)
+      return { total, welcomeBytes }
+    }
+    const services = createServices({ store: serverStore, crypto, limits: { fetchesPerMinute: 1_000_000, fetchBurst: 1_000_000 } })
     const transport = memoryTransport({ services })
     const sqlite = (name: string) => sqliteClientStore({ path: join(dir, `${name}.sqlite`) })
     const client = (userId: string, store = sqlite(userId), autoSync = true): Promise<MlsClient> =>
@@ -94,8 +108,9 @@ export async function runLarge(options: { size: number; batch: number; log?: (li
       if (bobs === undefined || bobs.epoch !== group.epoch) throw new Error(`Bob is not at epoch ${group.epoch} after adding members ${i}..`)
       collectGarbage?.()
       const memory = process.memoryUsage()
+      const stored = serverBytes()
       log(
-        `  ${Math.min(i + options.batch, everyone.length) + 1} in the group, epoch ${group.epoch} (${((performance.now() - started) / 1000).toFixed(0)} s; after GC: heap ${mib(memory.heapUsed).toFixed(0)} MiB, array buffers ${mib(memory.arrayBuffers).toFixed(0)} MiB, RSS ${mib(memory.rss).toFixed(0)} MiB)`
+        `  ${Math.min(i + options.batch, everyone.length) + 1} in the group, epoch ${group.epoch} (${((performance.now() - started) / 1000).toFixed(0)} s; after GC: heap ${mib(memory.heapUsed).toFixed(0)} MiB, array buffers ${mib(memory.arrayBuffers).toFixed(0)} MiB, RSS ${mib(memory.rss).toFixed(0)} MiB; server store ${mib(stored.total).toFixed(1)} MiB, of it Welcomes ${mib(stored.welcomeBytes).toFixed(1)} MiB)`
       )
     }
     const addsSeconds = (performance.now() - started) / 1000
@@ -141,7 +156,9 @@ export async function runLarge(options: { size: number; batch: number; log?: (li
     const epoch = group.epoch
     for (const c of [alice, bob, joiner]) await c.close()
     const storeBytes = { alice: databaseBytes(dir, 'alice'), bob: databaseBytes(dir, 'bob'), joiner: databaseBytes(dir, 'joiner') }
-    return { size: options.size, timings, setup: { members: membersSeconds, adds: addsSeconds }, heapMiB, storeBytes, epoch }
+    const { welcomeBytes } = serverBytes()
+    const serverStoreResult = { peakBytes: peakServerBytes, welcomeBytes, welcomeCopies: serverStore.rawWelcomes().length }
+    return { size: options.size, timings, setup: { members: membersSeconds, adds: addsSeconds }, heapMiB, storeBytes, serverStore: serverStoreResult, epoch }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -162,6 +179,9 @@ export async function run(): Promise<void> {
   console.log(`\nsetup: members registered in ${result.setup.members.toFixed(0)} s, added in ${result.setup.adds.toFixed(0)} s; epoch ${result.epoch}`)
   console.log(`heap after GC (server with the group's log + three clients): ${result.heapMiB.toFixed(1)} MiB; peak RSS ${mib(process.resourceUsage().maxRSS * 1024).toFixed(0)} MiB`)
   console.log(`client stores: alice ${mib(result.storeBytes.alice).toFixed(1)} MiB, bob ${mib(result.storeBytes.bob).toFixed(1)} MiB, joiner ${mib(result.storeBytes.joiner).toFixed(1)} MiB`)
+  console.log(
+    `server store: peak ${mib(result.serverStore.peakBytes).toFixed(1)} MiB of log messages and Welcomes; ${result.serverStore.welcomeCopies} stored Welcome copies, ${mib(result.serverStore.welcomeBytes).toFixed(1)} MiB`
+  )
 }
 
 if (process.argv[1]?.endsWith('large.js') === true) await run()

@@ -33,5 +33,8 @@ describe('pnpm bench, short', () => {
     for (const op of largeOperations) expect(result.timings[op]).toBeGreaterThan(0)
     expect(result.heapMiB).toBeGreaterThan(0)
     for (const bytes of Object.values(result.storeBytes)) expect(bytes).toBeGreaterThan(0)
+    // The server holds one Welcome per commit that added members (two batches and the joiner), not one per member (7).
+    expect(result.serverStore.welcomeCopies).toBe(3)
+    expect(result.serverStore.peakBytes).toBeGreaterThan(result.serverStore.welcomeBytes)
   }, 120_000)
 })

@@ -80,8 +80,11 @@ export interface ServerConfig {
    * deletes what a current member has not fetched, unless it is older than
    * `hardMaxAgeSeconds` (`--retention-hard-max-age-seconds`,
    * `MLS_RETENTION_HARD_MAX_AGE_SECONDS`, default 90 days; 0 = no hard limit).
+   * Mailbox Welcomes older than `welcomeMaxAgeSeconds`
+   * (`--retention-welcome-max-age-seconds`, `MLS_RETENTION_WELCOME_MAX_AGE_SECONDS`,
+   * default 90 days; 0 = kept) are deleted by the same passes.
    */
-  retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number; hardMaxAgeSeconds: number }
+  retention: { maxAgeSeconds: number; maxMessages: number; intervalSeconds: number; hardMaxAgeSeconds: number; welcomeMaxAgeSeconds: number }
   /**
    * The server's signature key as the external sender of groups (it proposes
    * the removal of a device its user deleted; clients pin it on first use),
@@ -93,8 +96,14 @@ export interface ServerConfig {
   serverKeyPath: string
 }
 
-/** Retention defaults: 30 days, 10000 messages per group, a pass every 10 minutes. */
-export const DEFAULT_RETENTION = { maxAgeSeconds: 30 * 24 * 3600, maxMessages: 10_000, intervalSeconds: 600, hardMaxAgeSeconds: 90 * 24 * 3600 } as const
+/** Retention defaults: 30 days, 10000 messages per group, a pass every 10 minutes; Welcomes 90 days. */
+export const DEFAULT_RETENTION = {
+  maxAgeSeconds: 30 * 24 * 3600,
+  maxMessages: 10_000,
+  intervalSeconds: 600,
+  hardMaxAgeSeconds: 90 * 24 * 3600,
+  welcomeMaxAgeSeconds: 90 * 24 * 3600
+} as const
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
@@ -104,7 +113,7 @@ const quotaFlags: Record<string, [keyof ServerConfig['quotas'], string]> = {
   '--max-key-packages-per-client': ['maxKeyPackagesPerClient', 'MLS_MAX_KEY_PACKAGES_PER_CLIENT']
 }
 
-type RetentionKey = 'retentionMaxAgeSeconds' | 'retentionMaxMessages' | 'retentionIntervalSeconds' | 'retentionHardMaxAgeSeconds'
+type RetentionKey = 'retentionMaxAgeSeconds' | 'retentionMaxMessages' | 'retentionIntervalSeconds' | 'retentionHardMaxAgeSeconds' | 'retentionWelcomeMaxAgeSeconds'
 const numeric: Record<
   string,
   [keyof ServerConfig['limits'] | keyof ServerConfig['quotas'] | 'port' | 'keyPackageFetchesPerMinute' | 'registrationsPerHour' | 'sqliteCacheMib' | RetentionKey, string]
@@ -127,6 +136,7 @@ const numeric: Record<
   '--retention-max-messages': ['retentionMaxMessages', 'MLS_RETENTION_MAX_MESSAGES'],
   '--retention-interval-seconds': ['retentionIntervalSeconds', 'MLS_RETENTION_INTERVAL_SECONDS'],
   '--retention-hard-max-age-seconds': ['retentionHardMaxAgeSeconds', 'MLS_RETENTION_HARD_MAX_AGE_SECONDS'],
+  '--retention-welcome-max-age-seconds': ['retentionWelcomeMaxAgeSeconds', 'MLS_RETENTION_WELCOME_MAX_AGE_SECONDS'],
   '--sqlite-cache-mib': ['sqliteCacheMib', 'MLS_SQLITE_CACHE_MIB']
 }
 
@@ -188,6 +198,8 @@ Options (each also as an environment variable):
                                                                             if a current member has not fetched them (default
                                                                             7776000, 90 days; 0 = never); the two rules above
                                                                             keep what a current member has not fetched
+  --retention-welcome-max-age-seconds <n> MLS_RETENTION_WELCOME_MAX_AGE_SECONDS delete mailbox Welcomes older than this
+                                                                            (default 7776000, 90 days; 0 = never)
   --auth-jwt-public-key <pem file>       MLS_AUTH_JWT_PUBLIC_KEY   claims of a user id need a JWT (sub = user id) signed by this key
   --auth-jwt-algorithm <alg>             MLS_AUTH_JWT_ALGORITHM    (default ES256)
   --auth-jwt-issuer <iss>                MLS_AUTH_JWT_ISSUER       required iss, if set
@@ -275,6 +287,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     else if (key === 'retentionMaxMessages') config.retention.maxMessages = n
     else if (key === 'retentionIntervalSeconds') config.retention.intervalSeconds = n
     else if (key === 'retentionHardMaxAgeSeconds') config.retention.hardMaxAgeSeconds = n
+    else if (key === 'retentionWelcomeMaxAgeSeconds') config.retention.welcomeMaxAgeSeconds = n
     else if (key === 'sqliteCacheMib') {
       if (n < 1) throw new UsageError('INVALID_ARGUMENT', `${flag} must be at least 1, got ${n}`)
       config.sqliteCacheMib = n

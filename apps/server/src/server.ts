@@ -174,12 +174,14 @@ export async function startServer(config: ServerConfig, logger: Logger = jsonLog
   // Retention goes through the tracked store: shutdown stops it, then waits for the calls in flight.
   const { retention: policy } = config
   const retention: LogRetention | undefined =
-    policy.intervalSeconds > 0 && (policy.maxAgeSeconds > 0 || policy.maxMessages > 0 || policy.hardMaxAgeSeconds > 0)
+    policy.intervalSeconds > 0 && (policy.maxAgeSeconds > 0 || policy.maxMessages > 0 || policy.hardMaxAgeSeconds > 0 || policy.welcomeMaxAgeSeconds > 0)
       ? startLogRetention(store, policy, {
           // The pass sees every fetch cursor this instance noted so far.
           beforePass: () => services.channel.flushFetchCursors(),
-          onPass: ({ deleted, milliseconds }) =>
-            deleted > 0 ? logger.info('retention:pruned', { deleted, milliseconds }) : logger.debug('retention:pass', { deleted, milliseconds }),
+          onPass: ({ deleted, welcomesDeleted, milliseconds }) =>
+            deleted > 0 || welcomesDeleted > 0
+              ? logger.info('retention:pruned', { deleted, welcomesDeleted, milliseconds })
+              : logger.debug('retention:pass', { deleted, milliseconds }),
           onError: (error) => logger.warn('retention:failed', { error })
         })
       : undefined

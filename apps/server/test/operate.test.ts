@@ -127,6 +127,14 @@ describe('--help', () => {
   })
 })
 
+describe('Welcome retention', () => {
+  it('deletes mailbox Welcomes after 90 days by default; the flag and the environment variable set it, 0 keeps them', () => {
+    expect(parseConfig([], {}).retention.welcomeMaxAgeSeconds).toBe(90 * 24 * 3600)
+    expect(parseConfig(['--retention-welcome-max-age-seconds', '60'], {}).retention.welcomeMaxAgeSeconds).toBe(60)
+    expect(parseConfig([], { MLS_RETENTION_WELCOME_MAX_AGE_SECONDS: '0' }).retention.welcomeMaxAgeSeconds).toBe(0)
+  })
+})
+
 describe('pnpm start', () => {
   it('hands the process to node: SIGTERM to the pnpm process stops the server, no orphan left', async () => {
     const dataDir = tempDir()

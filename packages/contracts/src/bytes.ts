@@ -24,6 +24,29 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0
 }
 
+/**
+ * Group equal byte strings: `distinct` holds each different value once (its
+ * first occurrence) and `indexOf[i]` is the position in `distinct` of
+ * `values[i]`. The server stores use it to keep one copy of a Welcome that a
+ * commit sends to many recipients. The same object is recognised without
+ * reading its bytes.
+ */
+export function distinctBytes(values: readonly Uint8Array[]): {
+  /** Each different value once, in order of first occurrence. */
+  distinct: Uint8Array[]
+  /** For each input value, its position in `distinct`. */
+  indexOf: number[]
+} {
+  const distinct: Uint8Array[] = []
+  const indexOf = values.map((value) => {
+    let index = distinct.indexOf(value)
+    if (index < 0) index = distinct.findIndex((d) => equalBytes(d, value))
+    if (index < 0) index = distinct.push(value) - 1
+    return index
+  })
+  return { distinct, indexOf }
+}
+
 /** A new array holding `parts` one after the other. */
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))

@@ -22,14 +22,25 @@ export interface LogRetentionPolicy {
    * channel's `epochWindow` default (older epochs are refused anyway).
    */
   readonly keepDigestsForEpochs?: number
+  /**
+   * Welcome retention: delete mailbox Welcomes older than this many seconds
+   * (a client that has not fetched it by then rejoins by external commit).
+   * 0 or omitted keeps them regardless of age. A Welcome sent to several
+   * recipients is stored once; the copy goes with its last mailbox row.
+   */
+  readonly welcomeMaxAgeSeconds?: number
+  /** Keep at most this many of each client's newest mailbox Welcomes; 0 or omitted keeps them regardless of count. */
+  readonly welcomeMaxPerMailbox?: number
 }
 
 /** A running retention loop. */
 export interface LogRetention {
-  /** One pass now: delete what the policy selects. Resolves with how many messages were deleted. */
+  /** One pass now: delete what the policy selects. Resolves with how many messages (and mailbox Welcomes) were deleted. */
   runOnce(): Promise<{
     /** Application messages deleted. */
     deleted: number
+    /** Mailbox Welcomes deleted (0 when the policy has no Welcome rule). */
+    welcomesDeleted: number
   }>
   /** Stop the loop and wait for a pass in progress. Idempotent. */
   stop(): Promise<void>
@@ -41,6 +52,8 @@ export interface LogRetentionHooks {
   onPass?(result: {
     /** Application messages deleted. */
     deleted: number
+    /** Mailbox Welcomes deleted. */
+    welcomesDeleted: number
     /** How long the pass took. */
     milliseconds: number
   }): void
@@ -73,9 +86,9 @@ export function startLogRetention(
   hooks: LogRetentionHooks = {}
 ): LogRetention {
   const now = hooks.now ?? Date.now
-  let running: Promise<{ deleted: number }> | undefined
+  let running: Promise<{ deleted: number; welcomesDeleted: number }> | undefined
   let stopped = false
-  const runOnce = (): Promise<{ deleted: number }> => {
+  const runOnce = (): Promise<{ deleted: number; welcomesDeleted: number }> => {
     running ??= (async () => {
       const started = now()
       try {
@@ -87,8 +100,17 @@ export function startLogRetention(
           keepDigestsForEpochs: policy.keepDigestsForEpochs ?? 2,
           hardLimitBeforeMs: hard > 0 ? started - hard * 1000 : 0
         })
-        hooks.onPass?.({ deleted: result.deleted, milliseconds: now() - started })
-        return result
+        const welcomeAge = policy.welcomeMaxAgeSeconds ?? 0
+        const welcomeCount = policy.welcomeMaxPerMailbox ?? 0
+        const welcomes =
+          welcomeAge > 0 || welcomeCount > 0
+            ? await store.pruneWelcomes({
+                appendedBeforeMs: welcomeAge > 0 ? started - welcomeAge * 1000 : 0,
+                keepWelcomes: welcomeCount > 0 ? welcomeCount : Number.MAX_SAFE_INTEGER
+              })
+            : { deleted: 0 }
+        hooks.onPass?.({ deleted: result.deleted, welcomesDeleted: welcomes.deleted, milliseconds: now() - started })
+        return { deleted: result.deleted, welcomesDeleted: welcomes.deleted }
       } finally {
         running = undefined
       }

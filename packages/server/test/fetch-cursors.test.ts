@@ -71,12 +71,12 @@ describe('channel: fetch cursors', () => {
     await h.services.channel.fetchEntries(alice!.clientId, groupId, 7) // alice holds everything
     const keepOne = retention(h, { maxMessages: 1 })
     try {
-      expect(await keepOne.runOnce()).toEqual({ deleted: 0 })
+      expect(await keepOne.runOnce()).toEqual({ deleted: 0, welcomesDeleted: 0 })
       // Bob comes back and reads everything sent while he was away.
       expect((await h.services.channel.fetchEntries(bob!.clientId, groupId, 1)).map((e) => e.seq)).toEqual([2, 3, 4, 5, 6, 7])
       await h.services.channel.fetchEntries(bob!.clientId, groupId, 5)
       // Now he holds up to 5: those go (the newest one is kept by count anyway).
-      expect(await keepOne.runOnce()).toEqual({ deleted: 4 })
+      expect(await keepOne.runOnce()).toEqual({ deleted: 4, welcomesDeleted: 0 })
       expect((await h.services.channel.fetchEntries(bob!.clientId, groupId, 5)).map((e) => e.seq)).toEqual([6, 7])
     } finally {
       await keepOne.stop()
@@ -85,7 +85,7 @@ describe('channel: fetch cursors', () => {
     // The hard limit: an hour from now, everything is older than one second, fetched or not.
     const hard = retention(h, { maxMessages: 0, hardMaxAgeSeconds: 1 }, () => Date.now() + 3_600_000)
     try {
-      expect(await hard.runOnce()).toEqual({ deleted: 2 })
+      expect(await hard.runOnce()).toEqual({ deleted: 2, welcomesDeleted: 0 })
     } finally {
       await hard.stop()
     }

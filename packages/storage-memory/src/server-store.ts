@@ -16,9 +16,10 @@ import type {
   PublicStateRecord,
   RosterEntry,
   ServerStore,
+  WelcomePruning,
   WelcomeRecord
 } from '@mls/contracts/interfaces'
-import { StorageError, equalBytes, throwIfAborted } from '@mls/contracts'
+import { StorageError, distinctBytes, equalBytes, throwIfAborted } from '@mls/contracts'
 
 /** Options of `memoryServerStore()`. */
 export interface MemoryServerStoreInit {
@@ -57,7 +58,23 @@ const copyKeyPackage = (r: KeyPackageRecord): KeyPackageRecord => ({ ...r, keyPa
 const copyLog = (r: LogRecord): LogRecord => ({ ...r, message: r.message.slice() })
 /** A message deleted by retention: its bytes are gone, its seq and digest stay. */
 const isPruned = (r: LogRecord): boolean => r.kind === 'application' && r.message.length === 0
-const copyWelcome = (r: WelcomeRecord): WelcomeRecord => ({ ...r, welcome: r.welcome.slice() })
+/** One stored copy of a commit's Welcome, shared by the mailbox rows of all its recipients. */
+interface SharedWelcome {
+  readonly groupId: GroupIdHex
+  readonly commitSeq: number
+  readonly welcome: Uint8Array
+  readonly appendedAt: number
+  /** Mailbox rows referring to this copy; it is dropped at 0. */
+  references: number
+}
+
+/** A client's mailbox: its rows, and the newest seq it ever had (seqs are never reused). */
+interface Mailbox {
+  rows: { seq: number; shared: SharedWelcome }[]
+  lastSeq: number
+}
+
+const welcomeOut = (seq: number, w: SharedWelcome): WelcomeRecord => ({ seq, groupId: w.groupId, welcome: w.welcome.slice(), commitSeq: w.commitSeq })
 const copyRoster = (roster: readonly RosterEntry[]): RosterEntry[] => roster.map((e) => ({ leafIndex: e.leafIndex, clientId: e.clientId }))
 const copyPublicState = (r: PublicStateRecord | undefined): PublicStateRecord | undefined =>
   r === undefined ? undefined : { epoch: r.epoch, state: r.state.slice(), groupInfo: r.groupInfo?.slice() }
@@ -92,6 +109,12 @@ function checkFetchCursor(c: FetchCursor): void {
   if (!Number.isSafeInteger(c.seq) || c.seq < 0) throw invalid('A fetch cursor seq is a non-negative integer')
 }
 
+function checkWelcomePruning(p: WelcomePruning): void {
+  for (const value of [p.appendedBeforeMs, p.keepWelcomes]) {
+    if (typeof value !== 'number' || Number.isNaN(value)) throw invalid('Welcome pruning limits are numbers')
+  }
+}
+
 function checkPruning(p: LogPruning): void {
   for (const value of [p.appendedBeforeMs, p.keepMessages, p.keepDigestsForEpochs, p.hardLimitBeforeMs ?? 0]) {
     if (typeof value !== 'number' || Number.isNaN(value)) throw invalid('Log pruning limits are numbers')
@@ -107,7 +130,8 @@ class MemoryServerStore implements ServerStore {
   private readonly knownRefs = new Set<string>()
   private readonly served = new Map<string, ClientId>()
   private readonly groups = new Map<GroupIdHex, GroupState>()
-  private readonly mailboxes = new Map<ClientId, WelcomeRecord[]>()
+  private readonly mailboxes = new Map<ClientId, Mailbox>()
+  private readonly sharedWelcomes = new Set<SharedWelcome>()
   private readonly deviceLists = new Map<string, Uint8Array[]>()
   private closed = false
 
@@ -270,12 +294,19 @@ class MemoryServerStore implements ServerStore {
     g.roster = copyRoster(commit.roster)
     if (commit.publicState !== undefined) g.publicState = copyPublicState(commit.publicState)
     g.access = commit.access.map((w) => ({ clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }))
-    const welcomeSeqs = commit.welcomes.map(({ clientId, welcome }) => {
-      const mailbox = this.mailboxes.get(clientId) ?? []
-      const record: WelcomeRecord = { seq: mailbox.length + 1, groupId, welcome: welcome.slice(), commitSeq: seq }
-      mailbox.push(record)
+    // One copy per distinct Welcome of the commit, referred to by each recipient's row.
+    const { distinct, indexOf } = distinctBytes(commit.welcomes.map((w) => w.welcome))
+    const appendedAt = Date.now()
+    const copies = distinct.map((welcome): SharedWelcome => ({ groupId, commitSeq: seq, welcome: welcome.slice(), appendedAt, references: 0 }))
+    const welcomeSeqs = commit.welcomes.map(({ clientId }, i) => {
+      const mailbox = this.mailboxes.get(clientId) ?? { rows: [], lastSeq: 0 }
+      const shared = copies[indexOf[i] as number] as SharedWelcome
+      mailbox.lastSeq++
+      mailbox.rows.push({ seq: mailbox.lastSeq, shared })
+      shared.references++
+      this.sharedWelcomes.add(shared)
       this.mailboxes.set(clientId, mailbox)
-      return { clientId, seq: record.seq }
+      return { clientId, seq: mailbox.lastSeq }
     })
     return { kind: 'accepted', seq, welcomeSeqs }
   }
@@ -357,9 +388,34 @@ class MemoryServerStore implements ServerStore {
 
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {
     this.check(options)
-    const mailbox = this.mailboxes.get(clientId) ?? []
+    const rows = this.mailboxes.get(clientId)?.rows ?? []
     if (limit <= 0) return []
-    return mailbox.filter((w) => w.seq > afterSeq).slice(0, limit).map(copyWelcome)
+    return rows
+      .filter((r) => r.seq > afterSeq)
+      .slice(0, limit)
+      .map((r) => welcomeOut(r.seq, r.shared))
+  }
+
+  async pruneWelcomes(pruning: WelcomePruning, options?: AbortOptions): Promise<{ deleted: number }> {
+    this.check(options)
+    checkWelcomePruning(pruning)
+    let deleted = 0
+    for (const mailbox of this.mailboxes.values()) {
+      const kept: Mailbox['rows'] = []
+      for (const r of mailbox.rows) {
+        if (!(r.shared.appendedAt < pruning.appendedBeforeMs || r.seq <= mailbox.lastSeq - pruning.keepWelcomes)) {
+          kept.push(r)
+          continue
+        }
+        deleted++
+        if (--r.shared.references > 0) continue
+        // The last row referring to the copy went: the copy goes too.
+        r.shared.welcome.fill(0)
+        this.sharedWelcomes.delete(r.shared)
+      }
+      mailbox.rows = kept
+    }
+    return { deleted }
   }
 
   async serveLastResortKeyPackage(clientId: ClientId, nowSeconds: number, options?: AbortOptions): Promise<KeyPackageRecord | undefined> {
@@ -432,6 +488,11 @@ class MemoryServerStore implements ServerStore {
   rawLogMessages(): Uint8Array[] {
     return [...this.groups.values()].flatMap((g) => g.log.map((r) => r.message))
   }
+
+  /** Test hook: every stored Welcome copy (one per distinct Welcome of a commit, however many recipients). */
+  rawWelcomes(): Uint8Array[] {
+    return [...this.sharedWelcomes].map((w) => w.welcome)
+  }
 }
 
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
@@ -448,6 +509,8 @@ export function memoryServerStore(init: MemoryServerStoreInit = {}): ServerStore
   rawKeyPackages(): Uint8Array[]
   /** Test hook: the message bytes of every log entry the store holds. */
   rawLogMessages(): Uint8Array[]
+  /** Test hook: every stored Welcome copy (one per distinct Welcome of a commit, however many recipients). */
+  rawWelcomes(): Uint8Array[]
 } {
   return new MemoryServerStore(init)
 }

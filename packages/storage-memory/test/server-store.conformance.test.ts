@@ -6,7 +6,8 @@ import { memoryServerStore } from '../src/index.js'
 serverStoreConformanceSuite({
   name: 'memoryServerStore',
   setup: async () => memoryServerStore(),
-  rawBytes: async (store) => concatBytes(...store.rawKeyPackages(), ...store.rawLogMessages())
+  rawBytes: async (store) => concatBytes(...store.rawKeyPackages(), ...store.rawLogMessages()),
+  storedWelcomes: async (store) => store.rawWelcomes().length
 })
 
 describe('memoryServerStore secure deletion', () => {

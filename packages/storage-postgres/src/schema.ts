@@ -127,6 +127,38 @@ const MIGRATIONS: readonly ((s: string) => string)[] = [
       seq BIGINT NOT NULL,
       PRIMARY KEY (group_id, client_id)
     );
+  `,
+  // Version 5 (issue 11): one stored copy of a commit's Welcome. A Welcome
+  // that adds many members holds the whole ratchet tree (megabytes at
+  // thousands of members); version 4 stored it once per recipient. Each copy
+  // is a row of welcome_messages (with its group, commit seq and append
+  // time); each mailbox row refers to one (mailbox_heads already keeps each
+  // client's newest seq, so pruning never makes a seq come back). Existing
+  // rows are moved: rows of one commit with equal bytes share one copy
+  // (appended at the upgrade's time). The dropped columns' space is reused
+  // by later rows (or given back by VACUUM FULL).
+  (s) => `
+    CREATE TABLE ${s}.welcome_messages (
+      id BIGSERIAL PRIMARY KEY,
+      group_id TEXT NOT NULL REFERENCES ${s}.groups (group_id),
+      commit_seq BIGINT NOT NULL,
+      welcome BYTEA NOT NULL,
+      appended_at BIGINT NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+    );
+    CREATE INDEX welcome_messages_by_commit ON ${s}.welcome_messages (group_id, commit_seq);
+    CREATE INDEX welcome_messages_by_age ON ${s}.welcome_messages (appended_at);
+    INSERT INTO ${s}.welcome_messages (group_id, commit_seq, welcome)
+      SELECT DISTINCT group_id, commit_seq, welcome FROM ${s}.welcomes ORDER BY group_id, commit_seq;
+    ALTER TABLE ${s}.welcomes ADD COLUMN welcome_id BIGINT;
+    UPDATE ${s}.welcomes AS w SET welcome_id = m.id FROM ${s}.welcome_messages AS m
+      WHERE m.group_id = w.group_id AND m.commit_seq = w.commit_seq AND m.welcome = w.welcome;
+    ALTER TABLE ${s}.welcomes
+      ALTER COLUMN welcome_id SET NOT NULL,
+      ADD CONSTRAINT welcomes_welcome_id_fkey FOREIGN KEY (welcome_id) REFERENCES ${s}.welcome_messages (id),
+      DROP COLUMN welcome,
+      DROP COLUMN group_id,
+      DROP COLUMN commit_seq;
+    CREATE INDEX welcomes_by_message ON ${s}.welcomes (welcome_id);
   `
 ]
 

@@ -16,9 +16,10 @@ import type {
   PublicStateRecord,
   RosterEntry,
   ServerStore,
+  WelcomePruning,
   WelcomeRecord
 } from '@mls/contracts/interfaces'
-import { StorageError, equalBytes } from '@mls/contracts'
+import { StorageError, distinctBytes, equalBytes } from '@mls/contracts'
 import { Database, bytesIn, bytesOut, checkIdentifier, invalid, type PostgresConnectionInit, type Queryable } from './database.js'
 import { migrate } from './schema.js'
 
@@ -351,7 +352,10 @@ class PostgresServerStore implements ServerStore {
       checkBytes(w.welcome, 'welcome')
     }
     const entry = { ...commit.entry, message: bytesIn(commit.entry.message) }
-    const welcomes = commit.welcomes.map((w) => ({ clientId: w.clientId, welcome: bytesIn(w.welcome) }))
+    // One copy per distinct Welcome of the commit; each recipient's mailbox row refers to it.
+    const { distinct, indexOf } = distinctBytes(commit.welcomes.map((w) => w.welcome))
+    const copies = distinct.map(bytesIn)
+    const welcomes = commit.welcomes.map((w, i) => ({ clientId: w.clientId, copy: indexOf[i] as number }))
     return this.db.transaction('appendCommit', options, async (c): Promise<AppendCommitResult> => {
       const group = await this.lockGroup(c, groupId)
       if (group.epoch !== commit.expectedEpoch) return { kind: 'conflict', epoch: group.epoch }
@@ -368,6 +372,14 @@ class PostgresServerStore implements ServerStore {
         groupId
       ])
       if (publicState !== undefined) await this.writePublicState(c, groupId, publicState)
+      const ids: string[] = []
+      for (const welcome of copies) {
+        const inserted = await c.query<{ id: string }>(
+          `INSERT INTO ${this.s}.welcome_messages (group_id, commit_seq, welcome) VALUES ($1, $2, $3) RETURNING id`,
+          [groupId, seq, welcome]
+        )
+        ids.push(inserted.rows[0]?.id as string)
+      }
       // Mailbox heads are locked in client id order, so two commits welcoming the same clients cannot deadlock.
       const order = welcomes.map((w, i) => ({ ...w, i })).sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.i - b.i))
       const welcomeSeqs: { clientId: ClientId; seq: number }[] = new Array<{ clientId: ClientId; seq: number }>(welcomes.length)
@@ -378,13 +390,7 @@ class PostgresServerStore implements ServerStore {
           [w.clientId]
         )
         const mailboxSeq = Number(head.rows[0]?.last_seq)
-        await c.query(`INSERT INTO ${this.s}.welcomes (client_id, seq, group_id, welcome, commit_seq) VALUES ($1, $2, $3, $4, $5)`, [
-          w.clientId,
-          mailboxSeq,
-          groupId,
-          w.welcome,
-          seq
-        ])
+        await c.query(`INSERT INTO ${this.s}.welcomes (client_id, seq, welcome_id) VALUES ($1, $2, $3)`, [w.clientId, mailboxSeq, ids[w.copy]])
         welcomeSeqs[w.i] = { clientId: w.clientId, seq: mailboxSeq }
       }
       return { kind: 'accepted', seq, welcomeSeqs }
@@ -589,13 +595,38 @@ class PostgresServerStore implements ServerStore {
     return rows.map((r) => ({ groupId, clientId: r.client_id, seq: Number(r.seq) }))
   }
 
+  async pruneWelcomes(pruning: WelcomePruning, options?: AbortOptions): Promise<{ deleted: number }> {
+    this.db.check(options)
+    for (const value of [pruning.appendedBeforeMs, pruning.keepWelcomes]) {
+      if (typeof value !== 'number' || Number.isNaN(value)) throw invalid('Welcome pruning limits are numbers')
+    }
+    const s = this.s
+    const appendedBefore = Math.floor(Math.min(Math.max(pruning.appendedBeforeMs, 0), Number.MAX_SAFE_INTEGER))
+    const keep = Math.floor(Math.min(Math.max(pruning.keepWelcomes, 0), Number.MAX_SAFE_INTEGER))
+    return this.db.transaction('pruneWelcomes', options, async (c) => {
+      // Mailbox rows by the age of their copy and by position behind the mailbox's newest seq; then every copy no row refers to.
+      // A commit appending concurrently inserts its copy and rows in one transaction, invisible here until both are there.
+      const byAge = await c.query(
+        `DELETE FROM ${s}.welcomes AS w USING ${s}.welcome_messages AS m WHERE m.id = w.welcome_id AND m.appended_at < $1`,
+        [appendedBefore]
+      )
+      const byCount = await c.query(
+        `DELETE FROM ${s}.welcomes AS w USING ${s}.mailbox_heads AS h WHERE h.client_id = w.client_id AND w.seq <= h.last_seq - $1`,
+        [keep]
+      )
+      await c.query(`DELETE FROM ${s}.welcome_messages AS m WHERE NOT EXISTS (SELECT 1 FROM ${s}.welcomes AS w WHERE w.welcome_id = m.id)`)
+      return { deleted: (byAge.rowCount ?? 0) + (byCount.rowCount ?? 0) }
+    })
+  }
+
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {
     this.db.check(options)
     if (!(limit > 0)) return []
     const rows = await this.db.query<{ seq: string; group_id: string; welcome: Buffer; commit_seq: string }>(
       'readWelcomes',
       options,
-      `SELECT seq, group_id, welcome, commit_seq FROM ${this.s}.welcomes WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+      `SELECT w.seq, m.group_id, m.welcome, m.commit_seq FROM ${this.s}.welcomes AS w JOIN ${this.s}.welcome_messages AS m ON m.id = w.welcome_id
+         WHERE w.client_id = $1 AND w.seq > $2 ORDER BY w.seq LIMIT $3`,
       [clientId, afterSeq, sqlLimit(limit)]
     )
     return rows.map((r) => ({ seq: Number(r.seq), groupId: r.group_id, welcome: bytesOut(r.welcome), commitSeq: Number(r.commit_seq) }))

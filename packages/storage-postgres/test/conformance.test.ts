@@ -1,4 +1,5 @@
 import { afterAll, beforeAll } from 'vitest'
+import pg from 'pg'
 import type { ServerStore } from '@mls/core/interfaces'
 import { serverStoreConformanceSuite } from '@mls/conformance/storage'
 import { openPostgresServerStore } from '../src/index.js'
@@ -29,5 +30,17 @@ serverStoreConformanceSuite<ServerStore>({
     const schema = schemas.get(store)
     if (schema === undefined) throw new Error('unknown store')
     return open(schema)
+  },
+  // A separate connection counts the stored Welcome copies.
+  storedWelcomes: async (store) => {
+    const schema = schemas.get(store)
+    if (schema === undefined) throw new Error('unknown store')
+    const raw = new pg.Client({ connectionString: cluster.url })
+    await raw.connect()
+    try {
+      return Number((await raw.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.welcome_messages`)).rows[0]?.n)
+    } finally {
+      await raw.end()
+    }
   }
 })

@@ -56,6 +56,43 @@ describe('PostgreSQL golden dumps', () => {
     })
   }
 
+  it('moves v4 Welcome rows to one shared copy per commit and distinct bytes, keeping every mailbox and its seqs', async () => {
+    const url = cluster.createDatabase(`golden_v4_shared_${process.pid}`)
+    cluster.runScript(url, readFileSync(file(4), 'utf8'))
+    const raw = new pg.Client({ connectionString: url })
+    await raw.connect()
+    // The v4 layout held one copy per recipient: add two more recipients of commit 1 (carol's bytes equal bob's, dave's differ)
+    // and a second Welcome for carol from another commit with the same bytes (a different commit: its own copy).
+    const bob = (await raw.query<{ welcome: Buffer }>("SELECT welcome FROM mls.welcomes WHERE client_id = 'bob/laptop'")).rows[0]?.welcome as Buffer
+    const dave = Buffer.alloc(300, 7)
+    await raw.query(
+      `INSERT INTO mls.welcomes (client_id, seq, group_id, welcome, commit_seq) VALUES
+         ('carol/tablet', 1, 'aa01', $1, 1), ('dave/phone', 1, 'aa01', $2, 1), ('carol/tablet', 2, 'aa01', $1, 3)`,
+      [bob, dave]
+    )
+    await raw.query("INSERT INTO mls.mailbox_heads (client_id, last_seq) VALUES ('carol/tablet', 2), ('dave/phone', 1)")
+    const store = await openPostgresServerStore({ connectionString: url, schema: 'mls' })
+    const copies = async (): Promise<number> => Number((await raw.query<{ n: string }>('SELECT count(*) AS n FROM mls.welcome_messages')).rows[0]?.n)
+    try {
+      const welcome = new Uint8Array(bob)
+      expect(await store.readWelcomes('bob/laptop', 0, 10)).toEqual([{ seq: 1, groupId: 'aa01', welcome, commitSeq: 1 }])
+      expect(await store.readWelcomes('carol/tablet', 0, 10)).toEqual([
+        { seq: 1, groupId: 'aa01', welcome, commitSeq: 1 },
+        { seq: 2, groupId: 'aa01', welcome, commitSeq: 3 }
+      ])
+      expect(await store.readWelcomes('dave/phone', 0, 10)).toEqual([{ seq: 1, groupId: 'aa01', welcome: new Uint8Array(dave), commitSeq: 1 }])
+      expect(await copies()).toBe(3)
+      // Bob's row goes, carol's first row still refers to the shared copy; then carol's goes too and the copy with it.
+      expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 1 })).toEqual({ deleted: 1 })
+      expect(await copies()).toBe(3)
+      expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 0 })).toEqual({ deleted: 3 })
+      expect(await copies()).toBe(0)
+    } finally {
+      await store.close()
+      await raw.end()
+    }
+  })
+
   it('refuses a schema written by a newer release with UNSUPPORTED_SPECIFICATION, and one holding other tables with STORAGE_CORRUPT', async () => {
     const url = cluster.createDatabase(`golden_newer_${process.pid}`)
     const store = await openPostgresServerStore({ connectionString: url, schema: 'mls' })

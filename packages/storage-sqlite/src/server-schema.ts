@@ -168,6 +168,51 @@ const fetchCursors: Migration = (db) => {
   `)
 }
 
+/**
+ * Version 5 (issue 11): one stored copy of a commit's Welcome. A Welcome that
+ * adds many members holds the whole ratchet tree (megabytes at thousands of
+ * members); version 4 stored it once per recipient. `welcome_messages` holds
+ * each copy (with its group, commit seq and append time), each mailbox row in
+ * `welcomes` refers to one, and `welcome_mailboxes` keeps each client's newest
+ * seq so that pruning never makes a seq come back. Existing rows are moved:
+ * rows of one commit with equal bytes share one copy (appended at the
+ * upgrade's time).
+ */
+const sharedWelcomes: Migration = (db) => {
+  db.exec(`
+    CREATE TABLE welcome_messages (
+      id INTEGER PRIMARY KEY,
+      group_id TEXT NOT NULL REFERENCES groups (group_id),
+      commit_seq INTEGER NOT NULL,
+      welcome BLOB NOT NULL,
+      appended_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX welcome_messages_by_commit ON welcome_messages (group_id, commit_seq);
+    CREATE INDEX welcome_messages_by_age ON welcome_messages (appended_at);
+    INSERT INTO welcome_messages (group_id, commit_seq, welcome, appended_at)
+      SELECT DISTINCT group_id, commit_seq, welcome, ${NOW_MS} FROM welcomes ORDER BY group_id, commit_seq;
+
+    CREATE TABLE welcome_mailboxes (
+      client_id TEXT PRIMARY KEY,
+      last_seq INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO welcome_mailboxes (client_id, last_seq) SELECT client_id, max(seq) FROM welcomes GROUP BY client_id;
+
+    CREATE TABLE welcomes_v5 (
+      client_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      welcome_id INTEGER NOT NULL REFERENCES welcome_messages (id),
+      PRIMARY KEY (client_id, seq)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO welcomes_v5 (client_id, seq, welcome_id)
+      SELECT w.client_id, w.seq, (SELECT m.id FROM welcome_messages AS m
+        WHERE m.group_id = w.group_id AND m.commit_seq = w.commit_seq AND m.welcome = w.welcome) FROM welcomes AS w;
+    DROP TABLE welcomes;
+    ALTER TABLE welcomes_v5 RENAME TO welcomes;
+    CREATE INDEX welcomes_by_message ON welcomes (welcome_id);
+  `)
+}
+
 /** SQLite's clock as milliseconds since the Unix epoch. */
 export const NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
@@ -185,7 +230,8 @@ export const SERVER_SCHEMA: SchemaDefinition = {
       publicState(db)
     },
     retention,
-    fetchCursors
+    fetchCursors,
+    sharedWelcomes
   ]
 }
 

@@ -16,9 +16,10 @@ import type {
   PublicStateRecord,
   RosterEntry,
   ServerStore,
+  WelcomePruning,
   WelcomeRecord
 } from '@mls/contracts/interfaces'
-import { StorageError, equalBytes } from '@mls/contracts'
+import { StorageError, distinctBytes, equalBytes } from '@mls/contracts'
 import type { Connection, SqliteStoreInit } from './database.js'
 import { SqliteStoreBase, bytesOut, invalid, openDatabase } from './database.js'
 import { NOW_MS, SERVER_SCHEMA } from './server-schema.js'
@@ -241,15 +242,30 @@ function prepareStatements(db: Connection) {
         "SELECT seq, kind, epoch, sender, message, digest FROM log_entries WHERE group_id = ? AND seq > ? AND seq <= ? AND (kind <> 'application' OR length(message) > 0) ORDER BY seq LIMIT ?"
       )
       .safeIntegers(true),
-    nextWelcomeSeq: db.prepare<[string], { n: number }>('SELECT coalesce(max(seq), 0) + 1 AS n FROM welcomes WHERE client_id = ?'),
-    insertWelcome: db.prepare<[string, number, string, Uint8Array, number]>(
-      'INSERT INTO welcomes (client_id, seq, group_id, welcome, commit_seq) VALUES (?, ?, ?, ?, ?)'
+    insertWelcomeMessage: db.prepare<[string, number, Uint8Array]>(
+      `INSERT INTO welcome_messages (group_id, commit_seq, welcome, appended_at) VALUES (?, ?, ?, ${NOW_MS})`
+    ),
+    nextWelcomeSeq: db.prepare<[string], { last_seq: number }>(
+      `INSERT INTO welcome_mailboxes (client_id, last_seq) VALUES (?, 1)
+         ON CONFLICT (client_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq`
+    ),
+    insertWelcome: db.prepare<[string, number, number | bigint]>('INSERT INTO welcomes (client_id, seq, welcome_id) VALUES (?, ?, ?)'),
+    // Welcome retention: mailbox rows by age (of their copy) and by position behind the mailbox's newest seq; then every copy no row refers to.
+    pruneWelcomesByAge: db.prepare<[number]>(
+      'DELETE FROM welcomes WHERE welcome_id IN (SELECT id FROM welcome_messages WHERE appended_at < ?)'
+    ),
+    pruneWelcomesByCount: db.prepare<[number]>(
+      'DELETE FROM welcomes WHERE seq <= (SELECT m.last_seq FROM welcome_mailboxes AS m WHERE m.client_id = welcomes.client_id) - ?'
+    ),
+    dropUnreferencedWelcomes: db.prepare(
+      'DELETE FROM welcome_messages WHERE NOT EXISTS (SELECT 1 FROM welcomes AS w WHERE w.welcome_id = welcome_messages.id)'
     ),
     readDeviceList: db.prepare<[string], { entry: Buffer }>('SELECT entry FROM device_list_entries WHERE user_id = ? ORDER BY position'),
     countDeviceList: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM device_list_entries WHERE user_id = ?'),
     insertDeviceListEntry: db.prepare<[string, number, Uint8Array]>('INSERT INTO device_list_entries (user_id, position, entry) VALUES (?, ?, ?)'),
     readWelcomes: db.prepare<[string, number, number], WelcomeRow>(
-      'SELECT seq, group_id, welcome, commit_seq FROM welcomes WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?'
+      `SELECT w.seq AS seq, m.group_id AS group_id, m.welcome AS welcome, m.commit_seq AS commit_seq
+         FROM welcomes AS w JOIN welcome_messages AS m ON m.id = w.welcome_id WHERE w.client_id = ? AND w.seq > ? ORDER BY w.seq LIMIT ?`
     )
   }
 }
@@ -511,9 +527,12 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
             commit.access.map((w) => ({ clientId: w.clientId, fromSeq: resolve(w.fromSeq) as number, untilSeq: resolve(w.untilSeq) }))
           )
           if (commit.publicState !== undefined) this.writePublicState(groupId, commit.publicState)
-          const welcomeSeqs = commit.welcomes.map(({ clientId, welcome }) => {
-            const mailboxSeq = this.sql.nextWelcomeSeq.get(clientId)?.n ?? 1
-            this.sql.insertWelcome.run(clientId, mailboxSeq, groupId, welcome, seq)
+          // One copy per distinct Welcome of the commit; each recipient's mailbox row refers to it.
+          const { distinct, indexOf } = distinctBytes(commit.welcomes.map((w) => w.welcome))
+          const ids = distinct.map((welcome) => this.sql.insertWelcomeMessage.run(groupId, seq, welcome).lastInsertRowid)
+          const welcomeSeqs = commit.welcomes.map(({ clientId }, i) => {
+            const mailboxSeq = this.sql.nextWelcomeSeq.get(clientId)?.last_seq as number
+            this.sql.insertWelcome.run(clientId, mailboxSeq, ids[indexOf[i] as number] as number | bigint)
             return { clientId, seq: mailboxSeq }
           })
           return { kind: 'accepted', seq, welcomeSeqs }
@@ -619,6 +638,25 @@ class SqliteServerStore extends SqliteStoreBase implements ServerStore {
 
   async readFetchCursors(groupId: GroupIdHex, options?: AbortOptions): Promise<FetchCursor[]> {
     return this.run('readFetchCursors', options, () => this.sql.readCursors.all(groupId).map((r) => ({ groupId, clientId: r.client_id, seq: r.seq })))
+  }
+
+  async pruneWelcomes(pruning: WelcomePruning, options?: AbortOptions): Promise<{ deleted: number }> {
+    return this.run('pruneWelcomes', options, (db) => {
+      for (const value of [pruning.appendedBeforeMs, pruning.keepWelcomes]) {
+        if (typeof value !== 'number' || Number.isNaN(value)) throw invalid('Welcome pruning limits are numbers')
+      }
+      const result = db
+        .transaction((): { deleted: number; copies: number } => {
+          const byAge = this.sql.pruneWelcomesByAge.run(pruning.appendedBeforeMs).changes
+          const byCount = this.sql.pruneWelcomesByCount.run(Math.min(Math.max(0, pruning.keepWelcomes), Number.MAX_SAFE_INTEGER)).changes
+          const copies = this.sql.dropUnreferencedWelcomes.run().changes
+          return { deleted: byAge + byCount, copies }
+        })
+        .immediate()
+      // secure_delete zeroed the freed bytes in the new pages; the checkpoint replaces the old pages in the main file.
+      if (result.copies > 0) this.requestTruncate()
+      return { deleted: result.deleted }
+    })
   }
 
   async readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]> {

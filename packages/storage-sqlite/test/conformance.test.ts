@@ -1,5 +1,6 @@
 import { afterAll } from 'vitest'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import type { ClientStore, ServerStore } from '@mls/core/interfaces'
 import { clientStoreConformanceSuite, serverStoreConformanceSuite } from '@mls/conformance/storage'
 import { flushSqliteClientStore, sqliteClientStore, sqliteServerStore } from '../src/index.js'
@@ -12,7 +13,9 @@ let counter = 0
 const paths = new WeakMap<object, string>()
 
 /** A file-backed store whose path the hooks can find again. */
-function onDisk<S extends object>(open: (path: string) => S): { setup(): Promise<S>; reopen(store: S & { close(): Promise<void> }): Promise<S>; rawBytes(store: S): Promise<Uint8Array> } {
+function onDisk<S extends object>(
+  open: (path: string) => S
+): { setup(): Promise<S>; reopen(store: S & { close(): Promise<void> }): Promise<S>; rawBytes(store: S): Promise<Uint8Array>; pathOf(store: S): string } {
   const track = (path: string): S => {
     const store = open(path)
     paths.set(store, path)
@@ -30,7 +33,8 @@ function onDisk<S extends object>(open: (path: string) => S): { setup(): Promise
       return track(pathOf(store))
     },
     // Read the files as they are (the client store's default mode flushes first, below).
-    rawBytes: async (store) => fileBytes(pathOf(store))
+    rawBytes: async (store) => fileBytes(pathOf(store)),
+    pathOf
   }
 }
 
@@ -40,7 +44,16 @@ serverStoreConformanceSuite<ServerStore>({
   setup: serverFiles.setup,
   teardown: (store) => store.close(),
   reopen: serverFiles.reopen,
-  rawBytes: serverFiles.rawBytes
+  rawBytes: serverFiles.rawBytes,
+  // A second connection to the file counts the stored Welcome copies.
+  storedWelcomes: async (store) => {
+    const raw = new Database(serverFiles.pathOf(store), { fileMustExist: true })
+    try {
+      return (raw.prepare('SELECT count(*) AS n FROM welcome_messages').get() as { n: number }).n
+    } finally {
+      raw.close()
+    }
+  }
 })
 
 serverStoreConformanceSuite<ServerStore>({

@@ -139,4 +139,22 @@ export async function checkServerFixture(store: ServerStore, writtenAt = Number.
     seq: 4,
     welcomeSeqs: []
   })
+  // Welcome retention (v5): bob's Welcome can be pruned, and his mailbox keeps counting from its newest seq.
+  expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 0 })).toEqual({ deleted: 1 })
+  expect(await store.readWelcomes(BOB, 0, 10)).toEqual([])
+  const c5 = entry(5, 'commit', 2n, ALICE)
+  const back = [
+    { leafIndex: 0, clientId: ALICE },
+    { leafIndex: 1, clientId: BOB }
+  ]
+  const access = [
+    { clientId: ALICE, fromSeq: 0, untilSeq: null },
+    { clientId: BOB, fromSeq: -1, untilSeq: null }
+  ]
+  expect(await store.appendCommit(G, { expectedEpoch: 2n, entry: c5, roster: back, access, welcomes: [{ clientId: BOB, welcome: bytes('welcome:bob-2', 500) }] })).toEqual({
+    kind: 'accepted',
+    seq: 5,
+    welcomeSeqs: [{ clientId: BOB, seq: 2 }]
+  })
+  expect(await store.readWelcomes(BOB, 0, 10)).toEqual([{ seq: 2, groupId: G, welcome: bytes('welcome:bob-2', 500), commitSeq: 5 }])
 }

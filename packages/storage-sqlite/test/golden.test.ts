@@ -55,6 +55,56 @@ describe('SQLite golden files', () => {
     })
   }
 
+  it('moves v4 Welcome rows to one shared copy per commit and distinct bytes, keeping every mailbox and its seqs', async () => {
+    const path = join(dir, 'server-v4-shared.sqlite')
+    copyFileSync(join(GOLDEN, 'server-store-v4.sqlite'), path)
+    // The v4 layout held one copy per recipient: add two more recipients of commit 1 (carol's bytes equal bob's, dave's differ)
+    // and a second Welcome for carol from another commit with the same bytes (a different commit: its own copy).
+    const raw = new Database(path)
+    const bob = (raw.prepare("SELECT welcome FROM welcomes WHERE client_id = 'bob/laptop'").get() as { welcome: Buffer }).welcome
+    const dave = Buffer.alloc(300, 7)
+    const insert = raw.prepare('INSERT INTO welcomes (client_id, seq, group_id, welcome, commit_seq) VALUES (?, ?, ?, ?, ?)')
+    insert.run('carol/tablet', 1, 'aa01', bob, 1)
+    insert.run('dave/phone', 1, 'aa01', dave, 1)
+    insert.run('carol/tablet', 2, 'aa01', bob, 3)
+    expect((raw.prepare('SELECT count(*) AS n FROM welcomes').get() as { n: number }).n).toBe(4)
+    raw.close()
+    const store = sqliteServerStore({ path })
+    try {
+      const welcome = new Uint8Array(bob)
+      expect(await store.readWelcomes('bob/laptop', 0, 10)).toEqual([{ seq: 1, groupId: 'aa01', welcome, commitSeq: 1 }])
+      expect(await store.readWelcomes('carol/tablet', 0, 10)).toEqual([
+        { seq: 1, groupId: 'aa01', welcome, commitSeq: 1 },
+        { seq: 2, groupId: 'aa01', welcome, commitSeq: 3 }
+      ])
+      expect(await store.readWelcomes('dave/phone', 0, 10)).toEqual([{ seq: 1, groupId: 'aa01', welcome: new Uint8Array(dave), commitSeq: 1 }])
+      const copies = (): number => {
+        const check = new Database(path, { readonly: true })
+        try {
+          return (check.prepare('SELECT count(*) AS n FROM welcome_messages').get() as { n: number }).n
+        } finally {
+          check.close()
+        }
+      }
+      expect(copies()).toBe(3)
+      // Bob's row goes, carol's first row still refers to the shared copy; then carol's goes too and the copy with it.
+      expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 1 })).toEqual({ deleted: 1 })
+      expect(copies()).toBe(3)
+      expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 0 })).toEqual({ deleted: 3 })
+      expect(copies()).toBe(0)
+    } finally {
+      await store.close()
+    }
+    const after = new Database(path, { readonly: true })
+    expect(after.pragma('user_version', { simple: true })).toBe(SQLITE_SERVER_STORE_SCHEMA_VERSION)
+    expect(after.prepare('SELECT client_id, last_seq FROM welcome_mailboxes ORDER BY client_id').all()).toEqual([
+      { client_id: 'bob/laptop', last_seq: 1 },
+      { client_id: 'carol/tablet', last_seq: 2 },
+      { client_id: 'dave/phone', last_seq: 1 }
+    ])
+    after.close()
+  })
+
   for (const version of versions('server', SQLITE_SERVER_STORE_SCHEMA_VERSION)) {
     it(`opens the server store written at schema v${version} and reads back the fixture`, async () => {
       const path = join(dir, `server-v${version}.sqlite`)

@@ -20,6 +20,13 @@ export interface ServerStoreSuiteInit<S extends ServerStore = ServerStore> {
    * read path (e.g. the SQLite file), to prove consumed KeyPackages are gone.
    */
   rawBytes?(store: S): Promise<Uint8Array>
+  /**
+   * How many Welcome copies the backend holds, read bypassing the adapter's
+   * read path (a row count, the memory store's own list), to prove a Welcome
+   * sent to many recipients is stored once and goes with its last reference.
+   * Omit only where the backend cannot be inspected (e.g. SQLite `:memory:`).
+   */
+  storedWelcomes?(store: S): Promise<number>
 }
 
 const NOW = 1_700_000_000
@@ -408,6 +415,104 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         expect(await store.readWelcomes(ALICE, 0, 10)).toEqual([])
       })
 
+      it('stores a Welcome sent to many recipients once; each recipient reads its own copy', async () => {
+        const copies = async (): Promise<number | undefined> => init.storedWelcomes?.(store)
+        await store.createGroup(group())
+        const welcome = payload('w-many', 4096)
+        const recipients = Array.from({ length: 20 }, (_, i) => `user${i}/device`)
+        // Ten recipients get the same array, ten an equal copy: equal bytes are one Welcome however they arrive.
+        const welcomes = recipients.map((clientId, i) => ({ clientId, welcome: i < 10 ? welcome : welcome.slice() }))
+        const other = payload('w-other', 512)
+        const result = await store.appendCommit(G, commit(0n, 'add-many', { welcomes: [...welcomes, { clientId: CAROL, welcome: other }] }))
+        expect(result).toEqual({ kind: 'accepted', seq: 1, welcomeSeqs: [...recipients, CAROL].map((clientId) => ({ clientId, seq: 1 })) })
+        if (init.storedWelcomes !== undefined) expect(await copies()).toBe(2)
+        // A commit refused for its epoch stores no Welcome.
+        expect(await store.appendCommit(G, commit(0n, 'stale', { welcomes }))).toEqual({ kind: 'conflict', epoch: 1n })
+        if (init.storedWelcomes !== undefined) expect(await copies()).toBe(2)
+        for (const clientId of recipients) expect(await store.readWelcomes(clientId, 0, 10)).toEqual([{ seq: 1, groupId: G, welcome, commitSeq: 1 }])
+        expect(await store.readWelcomes(CAROL, 0, 10)).toEqual([{ seq: 1, groupId: G, welcome: other, commitSeq: 1 }])
+        // What one recipient does with its copy does not reach another's.
+        const [first] = await store.readWelcomes(recipients[0] as string, 0, 1)
+        first?.welcome.fill(0)
+        expect((await store.readWelcomes(recipients[1] as string, 0, 1))[0]?.welcome).toEqual(welcome)
+        expect((await store.readWelcomes(recipients[0] as string, 0, 1))[0]?.welcome).toEqual(welcome)
+        if (init.reopen !== undefined) {
+          store = await init.reopen(store)
+          for (const clientId of recipients) expect(await store.readWelcomes(clientId, 0, 10)).toEqual([{ seq: 1, groupId: G, welcome, commitSeq: 1 }])
+          if (init.storedWelcomes !== undefined) expect(await copies()).toBe(2)
+        }
+      })
+
+      it('prunes Welcomes by mailbox position and deletes a shared copy with the last row referring to it, not before', async () => {
+        const copies = async (): Promise<number | undefined> => init.storedWelcomes?.(store)
+        const everything = { appendedBeforeMs: 0, keepWelcomes: Number.MAX_SAFE_INTEGER }
+        for (const id of [G, 'bb02', 'bb03', 'bb04']) await store.createGroup(group(id))
+        const w1 = payload('w1', 1024)
+        await store.appendCommit(G, commit(0n, 'add-both', { welcomes: [{ clientId: BOB, welcome: w1 }, { clientId: CAROL, welcome: w1 }] }))
+        await store.appendCommit('bb02', commit(0n, 'add-bob', { welcomes: [{ clientId: BOB, welcome: payload('w2') }] }))
+        expect(await store.pruneWelcomes(everything)).toEqual({ deleted: 0 })
+        if (init.storedWelcomes !== undefined) expect(await copies()).toBe(2)
+        // Keep one per mailbox: bob's row for w1 goes, carol's stays, and so does the copy.
+        expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 1 })).toEqual({ deleted: 1 })
+        expect(await store.readWelcomes(BOB, 0, 10)).toEqual([{ seq: 2, groupId: 'bb02', welcome: payload('w2'), commitSeq: 1 }])
+        expect(await store.readWelcomes(CAROL, 0, 10)).toEqual([{ seq: 1, groupId: G, welcome: w1, commitSeq: 1 }])
+        if (init.storedWelcomes !== undefined) expect(await copies()).toBe(2)
+        expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 1 })).toEqual({ deleted: 0 })
+        // Carol's next Welcome pushes w1's last row out: the copy goes with it.
+        await store.appendCommit('bb03', commit(0n, 'add-carol', { welcomes: [{ clientId: CAROL, welcome: payload('w3') }] }))
+        if (init.storedWelcomes !== undefined) expect(await copies()).toBe(3)
+        expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 1 })).toEqual({ deleted: 1 })
+        expect(await store.readWelcomes(CAROL, 0, 10)).toEqual([{ seq: 2, groupId: 'bb03', welcome: payload('w3'), commitSeq: 1 }])
+        if (init.storedWelcomes !== undefined) expect(await copies()).toBe(2)
+        // Empty the mailboxes: seqs are never reused, so a client fetching after the last one it saw gets the next Welcome.
+        expect(await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 0 })).toEqual({ deleted: 2 })
+        if (init.storedWelcomes !== undefined) expect(await copies()).toBe(0)
+        expect(await store.readWelcomes(BOB, 0, 10)).toEqual([])
+        const next = await store.appendCommit('bb04', commit(0n, 'add-bob-again', { welcomes: [{ clientId: BOB, welcome: payload('w4') }] }))
+        expect(next).toMatchObject({ kind: 'accepted', welcomeSeqs: [{ clientId: BOB, seq: 3 }] })
+        expect(await store.readWelcomes(BOB, 2, 10)).toEqual([{ seq: 3, groupId: 'bb04', welcome: payload('w4'), commitSeq: 1 }])
+      })
+
+      it('prunes Welcomes by age: all recipients of an old Welcome at once, with their copy', async () => {
+        await store.createGroup(group())
+        const w = payload('w-old', 2048)
+        await store.appendCommit(G, commit(0n, 'add-both', { welcomes: [{ clientId: BOB, welcome: w }, { clientId: CAROL, welcome: w }] }))
+        expect(await store.pruneWelcomes({ appendedBeforeMs: Date.now() - 3_600_000, keepWelcomes: Number.MAX_SAFE_INTEGER })).toEqual({ deleted: 0 })
+        expect(await store.readWelcomes(CAROL, 0, 10)).toHaveLength(1)
+        expect(await store.pruneWelcomes({ appendedBeforeMs: Date.now() + 3_600_000, keepWelcomes: Number.MAX_SAFE_INTEGER })).toEqual({ deleted: 2 })
+        expect(await store.readWelcomes(BOB, 0, 10)).toEqual([])
+        expect(await store.readWelcomes(CAROL, 0, 10)).toEqual([])
+        if (init.storedWelcomes !== undefined) expect(await init.storedWelcomes(store)).toBe(0)
+      })
+
+      it('under concurrent commits with Welcomes and pruning, every kept row reads its own Welcome and no copy outlives its rows', async () => {
+        const groups = ['cc00', 'cc01', 'cc02', 'cc03']
+        for (const id of groups) await store.createGroup(group(id))
+        const welcomeOf = (id: string, round: number) => payload(`w-${id}-${round}`, 256)
+        for (let round = 0; round < 8; round++) {
+          const results = await Promise.all([
+            ...groups.map((id) =>
+              store.appendCommit(id, commit(BigInt(round), `r${round}-${id}`, { welcomes: [BOB, CAROL].map((clientId) => ({ clientId, welcome: welcomeOf(id, round) })) }))
+            ),
+            store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 3 })
+          ])
+          for (const result of results.slice(0, groups.length)) expect(result).toMatchObject({ kind: 'accepted' })
+        }
+        // Each group's log holds only its commits, so commit seq n is round n - 1.
+        const kept = [...(await store.readWelcomes(BOB, 0, 1000)), ...(await store.readWelcomes(CAROL, 0, 1000))]
+        for (const w of kept) expect(w.welcome).toEqual(welcomeOf(w.groupId, w.commitSeq - 1))
+        for (const clientId of [BOB, CAROL]) {
+          const seqs = (await store.readWelcomes(clientId, 0, 1000)).map((w) => w.seq)
+          expect(seqs.at(-1)).toBe(32)
+          expect(seqs.length).toBeGreaterThanOrEqual(3)
+        }
+        if (init.storedWelcomes !== undefined) expect(await init.storedWelcomes(store)).toBe(new Set(kept.map((w) => `${w.groupId}/${w.commitSeq}`)).size)
+        await store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 3 })
+        for (const clientId of [BOB, CAROL]) expect((await store.readWelcomes(clientId, 0, 1000)).map((w) => w.seq)).toEqual([30, 31, 32])
+        const left = [...(await store.readWelcomes(BOB, 0, 1000)), ...(await store.readWelcomes(CAROL, 0, 1000))]
+        if (init.storedWelcomes !== undefined) expect(await init.storedWelcomes(store)).toBe(new Set(left.map((w) => `${w.groupId}/${w.commitSeq}`)).size)
+      })
+
       it('refuses a message whose digest is already in the group’s log, without using a seq', async () => {
         await store.createGroup(group())
         await store.createGroup(group('bb02'))
@@ -733,6 +838,7 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         await rejectsWithCode(store.appendMessage(G, entry('m')), 'STORAGE_CLOSED')
         await rejectsWithCode(store.readLog(G, 0, 10), 'STORAGE_CLOSED')
         await rejectsWithCode(store.readWelcomes(ALICE, 0, 10), 'STORAGE_CLOSED')
+        await rejectsWithCode(store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 0 }), 'STORAGE_CLOSED')
       })
 
       it('rejects calls with an aborted signal with ABORTED and changes nothing', async () => {
@@ -754,6 +860,7 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         await rejectsWithCode(store.appendMessage(G, entry('m'), options), 'ABORTED')
         await rejectsWithCode(store.readLog(G, 0, 10, undefined, options), 'ABORTED')
         await rejectsWithCode(store.readWelcomes(ALICE, 0, 10, options), 'ABORTED')
+        await rejectsWithCode(store.pruneWelcomes({ appendedBeforeMs: 0, keepWelcomes: 0 }, options), 'ABORTED')
         expect(await store.getIdentity(BOB)).toBeUndefined()
         expect(await store.countKeyPackages(ALICE)).toEqual({ oneTime: 1, lastResort: false })
         expect(await store.getGroup('bb02')).toBeUndefined()

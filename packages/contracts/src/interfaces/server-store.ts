@@ -201,6 +201,21 @@ export interface LogPruning {
 }
 
 /**
+ * What `pruneWelcomes` deletes (Welcome retention, docs/server.md): mailbox
+ * rows selected by either rule. A mailbox's seqs are never reused, so a
+ * client fetching after the seq it last saw misses nothing that is kept.
+ */
+export interface WelcomePruning {
+  /** Delete Welcomes appended before this time (milliseconds since the epoch, by the store's clock); 0: no age rule. */
+  readonly appendedBeforeMs: number
+  /**
+   * Delete each mailbox's Welcomes that are more than this many seqs behind
+   * the newest seq the mailbox ever had (`seq <= newest - keepWelcomes`).
+   */
+  readonly keepWelcomes: number
+}
+
+/**
  * How far one member has fetched a group's log (`advanceFetchCursors`).
  * Retention (`pruneLogs`) keeps every application message after the lowest
  * cursor of the group's current members.
@@ -303,7 +318,11 @@ export interface ServerStore {
    * access (windows given with `fromSeq`/`untilSeq` of `-1` mean "this
    * entry's seq"), and put each Welcome in its recipient's mailbox with
    * `commitSeq` set to the entry's seq; `welcomeSeqs` lists the mailbox seq
-   * of each Welcome, in the order given. When `publicState` is given it
+   * of each Welcome, in the order given. Welcomes of one commit with equal
+   * bytes (one Welcome adding many members, which holds the whole ratchet
+   * tree) are stored once: each recipient's mailbox row refers to the one
+   * copy, which is deleted with the last row referring to it
+   * (`pruneWelcomes`). When `publicState` is given it
    * replaces the group's public state in the same transaction. Otherwise
    * `conflict` with the current epoch, and nothing changes.
    */
@@ -379,6 +398,21 @@ export interface ServerStore {
   readFetchCursors(groupId: GroupIdHex, options?: AbortOptions): Promise<FetchCursor[]>
   /** Welcomes for `clientId` after `afterSeq`, ascending, at most `limit`; `[]` for an empty mailbox. */
   readWelcomes(clientId: ClientId, afterSeq: number, limit: number, options?: AbortOptions): Promise<WelcomeRecord[]>
+  /**
+   * Welcome retention, over every mailbox in one transaction: delete the
+   * mailbox rows `pruning` selects, and the stored copy of a Welcome once no
+   * mailbox row refers to it any more (never before: another recipient of
+   * the same commit still reads it). `readWelcomes` never returns a deleted
+   * row, and later Welcomes keep counting from the mailbox's newest seq.
+   * Resolves with how many mailbox rows were deleted.
+   */
+  pruneWelcomes(
+    pruning: WelcomePruning,
+    options?: AbortOptions
+  ): Promise<{
+    /** Mailbox rows deleted. */
+    deleted: number
+  }>
 
   // ---- device lists (docs/trust-model.md)
 

@@ -14,6 +14,7 @@ export type {
   AppendProposalResult,
   AppendMessageResult,
   LogPruning,
+  WelcomePruning,
   FetchCursor,
   ServerStore
 } from '@mls/contracts/interfaces'
