@@ -157,3 +157,53 @@ describe('proposal rules of a commit (RFC 9420 section 12.2)', () => {
     expect(reads).toBeLessThan(8 * tree.length)
   })
 })
+
+describe('a Welcome to new members spread over the tree (patch welcome-path-secrets-once)', () => {
+  it('gives each new member the path secret of its own common ancestor with the committer', async () => {
+    const cs = await suite()
+    const { createCommit, joinGroup, processPublicMessage } = await import('../src/ts-mls-fixes.js')
+    const { emptyPskIndex } = await import('ts-mls')
+    const alice = await keyPackage('alice', cs)
+    let creator = await createGroup(new TextEncoder().encode('spread'), alice.publicPackage, alice.privatePackage, [], cs)
+    const first = await Promise.all(Array.from({ length: 7 }, (_, i) => keyPackage(`first-${i}`, cs)))
+    const added = await createCommit({ state: creator, cipherSuite: cs }, { extraProposals: first.map((m) => ({ proposalType: 'add' as const, add: { keyPackage: m.publicPackage } })), ratchetTreeExtension: true })
+    creator = added.newState
+    // the member at leaf 5 joins and commits an update, filling its own path
+    let committer = await joinGroup(added.welcome!, first[4]!.publicPackage, first[4]!.privatePackage, emptyPskIndex, cs)
+    const update = await createCommit({ state: committer, cipherSuite: cs }, { wireAsPublicMessage: true })
+    committer = update.newState
+    if (update.commit.wireformat !== 'mls_public_message') throw new Error('expected a PublicMessage')
+    creator = (await processPublicMessage(creator, update.commit.publicMessage, emptyPskIndex, cs)).newState
+    // it removes leaves 1, 4 and 6 and adds four members: they land at leaves 1, 4, 6 and 8, below different
+    // nodes of its filtered direct path
+    const next = await Promise.all(Array.from({ length: 4 }, (_, i) => keyPackage(`next-${i}`, cs)))
+    const result = await createCommit(
+      { state: committer, cipherSuite: cs },
+      {
+        extraProposals: [
+          ...[1, 4, 6].map((leaf) => ({ proposalType: 'remove' as const, remove: { removed: toLeafIndex(leaf) } })),
+          ...next.map((m) => ({ proposalType: 'add' as const, add: { keyPackage: m.publicPackage } }))
+        ],
+        ratchetTreeExtension: true
+      }
+    )
+    const leaves = result.newState.ratchetTree.flatMap((node, index) => (node?.nodeType === 'leaf' && next.some((m) => m.publicPackage.leafNode === node.leaf) ? [index / 2] : []))
+    expect(leaves).toEqual([1, 4, 6, 8])
+    for (const member of next) {
+      // joinGroup checks the path secret against the public keys of the tree from the common ancestor up
+      const joined = await joinGroup(result.welcome!, member.publicPackage, member.privatePackage, emptyPskIndex, cs)
+      expect(joined.keySchedule.epochAuthenticator).toEqual(result.newState.keySchedule.epochAuthenticator)
+      expect(joined.groupContext.epoch).toBe(result.newState.groupContext.epoch)
+      // the keys derived from that path secret open what is sealed to the tree's nodes above the member
+      const parents = Object.entries(joined.privatePath.privateKeys).filter(([nodeIndex]) => Number(nodeIndex) % 2 === 1)
+      expect(parents.length).toBeGreaterThan(0)
+      for (const [nodeIndex, privateKey] of parents) {
+        const node = joined.ratchetTree[Number(nodeIndex)]
+        if (node?.nodeType !== 'parent') throw new Error(`no parent node at ${nodeIndex}`)
+        const sealed = await cs.hpke.seal(await cs.hpke.importPublicKey(node.parent.hpkePublicKey), new Uint8Array([1, 2, 3]), new Uint8Array())
+        const opened = await cs.hpke.open(await cs.hpke.importPrivateKey(privateKey), sealed.enc, sealed.ct, new Uint8Array())
+        expect([...opened], `node ${nodeIndex}`).toEqual([1, 2, 3])
+      }
+    }
+  })
+})
