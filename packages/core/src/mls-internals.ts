@@ -24,7 +24,8 @@ export { decodeProposal, encodeProposal } from 'ts-mls/proposal.js'
 export { decodeCommit, encodeCommit } from 'ts-mls/commit.js'
 export { createConfirmationTag, createContentCommitSignature } from 'ts-mls/framedContent.js'
 export { decodeRatchetTree, getHpkePublicKey } from 'ts-mls/ratchetTree.js'
-export { treeHashRoot } from './ts-mls-fixes.js'
+export { treeHash, treeHashRoot, verifyParentHashes } from './ts-mls-fixes.js'
+export { resolution } from 'ts-mls/ratchetTree.js'
 export { applyUpdatePath, createUpdatePath, decodeUpdatePath } from 'ts-mls/updatePath.js'
 export { applyUpdatePathSecret } from 'ts-mls/createCommit.js'
 export { getCommitSecret, type PathSecrets } from 'ts-mls/pathSecrets.js'
@@ -35,7 +36,7 @@ export { verifyGroupInfoConfirmationTag, verifyGroupInfoSignature } from 'ts-mls
 export { type KeyRetentionConfig } from 'ts-mls/keyRetentionConfig.js'
 // For the public-group verifier's tests and hostile tests: forge validly signed but invalid handshakes.
 export { signFramedContentTBS, toTbs as framedContentTbs, verifyFramedContentSignature } from 'ts-mls/framedContent.js'
-export { signLeafNodeCommit } from 'ts-mls/leafNode.js'
+export { signLeafNodeCommit, verifyLeafNodeSignature, verifyLeafNodeSignatureKeyPackage } from 'ts-mls/leafNode.js'
 export { encodeRatchetTree } from './ts-mls-fixes.js'
 export { createGroupInfoWithRatchetTree } from 'ts-mls/createCommit.js'
 

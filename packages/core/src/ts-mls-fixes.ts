@@ -32,7 +32,9 @@ import type { varLenTypeEncoder as upstreamVarLenTypeEncoder } from 'ts-mls/code
 import * as patchedIndex from './vendor/ts-mls/index.js'
 import * as patchedRatchetTree from './vendor/ts-mls/ratchetTree.js'
 import * as patchedVariableLength from './vendor/ts-mls/codec/variableLength.js'
-import type { treeHashRoot as upstreamTreeHashRoot } from 'ts-mls/treeHash.js'
+import type { treeHash as upstreamTreeHash, treeHashRoot as upstreamTreeHashRoot } from 'ts-mls/treeHash.js'
+import type { verifyParentHashes as upstreamVerifyParentHashes } from 'ts-mls/parentHash.js'
+import * as patchedParentHash from './vendor/ts-mls/parentHash.js'
 import type { applyUpdatePath as upstreamApplyUpdatePath } from 'ts-mls/updatePath.js'
 import * as patchedTreeHash from './vendor/ts-mls/treeHash.js'
 import * as patchedUpdatePath from './vendor/ts-mls/updatePath.js'
@@ -103,6 +105,13 @@ export const addHistoricalReceiverData: typeof upstreamAddHistoricalReceiverData
   patchedClientState.addHistoricalReceiverData as unknown as typeof upstreamAddHistoricalReceiverData
 /** The tree hash of the root (RFC 9420 section 7.8), remembered per node so only the changed path is hashed again (patch tree-hash-memory). */
 export const treeHashRoot: typeof upstreamTreeHashRoot = patchedTreeHash.treeHashRoot as unknown as typeof upstreamTreeHashRoot
+/** The tree hash of the subtree at a node (RFC 9420 section 7.8), through the same remembered hashes. */
+export const treeHash: typeof upstreamTreeHash = patchedTreeHash.treeHash as unknown as typeof upstreamTreeHash
+/**
+ * Whether every non-blank parent node of a tree is covered by exactly one parent-hash chain (RFC 9420 section
+ * 7.9.2, as a joiner checks its Welcome's tree), in O(n log n) in every tree shape (patch parent-hash-linear).
+ */
+export const verifyParentHashes: typeof upstreamVerifyParentHashes = patchedParentHash.verifyParentHashes as unknown as typeof upstreamVerifyParentHashes
 /** `applyUpdatePath` through the remembered tree hashes and linear parent-hash checks. */
 export const applyUpdatePath: typeof upstreamApplyUpdatePath = patchedUpdatePath.applyUpdatePath as unknown as typeof upstreamApplyUpdatePath
 

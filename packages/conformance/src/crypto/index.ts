@@ -25,6 +25,7 @@ import { checkCryptoBasics, checkKeySchedule, checkPskSecret, checkSecretTree, c
 import { checkMessageProtection } from './checks/message-protection.js'
 import { checkPassiveClient } from './checks/passive-client.js'
 import { checkTreeKem } from './checks/treekem.js'
+import { checkTreeValidation } from './checks/tree-validation.js'
 import { checkWelcome } from './checks/welcome.js'
 import { yieldToEventLoop } from './checks/keys.js'
 import { cryptoVectorFiles, loadVectors, resolveVectorsDir, type CryptoVectorFile } from './vectors.js'
@@ -60,6 +61,7 @@ const checks: Record<CryptoVectorFile, Check> = {
   'message-protection': checkMessageProtection,
   welcome: checkWelcome,
   treekem: checkTreeKem,
+  'tree-validation': checkTreeValidation,
   'passive-client-welcome': checkPassiveClient,
   'passive-client-handling-commit': checkPassiveClient,
   'passive-client-random': checkPassiveClient

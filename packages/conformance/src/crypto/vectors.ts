@@ -11,6 +11,7 @@ export const cryptoVectorFiles = [
   'message-protection',
   'welcome',
   'treekem',
+  'tree-validation',
   'passive-client-welcome',
   'passive-client-handling-commit',
   'passive-client-random'

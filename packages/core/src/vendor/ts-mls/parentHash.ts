@@ -7,8 +7,8 @@ import { contramapBufferEncoders, encode } from "ts-mls/codec/tlsEncoder.js";
 import { decodeVarLenData, varLenDataEncoder } from "./codec/variableLength.js";
 import { InternalError } from "ts-mls/mlsError.js";
 import { findFirstNonBlankAncestor, removeLeaves } from "./ratchetTree.js";
-import { treeHash } from "./treeHash.js";
-import { isLeaf, leafWidth, left, right, root, toNodeIndex } from "ts-mls/treemath.js";
+import { treeHash, leafNodeHashInputEncoder, parentNodeHashInputEncoder } from "./treeHash.js";
+import { isLeaf, leafToNodeIndex, leafWidth, left, nodeToLeafIndex, parent, right, root } from "ts-mls/treemath.js";
 import { constantTimeEqual } from "ts-mls/util/constantTimeCompare.js";
 export const parentHashInputEncoder = contramapBufferEncoders([varLenDataEncoder, varLenDataEncoder, varLenDataEncoder], (i) => [i.encryptionKey, i.parentHash, i.originalSiblingTreeHash]);
 export const encodeParentHashInput = encode(parentHashInputEncoder);
@@ -39,39 +39,134 @@ export async function verifyParentHashes(tree, h) {
     return validateParentHashCoverage(parentNodes, coverage);
 }
 /**
- * Traverse tree from bottom up, verifying that all non-blank parent nodes are covered by exactly one chain
+ * RFC 9420 section 7.9.2, "bottom up": counts, for every non-blank parent node P, the non-blank nodes D whose
+ * parent_hash is valid with respect to P (P is D's nearest non-blank ancestor, and D's parent_hash is the parent
+ * hash of P with the child of P on the other side as co-path child). Every non-blank parent must be counted
+ * exactly once.
+ *
+ * Patched by @mls/core (docs/ts-mls-fixes.md): ts-mls walked the chain up from every leaf and hashed the
+ * co-path subtree at every step, so a join cost the sum of the subtree sizes over all leaves (O(n^2) when most
+ * leaves hang below one filled path). Counting every valid link once gives the same verdict: when each parent is
+ * counted exactly once, following each parent's one link downwards ends at a leaf (a chain), and a chain through
+ * a node counted once is counted once. Each (parent, side) is hashed at most once, and the co-path tree hashes
+ * come from one pass over the tree (plus, for a parent with unmerged leaves, only the nodes those leaves change).
  */
 async function parentHashCoverage(tree, h) {
-    const updated = {};
+    const coverage = {};
     const rootIndex = root(leafWidth(tree.length));
-    for (let nodeIndex = 0; nodeIndex < tree.length; nodeIndex += 2) {
+    const context = { tree, h, found: new Map(), listedBy: undefined, parentHashes: new Map() };
+    for (let nodeIndex = 0; nodeIndex < tree.length; nodeIndex++) {
         const node = tree[nodeIndex];
-        let currentIndex = toNodeIndex(nodeIndex);
-        if (!isLeaf(currentIndex) || node === undefined)
+        if (node === undefined || nodeIndex === rootIndex)
             continue;
-        while (currentIndex !== rootIndex) {
-            const currentNode = tree[currentIndex];
-            // skip blank nodes
-            if (currentNode === undefined) {
-                continue;
-            }
-            // parentHashNodeIndex is the node index where the nearest non blank ancestor was
-            const [parentHash, parentHashNodeIndex] = await calculateParentHash(tree, currentIndex, h);
-            if (parentHashNodeIndex === undefined) {
-                throw new InternalError("Reached root before completing parent hash coeverage");
-            }
-            const expectedParentHash = getParentHash(currentNode);
-            if (expectedParentHash !== undefined && constantTimeEqual(parentHash, expectedParentHash)) {
-                updated[parentHashNodeIndex] = (updated[parentHashNodeIndex] ?? 0) + 1;
-            }
-            else {
-                // skip to next leaf
-                break;
-            }
-            currentIndex = parentHashNodeIndex;
+        const expectedParentHash = getParentHash(node);
+        if (expectedParentHash === undefined)
+            continue;
+        // parentHashNodeIndex is the node index where the nearest non blank ancestor was
+        const parentHashNodeIndex = findFirstNonBlankAncestor(tree, nodeIndex);
+        // a blank root covers nothing and needs no cover
+        if (tree[parentHashNodeIndex] === undefined)
+            continue;
+        const siblingIndex = nodeIndex < parentHashNodeIndex ? right(parentHashNodeIndex) : left(parentHashNodeIndex);
+        const parentHash = await parentHashWithCopathChild(context, parentHashNodeIndex, siblingIndex);
+        if (constantTimeEqual(parentHash, expectedParentHash)) {
+            coverage[parentHashNodeIndex] = (coverage[parentHashNodeIndex] ?? 0) + 1;
         }
     }
-    return updated;
+    return coverage;
+}
+/** The parent hash of the parent node at `parentIndex` with co-path child `siblingIndex`, once per sibling. */
+async function parentHashWithCopathChild(context, parentIndex, siblingIndex) {
+    const known = context.parentHashes.get(siblingIndex);
+    if (known !== undefined)
+        return known;
+    const parentNode = context.tree[parentIndex];
+    if (parentNode === undefined || parentNode.nodeType === "leaf")
+        throw new InternalError("Expected non-blank parent Node");
+    const unmergedLeaves = parentNode.parent.unmergedLeaves;
+    const originalSiblingTreeHash = unmergedLeaves.length === 0
+        ? await treeHash(context.tree, siblingIndex, context.h, context.found)
+        : await treeHashWithoutLeaves(context, siblingIndex, new Set(unmergedLeaves));
+    const input = {
+        encryptionKey: parentNode.parent.hpkePublicKey,
+        parentHash: parentNode.parent.parentHash,
+        originalSiblingTreeHash,
+    };
+    const hash = await context.h.digest(encode(parentHashInputEncoder)(input));
+    context.parentHashes.set(siblingIndex, hash);
+    return hash;
+}
+/**
+ * The tree hash of the subtree at `subtreeIndex` in the tree with the leaves `removed` blanked and removed from
+ * every parent's unmerged_leaves (RFC 9420 section 7.9, `original_sibling_tree_hash`; ts-mls's `removeLeaves`
+ * followed by `treeHash`). Only the nodes that change (a removed leaf, a parent listing one, and their ancestors
+ * inside the subtree) are hashed again; every other subtree's hash is the tree's own.
+ */
+async function treeHashWithoutLeaves(context, subtreeIndex, removed) {
+    const { tree, h } = context;
+    if (context.listedBy === undefined) {
+        // leaf index -> the parent nodes listing it in their unmerged_leaves
+        context.listedBy = new Map();
+        for (let nodeIndex = 1; nodeIndex < tree.length; nodeIndex += 2) {
+            const node = tree[nodeIndex];
+            if (node?.nodeType !== "parent")
+                continue;
+            for (const leafIndex of node.parent.unmergedLeaves) {
+                const listing = context.listedBy.get(leafIndex);
+                if (listing === undefined)
+                    context.listedBy.set(leafIndex, [nodeIndex]);
+                else
+                    listing.push(nodeIndex);
+            }
+        }
+    }
+    const width = leafWidth(tree.length);
+    const span = subtreeSpan(subtreeIndex);
+    const changed = new Set();
+    const markWithAncestors = (nodeIndex) => {
+        if (nodeIndex < subtreeIndex - span || nodeIndex > subtreeIndex + span)
+            return;
+        let current = nodeIndex;
+        while (!changed.has(current)) {
+            changed.add(current);
+            if (current === subtreeIndex)
+                break;
+            current = parent(current, width);
+        }
+    };
+    for (const leafIndex of removed) {
+        markWithAncestors(leafToNodeIndex(leafIndex));
+        for (const nodeIndex of context.listedBy.get(leafIndex) ?? [])
+            markWithAncestors(nodeIndex);
+    }
+    const hashOf = async (nodeIndex) => {
+        if (!changed.has(nodeIndex))
+            return treeHash(tree, nodeIndex, h, context.found);
+        const node = tree[nodeIndex];
+        if (isLeaf(nodeIndex)) {
+            if (node?.nodeType === "parent")
+                throw new InternalError("Somehow found parent node in leaf position");
+            const leafIndex = nodeToLeafIndex(nodeIndex);
+            const leafNode = node === undefined || removed.has(leafIndex) ? undefined : node.leaf;
+            return h.digest(encode(leafNodeHashInputEncoder)({ nodeType: "leaf", leafIndex, leafNode }));
+        }
+        if (node?.nodeType === "leaf")
+            throw new InternalError("Somehow found leaf node in parent position");
+        const leftHash = await hashOf(left(nodeIndex));
+        const rightHash = await hashOf(right(nodeIndex));
+        const parentNode = node === undefined
+            ? undefined
+            : { ...node.parent, unmergedLeaves: node.parent.unmergedLeaves.filter((leaf) => !removed.has(leaf)) };
+        return h.digest(encode(parentNodeHashInputEncoder)({ nodeType: "parent", parentNode, leftHash, rightHash }));
+    };
+    return hashOf(subtreeIndex);
+}
+/** How far the subtree at `nodeIndex` reaches on each side, in node indices (2^level - 1). */
+function subtreeSpan(nodeIndex) {
+    let level = 0;
+    while (((nodeIndex >> level) & 0x01) === 1)
+        level++;
+    return (1 << level) - 1;
 }
 function getParentHash(node) {
     if (node.nodeType === "parent")
