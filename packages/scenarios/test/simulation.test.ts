@@ -15,7 +15,8 @@ const REGRESSION_SEEDS = [
   { seed: 1195, steps: 200, found: 'a reconnect whose device-list claim failed dropped the session but left it marked usable: the retry synced over no connection forever' },
   { seed: 1276, steps: 200, found: 'two overlapping connects: the second failed in its claim after closing the first, and no retry was scheduled, so the client stayed offline' },
   { seed: 5326, steps: 200, found: 'the simulator took a start that succeeded for a crashed incarnation as the new incarnation being connected' },
-  { seed: 1530, steps: 200, found: 'a start() that failed tore down the session an overlapping connect() had just opened, and nothing reconnected' }
+  { seed: 1530, steps: 200, found: 'a start() that failed tore down the session an overlapping connect() had just opened, and nothing reconnected' },
+  { seed: 36383, steps: 200, found: 'the simulated server restart left the old process finishing a commit after the new one had cached the group: a stale cache locked a member out' }
 ]
 
 /** Small seeds (10 clients, 4-5 groups); regression seeds 4 and 8 are large (32 clients, a group of 26 or more). */

@@ -15,6 +15,7 @@
  * confirmation tag (they need the epoch's secrets) and whether each member can
  * decrypt its path secret.
  */
+import { isOwnTrouble } from '../one-rule.js'
 import type { AuthenticationService, CiphersuiteImpl, GroupContext, GroupInfo, KeyPackage, LeafNode, Proposal, ProposalOrRef, PublicMessage, RatchetTree } from 'ts-mls'
 import { makeProposalRef, type AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
 import { nextEpochContext, validateLeafNodeCredentialAndKeyUniqueness, validateLeafNodeUpdateOrCommit } from 'ts-mls/clientState.js'
@@ -235,7 +236,9 @@ export async function verifyCommit(state: PublicGroupState, message: PublicMessa
   try {
     applied = await applyProposals(observerState(state, authService, byRef), content.commit.proposals, toLeafIndex(committer), emptyPskIndex, false, cs)
   } catch (cause) {
-    if (cause instanceof MessageError) throw cause
+    // A store or transport failure while checking (the AuthenticationService's lookups) is the checker's own
+    // trouble, not a verdict on the commit: it propagates unchanged, so the caller retries instead of refusing.
+    if (cause instanceof MessageError || isOwnTrouble(cause)) throw cause
     throw reject('invalid-proposals', `The commit's proposals are invalid: ${(cause as Error).message}`, cause)
   }
   if (applied.additionalResult.kind !== 'memberCommit') throw reject('invalid-proposals', 'The commit is not a member commit')

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { CryptoProvider, Group, MlsClient } from '@mls/core'
-import { MlsToolkitError, createMlsClient, equalBytes, isOwnTrouble } from '@mls/core'
+import { MlsToolkitError, StorageError, createMlsClient, equalBytes, isOwnTrouble } from '@mls/core'
 import type { ClientStore } from '@mls/core/interfaces'
 import { getCiphersuiteFromName } from '@mls/core/mls'
 import { createServices, type Services, type ServicesInit } from '@mls/server'
@@ -128,6 +128,7 @@ class World {
   private readonly network: SimulatedNetwork
   private readonly crypto: CryptoProvider
   private readonly serverStore = memoryServerStore()
+  private serverFence = { down: false }
   private services!: Services
   private readonly transport
   private readonly memory: { setOnline(clientId: string, online: boolean): void }
@@ -157,8 +158,27 @@ class World {
     this.transport = faultyTransport(memory, new Random(options.seed ^ 0xfa17), () => this.networkFaults)
   }
 
+  /**
+   * A server process: its services, on the one durable store through a fence.
+   * A restart takes the old process down: requests still running in it can
+   * no longer touch the store (a dead process writes nothing), so the new
+   * process's group cache, exact for one process, stays exact.
+   */
   private startServices(): Services {
-    return createServices({ store: this.serverStore, crypto: this.crypto, ...(this.externalSender === undefined ? {} : { externalSender: this.externalSender }) })
+    this.serverFence.down = true
+    const fence = { down: false }
+    this.serverFence = fence
+    const store = new Proxy(this.serverStore, {
+      get: (target, prop) => {
+        const value = Reflect.get(target, prop) as unknown
+        if (typeof value !== 'function') return value
+        return (...args: unknown[]) =>
+          fence.down
+            ? Promise.reject(new StorageError('STORAGE_IO', 'Simulated: the server process running this request was restarted'))
+            : (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    })
+    return createServices({ store, crypto: this.crypto, ...(this.externalSender === undefined ? {} : { externalSender: this.externalSender }) })
   }
 
   async run(): Promise<SimulationResult> {
