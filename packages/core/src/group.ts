@@ -1,6 +1,6 @@
 import type { CiphersuiteImpl, ClientState, ClientConfig, Proposal } from 'ts-mls'
 import { resync } from './recovery/resync.js'
-import { hasPendingProposals, pendingRemovals, proposalMessages, proposalRefKey, updateProposal, withoutOwnUpdates } from './proposals.js'
+import { hasPendingProposals, pendingRemovals, proposalMessages, updateProposal, withoutOwnUpdates } from './proposals.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
 import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
@@ -20,6 +20,7 @@ import {
   handshakeWireFormatOf,
   type HandshakeWireFormat,
   membersOf,
+  proposalRefKey,
   wipeState,
   withCurrentHistory,
   zeroAll

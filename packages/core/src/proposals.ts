@@ -30,8 +30,6 @@ export function pendingRemovals(state: ClientState): Set<number> {
   return leaves
 }
 
-export { proposalRefKey }
-
 /** True when the proposal with this ProposalRef waits in `state`'s epoch. */
 export function hasPendingProposal(state: ClientState, reference: Uint8Array): boolean {
   return state.unappliedProposals[proposalRefKey(reference)] !== undefined

@@ -41,6 +41,15 @@ async function apply(state: ClientState, proposals: ProposalOrRef[], cs: Ciphers
   return patched
 }
 
+/** The creator's state after adding bob (leaf 1) and carol (leaf 2), and bob's KeyPackage. */
+async function groupOfThree(cs: CiphersuiteImpl): Promise<{ state: ClientState; bob: Awaited<ReturnType<typeof keyPackage>> }> {
+  const creator = await creatorState(cs)
+  const bob = await keyPackage('bob', cs)
+  const carol = await keyPackage('carol', cs)
+  const tree = (await applyProposals(creator, [add(bob.publicPackage), add(carol.publicPackage)], toLeafIndex(0), makePskIndex(creator, {}), true, cs)).tree
+  return { state: { ...creator, ratchetTree: tree }, bob }
+}
+
 describe('proposal rules of a commit (RFC 9420 section 12.2)', () => {
   it('rejects two Adds whose KeyPackages carry the same signature key, as ts-mls does', async () => {
     const cs = await suite()
@@ -55,11 +64,7 @@ describe('proposal rules of a commit (RFC 9420 section 12.2)', () => {
 
   it('rejects an Add of a member already in the group unless the same commit removes it', async () => {
     const cs = await suite()
-    const creator = await creatorState(cs)
-    const bob = await keyPackage('bob', cs)
-    const carol = await keyPackage('carol', cs)
-    const withBob = (await applyProposals(creator, [add(bob.publicPackage), add(carol.publicPackage)], toLeafIndex(0), makePskIndex(creator, {}), true, cs)).tree
-    const state: ClientState = { ...creator, ratchetTree: withBob }
+    const { state, bob } = await groupOfThree(cs)
     const bobAgain = { ...bob.publicPackage }
     expect(await apply(state, [add(bobAgain)], cs)).toBe('Commit cannot contain an Add proposal for someone already in the group')
     // removing carol does not make room for bob's key; removing bob (leaf 1) does
@@ -69,11 +74,7 @@ describe('proposal rules of a commit (RFC 9420 section 12.2)', () => {
 
   it('rejects two Removes of the same leaf', async () => {
     const cs = await suite()
-    const creator = await creatorState(cs)
-    const bob = await keyPackage('bob', cs)
-    const carol = await keyPackage('carol', cs)
-    const tree = (await applyProposals(creator, [add(bob.publicPackage), add(carol.publicPackage)], toLeafIndex(0), makePskIndex(creator, {}), true, cs)).tree
-    const state: ClientState = { ...creator, ratchetTree: tree }
+    const { state } = await groupOfThree(cs)
     expect(await apply(state, [remove(1), remove(2), remove(1)], cs)).toBe(
       'Commit cannot contain multiple update and/or remove proposals that apply to the same leaf'
     )
