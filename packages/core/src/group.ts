@@ -333,13 +333,38 @@ export class Group {
    * them makes includes it by reference; when that commit arrives this group
    * becomes `removed`. Resolves once the proposal is ordered. A proposal lapses
    * if the epoch changes before a commit includes it: call `leave` again.
+   *
+   * If a removal of this member is already pending in the epoch (an earlier
+   * `leave()`, or the server's Remove of a deleted device), nothing is posted:
+   * it resolves with `alreadyProposed: true`, and the pending removal does the
+   * leaving. The channel refuses a second Remove of one leaf in an epoch, so a
+   * removal this member had not seen yet is found by syncing after that refusal.
    */
   async leave(): Promise<{
-    /** The proposal's channel position. */
+    /**
+     * The channel position of this member's Remove proposal; when one was
+     * already pending, the position this member had processed when it found
+     * it (the proposal is at or before it).
+     */
     seq: number
+    /** True when a removal of this member was already pending and nothing was posted. */
+    alreadyProposed: boolean
   }> {
-    const { seqs } = await this.postProposals(async (state) => [{ proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }])
-    return { seq: seqs[0]! }
+    const pendingOwnRemoval = (): boolean => {
+      const current = this.current
+      return (current.kind === 'active' || current.kind === 'committing') && pendingRemovals(current.mls).has(current.mls.privatePath.leafIndex)
+    }
+    if (pendingOwnRemoval()) return { seq: this.progress.cursor, alreadyProposed: true }
+    try {
+      const { seqs } = await this.postProposals(async (state) => [{ proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }])
+      return { seq: seqs[0]!, alreadyProposed: false }
+    } catch (cause) {
+      if (!(MlsToolkitError.isInstance(cause) && cause.details?.['reason'] === 'removal-pending')) throw cause
+      // Refused as a duplicate: a removal this member has not processed yet. Catch up and confirm it is there.
+      await this.sync()
+      if (pendingOwnRemoval()) return { seq: this.progress.cursor, alreadyProposed: true }
+      throw cause
+    }
   }
 
   /**

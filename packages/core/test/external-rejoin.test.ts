@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createExternalRejoin, credentialFor, tsMlsDefaultCrypto } from '../src/index.js'
+import { StorageError, createExternalRejoin, credentialFor, tsMlsDefaultCrypto } from '../src/index.js'
 import {
   createGroupInfoWithExternalPubAndRatchetTree,
   defaultCapabilities,
@@ -72,5 +72,28 @@ describe('external rejoin (RFC 9420 section 12.4.3.2)', () => {
     const info = await createGroupInfoWithExternalPubAndRatchetTree(state, [], cs)
     const forged = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo: { ...info, signature: info.signature.map((b, i) => (i === 0 ? b ^ 1 : b)) } })
     await expect(createExternalRejoin(forged, init)).rejects.toMatchObject({ code: 'INVALID_MESSAGE' })
+  })
+
+  it("an AuthenticationService that cannot reach its store: the store's error comes back (retry later), not INVALID_MESSAGE", async () => {
+    const cs = await tsMlsDefaultCrypto().getCiphersuiteImpl(getCiphersuiteFromName(SUITE))
+    const keys = await cs.signature.keygen()
+    const own = await generateKeyPackageWithKey(credentialFor('alice/phone'), defaultCapabilities(), defaultLifetime, [], keys, cs)
+    const state = await createGroup(new TextEncoder().encode('g'), own.publicPackage, own.privatePackage, [], cs)
+    const groupInfo = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo: await createGroupInfoWithExternalPubAndRatchetTree(state, [], cs) })
+    let calls = 0
+    const unreachable = {
+      ...defaultClientConfig,
+      authService: {
+        async validateCredential(): Promise<boolean> {
+          calls++
+          throw new StorageError('STORAGE_IO', 'the credential store is unreachable')
+        }
+      }
+    }
+    const init = { credential: credentialFor('bob/phone'), signatureKeys: await cs.signature.keygen(), cs, clientConfig: unreachable, resync: false }
+    await expect(createExternalRejoin(groupInfo, init)).rejects.toMatchObject({ code: 'STORAGE_IO' })
+    expect(calls).toBeGreaterThan(0)
+    // The same GroupInfo with a reachable service builds the commit.
+    expect((await createExternalRejoin(groupInfo, { ...init, clientConfig: defaultClientConfig })).epoch).toBe(0n)
   })
 })

@@ -10,7 +10,7 @@
 import { describe, expect, it } from 'vitest'
 import { decodeRecord, storeKeys } from '../src/records.js'
 import { toHex } from '../src/bytes.js'
-import { TransportError } from '../src/errors.js'
+import { MessageError, TransportError } from '../src/errors.js'
 import type { GroupMeta } from '../src/group-records.js'
 import { World, nextEvent, type Member } from './group-harness.js'
 
@@ -238,5 +238,39 @@ describe.each(SEEDS)('group state machine on the seeded scheduler (seed %i)', (s
     expect(hasPendingRecord(bob)).toBe(false)
     expect(bob.statuses.at(-1)).toMatch(/>removed$/)
     if (updateOutcome.status === 'rejected') expect(updateOutcome.reason).toMatchObject({ code: 'INVALID_STATE' })
+  })
+
+  it('leave() when this member’s removal is already pending posts nothing and says so, whether it had seen the removal or not', async () => {
+    const { world, alice, bob } = await twoMembers(seed)
+    // Bob hears no pushes: alice's Remove of him is ordered, but he has not processed it.
+    bob.muted = true
+    const proposed = await alice.group.propose.remove([BOB])
+    const head = world.channel.entries.length
+    // The channel refuses bob's own Remove as a second removal of his leaf (what the real channel answers).
+    world.channel.failNext(BOB, 'postProposal', new MessageError('INVALID_MESSAGE', 'Leaf 1 is already proposed for removal in this epoch', { details: { reason: 'removal-pending' } }))
+    const left = await bob.group.leave()
+    // He caught up and found the pending removal; the channel log did not grow.
+    expect(left).toEqual({ seq: proposed.seqs[0], alreadyProposed: true })
+    expect(world.channel.entries).toHaveLength(head)
+    expect(bob.group.status).toBe('active')
+    // Asked again, he knows it is pending: nothing is posted, nothing fails.
+    expect(await bob.group.leave()).toEqual({ seq: proposed.seqs[0], alreadyProposed: true })
+    expect(world.channel.entries).toHaveLength(head)
+    // The next commit removes him.
+    bob.muted = false
+    await alice.group.update()
+    await bob.group.sync()
+    expect(bob.group.status).toBe('removed')
+  })
+
+  it('leave() refused as a duplicate when no removal is pending after catching up rejects with the refusal', async () => {
+    const { world, bob } = await twoMembers(seed)
+    const refusal = new MessageError('INVALID_MESSAGE', 'Leaf 1 is already proposed for removal in this epoch', { details: { reason: 'removal-pending' } })
+    world.channel.failNext(BOB, 'postProposal', refusal)
+    await expect(bob.group.leave()).rejects.toBe(refusal)
+    // Without the refusal, his own Remove is ordered.
+    const left = await bob.group.leave()
+    expect(left.alreadyProposed).toBe(false)
+    expect(world.channel.entries[left.seq - 1]).toMatchObject({ kind: 'proposal', sender: BOB })
   })
 })

@@ -16,7 +16,8 @@ const REGRESSION_SEEDS = [
   { seed: 1276, steps: 200, found: 'two overlapping connects: the second failed in its claim after closing the first, and no retry was scheduled, so the client stayed offline' },
   { seed: 5326, steps: 200, found: 'the simulator took a start that succeeded for a crashed incarnation as the new incarnation being connected' },
   { seed: 1530, steps: 200, found: 'a start() that failed tore down the session an overlapping connect() had just opened, and nothing reconnected' },
-  { seed: 36383, steps: 200, found: 'the simulated server restart left the old process finishing a commit after the new one had cached the group: a stale cache locked a member out' }
+  { seed: 36383, steps: 200, found: 'the simulated server restart left the old process finishing a commit after the new one had cached the group: a stale cache locked a member out' },
+  { seed: 50071, steps: 200, found: "a store failure in the check of a new group's GroupInfo came back as INVALID_MESSAGE: the creator took a transient fault for a refusal" }
 ]
 
 /** Small seeds (10 clients, 4-5 groups); regression seeds 4 and 8 are large (32 clients, a group of 26 or more). */
@@ -39,6 +40,13 @@ describe('deterministic simulation', () => {
   it.each([21, 22, 23, 24])('seed %i with members leaving (self-Remove proposals) runs 100 steps without a violation', async (seed) => {
     const result = await runSimulation({ seed, steps: 100, profile: 'small', leave: true })
     expect(result.trace.some((line) => line.includes(' leave '))).toBe(true)
+  })
+
+  // Seed 40005 found that leave() rejected (the channel refused a second Remove of its leaf) when the server had
+  // already proposed this member's removal; leave() now resolves with alreadyProposed.
+  it('regression seed 40005 (200 steps, members leaving and the server removing): leave() with a removal already pending', async () => {
+    const result = await runSimulation({ seed: 40005, steps: 200, profile: 'small', leave: true, serverRemovals: true })
+    expect(result.trace.some((line) => / removal from \S+ was already pending at seq \d+$/.test(line))).toBe(true)
   })
 
   it.each([31, 33])('seed %i with removals the server proposes (as external sender) runs 100 steps without a violation', async (seed) => {

@@ -69,6 +69,8 @@ export type PublicGroupRejection =
   | 'unknown-proposal-reference'
   | 'unsupported-proposal'
   | 'invalid-proposals'
+  /** A Remove of a leaf that a pending proposal already removes in this epoch. */
+  | 'removal-pending'
   | 'missing-update-path'
   | 'invalid-update-path'
   | 'invalid-external-commit'
@@ -255,6 +257,7 @@ export async function verifyCommit(state: PublicGroupState, message: PublicMessa
       if (uniqueError !== undefined) throw uniqueError
       tree = await applyUpdatePath(applied.tree, toLeafIndex(committer), path, cs.hash)
     } catch (cause) {
+      if (isOwnTrouble(cause)) throw cause
       throw reject('invalid-update-path', `The update path is invalid: ${(cause as Error).message}`, cause)
     }
   }
@@ -327,6 +330,7 @@ async function verifyExternalCommit(
     if (leafError !== undefined) throw leafError
     joined = await applyUpdatePath(withLeaf, toLeafIndex(leafIndex), path, cs.hash, true)
   } catch (cause) {
+    if (isOwnTrouble(cause)) throw cause
     throw reject('invalid-update-path', `The external commit's update path is invalid: ${(cause as Error).message}`, cause)
   }
   const next = await nextState(state.groupContext, joined, content, signature, confirmationTag, state.confirmationTag, cs)
@@ -428,7 +432,7 @@ export async function verifyMemberProposal(
     if (publicGroupLeaf(state, removed) === undefined) throw reject('invalid-proposals', `The proposal removes leaf ${removed}, which is blank`)
     for (const pending of state.proposals?.values() ?? []) {
       if (pending.proposal.proposalType === 'remove' && pending.proposal.remove.removed === removed) {
-        throw reject('invalid-proposals', `Leaf ${removed} is already proposed for removal in this epoch`)
+        throw reject('removal-pending', `Leaf ${removed} is already proposed for removal in this epoch`)
       }
     }
   }
@@ -469,7 +473,7 @@ export async function externalRemoveProposal(
   if (publicGroupLeaf(state, removedLeaf) === undefined) throw reject('invalid-proposals', `Leaf ${removedLeaf} is blank`)
   for (const pending of state.proposals?.values() ?? []) {
     if (pending.proposal.proposalType === 'remove' && pending.proposal.remove.removed === removedLeaf) {
-      throw reject('invalid-proposals', `Leaf ${removedLeaf} is already proposed for removal in this epoch`)
+      throw reject('removal-pending', `Leaf ${removedLeaf} is already proposed for removal in this epoch`)
     }
   }
   const proposal: Proposal = { proposalType: 'remove', remove: { removed: removedLeaf } }
@@ -506,6 +510,8 @@ export async function publicGroupFromGroupInfo(
     const error = await validateRatchetTree(tree, context, defaultClientConfig.lifetimeConfig, options.authService ?? acceptAll, context.treeHash, cs)
     if (error !== undefined) throw error
   } catch (cause) {
+    // A store or transport failure of the AuthenticationService is the checker's own trouble, not a verdict.
+    if (isOwnTrouble(cause)) throw cause
     throw reject('invalid-group-info', `The GroupInfo's ratchet tree is invalid: ${(cause as Error).message}`, cause)
   }
   const state: PublicGroupState = { groupContext: context, ratchetTree: tree, confirmationTag: groupInfo.confirmationTag }

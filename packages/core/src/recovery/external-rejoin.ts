@@ -11,6 +11,7 @@ import type { CiphersuiteImpl, ClientConfig, ClientState, Credential } from 'ts-
 import { MessageError } from '../errors.js'
 import { groupInfoMessage } from '../group-info.js'
 import { decodeGroupInfoMessage, encodePublicMessage, externalCommit, freshLeafKeyPackage } from '../mls-adapter.js'
+import { isOwnTrouble } from '../one-rule.js'
 
 /** What a rejoining device needs. */
 export interface ExternalRejoinInit {
@@ -71,6 +72,8 @@ export async function createExternalRejoin(groupInfoBytes: Uint8Array, init: Ext
       authenticatedData: init.authenticatedData
     })
   } catch (cause) {
+    // The AuthenticationService's store or transport failing is own trouble (retry), not a verdict on the GroupInfo.
+    if (isOwnTrouble(cause)) throw cause
     throw new MessageError('INVALID_MESSAGE', `Cannot build an external commit from this GroupInfo: ${(cause as Error).message}`, { cause })
   }
   const content = joined.publicMessage.content

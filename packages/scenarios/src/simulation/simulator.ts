@@ -136,6 +136,8 @@ class World {
   /** Group id hex → every client id that was ever added (never re-added, so each membership is one period). */
   private readonly groups = new Map<string, { everMembers: Set<string> }>()
   private readonly inflight = new Set<Promise<void>>()
+  /** The first violation, kept even when it was raised where nobody awaits (a background operation, an event listener). */
+  private failure: SimulationViolation | undefined
   private readonly trace: string[] = []
   private networkFaults: NetworkFaults = NO_NETWORK_FAULTS
   private step = 0
@@ -198,6 +200,7 @@ class World {
     }
     await this.quiesce()
     await this.checkFinalInvariants()
+    if (this.failure !== undefined) throw this.failure
     this.stats.networkTasks = this.network.taskCount
     return {
       seed: this.seed,
@@ -394,7 +397,11 @@ class World {
         // A self-Remove proposal; the next commit of any member includes it.
         const group = this.pickGroupOf(sim)
         if (group === undefined) return
-        return this.launch(sim, `leave ${short(group.groupIdHex)}`, (c) => c.group(group.groupIdHex)!.leave().then(() => undefined))
+        return this.launch(sim, `leave ${short(group.groupIdHex)}`, async (c) => {
+          const left = await c.group(group.groupIdHex)!.leave()
+          // Its removal was pending already (an earlier leave, or the server's proposal): nothing was posted.
+          if (left.alreadyProposed) this.log(`${sim.clientId}'s removal from ${short(group.groupIdHex)} was already pending at seq ${left.seq}`)
+        })
       }
       case 'serverRemove':
         return this.serverRemove()
@@ -481,7 +488,8 @@ class World {
         const connecting = what === 'start' || what === 'connect' || what === 'reconnect'
         if (connecting && code === 'AUTHENTICATION_FAILED') return
         if (code === undefined || (!isOwnTrouble(error) && !EXPECTED_OPERATION_ERRORS.has(code))) {
-          this.violation(`${sim.clientId} ${what} failed unexpectedly: ${describe(error)}`)
+          // Recorded, not thrown: this promise may be one nobody awaits yet; `settle` raises it.
+          this.recordViolation(`${sim.clientId} ${what} failed unexpectedly: ${describe(error)}`)
         }
       }
     )
@@ -547,9 +555,10 @@ class World {
   /** Pump the network (and, when idle, virtual time) until `promises` settle. */
   private async settle(promises: readonly Promise<void>[]): Promise<void> {
     let done = false
-    void Promise.all(promises).then(() => (done = true))
+    void Promise.allSettled(promises).then(() => (done = true))
     await Promise.resolve()
     for (let guard = 0; !done; guard++) {
+      if (this.failure !== undefined) throw this.failure
       if (guard > 20_000) this.violation('the simulation does not settle (livelock)')
       if (await this.network.step()) continue
       if (await this.network.fireTimer()) continue
@@ -559,6 +568,7 @@ class World {
         if (!done && this.network.pendingTasks === 0 && this.network.pendingTimers === 0) this.violation('an operation hangs with nothing left to run')
       }
     }
+    if (this.failure !== undefined) throw this.failure
   }
 
   /** No faults, everyone online and started; run until nothing is left to do, then sync every client twice. */
@@ -592,6 +602,7 @@ class World {
   // ---------------------------------------------------------------- invariants
 
   private checkStepInvariants(): void {
+    if (this.failure !== undefined) throw this.failure
     for (const groupHex of this.groups.keys()) {
       const byEpoch = new Map<bigint, { clientId: string; authenticator: Uint8Array }>()
       let size = 0
@@ -645,9 +656,16 @@ class World {
   }
 
   private violation(message: string): never {
+    throw this.recordViolation(message)
+  }
+
+  /** Log a violation and keep the first one, so it is raised even if the code that found it cannot throw it. */
+  private recordViolation(message: string): SimulationViolation {
     this.log(`VIOLATION ${message}`)
     const flags = [...(this.leave ? ['--leave'] : []), ...(this.serverRemovals ? ['--server-removals'] : [])]
-    throw new SimulationViolation(this.seed, this.steps, this.profile, message, this.trace, flags)
+    const violation = new SimulationViolation(this.seed, this.steps, this.profile, message, this.trace, flags)
+    this.failure ??= violation
+    return this.failure
   }
 
   private log(line: string): void {
