@@ -372,29 +372,59 @@ class PostgresServerStore implements ServerStore {
         groupId
       ])
       if (publicState !== undefined) await this.writePublicState(c, groupId, publicState)
-      const ids: string[] = []
-      for (const welcome of copies) {
-        const inserted = await c.query<{ id: string }>(
-          `INSERT INTO ${this.s}.welcome_messages (group_id, commit_seq, welcome) VALUES ($1, $2, $3) RETURNING id`,
-          [groupId, seq, welcome]
-        )
-        ids.push(inserted.rows[0]?.id as string)
-      }
-      // Mailbox heads are locked in client id order, so two commits welcoming the same clients cannot deadlock.
-      const order = welcomes.map((w, i) => ({ ...w, i })).sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.i - b.i))
-      const welcomeSeqs: { clientId: ClientId; seq: number }[] = new Array<{ clientId: ClientId; seq: number }>(welcomes.length)
-      for (const w of order) {
-        const head = await c.query<{ last_seq: string }>(
-          `INSERT INTO ${this.s}.mailbox_heads (client_id, last_seq) VALUES ($1, 1)
-           ON CONFLICT (client_id) DO UPDATE SET last_seq = ${this.s}.mailbox_heads.last_seq + 1 RETURNING last_seq`,
-          [w.clientId]
-        )
-        const mailboxSeq = Number(head.rows[0]?.last_seq)
-        await c.query(`INSERT INTO ${this.s}.welcomes (client_id, seq, welcome_id) VALUES ($1, $2, $3)`, [w.clientId, mailboxSeq, ids[w.copy]])
-        welcomeSeqs[w.i] = { clientId: w.clientId, seq: mailboxSeq }
-      }
+      const welcomeSeqs = await this.insertWelcomes(c, groupId, seq, copies, welcomes)
       return { kind: 'accepted', seq, welcomeSeqs }
     })
+  }
+
+  /**
+   * A commit's Welcomes in a number of statements that does not grow with its
+   * recipients: one per distinct copy (nearly always one), one that advances
+   * every recipient's mailbox head by its count (locked in client id order, so
+   * two commits welcoming the same clients cannot deadlock), one for the
+   * mailbox rows. A client's seqs follow the order of its Welcomes in the commit.
+   */
+  private async insertWelcomes(
+    c: Queryable,
+    groupId: GroupIdHex,
+    seq: number,
+    copies: readonly Buffer[],
+    welcomes: readonly { clientId: ClientId; copy: number }[]
+  ): Promise<{ clientId: ClientId; seq: number }[]> {
+    if (welcomes.length === 0) return []
+    // A commit's Welcomes are nearly always one copy for every recipient.
+    const ids: string[] = []
+    for (const welcome of copies) {
+      const inserted = await c.query<{ id: string }>(
+        `INSERT INTO ${this.s}.welcome_messages (group_id, commit_seq, welcome) VALUES ($1, $2, $3) RETURNING id`,
+        [groupId, seq, welcome]
+      )
+      ids.push(inserted.rows[0]?.id as string)
+    }
+    const counts = new Map<ClientId, number>()
+    for (const w of welcomes) counts.set(w.clientId, (counts.get(w.clientId) ?? 0) + 1)
+    const clients = [...counts.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    const heads = await c.query<{ client_id: string; last_seq: string }>(
+      `INSERT INTO ${this.s}.mailbox_heads (client_id, last_seq)
+       SELECT client_id, n FROM unnest($1::text[], $2::bigint[]) AS t(client_id, n) ORDER BY client_id
+       ON CONFLICT (client_id) DO UPDATE SET last_seq = ${this.s}.mailbox_heads.last_seq + EXCLUDED.last_seq
+       RETURNING client_id, last_seq`,
+      [clients, clients.map((id) => counts.get(id) as number)]
+    )
+    // The first seq each client's Welcomes take in this commit.
+    const next = new Map<ClientId, number>()
+    for (const row of heads.rows) next.set(row.client_id, Number(row.last_seq) - (counts.get(row.client_id) as number) + 1)
+    const welcomeSeqs = welcomes.map((w) => {
+      const mailboxSeq = next.get(w.clientId)
+      if (mailboxSeq === undefined) throw new StorageError('STORAGE_CORRUPT', `No mailbox head for ${w.clientId}`)
+      next.set(w.clientId, mailboxSeq + 1)
+      return { clientId: w.clientId, seq: mailboxSeq }
+    })
+    await c.query(
+      `INSERT INTO ${this.s}.welcomes (client_id, seq, welcome_id) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`,
+      [welcomeSeqs.map((w) => w.clientId), welcomeSeqs.map((w) => w.seq), welcomes.map((w) => ids[w.copy] as string)]
+    )
+    return welcomeSeqs
   }
 
   async appendMessage(groupId: GroupIdHex, entry: NewLogEntry, options?: AbortOptions): Promise<AppendMessageResult> {

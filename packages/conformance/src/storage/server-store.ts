@@ -415,6 +415,47 @@ export function serverStoreConformanceSuite<S extends ServerStore>(init: ServerS
         expect(await store.readWelcomes(ALICE, 0, 10)).toEqual([])
       })
 
+      it('numbers one commit’s Welcomes per recipient in the commit’s order, after what each mailbox already holds', async () => {
+        await store.createGroup(group())
+        await store.createGroup(group('bb02'))
+        // Carol's mailbox already holds one Welcome; bob's and dave's are empty.
+        await store.appendCommit('bb02', commit(0n, 'first', { welcomes: [{ clientId: CAROL, welcome: payload('w-carol-0') }] }))
+        const DAVE = 'dave/desk'
+        const result = await store.appendCommit(
+          G,
+          commit(0n, 'c1', {
+            welcomes: [
+              { clientId: CAROL, welcome: payload('w-carol-1') },
+              { clientId: BOB, welcome: payload('w-bob-1') },
+              { clientId: CAROL, welcome: payload('w-carol-2') },
+              { clientId: DAVE, welcome: payload('w-bob-1') },
+              { clientId: BOB, welcome: payload('w-bob-2') }
+            ]
+          })
+        )
+        expect(result).toEqual({
+          kind: 'accepted',
+          seq: 1,
+          welcomeSeqs: [
+            { clientId: CAROL, seq: 2 },
+            { clientId: BOB, seq: 1 },
+            { clientId: CAROL, seq: 3 },
+            { clientId: DAVE, seq: 1 },
+            { clientId: BOB, seq: 2 }
+          ]
+        })
+        expect((await store.readWelcomes(CAROL, 0, 10)).map((w) => [w.seq, w.welcome])).toEqual([
+          [1, payload('w-carol-0')],
+          [2, payload('w-carol-1')],
+          [3, payload('w-carol-2')]
+        ])
+        expect((await store.readWelcomes(BOB, 0, 10)).map((w) => [w.seq, w.welcome, w.commitSeq])).toEqual([
+          [1, payload('w-bob-1'), 1],
+          [2, payload('w-bob-2'), 1]
+        ])
+        expect(await store.readWelcomes(DAVE, 0, 10)).toEqual([{ seq: 1, groupId: G, welcome: payload('w-bob-1'), commitSeq: 1 }])
+      })
+
       it('stores a Welcome sent to many recipients once; each recipient reads its own copy', async () => {
         const copies = async (): Promise<number | undefined> => init.storedWelcomes?.(store)
         await store.createGroup(group())
