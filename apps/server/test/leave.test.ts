@@ -61,4 +61,27 @@ describe('leaving a group over WebSocket, against a real server process', () => 
     await waitFor(() => b.status === 'removed', 'bob to be removed')
     expect(ids(c)).toEqual(['alice/laptop', 'carol/laptop'])
   })
+
+  it('leave() while this member’s removal is already pending posts nothing and resolves with alreadyProposed, seen or not', async () => {
+    const url = await server()
+    const [alice, bob, carol] = [await client('alice', url), await client('bob', url), await client('carol', url)]
+    for (const c of [alice, bob, carol]) await c.publishKeyPackages({ count: 3 })
+    const [a, b, c] = await groupWith(alice, [bob, carol])
+    // Alice proposes bob's removal; bob asks to leave right away, whether or not the push has reached him yet
+    // (if not, the channel refuses his Remove as a second one of his leaf and he catches up).
+    const { seqs } = await a.propose.remove(['bob'])
+    const left = await b.leave()
+    expect(left).toMatchObject({ alreadyProposed: true })
+    expect(left.seq).toBeGreaterThanOrEqual(seqs[0]!)
+    // Asked again: known pending, nothing posted.
+    expect(await b.leave()).toMatchObject({ alreadyProposed: true })
+    const proposals = (await alice.channel.fetchEntries(a.groupId, 0)).filter((e) => e.kind === 'proposal')
+    expect(proposals.map((e) => e.seq)).toEqual(seqs)
+    // The next commit removes him.
+    const removed = b.once('group:removed')
+    expect(await c.update()).toMatchObject({ kind: 'committed' })
+    expect(await removed).toMatchObject({ epoch: 2n })
+    await converged([a, c], 2n)
+    expect(ids(a)).toEqual(['alice/laptop', 'carol/laptop'])
+  })
 })
