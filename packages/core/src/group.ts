@@ -113,6 +113,8 @@ export class Group {
   private readonly sentMessages = new Map<string, Uint8Array>()
   private readonly channelSync: ChannelSync
   private waiting: Uint8Array[] = []
+  /** True when draining `waiting` stopped at own trouble: the next `receive` drains again. */
+  private drainInterrupted = false
   private readonly receiver: GroupReceiver
 
   private constructor(components: GroupComponents, groupId: Uint8Array, current: GroupState, progress: Progress, persistence?: GroupPersistence) {
@@ -491,11 +493,14 @@ export class Group {
    * Hand in a message received outside the channel. Messages for a future
    * epoch wait until the group reaches it; a message seen before is rejected
    * as a replay; anything invalid is rejected with a typed error and changes
-   * nothing.
+   * nothing. After a commit, the waiting messages are processed; if one of them
+   * meets this member's own trouble (a store failure), it and the rest keep
+   * waiting and this call rejects with that error: calling `receive` again with
+   * the same commit (`duplicate`) processes them.
    */
   async receive(message: Uint8Array): Promise<ReceiveResult> {
     const result = await this.lock.run(() => this.receiver.processMessage(message, undefined, undefined))
-    if (result.kind === 'commit') await this.drainWaiting()
+    if (result.kind === 'commit' || this.drainInterrupted) await this.drainWaiting()
     return result
   }
 
@@ -719,10 +724,17 @@ export class Group {
   private async drainWaiting(): Promise<void> {
     const waiting = this.waiting
     this.waiting = []
-    for (const bytes of waiting) {
+    this.drainInterrupted = false
+    for (let i = 0; i < waiting.length; i++) {
       try {
-        await this.receive(bytes)
+        await this.receive(waiting[i]!)
       } catch (cause) {
+        if (isOwnTrouble(cause)) {
+          // Nothing durable changed for it: it and the rest wait again, processed by the next `receive`.
+          this.waiting = [...waiting.slice(i), ...this.waiting]
+          this.drainInterrupted = true
+          throw cause
+        }
         this.events.emit('message:rejected', { error: wrapMlsFailure('MESSAGE_REJECTED', 'Message rejected', cause), seq: undefined })
       }
     }

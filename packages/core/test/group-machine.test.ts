@@ -273,4 +273,30 @@ describe.each(SEEDS)('group state machine on the seeded scheduler (seed %i)', (s
     expect(left.alreadyProposed).toBe(false)
     expect(world.channel.entries[left.seq - 1]).toMatchObject({ kind: 'proposal', sender: BOB })
   })
+
+  it('a message waiting for its epoch (receive) that meets a store failure when the epoch arrives is kept and delivered on retry', async () => {
+    const { world, alice, bob } = await twoMembers(seed)
+    bob.muted = true
+    const commit = await alice.group.update()
+    const sent = await alice.group.send('for epoch 2')
+    const bytesAt = (seq: number): Uint8Array => world.channel.entries[seq - 1]!.message
+    // Bob gets the message before the commit (his own delivery, outside the channel): it waits for epoch 2.
+    expect(await bob.group.receive(bytesAt(sent.seq))).toEqual({ kind: 'waiting-for-epoch', epoch: 2n })
+    const received: string[] = []
+    const rejected: unknown[] = []
+    bob.group.on('message:received', (m) => received.push(new TextDecoder().decode(m.plaintext)))
+    bob.group.on('message:rejected', (e) => rejected.push(e.error))
+    // The commit is applied (first write); the waiting message's write then fails (own trouble).
+    let writes = 0
+    bob.store.failNextWrite(() => ++writes === 2)
+    await expect(bob.group.receive(bytesAt(commit.seq!))).rejects.toMatchObject({ code: 'STORAGE_IO' })
+    expect(bob.store.refused).toBe(1)
+    expect(bob.group.epoch).toBe(2n)
+    // Not rejected, not lost: the same call again completes the work.
+    expect(rejected).toEqual([])
+    expect(received).toEqual([])
+    expect(await bob.group.receive(bytesAt(commit.seq!))).toEqual({ kind: 'duplicate' })
+    expect(received).toEqual(['for epoch 2'])
+    expect(rejected).toEqual([])
+  })
 })
