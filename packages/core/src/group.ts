@@ -340,7 +340,9 @@ export class Group {
    * `leave()`, or the server's Remove of a deleted device), nothing is posted:
    * it resolves with `alreadyProposed: true`, and the pending removal does the
    * leaving. The channel refuses a second Remove of one leaf in an epoch, so a
-   * removal this member had not seen yet is found by syncing after that refusal.
+   * removal this member had not seen yet is found by syncing after that refusal;
+   * if that removal lapsed meanwhile (a commit without it ended its epoch), the
+   * Remove is proposed again in the new epoch.
    */
   async leave(): Promise<{
     /**
@@ -356,16 +358,19 @@ export class Group {
       const current = this.current
       return (current.kind === 'active' || current.kind === 'committing') && pendingRemovals(current.mls).has(current.mls.privatePath.leafIndex)
     }
-    if (pendingOwnRemoval()) return { seq: this.progress.cursor, alreadyProposed: true }
-    try {
-      const { seqs } = await this.postProposals(async (state) => [{ proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }])
-      return { seq: seqs[0]!, alreadyProposed: false }
-    } catch (cause) {
-      if (!(MlsToolkitError.isInstance(cause) && cause.details?.['reason'] === 'removal-pending')) throw cause
-      // Refused as a duplicate: a removal this member has not processed yet. Catch up and confirm it is there.
-      await this.sync()
+    for (let attempt = 1; ; attempt++) {
       if (pendingOwnRemoval()) return { seq: this.progress.cursor, alreadyProposed: true }
-      throw cause
+      try {
+        const { seqs } = await this.postProposals(async (state) => [{ proposalType: 'remove', remove: { removed: state.privatePath.leafIndex } }])
+        return { seq: seqs[0]!, alreadyProposed: false }
+      } catch (cause) {
+        if (!(MlsToolkitError.isInstance(cause) && cause.details?.['reason'] === 'removal-pending')) throw cause
+        // Refused as a duplicate: a removal this member has not processed yet. Catch up and confirm it is there;
+        // if a commit without it ended its epoch meanwhile (it lapsed), propose again in the new one.
+        await this.sync()
+        if (pendingOwnRemoval()) return { seq: this.progress.cursor, alreadyProposed: true }
+        if (attempt >= this.components.maxCommitAttempts) throw cause
+      }
     }
   }
 

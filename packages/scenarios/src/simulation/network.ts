@@ -47,6 +47,17 @@ export class Random {
 }
 
 /**
+ * Where a simulation's clock starts: midnight UTC of the day it runs. Only
+ * differences of the clock decide anything in a run (rate limits, challenge
+ * expiry); the start is near the real time because ts-mls checks lifetimes
+ * against the real clock.
+ */
+export function simulationEpochMs(): number {
+  const day = 24 * 3600 * 1000
+  return Math.floor(Date.now() / day) * day
+}
+
+/**
  * The network and the clock of a simulation. Every message the memory
  * transport carries becomes a task here, and the simulator runs the tasks one
  * at a time in an order drawn from the seed (so requests, responses and pushes
@@ -61,7 +72,11 @@ export class SimulatedNetwork implements Scheduler {
   /** Tasks run so far. */
   taskCount = 0
 
-  constructor(private readonly random: Random) {}
+  /** @param epochMs where the clock starts (not the moment the run started: nothing may depend on that). */
+  constructor(
+    private readonly random: Random,
+    private readonly epochMs: number = simulationEpochMs()
+  ) {}
 
   schedule(task: () => void): void {
     this.tasks.push(task)
@@ -78,6 +93,13 @@ export class SimulatedNetwork implements Scheduler {
       this.timers = this.timers.filter((t) => t.id !== handle)
     }
   }
+
+  /**
+   * The simulation's clock in ms: virtual time (advanced by timers) plus one ms per
+   * task run. Services and clients read it instead of `Date.now()`, so rate limits
+   * and validity windows depend on the seed, never on how fast the machine ran.
+   */
+  readonly clock = (): number => this.epochMs + this.now + this.taskCount
 
   get pendingTasks(): number {
     return this.tasks.length

@@ -180,7 +180,7 @@ class World {
             : (value as (...a: unknown[]) => unknown).apply(target, args)
       }
     })
-    return createServices({ store, crypto: this.crypto, ...(this.externalSender === undefined ? {} : { externalSender: this.externalSender }) })
+    return createServices({ store, crypto: this.crypto, now: this.network.clock, ...(this.externalSender === undefined ? {} : { externalSender: this.externalSender }) })
   }
 
   async run(): Promise<SimulationResult> {
@@ -275,6 +275,7 @@ class World {
         start: false,
         retry: { initialDelayMs: 100, maxDelayMs: 3200 },
         timers: this.network.retryTimers,
+        now: this.network.clock,
         keyPackages: { replenishBelow: 3, batchSize: 4 },
         maxCommitAttempts: 3
       })
