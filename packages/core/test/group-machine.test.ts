@@ -289,6 +289,7 @@ describe.each(SEEDS)('group state machine on the seeded scheduler (seed %i)', (s
     const { world, alice, bob } = await twoMembers(seed)
     bob.muted = true
     const commit = await alice.group.update()
+    if (commit.kind !== 'committed') throw new Error(`update: ${commit.kind}`)
     const sent = await alice.group.send('for epoch 2')
     const bytesAt = (seq: number): Uint8Array => world.channel.entries[seq - 1]!.message
     // Bob gets the message before the commit (his own delivery, outside the channel): it waits for epoch 2.
@@ -300,13 +301,13 @@ describe.each(SEEDS)('group state machine on the seeded scheduler (seed %i)', (s
     // The commit is applied (first write); the waiting message's write then fails (own trouble).
     let writes = 0
     bob.store.failNextWrite(() => ++writes === 2)
-    await expect(bob.group.receive(bytesAt(commit.seq!))).rejects.toMatchObject({ code: 'STORAGE_IO' })
+    await expect(bob.group.receive(bytesAt(commit.seq))).rejects.toMatchObject({ code: 'STORAGE_IO' })
     expect(bob.store.refused).toBe(1)
     expect(bob.group.epoch).toBe(2n)
     // Not rejected, not lost: the same call again completes the work.
     expect(rejected).toEqual([])
     expect(received).toEqual([])
-    expect(await bob.group.receive(bytesAt(commit.seq!))).toEqual({ kind: 'duplicate' })
+    expect(await bob.group.receive(bytesAt(commit.seq))).toEqual({ kind: 'duplicate' })
     expect(received).toEqual(['for epoch 2'])
     expect(rejected).toEqual([])
   })
