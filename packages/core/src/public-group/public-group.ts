@@ -82,6 +82,15 @@ function reject(reason: PublicGroupRejection, message: string, cause?: unknown, 
   return new MessageError(code, message, { details: { reason }, ...(cause === undefined ? {} : { cause }) })
 }
 
+/**
+ * What a check that failed with `cause` throws: a verdict on the input (`reject`), unless `cause` is the checker's
+ * own trouble (a store or transport failure of the AuthenticationService, an abort), which propagates unchanged so
+ * the caller retries instead of refusing.
+ */
+function verdict(reason: PublicGroupRejection, message: string, cause: unknown): Error {
+  return isOwnTrouble(cause) ? (cause as Error) : reject(reason, message, cause)
+}
+
 /** A proposal sent on its own (by a member or an external sender), waiting to be committed by reference. */
 export interface PendingProposal {
   readonly proposal: Proposal
@@ -238,10 +247,8 @@ export async function verifyCommit(state: PublicGroupState, message: PublicMessa
   try {
     applied = await applyProposals(observerState(state, authService, byRef), content.commit.proposals, toLeafIndex(committer), emptyPskIndex, false, cs)
   } catch (cause) {
-    // A store or transport failure while checking (the AuthenticationService's lookups) is the checker's own
-    // trouble, not a verdict on the commit: it propagates unchanged, so the caller retries instead of refusing.
-    if (cause instanceof MessageError || isOwnTrouble(cause)) throw cause
-    throw reject('invalid-proposals', `The commit's proposals are invalid: ${(cause as Error).message}`, cause)
+    if (cause instanceof MessageError) throw cause
+    throw verdict('invalid-proposals', `The commit's proposals are invalid: ${(cause as Error).message}`, cause)
   }
   if (applied.additionalResult.kind !== 'memberCommit') throw reject('invalid-proposals', 'The commit is not a member commit')
   if (applied.needsUpdatePath && path === undefined) throw reject('missing-update-path', 'The commit needs an update path (it is empty or removes or updates members)')
@@ -257,8 +264,7 @@ export async function verifyCommit(state: PublicGroupState, message: PublicMessa
       if (uniqueError !== undefined) throw uniqueError
       tree = await applyUpdatePath(applied.tree, toLeafIndex(committer), path, cs.hash)
     } catch (cause) {
-      if (isOwnTrouble(cause)) throw cause
-      throw reject('invalid-update-path', `The update path is invalid: ${(cause as Error).message}`, cause)
+      throw verdict('invalid-update-path', `The update path is invalid: ${(cause as Error).message}`, cause)
     }
   }
   const next = await nextState(groupContext, tree, commitContent, message.auth.signature, message.auth.confirmationTag, state.confirmationTag, cs)
@@ -330,8 +336,7 @@ async function verifyExternalCommit(
     if (leafError !== undefined) throw leafError
     joined = await applyUpdatePath(withLeaf, toLeafIndex(leafIndex), path, cs.hash, true)
   } catch (cause) {
-    if (isOwnTrouble(cause)) throw cause
-    throw reject('invalid-update-path', `The external commit's update path is invalid: ${(cause as Error).message}`, cause)
+    throw verdict('invalid-update-path', `The external commit's update path is invalid: ${(cause as Error).message}`, cause)
   }
   const next = await nextState(state.groupContext, joined, content, signature, confirmationTag, state.confirmationTag, cs)
   return {
@@ -510,9 +515,7 @@ export async function publicGroupFromGroupInfo(
     const error = await validateRatchetTree(tree, context, defaultClientConfig.lifetimeConfig, options.authService ?? acceptAll, context.treeHash, cs)
     if (error !== undefined) throw error
   } catch (cause) {
-    // A store or transport failure of the AuthenticationService is the checker's own trouble, not a verdict.
-    if (isOwnTrouble(cause)) throw cause
-    throw reject('invalid-group-info', `The GroupInfo's ratchet tree is invalid: ${(cause as Error).message}`, cause)
+    throw verdict('invalid-group-info', `The GroupInfo's ratchet tree is invalid: ${(cause as Error).message}`, cause)
   }
   const state: PublicGroupState = { groupContext: context, ratchetTree: tree, confirmationTag: groupInfo.confirmationTag }
   await checkGroupInfoSignature(state, groupInfo, cs)
