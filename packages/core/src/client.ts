@@ -931,7 +931,8 @@ export class MlsClient {
     if (!this.activityChanged || this.activity === undefined) return
     this.activityChanged = false
     const known = Object.fromEntries([...this.activity].filter(([gid]) => this.groups.has(gid)))
-    await this.init.store.write([{ type: 'put', key: storeKeys.groupActivity, value: encodeRecord(known) }])
+    // Relaxed: a power loss that undoes it only changes the order of the next syncs.
+    await this.init.store.write([{ type: 'put', key: storeKeys.groupActivity, value: encodeRecord(known) }], { durability: 'relaxed' })
   }
 
   private setConnectionState(state: ConnectionState, cause?: unknown): void {

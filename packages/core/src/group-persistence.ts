@@ -8,7 +8,7 @@ import { decodeGroupContext, groupContextEncoder } from 'ts-mls/groupContext.js'
 import { decodeNode, nodeEncoder } from 'ts-mls/ratchetTree.js'
 import { decodeOptional, optionalEncoder } from 'ts-mls/codec/optional.js'
 import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
-import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
+import type { ClientStore, StoreDurability, StoreOperation } from './interfaces/client-store.js'
 import { StorageError } from './errors.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { decodePendingState, decodeState, type GroupMeta, type PendingRecord } from './group-records.js'
@@ -144,6 +144,16 @@ interface Written {
   /** Digest → its position in the replay window. */
   seen: Map<string, number>
   nextSeen: number
+}
+
+/**
+ * How durable a group write must be (`StoreDurability`). `relaxed` when it records processing an entry of the
+ * channel's log (`seq` known): a power loss that undoes it leaves the cursor before the entry, which is fetched
+ * and processed again. `strict` otherwise: what this member creates (a message or commit before it is posted,
+ * which must never reuse a key), and what an application handed to `receive()` itself (nothing could redeliver it).
+ */
+export function durabilityFor(seq: number | undefined): StoreDurability {
+  return seq === undefined ? 'strict' : 'relaxed'
 }
 
 /** A computed write: apply `operations` in one `store.write`, then call `written()`. */

@@ -1,6 +1,7 @@
 import type { ClientState, PrivateMessage, PublicMessage } from 'ts-mls'
 import { resyncReason } from './recovery/resync.js'
-import type { StoreOperation } from './interfaces/client-store.js'
+import type { StoreDurability, StoreOperation } from './interfaces/client-store.js'
+import { durabilityFor } from './group-persistence.js'
 import type { ClientId } from './interfaces/common.js'
 import { checkExternalSender, externalSendersChange } from './server-sender.js'
 import { MessageError, MlsToolkitError, UsageError } from './errors.js'
@@ -64,7 +65,7 @@ export interface ReceiveHost {
   readonly waiting: Uint8Array[]
   digest(bytes: Uint8Array): Promise<string>
   withProgress(seq: number | undefined, digest: string): Progress
-  commitState(next: GroupState & { mls: ClientState }, progress: Progress, extra?: readonly StoreOperation[]): Promise<void>
+  commitState(next: GroupState & { mls: ClientState }, progress: Progress, extra?: readonly StoreOperation[], durability?: StoreDurability): Promise<void>
   mergePending(current: CommittingState, seq: number | undefined, digest: string): Promise<void>
   becomeRemoved(current: LiveState, epoch: bigint, seq: number | undefined, digest: string, by: ClientId | undefined): Promise<void>
   emitEpochChange(before: Member[], newState: ClientState, committer: ClientId | undefined, own: boolean): void
@@ -119,10 +120,12 @@ export class GroupReceiver {
     const own = this.host.sentMessages.get(digest)
     if (own !== undefined && postedBy === this.host.components.clientId) {
       const received = this.host.receivedMessage(seq, digest, this.host.components.clientId, own, pm.epoch, true)
-      await this.host.commitState(current, this.host.withProgress(seq, digest), [
-        ...this.host.inboxOperations(received),
-        { type: 'delete', key: storeKeys.groupSent(this.host.groupIdHex, digest) }
-      ])
+      await this.host.commitState(
+        current,
+        this.host.withProgress(seq, digest),
+        [...this.host.inboxOperations(received), { type: 'delete', key: storeKeys.groupSent(this.host.groupIdHex, digest) }],
+        durabilityFor(seq)
+      )
       this.host.sentMessages.delete(digest)
       this.host.events.emit('message:received', received)
       return { kind: 'own-message' }
@@ -136,7 +139,7 @@ export class GroupReceiver {
       throw new MessageError('INVALID_MESSAGE', `${decrypted.sender} was removed before this message was ordered`, { details: { reason: 'sender-removed' } })
     }
     const received = this.host.receivedMessage(seq, digest, decrypted.sender, decrypted.plaintext, pm.epoch, false)
-    await this.host.commitState(advanced(current, decrypted.newState), this.host.withProgress(seq, digest), this.host.inboxOperations(received))
+    await this.host.commitState(advanced(current, decrypted.newState), this.host.withProgress(seq, digest), this.host.inboxOperations(received), durabilityFor(seq))
     zeroAll(decrypted.consumed)
     this.host.events.emit('message:received', received)
     return { kind: 'application', sender: decrypted.sender, plaintext: decrypted.plaintext, epoch: pm.epoch }
@@ -189,7 +192,7 @@ export class GroupReceiver {
       return { kind: 'own-commit', epoch: this.host.epoch }
     }
     if (this.host.sentMessages.has(digest) && postedBy === this.host.components.clientId && pm.contentType === 'proposal') {
-      await this.host.commitState(current, this.host.withProgress(seq, digest), [{ type: 'delete', key: storeKeys.groupSent(this.host.groupIdHex, digest) }])
+      await this.host.commitState(current, this.host.withProgress(seq, digest), [{ type: 'delete', key: storeKeys.groupSent(this.host.groupIdHex, digest) }], durabilityFor(seq))
       this.host.sentMessages.delete(digest)
       return { kind: 'proposal', epoch: state.groupContext.epoch }
     }
@@ -285,7 +288,7 @@ export class GroupReceiver {
     // Another member's commit won this epoch: a pending commit of this member's is dropped in the same write.
     const dropPending: StoreOperation[] = current.kind === 'committing' ? [{ type: 'delete', key: storeKeys.groupPending(this.host.groupIdHex) }] : []
     dropPending.push({ type: 'delete', key: storeKeys.groupUpdateKey(this.host.groupIdHex) })
-    await this.host.commitState(commitApplied(current, newState), this.host.withProgress(seq, digest), dropPending)
+    await this.host.commitState(commitApplied(current, newState), this.host.withProgress(seq, digest), dropPending, durabilityFor(seq))
     zeroAll(result.consumed)
     this.host.emitEpochChange(before, newState, committer, false)
     if (sender.senderType === 'new_member_commit' && handshake.external !== undefined && before.some((m) => m.clientId === committer)) {
@@ -355,7 +358,7 @@ export class GroupReceiver {
     } catch (cause) {
       throw wrapMlsFailure('MESSAGE_REJECTED', 'Proposal rejected', cause)
     }
-    await this.host.commitState(advanced(current, result.newState), this.host.withProgress(seq, digest))
+    await this.host.commitState(advanced(current, result.newState), this.host.withProgress(seq, digest), [], durabilityFor(seq))
     zeroAll(result.consumed)
     this.host.events.emit('proposal:received', {
       epoch: state.groupContext.epoch,

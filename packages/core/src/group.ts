@@ -2,7 +2,7 @@ import type { CiphersuiteImpl, ClientState, ClientConfig, Proposal } from 'ts-ml
 import { resync } from './recovery/resync.js'
 import { hasPendingProposals, pendingRemovals, proposalMessages, updateProposal, withoutOwnUpdates } from './proposals.js'
 import type { ChannelEntry, GroupChannelClient } from './interfaces/channel.js'
-import type { ClientStore, StoreOperation } from './interfaces/client-store.js'
+import type { ClientStore, StoreDurability, StoreOperation } from './interfaces/client-store.js'
 import type { ClientId } from './interfaces/common.js'
 import type { ServerExternalSender } from './interfaces/transport.js'
 import { MessageError, StorageError, UsageError, MlsToolkitError } from './errors.js'
@@ -26,7 +26,7 @@ import {
   zeroAll
 } from './mls-adapter.js'
 import { decodeIntent, encodeIntent, type GroupMeta, type PendingRecord } from './group-records.js'
-import { encodeStagedPending, GroupPersistence } from './group-persistence.js'
+import { durabilityFor, encodeStagedPending, GroupPersistence } from './group-persistence.js'
 import { ChannelSync } from './group-sync.js'
 import { GroupReceiver, RECOVERABLE, WRONG_GROUP_TEXT, type Progress } from './group-receive.js'
 import { planCommit } from './commit-plan.js'
@@ -161,7 +161,7 @@ export class Group {
       },
       digest: (bytes) => this.digest(bytes),
       withProgress: (seq, digest) => this.withProgress(seq, digest),
-      commitState: (next, progress, extra) => this.commitState(next, progress, extra),
+      commitState: (next, progress, extra, durability) => this.commitState(next, progress, extra, durability),
       mergePending: (current, seq, digest) => this.mergePending(current, seq, digest),
       becomeRemoved: (current, epoch, seq, digest, by) => this.becomeRemoved(current, epoch, seq, digest, by),
       emitEpochChange: (before, newState, committer, own) => this.emitEpochChange(before, newState, committer, own),
@@ -609,10 +609,15 @@ export class Group {
     const newState = withCurrentHistory(pending.newState, current.mls, pending.epoch)
     const next = commitMerged(current, newState)
     const progress = this.withProgress(seq, digest)
-    await this.persist(next, progress, [
-      { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
-      { type: 'delete', key: storeKeys.groupUpdateKey(this.groupIdHex) }
-    ])
+    await this.persist(
+      next,
+      progress,
+      [
+        { type: 'delete', key: storeKeys.groupPending(this.groupIdHex) },
+        { type: 'delete', key: storeKeys.groupUpdateKey(this.groupIdHex) }
+      ],
+      durabilityFor(seq)
+    )
     zeroAll(pending.consumed)
     this.enter(next, progress)
     this.emitEpochChange(before, newState, this.components.clientId, true)
@@ -785,13 +790,19 @@ export class Group {
    * Write a state (its meta record and whatever of its ts-mls state changed,
    * group-persistence.ts) and `extra` in one atomic batch. A `committing`
    * state's pending epoch stays written until a write deletes the pending record.
+   * `relaxed` only for what processing the channel's log wrote (`durabilityFor`).
    */
-  private async persist(next: GroupState, progress: Progress = this.progress, extra: readonly StoreOperation[] = []): Promise<void> {
+  private async persist(
+    next: GroupState,
+    progress: Progress = this.progress,
+    extra: readonly StoreOperation[] = [],
+    durability: StoreDurability = 'strict'
+  ): Promise<void> {
     const pendingKey = storeKeys.groupPending(this.groupIdHex)
     const dropsPending = extra.some((op) => op.type === 'delete' && op.key === pendingKey)
     const staged = next.kind === 'committing' && !dropsPending ? next.pending.newState : undefined
     const plan = this.persistence.plan(mlsOf(next), this.metaRecord(next, progress), staged)
-    await this.components.store.write([...plan.operations, ...extra])
+    await this.components.store.write([...plan.operations, ...extra], durability === 'strict' ? undefined : { durability })
     plan.written()
   }
 
@@ -828,8 +839,13 @@ export class Group {
   }
 
   /** Persist, then adopt: memory never runs ahead of the store. */
-  private async commitState(next: GroupState & { mls: ClientState }, progress: Progress, extra: readonly StoreOperation[] = []): Promise<void> {
-    await this.persist(next, progress, extra)
+  private async commitState(
+    next: GroupState & { mls: ClientState },
+    progress: Progress,
+    extra: readonly StoreOperation[] = [],
+    durability: StoreDurability = 'strict'
+  ): Promise<void> {
+    await this.persist(next, progress, extra, durability)
     this.enter(next, progress)
   }
 

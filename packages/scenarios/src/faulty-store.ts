@@ -1,5 +1,5 @@
 import { StorageError } from '@mls/core'
-import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/core/interfaces'
+import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation, StoreWriteOptions } from '@mls/core/interfaces'
 
 /** Faults a `faultyStore` injects; tests and the simulator set them at any time. */
 export interface StoreFaults {
@@ -48,7 +48,7 @@ export function faultyStore(inner: ClientStore, options: { keepOpen?: boolean } 
       failRead()
       return inner.list(prefix, o)
     },
-    async write(operations: readonly StoreOperation[], o?: AbortOptions): Promise<void> {
+    async write(operations: readonly StoreOperation[], o?: StoreWriteOptions): Promise<void> {
       fence()
       if (faults.failWrites > 0 || faults.failWriteWhen?.(operations) === true) {
         if (faults.failWrites > 0) faults.failWrites--

@@ -1,4 +1,4 @@
-import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/contracts/interfaces'
+import { writeDurability, type AbortOptions, type ClientStore, type StoreEntry, type StoreKey, type StoreOperation, type StoreWriteOptions } from '@mls/contracts/interfaces'
 import { StorageError, throwIfAborted } from '@mls/contracts'
 
 /**
@@ -138,8 +138,11 @@ class IndexedDbClientStore implements ClientStore {
     }
   }
 
-  async write(operations: readonly StoreOperation[], options?: AbortOptions): Promise<void> {
+  async write(operations: readonly StoreOperation[], options?: StoreWriteOptions): Promise<void> {
     this.check(options)
+    // Every write is strict, `relaxed` included: IndexedDB's own relaxed durability does not promise that a
+    // power loss undoes only the newest transactions, which the contract requires (docs/storage.md).
+    writeDurability(options)
     // Validate and copy everything before the transaction opens: a bad batch changes nothing.
     if (!Array.isArray(operations)) throw invalid('operations must be an array')
     const ops: Operation[] = operations.map((op: StoreOperation) => {

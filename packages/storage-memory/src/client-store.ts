@@ -1,4 +1,4 @@
-import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/contracts/interfaces'
+import { writeDurability, type AbortOptions, type ClientStore, type StoreEntry, type StoreKey, type StoreOperation, type StoreWriteOptions } from '@mls/contracts/interfaces'
 import { StorageError, throwIfAborted } from '@mls/contracts'
 
 /** Options of `memoryClientStore()`. */
@@ -41,8 +41,10 @@ class MemoryClientStore implements ClientStore {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   }
 
-  async write(operations: readonly StoreOperation[], options?: AbortOptions): Promise<void> {
+  async write(operations: readonly StoreOperation[], options?: StoreWriteOptions): Promise<void> {
     this.check(options)
+    // Nothing here outlives the process: every durability is the same.
+    writeDurability(options)
     for (const op of operations) {
       if (typeof op.key !== 'string' || (op.type === 'put' && !(op.value instanceof Uint8Array)) || (op.type !== 'put' && op.type !== 'delete')) {
         throw new StorageError('STORAGE_IO', `Invalid store operation for key ${String(op.key)}`)

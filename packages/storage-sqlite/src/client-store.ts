@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs'
 import { StorageError } from '@mls/contracts'
-import type { AbortOptions, ClientStore, StoreEntry, StoreKey, StoreOperation } from '@mls/contracts/interfaces'
+import { writeDurability, type AbortOptions, type ClientStore, type StoreEntry, type StoreKey, type StoreOperation, type StoreWriteOptions } from '@mls/contracts/interfaces'
 import type { Connection, Migration, SchemaDefinition, SecureDeletionMode, SqliteStoreInit } from './database.js'
 import { SqliteStoreBase, bytesOut, invalid, isMemoryPath, openDatabase } from './database.js'
 import { WalCheckpointer } from './wal-checkpointer.js'
@@ -81,10 +81,15 @@ function prepareStatements(db: Connection) {
 class SqliteClientStoreImpl extends SqliteStoreBase implements SqliteClientStore {
   readonly specificationVersion = 'v1' as const
   private readonly sql: ReturnType<typeof prepareStatements>
+  /** Whether `strict` writes sync the WAL (`synchronous: 'full'`); only then do `relaxed` ones differ. */
+  private readonly syncsEachWrite: boolean
+  /** Whether the connection is at `synchronous = NORMAL` for relaxed writes (switched back for the next strict one). */
+  private relaxedNow = false
 
   constructor(db: Connection, init: SqliteClientStoreInit, checkpointer: WalCheckpointer | undefined, leftoverWal: boolean) {
     super(db, init.path, `SqliteClientStore(${init.name ?? init.path})`, checkpointer)
     this.sql = prepareStatements(db)
+    this.syncsEachWrite = (init.synchronous ?? 'full') === 'full'
     if (leftoverWal) this.truncateLeftoverWal()
   }
 
@@ -104,9 +109,18 @@ class SqliteClientStoreImpl extends SqliteStoreBase implements SqliteClientStore
     })
   }
 
-  async write(operations: readonly StoreOperation[], options?: AbortOptions): Promise<void> {
+  async write(operations: readonly StoreOperation[], options?: StoreWriteOptions): Promise<void> {
+    const durability = writeDurability(options)
     return this.run('write', options, (db) => {
       if (!Array.isArray(operations)) throw invalid('operations must be an array')
+      // A relaxed write commits without syncing the WAL (synchronous = NORMAL). The WAL is one append-only file
+      // whose frames carry chained checksums, so a power loss can only undo a suffix of it: the next strict
+      // write's sync, or the next checkpoint's, makes every earlier write durable too.
+      const relaxed = durability === 'relaxed' && this.syncsEachWrite
+      if (relaxed !== this.relaxedNow) {
+        db.pragma(`synchronous = ${relaxed ? 'NORMAL' : 'FULL'}`)
+        this.relaxedNow = relaxed
+      }
       const ops: Operation[] = operations.map((op: StoreOperation) => {
         if (op.type === 'put') {
           if (!(op.value instanceof Uint8Array)) throw invalid(`The value for key ${String(op.key)} must be a Uint8Array`)

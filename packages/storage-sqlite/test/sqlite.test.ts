@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -213,6 +213,52 @@ describe('secure deletion on disk', () => {
     if (secureDeletion === 'background') await flushSqliteClientStore(store)
     expect(contains(fileBytes(path), marked('big-secret', 64))).toBe(false)
     expect(contains(fileBytes(path), marked('keep'))).toBe(true)
+    await store.close()
+  })
+})
+
+describe('client store durability', () => {
+  /** The connection's `synchronous` level each time a write transaction starts (2 = FULL syncs the WAL, 1 = NORMAL does not). */
+  function recordSyncLevels(): { levels: unknown[]; restore(): void } {
+    const levels: unknown[] = []
+    const original = Database.prototype.transaction
+    const spy = vi.spyOn(Database.prototype, 'transaction').mockImplementation(function (this: Database.Database, fn) {
+      const level = (): unknown => this.pragma('synchronous', { simple: true })
+      return original.call(this, (...args: unknown[]) => {
+        levels.push(level())
+        return fn(...args)
+      })
+    })
+    return { levels, restore: () => spy.mockRestore() }
+  }
+
+  it("commits relaxed writes without syncing the WAL and strict ones with it, under synchronous 'full'", async () => {
+    const store = sqliteClientStore({ path: freshPath() })
+    const recorded = recordSyncLevels()
+    try {
+      await store.write([{ type: 'put', key: 'a', value: marked('a') }])
+      await store.write([{ type: 'put', key: 'b', value: marked('b') }], { durability: 'relaxed' })
+      await store.write([{ type: 'put', key: 'c', value: marked('c') }], { durability: 'relaxed' })
+      await store.write([{ type: 'put', key: 'd', value: marked('d') }], { durability: 'strict' })
+      await store.write([{ type: 'put', key: 'e', value: marked('e') }], { durability: 'relaxed' })
+    } finally {
+      recorded.restore()
+    }
+    expect(recorded.levels).toEqual([2, 1, 1, 2, 1])
+    expect((await store.list('')).map((e) => e.key)).toEqual(['a', 'b', 'c', 'd', 'e'])
+    await store.close()
+  })
+
+  it("never syncs more than asked: under synchronous 'normal' every write commits at NORMAL", async () => {
+    const store = sqliteClientStore({ path: freshPath(), synchronous: 'normal' })
+    const recorded = recordSyncLevels()
+    try {
+      await store.write([{ type: 'put', key: 'a', value: marked('a') }], { durability: 'relaxed' })
+      await store.write([{ type: 'put', key: 'b', value: marked('b') }])
+    } finally {
+      recorded.restore()
+    }
+    expect(recorded.levels).toEqual([1, 1])
     await store.close()
   })
 })

@@ -144,6 +144,34 @@ export function clientStoreConformanceSuite<S extends ClientStore>(init: ClientS
       expect(await store.get('x')).toBeUndefined()
     })
 
+    it("a relaxed write is applied like a strict one: in order, atomically, read back at once", async () => {
+      await store.write([{ type: 'put', key: 'r/keep', value: bytes(1) }], { durability: 'relaxed' })
+      await store.write(
+        [
+          { type: 'put', key: 'r/a', value: bytes(2) },
+          { type: 'put', key: 'r/a', value: bytes(3) },
+          { type: 'delete', key: 'r/keep' }
+        ],
+        { durability: 'relaxed' }
+      )
+      expect(await store.get('r/a')).toEqual(bytes(3))
+      expect(await store.get('r/keep')).toBeUndefined()
+      const invalid = [
+        { type: 'put', key: 'r/a', value: bytes(4) },
+        { type: 'bogus', key: 'x' }
+      ] as unknown as Parameters<ClientStore['write']>[0]
+      await expect(store.write(invalid, { durability: 'relaxed' })).rejects.toBeDefined()
+      expect(await store.get('r/a')).toEqual(bytes(3))
+      await store.write([{ type: 'put', key: 'r/b', value: bytes(5) }], { durability: 'strict' })
+      expect((await store.list('r/')).map((e) => e.key)).toEqual(['r/a', 'r/b'])
+    })
+
+    it('refuses an unknown durability with INVALID_ARGUMENT and changes nothing', async () => {
+      const options = { durability: 'eventually' } as unknown as Parameters<ClientStore['write']>[1]
+      await rejectsWithCode(store.write([{ type: 'put', key: 'x', value: bytes(1) }], options), 'INVALID_ARGUMENT')
+      expect(await store.get('x')).toBeUndefined()
+    })
+
     it('rejects with STORAGE_CLOSED after close, and close is idempotent', async () => {
       await store.close()
       await store.close()
@@ -166,22 +194,44 @@ export function clientStoreConformanceSuite<S extends ClientStore>(init: ClientS
       })
     }
 
+    if (init.reopen !== undefined) {
+      const reopen = init.reopen
+      it('keeps relaxed writes across a restart, mixed with strict ones', async () => {
+        await store.write([{ type: 'put', key: 'mixed/a', value: bytes(1) }], { durability: 'relaxed' })
+        await store.write([{ type: 'put', key: 'mixed/b', value: bytes(2) }])
+        await store.write(
+          [
+            { type: 'delete', key: 'mixed/a' },
+            { type: 'put', key: 'mixed/c', value: bytes(3) }
+          ],
+          { durability: 'relaxed' }
+        )
+        store = await reopen(store)
+        expect((await store.list('mixed/')).map((e) => [e.key, [...e.value]])).toEqual([
+          ['mixed/b', [2]],
+          ['mixed/c', [3]]
+        ])
+      })
+    }
+
     if (init.rawBytes !== undefined) {
       const rawBytes = init.rawBytes
-      it('securely deletes: a deleted or overwritten secret is gone from the backend', async () => {
-        const secret = Uint8Array.from({ length: 48 }, (_, i) => (i * 37 + 11) & 0xff)
-        const other = Uint8Array.from({ length: 48 }, (_, i) => (i * 53 + 7) & 0xff)
-        await store.write([
-          { type: 'put', key: 'secret/1', value: secret },
-          { type: 'put', key: 'secret/2', value: other }
-        ])
-        expect(contains(await rawBytes(store), secret)).toBe(true)
-        await store.write([{ type: 'delete', key: 'secret/1' }])
-        await store.write([{ type: 'put', key: 'secret/2', value: bytes(0) }])
-        const raw = await rawBytes(store)
-        expect(contains(raw, secret)).toBe(false)
-        expect(contains(raw, other)).toBe(false)
-      })
+      for (const durability of ['strict', 'relaxed'] as const) {
+        it(`securely deletes: a deleted or overwritten secret is gone from the backend (${durability} writes)`, async () => {
+          const secret = Uint8Array.from({ length: 48 }, (_, i) => (i * 37 + 11) & 0xff)
+          const other = Uint8Array.from({ length: 48 }, (_, i) => (i * 53 + 7) & 0xff)
+          await store.write([
+            { type: 'put', key: 'secret/1', value: secret },
+            { type: 'put', key: 'secret/2', value: other }
+          ])
+          expect(contains(await rawBytes(store), secret)).toBe(true)
+          await store.write([{ type: 'delete', key: 'secret/1' }], { durability })
+          await store.write([{ type: 'put', key: 'secret/2', value: bytes(0) }], { durability })
+          const raw = await rawBytes(store)
+          expect(contains(raw, secret)).toBe(false)
+          expect(contains(raw, other)).toBe(false)
+        })
+      }
     }
   })
 }
