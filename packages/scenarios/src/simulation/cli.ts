@@ -3,8 +3,9 @@
  * S..S+N-1; `pnpm sim --seed S --steps M --profile P` replays one. Exits 1 on
  * the first violation, printing its seed and replay command.
  *
- * `--leave` and `--server-removals` add opt-in operations (a member's
- * self-Remove proposal; a removal the server proposes as external sender).
+ * `--leave`, `--server-removals` and `--power-loss` add opt-in operations (a
+ * member's self-Remove proposal; a removal the server proposes as external
+ * sender; a crash whose store loses its newest relaxed writes).
  *
  * `--workers W` runs the seeds in W child processes (worker i takes seeds
  * S+i, S+i+W, ...); `--keep-going` reports a violation and goes on with the
@@ -31,7 +32,7 @@ function count(name: string, fallback: number, min: number): number {
 }
 
 if (process.argv.includes('--help')) {
-  console.log(`pnpm sim [--seeds N] [--from S] [--steps M] [--profile small|large] [--workers W] [--keep-going] [--leave] [--server-removals] [--trace]
+  console.log(`pnpm sim [--seeds N] [--from S] [--steps M] [--profile small|large] [--workers W] [--keep-going] [--leave] [--server-removals] [--power-loss] [--trace]
 pnpm sim --seed S --steps M [--profile P] [--trace]    replay one seed
   --seeds N       how many seeds (default 100), from --from S (default 1)
   --steps M       random operations per seed (default 200)
@@ -40,6 +41,7 @@ pnpm sim --seed S --steps M [--profile P] [--trace]    replay one seed
   --keep-going    report a violation and continue with the next seed
   --leave         also draw self-Remove proposals (members leaving)
   --server-removals  also draw removals the server proposes as the groups' external sender
+  --power-loss    also draw power losses (a crash that undoes a client's newest relaxed writes)
   --trace         print each seed's whole trace`)
   process.exit(0)
 }
@@ -56,6 +58,7 @@ const verbose = process.argv.includes('--trace')
 const keepGoing = process.argv.includes('--keep-going')
 const leave = process.argv.includes('--leave')
 const serverRemovals = process.argv.includes('--server-removals')
+const powerLoss = process.argv.includes('--power-loss')
 const started = Date.now()
 
 if (workers > 1) {
@@ -85,7 +88,7 @@ for (let n = 0; n < seeds; n++) {
   const seed = from + n * stride
   last = seed
   try {
-    const result = await runSimulation({ seed, steps, leave, serverRemovals, ...(profile === undefined ? {} : { profile }) })
+    const result = await runSimulation({ seed, steps, leave, serverRemovals, powerLoss, ...(profile === undefined ? {} : { profile }) })
     clean++
     if (verbose) console.log(result.trace.join('\n'))
     console.log(`seed ${seed} (${result.profile}) clean: ${JSON.stringify(result.stats)} trace ${result.traceDigest.slice(0, 12)}`)

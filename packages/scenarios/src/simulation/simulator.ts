@@ -8,6 +8,7 @@ import { memoryClientStore, memoryServerStore } from '@mls/storage-memory'
 import { memoryTransport } from '@mls/transport-memory'
 import { nodeCrypto } from '@mls/crypto-node'
 import { faultyStore, type StoreFaults } from '../faulty-store.js'
+import { powerLossStore, type PowerLossStore } from '../power-loss-store.js'
 import { NO_NETWORK_FAULTS, Random, SimulatedNetwork, faultyTransport, type NetworkFaults } from './network.js'
 
 /** What a simulation run does. Everything else follows from `seed`. */
@@ -31,6 +32,13 @@ export interface SimulationOptions {
    * external sender key (every group lists it). Off by default, like `leave`.
    */
   serverRemovals?: boolean
+  /**
+   * Also draw `powerLoss`: like a crash, and the client's store loses a
+   * seeded number of the relaxed writes made since its last strict one (the
+   * contract of `StoreDurability`), so the client restarts behind what it had
+   * processed. Off by default, like `leave`.
+   */
+  powerLoss?: boolean
 }
 
 export interface SimulationResult {
@@ -40,7 +48,7 @@ export interface SimulationResult {
   /** SHA-256 of the trace: equal for two runs of one seed. */
   traceDigest: string
   trace: string[]
-  stats: { messagesDelivered: number; commits: number; crashes: number; storeFaults: number; networkTasks: number; maxGroupSize: number }
+  stats: { messagesDelivered: number; commits: number; crashes: number; storeFaults: number; networkTasks: number; maxGroupSize: number; powerLosses: number }
 }
 
 /** An invariant was violated. The message names the seed and the command that replays it. */
@@ -78,6 +86,8 @@ interface SimClient {
   readonly userId: string
   readonly clientId: string
   readonly inner: ClientStore
+  /** The store as its disk: with `powerLoss`, one whose relaxed writes a power loss undoes. */
+  readonly disk: ClientStore | PowerLossStore
   incarnation: number
   faults: StoreFaults | undefined
   client: MlsClient | undefined
@@ -97,6 +107,7 @@ type Operation =
   | 'createGroup'
   | 'restart'
   | 'crash'
+  | 'powerLoss'
   | 'offline'
   | 'online'
   | 'serverRestart'
@@ -123,6 +134,7 @@ class World {
   private readonly profile: 'small' | 'large'
   private readonly leave: boolean
   private readonly serverRemovals: boolean
+  private readonly powerLoss: boolean
   private externalSender: ServicesInit['externalSender']
   private readonly random: Random
   private readonly network: SimulatedNetwork
@@ -141,7 +153,7 @@ class World {
   private readonly trace: string[] = []
   private networkFaults: NetworkFaults = NO_NETWORK_FAULTS
   private step = 0
-  private readonly stats = { messagesDelivered: 0, commits: 0, crashes: 0, storeFaults: 0, networkTasks: 0, maxGroupSize: 0 }
+  private readonly stats = { messagesDelivered: 0, commits: 0, crashes: 0, storeFaults: 0, networkTasks: 0, maxGroupSize: 0, powerLosses: 0 }
 
   constructor(options: SimulationOptions) {
     this.seed = options.seed
@@ -149,6 +161,7 @@ class World {
     this.profile = options.profile ?? (options.seed % 4 === 0 ? 'large' : 'small')
     this.leave = options.leave ?? false
     this.serverRemovals = options.serverRemovals ?? false
+    this.powerLoss = options.powerLoss ?? false
     this.random = new Random(options.seed)
     this.network = new SimulatedNetwork(new Random(options.seed ^ 0x5eed))
     this.crypto = options.crypto ?? nodeCrypto()
@@ -218,10 +231,12 @@ class World {
     const count = this.profile === 'large' ? LARGE_CLIENTS : SMALL_CLIENTS
     for (let i = 0; i < count; i++) {
       const userId = `u${String(i).padStart(2, '0')}`
+      const inner = memoryClientStore({ name: userId })
       const sim: SimClient = {
         userId,
         clientId: `${userId}/d`,
-        inner: memoryClientStore({ name: userId }),
+        inner,
+        disk: this.powerLoss ? powerLossStore(inner) : inner,
         incarnation: 0,
         faults: undefined,
         client: undefined,
@@ -261,7 +276,7 @@ class World {
   /** Open (or reopen after a crash) a client from its store, with the recorders attached before it starts. */
   private async open(sim: SimClient): Promise<void> {
     sim.incarnation++
-    const store = faultyStore(sim.inner, { keepOpen: true })
+    const store = faultyStore(sim.disk, { keepOpen: true })
     sim.faults = store.faults
     sim.connected = false
     let client: MlsClient
@@ -344,6 +359,7 @@ class World {
       createGroup: this.groups.size < MAX_GROUPS ? 4 : 0,
       restart: 2,
       crash: 2,
+      powerLoss: this.powerLoss ? 2 : 0,
       offline: 3,
       online: 6,
       serverRestart: 0.5,
@@ -411,6 +427,8 @@ class World {
       case 'restart':
       case 'crash':
         return this.restart(sim, operation === 'crash')
+      case 'powerLoss':
+        return this.losePower(sim)
       case 'offline':
         if (sim.online) this.setOnline(sim, false)
         return
@@ -514,6 +532,34 @@ class World {
     sim.incarnation++
     await client.close()
     await this.reopen(sim)
+  }
+
+  /**
+   * A crash in which the store also loses some of its relaxed writes: the
+   * client restarts behind what it had processed, and must fetch and process
+   * it again (each message delivered once more, after the seq it restarts at).
+   */
+  private async losePower(sim: SimClient): Promise<void> {
+    const disk = sim.disk
+    if (!('losePower' in disk)) return
+    const client = sim.client
+    this.stats.powerLosses++
+    sim.faults!.fenced = true
+    sim.incarnation++
+    await client?.close()
+    const keep = this.random.int(disk.undoable + 1)
+    this.log(`${sim.clientId} loses power: ${disk.undoable - keep} of ${disk.undoable} relaxed writes undone`)
+    await disk.losePower(keep)
+    await this.open(sim)
+    // What the application had seen past each group's restored cursor is gone with the power; it is delivered again.
+    for (const [groupHex, m] of sim.memberships) {
+      const group = sim.client?.group(groupHex)
+      if (group === undefined || m.removedSeq !== undefined) continue
+      const kept = m.delivered.filter((seq) => seq <= group.cursor)
+      if (kept.length < m.delivered.length) this.log(`${sim.clientId} in ${short(groupHex)} restarts at seq ${group.cursor}: ${m.delivered.length - kept.length} messages to deliver again`)
+      m.delivered.splice(0, m.delivered.length, ...kept)
+    }
+    if (sim.client !== undefined) this.launch(sim, 'start', (c) => c.start().then(() => this.markConnected(sim, c)))
   }
 
   private async reopen(sim: SimClient): Promise<void> {
@@ -663,7 +709,7 @@ class World {
   /** Log a violation and keep the first one, so it is raised even if the code that found it cannot throw it. */
   private recordViolation(message: string): SimulationViolation {
     this.log(`VIOLATION ${message}`)
-    const flags = [...(this.leave ? ['--leave'] : []), ...(this.serverRemovals ? ['--server-removals'] : [])]
+    const flags = [...(this.leave ? ['--leave'] : []), ...(this.serverRemovals ? ['--server-removals'] : []), ...(this.powerLoss ? ['--power-loss'] : [])]
     const violation = new SimulationViolation(this.seed, this.steps, this.profile, message, this.trace, flags)
     this.failure ??= violation
     return this.failure
