@@ -210,7 +210,9 @@ export class ContactBook {
       head: list.head,
       devices: list.devices.map((d) => ({ clientId: d.clientId, signaturePublicKey: d.signaturePublicKey, ciphersuite: d.ciphersuite }))
     }
-    await this.deps.store.write([{ type: 'put', key: pinKey(list.userId), value: encodeRecord(pin) }])
+    // Relaxed: a power loss undoes a suffix of the writes, so whatever survives that relied on this pin (written
+    // after it) survives with it. A pin undone this way is pinned again from the Directory, as if first seen later.
+    await this.deps.store.write([{ type: 'put', key: pinKey(list.userId), value: encodeRecord(pin) }], { durability: 'relaxed' })
   }
 }
 

@@ -1,13 +1,18 @@
 import { StorageError } from './errors.js'
 import { utf8 } from './bytes.js'
 
+/** Node's Buffer where there is one (native base64, several times faster on the large records: a pending commit's Welcome); the portable path elsewhere. */
+const NodeBuffer = (globalThis as { Buffer?: { from(data: ArrayBufferLike | string, offsetOrEncoding?: number | string, length?: number): Uint8Array & { toString(encoding: string): string } } }).Buffer
+
 function toBase64(bytes: Uint8Array): string {
+  if (NodeBuffer !== undefined) return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
   let s = ''
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
   return btoa(s)
 }
 
 function fromBase64(b64: string): Uint8Array {
+  if (NodeBuffer !== undefined) return Uint8Array.from(NodeBuffer.from(b64, 'base64'))
   const s = atob(b64)
   const out = new Uint8Array(s.length)
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)

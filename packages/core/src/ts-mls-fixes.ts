@@ -26,11 +26,18 @@ import * as patchedMessageProtectionPublic from './vendor/ts-mls/messageProtecti
 import * as patchedProcessMessages from './vendor/ts-mls/processMessages.js'
 import * as patchedPublicMessage from './vendor/ts-mls/publicMessage.js'
 import type * as upstreamIndex from 'ts-mls'
-import type { encodeRatchetTree as upstreamEncodeRatchetTree, ratchetTreeEncoder as upstreamRatchetTreeEncoder } from 'ts-mls/ratchetTree.js'
+import type {
+  decodeNode as upstreamDecodeNode,
+  decodeRatchetTree as upstreamDecodeRatchetTree,
+  encodeRatchetTree as upstreamEncodeRatchetTree,
+  ratchetTreeEncoder as upstreamRatchetTreeEncoder
+} from 'ts-mls/ratchetTree.js'
+import type { ratchetTreeFromExtension as upstreamRatchetTreeFromExtension } from 'ts-mls/groupInfo.js'
 import type { addHistoricalReceiverData as upstreamAddHistoricalReceiverData } from 'ts-mls/clientState.js'
 import type { varLenTypeEncoder as upstreamVarLenTypeEncoder } from 'ts-mls/codec/variableLength.js'
 import * as patchedIndex from './vendor/ts-mls/index.js'
 import * as patchedRatchetTree from './vendor/ts-mls/ratchetTree.js'
+import * as patchedGroupInfo from './vendor/ts-mls/groupInfo.js'
 import * as patchedVariableLength from './vendor/ts-mls/codec/variableLength.js'
 import type { treeHash as upstreamTreeHash, treeHashRoot as upstreamTreeHashRoot } from 'ts-mls/treeHash.js'
 import type { verifyParentHashes as upstreamVerifyParentHashes } from 'ts-mls/parentHash.js'
@@ -96,6 +103,17 @@ export const createGroupInfoWithExternalPubAndRatchetTree: typeof upstreamIndex.
   patchedApi.createGroupInfoWithExternalPubAndRatchetTree
 /** The ratchet-tree encoder (RFC 9420 section 12.4.3.3) without recursion. */
 export const encodeRatchetTree: typeof upstreamEncodeRatchetTree = patchedRatchetTree.encodeRatchetTree as unknown as typeof upstreamEncodeRatchetTree
+/**
+ * The ratchet-tree decoder through the vendored modules, whose enum decoders build their reverse maps once (patch
+ * enum-reverse-map-once): ts-mls's own rebuilt a map for every enum value of every leaf, most of the time a server
+ * spent checking a 1,000-member GroupInfo.
+ */
+export const decodeRatchetTree: typeof upstreamDecodeRatchetTree = patchedRatchetTree.decodeRatchetTree as unknown as typeof upstreamDecodeRatchetTree
+/** One ratchet-tree node's decoder, as `decodeRatchetTree`. */
+export const decodeNode: typeof upstreamDecodeNode = patchedRatchetTree.decodeNode as unknown as typeof upstreamDecodeNode
+/** The ratchet tree of a GroupInfo's `ratchet_tree` extension, decoded as `decodeRatchetTree`. */
+export const ratchetTreeFromExtension: typeof upstreamRatchetTreeFromExtension =
+  patchedGroupInfo.ratchetTreeFromExtension as unknown as typeof upstreamRatchetTreeFromExtension
 /** The ratchet-tree buffer encoder, without recursion. */
 export const ratchetTreeEncoder: typeof upstreamRatchetTreeEncoder = patchedRatchetTree.ratchetTreeEncoder as unknown as typeof upstreamRatchetTreeEncoder
 /** A vector encoder (RFC 9420 section 2.1.2) that writes its elements in a loop. */
