@@ -5,14 +5,13 @@ import { mapDecoders, type Decoder } from 'ts-mls/codec/tlsDecoder.js'
 import { decodeUint64, uint64Encoder } from 'ts-mls/codec/number.js'
 import { decodeVarLenData, decodeVarLenType, varLenDataEncoder, varLenTypeEncoder } from 'ts-mls/codec/variableLength.js'
 import { decodeGroupContext, groupContextEncoder } from 'ts-mls/groupContext.js'
-import { nodeEncoder } from 'ts-mls/ratchetTree.js'
 import { decodeOptional, optionalEncoder } from 'ts-mls/codec/optional.js'
 import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
 import type { ClientStore, StoreDurability, StoreOperation } from './interfaces/client-store.js'
 import { StorageError } from './errors.js'
 import { decodeRecord, encodeRecord, storeKeys } from './records.js'
 import { decodePendingState, decodeState, type GroupMeta, type PendingRecord } from './group-records.js'
-import { decodeNode, decodeSecretTree, secretTreeEncoder } from './ts-mls-fixes.js'
+import { decodeNode, decodeSecretTree, nodeEncoder, secretTreeEncoder } from './ts-mls-fixes.js'
 
 /**
  * A group's state in the store as small records (docs/performance.md), so that

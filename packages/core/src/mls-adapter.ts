@@ -97,16 +97,30 @@ export { defaultKeyPackageEqualityConfig, defaultLifetimeConfig, defaultPaddingC
 
 /** The members of a state's ratchet tree, ordered by leaf index. */
 export function membersOf(state: ClientState, validator: CredentialValidator): Member[] {
+  let named = namedLeaves.get(validator)
+  if (named === undefined) namedLeaves.set(validator, (named = new WeakMap()))
   const out: Member[] = []
   state.ratchetTree.forEach((node, nodeIndex) => {
     if (nodeIndex % 2 !== 0 || node?.nodeType !== 'leaf') return
-    const clientId = validator.clientIdFromCredential(node.leaf.credential)
-    if (clientId === undefined) return
-    const { userId, deviceId } = validator.parseClientId(clientId)
-    out.push({ leafIndex: nodeIndex / 2, clientId, userId, deviceId, signaturePublicKey: node.leaf.signaturePublicKey })
+    let name = named.get(node.leaf)
+    if (name === undefined) {
+      const clientId = validator.clientIdFromCredential(node.leaf.credential)
+      name = clientId === undefined ? null : { clientId, ...validator.parseClientId(clientId) }
+      named.set(node.leaf, name)
+    }
+    if (name === null) return
+    out.push({ leafIndex: nodeIndex / 2, clientId: name.clientId, userId: name.userId, deviceId: name.deviceId, signaturePublicKey: node.leaf.signaturePublicKey })
   })
   return out
 }
+
+/**
+ * What a validator read from each leaf node, by leaf node object: ts-mls shares the unchanged nodes between a
+ * state and the next, so listing the members after a commit parses only the leaves it changed (each credential
+ * was decoded and checked once per member per listing before: 15% of adding a member to a 1,000-member group).
+ * A validator's reading of a credential depends on nothing else.
+ */
+const namedLeaves = new WeakMap<CredentialValidator, WeakMap<object, { clientId: ClientId; userId: string; deviceId: string } | null>>()
 
 /** The client at a leaf, if the leaf holds one. */
 export function memberAtLeaf(tree: ClientState['ratchetTree'], leafIndex: number, validator: CredentialValidator): ClientId | undefined {

@@ -28,6 +28,7 @@ import * as patchedPublicMessage from './vendor/ts-mls/publicMessage.js'
 import type * as upstreamIndex from 'ts-mls'
 import type {
   decodeNode as upstreamDecodeNode,
+  nodeEncoder as upstreamNodeEncoder,
   decodeRatchetTree as upstreamDecodeRatchetTree,
   encodeRatchetTree as upstreamEncodeRatchetTree,
   ratchetTreeEncoder as upstreamRatchetTreeEncoder
@@ -109,6 +110,8 @@ export const encodeRatchetTree: typeof upstreamEncodeRatchetTree = patchedRatche
  * spent checking a 1,000-member GroupInfo.
  */
 export const decodeRatchetTree: typeof upstreamDecodeRatchetTree = patchedRatchetTree.decodeRatchetTree as unknown as typeof upstreamDecodeRatchetTree
+/** One ratchet-tree node's encoder, its encoding remembered by node object (patch ratchet-tree-node-encoding-memory). */
+export const nodeEncoder: typeof upstreamNodeEncoder = patchedRatchetTree.nodeEncoder as unknown as typeof upstreamNodeEncoder
 /** One ratchet-tree node's decoder, as `decodeRatchetTree`. */
 export const decodeNode: typeof upstreamDecodeNode = patchedRatchetTree.decodeNode as unknown as typeof upstreamDecodeNode
 /** The ratchet tree of a GroupInfo's `ratchet_tree` extension, decoded as `decodeRatchetTree`. */

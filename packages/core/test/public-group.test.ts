@@ -21,6 +21,11 @@ import {
   type PublicMessage
 } from '../src/mls.js'
 import { encodeGroupContext, framedContentTbs, signFramedContentTBS, treeHashRoot } from '../src/mls-internals.js'
+import { signGroupInfo } from 'ts-mls/groupInfo.js'
+import { nodeEncoder, removeLeafNode } from 'ts-mls/ratchetTree.js'
+import { optionalEncoder } from 'ts-mls/codec/optional.js'
+import { encode } from 'ts-mls/codec/tlsEncoder.js'
+import { encodeRatchetTree, varLenTypeEncoder } from '../src/ts-mls-fixes.js'
 import {
   checkGroupInfo,
   decodePublicGroupState,
@@ -147,6 +152,31 @@ describe('public group: the channel view of a group', () => {
     // a GroupInfo of the current epoch matches; one of an older epoch does not
     await checkGroupInfo(view, await createGroupInfoWithExternalPubAndRatchetTree(alice, [], cs), cs)
     await expectReason(checkGroupInfo(view, await createGroupInfoWithExternalPubAndRatchetTree(carol, [], cs), cs), 'INVALID_MESSAGE', 'group-info-mismatch')
+  })
+
+  it("checks a GroupInfo's ratchet tree by its bytes, and refuses any other tree with a verdict", async () => {
+    const cs = await suite()
+    const { alice, view } = await threeMembers(cs)
+    const good = await createGroupInfoWithExternalPubAndRatchetTree(alice, [], cs)
+    // The same GroupInfo, re-signed by alice with another ratchet_tree extension.
+    const withTree = (extensionData: Uint8Array) => {
+      const { signature: _signature, ...tbs } = good
+      const extensions = good.extensions.map((e) => (e.extensionType === 'ratchet_tree' ? { ...e, extensionData } : e))
+      return signGroupInfo({ ...tbs, extensions }, alice.signaturePrivateKey, cs.signature)
+    }
+    const canonical = good.extensions.find((e) => e.extensionType === 'ratchet_tree')!.extensionData
+    expect(canonical).toEqual(encodeRatchetTree(view.ratchetTree))
+    await checkGroupInfo(view, good, cs)
+    // The group's tree with a trailing blank node, which the canonical encoding strips (RFC 9420 section 12.4.3.3):
+    // other bytes, refused with a verdict (ts-mls's decoder throws an internal error for it).
+    const padded = encode(varLenTypeEncoder(optionalEncoder(nodeEncoder)))([...view.ratchetTree, undefined])
+    expect(padded).not.toEqual(canonical)
+    await expectReason(checkGroupInfo(view, await withTree(padded), cs), 'INVALID_MESSAGE', 'group-info-mismatch')
+    // Another tree (a member's leaf blanked) with the group's context and confirmation tag: refused.
+    const other = encodeRatchetTree(removeLeafNode(view.ratchetTree, 1 as never))
+    await expectReason(checkGroupInfo(view, await withTree(other), cs), 'INVALID_MESSAGE', 'group-info-mismatch')
+    // Bytes that are no tree at all: refused with a verdict too.
+    await expectReason(checkGroupInfo(view, await withTree(new Uint8Array([0xff, 1, 2])), cs), 'INVALID_MESSAGE', 'group-info-mismatch')
   })
 
   it('refuses forged and invalid commits, each with its reason', async () => {

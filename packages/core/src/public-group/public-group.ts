@@ -19,7 +19,7 @@ import { isOwnTrouble } from '../one-rule.js'
 import type { AuthenticationService, CiphersuiteImpl, GroupContext, GroupInfo, KeyPackage, LeafNode, Proposal, ProposalOrRef, PublicMessage, RatchetTree } from 'ts-mls'
 import { makeProposalRef, type AuthenticatedContent } from 'ts-mls/authenticatedContent.js'
 import { nextEpochContext, validateLeafNodeCredentialAndKeyUniqueness, validateLeafNodeUpdateOrCommit } from 'ts-mls/clientState.js'
-import { applyProposals, applyUpdatePath, decodeRatchetTree, encodeMlsMessage, ratchetTreeEncoder, ratchetTreeFromExtension, treeHashRoot, validateRatchetTree, varLenTypeEncoder } from '../ts-mls-fixes.js'
+import { applyProposals, applyUpdatePath, decodeRatchetTree, encodeMlsMessage, encodeRatchetTree, ratchetTreeEncoder, ratchetTreeFromExtension, treeHashRoot, validateRatchetTree, varLenTypeEncoder } from '../ts-mls-fixes.js'
 import type { ClientState } from 'ts-mls/clientState.js'
 import { defaultClientConfig } from 'ts-mls/clientConfig.js'
 import { contramapBufferEncoders, encode } from 'ts-mls/codec/tlsEncoder.js'
@@ -542,9 +542,20 @@ export async function checkGroupInfo(state: PublicGroupState, groupInfo: GroupIn
   if (!constantTimeEqual(groupInfo.confirmationTag, state.confirmationTag)) {
     throw reject('group-info-mismatch', "The GroupInfo's confirmation tag is not the epoch's")
   }
-  const tree = ratchetTreeFromExtension(groupInfo)
-  if (tree !== undefined && !constantTimeEqual(await treeHashRoot(tree, cs.hash), state.groupContext.treeHash)) {
-    throw reject('group-info-mismatch', "The GroupInfo's ratchet tree is not the group's")
+  // The tree, if it carries one: byte for byte the encoding of the group's tree (core's clients encode it so; the
+  // node encodings are remembered, so this costs what changed), or else decoded and hashed like any other tree.
+  const extension = groupInfo.extensions.find((e) => e.extensionType === 'ratchet_tree')
+  if (extension !== undefined && !constantTimeEqual(encodeRatchetTree(state.ratchetTree), extension.extensionData)) {
+    let tree: RatchetTree | undefined
+    try {
+      tree = ratchetTreeFromExtension(groupInfo)
+    } catch (cause) {
+      // Decoding does no I/O: bytes that are no valid tree (e.g. a trailing blank node) are the uploader's.
+      throw reject('group-info-mismatch', `The GroupInfo's ratchet tree does not decode: ${(cause as Error).message}`)
+    }
+    if (tree === undefined || !constantTimeEqual(await treeHashRoot(tree, cs.hash), state.groupContext.treeHash)) {
+      throw reject('group-info-mismatch', "The GroupInfo's ratchet tree is not the group's")
+    }
   }
   await checkGroupInfoSignature(state, groupInfo, cs)
 }
