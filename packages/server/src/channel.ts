@@ -186,8 +186,13 @@ export function createChannelService(deps: {
   }
 
   function fanOutEntry(groupId: Uint8Array, access: readonly AccessWindow[], record: LogRecord): void {
-    const readers = new Set(access.filter((w) => covers(w, record.seq)).map((w) => w.clientId))
-    for (const clientId of readers) subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
+    // Only connected clients get a push: walk whichever is smaller, the connected clients or the group's readers.
+    const candidates = subscriptions.size < access.length ? [...subscriptions.clients()] : [...new Set(access.map((w) => w.clientId))]
+    for (const clientId of candidates) {
+      if (windowsOf(access, clientId).some((w) => covers(w, record.seq))) {
+        subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))
+      }
+    }
     bus?.publish({ type: 'entry', groupId: toHex(groupId), seq: record.seq })
   }
 

@@ -25,6 +25,16 @@ export class Subscriptions {
     return this.listeners.has(clientId)
   }
 
+  /** How many clients have a listener. */
+  get size(): number {
+    return this.listeners.size
+  }
+
+  /** The clients that have a listener. */
+  clients(): IterableIterator<ClientId> {
+    return this.listeners.keys()
+  }
+
   /** Call every listener of `clientId` with its own event (`make` builds a fresh copy for each). */
   emit(clientId: ClientId, make: () => ChannelEvent): void {
     const set = this.listeners.get(clientId)
