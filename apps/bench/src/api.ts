@@ -5,6 +5,7 @@
  * `send()` end to end, receiving one message (`sync()`), `update()`, processing a commit (`sync()`),
  * `addUsers()` with one user, and joining from the Welcome (`processWelcomes()`). Each round sends three
  * messages (each received before the next), then commits; the message medians are over all of them.
+ * MLS_BENCH_SYNCHRONOUS=normal opens the SQLite client stores with `synchronous: 'normal'`.
  *
  * The measured clients are Alice (creator, committer, sender), Bob (a member who receives) and one joiner
  * per added user; Bob and the joiners run with `autoSync: false`, so what `sync()` does is what is timed.
@@ -32,6 +33,11 @@ export interface ApiResult {
 
 const collectGarbage = (globalThis as { gc?: () => void }).gc
 const batch = 200
+/**
+ * The SQLite client stores' `synchronous` mode (MLS_BENCH_SYNCHRONOUS): `full` (the default) syncs the disk on
+ * each strict write, so `send()` waits for one sync; `normal` survives a crash of the process but not a power loss.
+ */
+const synchronous = process.env.MLS_BENCH_SYNCHRONOUS === 'normal' ? 'normal' : 'full'
 /** Messages sent (and received) per round, between two commits. */
 const messagesPerRound = 3
 
@@ -47,7 +53,7 @@ async function measureSize(size: number, reps: number, dir: string): Promise<Api
   // setting up 1,000 members would wait about 15 minutes for tokens, which is not what is measured here.
   const services = createServices({ store: memoryServerStore(), crypto, limits: { fetchesPerMinute: 1_000_000, fetchBurst: 1_000_000 } })
   const transport = memoryTransport({ services })
-  const sqlite = (name: string) => sqliteClientStore({ path: join(dir, `${size}-${name}.sqlite`) })
+  const sqlite = (name: string) => sqliteClientStore({ path: join(dir, `${size}-${name}.sqlite`), synchronous })
   const client = (userId: string, store = sqlite(userId), autoSync = true): Promise<MlsClient> =>
     createMlsClient({ userId, deviceId: 'phone', crypto, store, transport, autoSync })
 
@@ -139,6 +145,6 @@ export async function run(): Promise<void> {
   const large = process.argv.includes('--large') || process.env.MLS_BENCH_LARGE === '1'
   const sizes = (process.env.MLS_BENCH_API_SIZES ?? (large ? '10,100,1000,10000' : '10,100,1000')).split(',').map((s) => Number.parseInt(s, 10))
   const reps = Number.parseInt(process.env.MLS_BENCH_REPS ?? '5', 10)
-  console.log(`Node ${process.version}; ${reps} runs per cell; createMlsClient + nodeCrypto + SQLite client store + in-process services`)
+  console.log(`Node ${process.version}; ${reps} runs per cell; createMlsClient + nodeCrypto + SQLite client store (synchronous: '${synchronous}') + in-process services`)
   await runApi({ sizes, reps })
 }
