@@ -177,6 +177,8 @@ describe('public group: the channel view of a group', () => {
     await expectReason(checkGroupInfo(view, await withTree(other), cs), 'INVALID_MESSAGE', 'group-info-mismatch')
     // Bytes that are no tree at all: refused with a verdict too.
     await expectReason(checkGroupInfo(view, await withTree(new Uint8Array([0xff, 1, 2])), cs), 'INVALID_MESSAGE', 'group-info-mismatch')
+    // The same bytes in a GroupInfo that creates a group's public state: refused as an invalid GroupInfo.
+    await expectReason(publicGroupFromGroupInfo(await withTree(padded), cs), 'INVALID_MESSAGE', 'invalid-group-info')
   })
 
   it('refuses forged and invalid commits, each with its reason', async () => {

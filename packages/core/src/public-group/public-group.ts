@@ -508,7 +508,7 @@ export async function publicGroupFromGroupInfo(
   cs: CiphersuiteImpl,
   options: { authService?: AuthenticationService; ratchetTree?: RatchetTree } = {}
 ): Promise<PublicGroupState> {
-  const tree = ratchetTreeFromExtension(groupInfo) ?? options.ratchetTree
+  const tree = treeOfGroupInfo(groupInfo, 'invalid-group-info') ?? options.ratchetTree
   if (tree === undefined) throw reject('invalid-group-info', 'The GroupInfo carries no ratchet tree')
   const context = groupInfo.groupContext
   try {
@@ -546,18 +546,25 @@ export async function checkGroupInfo(state: PublicGroupState, groupInfo: GroupIn
   // node encodings are remembered, so this costs what changed), or else decoded and hashed like any other tree.
   const extension = groupInfo.extensions.find((e) => e.extensionType === 'ratchet_tree')
   if (extension !== undefined && !constantTimeEqual(encodeRatchetTree(state.ratchetTree), extension.extensionData)) {
-    let tree: RatchetTree | undefined
-    try {
-      tree = ratchetTreeFromExtension(groupInfo)
-    } catch (cause) {
-      // Decoding does no I/O: bytes that are no valid tree (e.g. a trailing blank node) are the uploader's.
-      throw reject('group-info-mismatch', `The GroupInfo's ratchet tree does not decode: ${(cause as Error).message}`)
-    }
+    const tree = treeOfGroupInfo(groupInfo, 'group-info-mismatch')
     if (tree === undefined || !constantTimeEqual(await treeHashRoot(tree, cs.hash), state.groupContext.treeHash)) {
       throw reject('group-info-mismatch', "The GroupInfo's ratchet tree is not the group's")
     }
   }
   await checkGroupInfoSignature(state, groupInfo, cs)
+}
+
+/**
+ * The ratchet tree of a GroupInfo's `ratchet_tree` extension (`undefined` without one). Bytes that are no valid
+ * tree (ts-mls's decoder throws an internal error for a trailing blank node) are refused with `reason`: decoding
+ * does no I/O, so the fault is the uploader's.
+ */
+function treeOfGroupInfo(groupInfo: GroupInfo, reason: PublicGroupRejection): RatchetTree | undefined {
+  try {
+    return ratchetTreeFromExtension(groupInfo)
+  } catch (cause) {
+    throw reject(reason, `The GroupInfo's ratchet tree does not decode: ${cause instanceof Error ? cause.message : String(cause)}`)
+  }
 }
 
 /** The public state of a member's own group state (what the channel should hold for it). */
