@@ -33,7 +33,9 @@ describe('@mls/conformance/storage client suite in headless Chromium', () => {
     const names = run.results.map((r) => r.name.replace('ClientStore conformance: IndexedDB in Chromium > ', ''))
     expect(names).toContain('keeps every resolved write across a restart')
     expect(names).toContain('is atomic: a batch with an invalid operation changes nothing')
-    expect(names).toHaveLength(15)
+    expect(names).toContain('keeps relaxed writes across a restart, mixed with strict ones')
+    expect(names).toContain('refuses an unknown durability with INVALID_ARGUMENT and changes nothing')
+    expect(names).toHaveLength(18)
     // Every test made assertions of its own in the page.
     for (const r of run.results) expect(r.assertions, r.name).toBeGreaterThan(0)
     console.log(`IndexedDB conformance in ${run.userAgent.match(/Chrome\/[\d.]+/)?.[0]}: ${run.results.length} tests in ${run.durationMs} ms`)
