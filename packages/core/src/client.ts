@@ -13,6 +13,7 @@ import {
   joinGroupState,
   keyPackageMessage,
   newKeyPackage,
+  welcomeMemberUsers,
   zeroAll
 } from './mls-adapter.js'
 import type { ChannelEvent, GroupChannelClient, WelcomeEntry } from './interfaces/channel.js'
@@ -49,6 +50,12 @@ import { isVouched, validateKeyPackageBytes, vouchOperation, type VouchedDevice 
 
 /** The mandatory-to-implement suite, the default. */
 export const DEFAULT_CIPHERSUITE: CiphersuiteName = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'
+
+/**
+ * How many members' device lists a joiner fetches at once before it checks them (`prefetchDeviceLists`): half
+ * the connection's default request slots (`pacing.maxRequestsInFlight`), so other requests still go through.
+ */
+const DEVICE_LIST_PREFETCH = 4
 
 /** Construction options of `createMlsClient`. */
 export interface MlsClientInit {
@@ -782,6 +789,7 @@ export class MlsClient {
         hpkePrivateKey: match.record.hpkePrivateKey.slice(),
         signaturePrivateKey: this.identity.signaturePrivateKey.slice()
       }
+      await this.prefetchDeviceLists(welcome, match.keyPackage, match.record.initPrivateKey)
       let state
       try {
         state = await joinGroupState(welcome, match.keyPackage, privateKeys, this.cs, this.clientConfig)
@@ -912,6 +920,22 @@ export class MlsClient {
   async abandon(): Promise<void> {
     await this.disconnect()
     this.closed = true
+  }
+
+  /**
+   * Fetch and verify the device lists of a Welcome's members a few at a time, before the join checks every
+   * member's credential against its list one after the other (each then finds its list verified in memory).
+   * Only the order and concurrency of the fetches change: a list that fails here is fetched and judged again by
+   * that check, which decides, and nothing fails here (a Welcome that does not decrypt fails in the join).
+   */
+  private async prefetchDeviceLists(welcome: Parameters<typeof welcomeMemberUsers>[0], keyPackage: KeyPackage, initPrivateKey: Uint8Array): Promise<void> {
+    let users: string[]
+    try {
+      users = await welcomeMemberUsers(welcome, keyPackage, initPrivateKey, this.cs, this.init.credentials ?? basicCredentials)
+    } catch {
+      return
+    }
+    await eachLimited(users, DEVICE_LIST_PREFETCH, async (userId) => void (await this.contacts.current(userId)))
   }
 
   /** Groups ordered by their last traffic, most recent first (never-active groups last, in their order). */

@@ -47,6 +47,7 @@ import {
   joinGroupExternal,
   processMessage,
   processPublicMessage,
+  ratchetTreeFromExtension,
   unprotectPrivateMessage,
   unprotectPublicMessage
 } from './ts-mls-fixes.js'
@@ -408,10 +409,38 @@ export function signLeafNode(signaturePrivateKey: Uint8Array, tbs: LeafNodeTBS, 
  * undefined when the Welcome is not for that KeyPackage or does not decrypt.
  */
 export async function welcomeSignerLeaf(welcome: Welcome, keyPackage: KeyPackage, initPrivateKey: Uint8Array, cs: CiphersuiteImpl): Promise<number | undefined> {
+  return (await welcomeGroupInfo(welcome, keyPackage, initPrivateKey, cs))?.signer
+}
+
+/**
+ * The user ids `validator` reads from the leaves of the ratchet tree in
+ * `welcome`'s GroupInfo (decrypted as `welcomeSignerLeaf` does), each once;
+ * [] when it does not decrypt or carries no tree. Nothing here is checked:
+ * joining checks it all. It tells what to fetch before that.
+ */
+export async function welcomeMemberUsers(
+  welcome: Welcome,
+  keyPackage: KeyPackage,
+  initPrivateKey: Uint8Array,
+  cs: CiphersuiteImpl,
+  validator: CredentialValidator
+): Promise<string[]> {
+  const groupInfo = await welcomeGroupInfo(welcome, keyPackage, initPrivateKey, cs)
+  const tree = groupInfo === undefined ? undefined : ratchetTreeFromExtension(groupInfo)
+  const users = new Set<string>()
+  for (let i = 0; i < (tree?.length ?? 0); i += 2) {
+    const node = tree![i]
+    if (node?.nodeType !== 'leaf') continue
+    const clientId = validator.clientIdFromCredential(node.leaf.credential)
+    if (clientId !== undefined) users.add(validator.parseClientId(clientId).userId)
+  }
+  return [...users]
+}
+
+async function welcomeGroupInfo(welcome: Welcome, keyPackage: KeyPackage, initPrivateKey: Uint8Array, cs: CiphersuiteImpl): Promise<GroupInfo | undefined> {
   const reference = await makeKeyPackageRef(keyPackage, cs.hash)
   const secrets = await decryptGroupSecrets(await cs.hpke.importPrivateKey(initPrivateKey), reference, welcome, cs.hpke)
   if (secrets === undefined) return undefined
   const [pskSecret] = await accumulatePskSecret(secrets.psks, emptyPskIndex, cs, new Uint8Array(cs.kdf.size))
-  const groupInfo = await decryptGroupInfo(welcome, secrets.joinerSecret, pskSecret, cs)
-  return groupInfo?.signer
+  return decryptGroupInfo(welcome, secrets.joinerSecret, pskSecret, cs)
 }

@@ -86,4 +86,61 @@ describe('device lists as clients see them', () => {
     }
     await expect(alice.deviceList('bob')).rejects.toMatchObject({ code: 'DEVICE_LIST_INVALID', details: { index: 1 } })
   })
+
+  it("a joiner fetches its members' device lists a few at a time, and still refuses a Welcome whose member's list was swapped", async () => {
+    const net = await createTestNetwork({ crypto, ciphersuite })
+    const alice = await net.client('alice')
+    const members: MlsClient[] = []
+    for (let i = 0; i < 12; i++) {
+      const member = await net.client(`member${i}`)
+      await member.publishKeyPackages({ count: 1 })
+      members.push(member)
+    }
+    const zed = await net.client('zed', { autoSync: false })
+    const yan = await net.client('yan', { autoSync: false })
+    for (const c of [zed, yan]) await c.publishKeyPackages({ count: 1 })
+    const group = await alice.createGroup()
+    await alice.addUsers(group, members.map((m) => m.userId))
+
+    // Every device-list fetch of zed's takes 5 ms at the Directory: a join that fetched one list after the other would
+    // never have two outstanding.
+    let inFlight = 0
+    let most = 0
+    const directory = net.services.directory
+    const honest = directory.fetchDeviceList.bind(directory)
+    directory.fetchDeviceList = async (caller, userId, options) => {
+      if (caller !== 'zed/phone') return honest(caller, userId, options)
+      most = Math.max(most, ++inFlight)
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        return await honest(caller, userId, options)
+      } finally {
+        inFlight--
+      }
+    }
+    await alice.addUsers(group, ['zed'])
+    const [zeds] = await zed.processWelcomes()
+    expect(zeds?.epoch).toBe(group.epoch)
+    expect(zeds!.epochAuthenticator()).toEqual(group.epochAuthenticator())
+    expect(zeds!.members().length).toBe(14)
+    expect(most).toBeGreaterThan(1)
+    expect(most).toBeLessThanOrEqual(4)
+
+    // yan's Directory serves, for member3, a list the server's key claimed (member3/phone is not on it): the join
+    // refuses the Welcome, as it did when the lists were fetched one by one during the check.
+    const cs = await crypto.getCiphersuiteImpl(getCiphersuiteFromName(ciphersuite))
+    const keys = await cs.signature.keygen()
+    const forged = await createClaimEntry('member3', {
+      device: { clientId: 'member3/server', signaturePublicKey: keys.publicKey, ciphersuite },
+      signaturePrivateKey: keys.signKey,
+      cs
+    })
+    directory.fetchDeviceList = async (caller, userId, options) => (caller === 'yan/phone' && userId === 'member3' ? [forged] : honest(caller, userId, options))
+    const rejected: string[] = []
+    yan.on('welcome:rejected', ({ error }) => rejected.push(error.code))
+    await alice.addUsers(group, ['yan'])
+    expect(await yan.processWelcomes()).toEqual([])
+    expect(rejected).toEqual(['WELCOME_INVALID'])
+    expect(yan.group(group.groupId)).toBeUndefined()
+  })
 })

