@@ -1,4 +1,4 @@
-import type { AuthenticationService, CiphersuiteImpl, CiphersuiteName, ClientConfig, Credential, KeyPackage, PrivateKeyPackage } from 'ts-mls'
+import type { AuthenticationService, CiphersuiteImpl, CiphersuiteName, ClientConfig, Credential, KeyPackage, PrivateKeyPackage, Welcome } from 'ts-mls'
 import {
   ciphersuiteNamed,
   createGroupState,
@@ -928,7 +928,7 @@ export class MlsClient {
    * Only the order and concurrency of the fetches change: a list that fails here is fetched and judged again by
    * that check, which decides, and nothing fails here (a Welcome that does not decrypt fails in the join).
    */
-  private async prefetchDeviceLists(welcome: Parameters<typeof welcomeMemberUsers>[0], keyPackage: KeyPackage, initPrivateKey: Uint8Array): Promise<void> {
+  private async prefetchDeviceLists(welcome: Welcome, keyPackage: KeyPackage, initPrivateKey: Uint8Array): Promise<void> {
     let users: string[]
     try {
       users = await welcomeMemberUsers(welcome, keyPackage, initPrivateKey, this.cs, this.init.credentials ?? basicCredentials)

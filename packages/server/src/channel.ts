@@ -46,11 +46,10 @@ function checkSeq(afterSeq: unknown): asserts afterSeq is number {
   }
 }
 
-/** Whether `window` (with -1 meaning `seq`) lets its client read the entry at `seq`. */
 /**
  * A group record's roster and access windows by client id, built once per roster or access array (a commit
- * replaces them; a message does not), so that checking a caller and finding its windows cost the same in a
- * group of 10 and of 10,000 members.
+ * replaces them; a message does not), so that checking a caller, finding its windows and finding the readers of
+ * an entry cost the same in a group of 10 and of 10,000 members.
  */
 const rosterIds = new WeakMap<readonly { readonly clientId: ClientId }[], ReadonlySet<ClientId>>()
 const windowsById = new WeakMap<readonly AccessWindow[], ReadonlyMap<ClientId, readonly AccessWindow[]>>()
@@ -61,8 +60,8 @@ function inRoster(roster: readonly { readonly clientId: ClientId }[], clientId: 
   return ids.has(clientId)
 }
 
-/** `clientId`'s access windows, by `fromSeq`. */
-function windowsOf(access: readonly AccessWindow[], clientId: ClientId): readonly AccessWindow[] {
+/** Each reader's access windows, by `fromSeq`. */
+function readers(access: readonly AccessWindow[]): ReadonlyMap<ClientId, readonly AccessWindow[]> {
   let index = windowsById.get(access)
   if (index === undefined) {
     const built = new Map<ClientId, AccessWindow[]>()
@@ -74,9 +73,15 @@ function windowsOf(access: readonly AccessWindow[], clientId: ClientId): readonl
     for (const list of built.values()) list.sort((a, b) => a.fromSeq - b.fromSeq)
     windowsById.set(access, (index = built))
   }
-  return index.get(clientId) ?? []
+  return index
 }
 
+/** `clientId`'s access windows, by `fromSeq`. */
+function windowsOf(access: readonly AccessWindow[], clientId: ClientId): readonly AccessWindow[] {
+  return readers(access).get(clientId) ?? []
+}
+
+/** Whether `window` (with -1 meaning `seq`) lets its client read the entry at `seq`. */
 function covers(window: AccessWindow, seq: number): boolean {
   const from = window.fromSeq === -1 ? seq : window.fromSeq
   const until = window.untilSeq === -1 ? seq : window.untilSeq
@@ -187,7 +192,8 @@ export function createChannelService(deps: {
 
   function fanOutEntry(groupId: Uint8Array, access: readonly AccessWindow[], record: LogRecord): void {
     // Only connected clients get a push: walk whichever is smaller, the connected clients or the group's readers.
-    const candidates = subscriptions.size < access.length ? [...subscriptions.clients()] : [...new Set(access.map((w) => w.clientId))]
+    const byReader = readers(access)
+    const candidates = subscriptions.size < byReader.size ? [...subscriptions.clients()] : [...byReader.keys()]
     for (const clientId of candidates) {
       if (windowsOf(access, clientId).some((w) => covers(w, record.seq))) {
         subscriptions.emit(clientId, () => ({ type: 'entry:appended', entry: toEntry(groupId, record) }))

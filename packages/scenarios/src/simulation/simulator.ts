@@ -85,8 +85,7 @@ interface Membership {
 interface SimClient {
   readonly userId: string
   readonly clientId: string
-  readonly inner: ClientStore
-  /** The store as its disk: with `powerLoss`, one whose relaxed writes a power loss undoes. */
+  /** The client's store, kept across restarts (its disk): with `powerLoss`, one whose relaxed writes a power loss undoes. */
   readonly disk: ClientStore | PowerLossStore
   incarnation: number
   faults: StoreFaults | undefined
@@ -235,7 +234,6 @@ class World {
       const sim: SimClient = {
         userId,
         clientId: `${userId}/d`,
-        inner,
         disk: this.powerLoss ? powerLossStore(inner) : inner,
         incarnation: 0,
         faults: undefined,
